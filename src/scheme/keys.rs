@@ -1,0 +1,265 @@
+//! Pre-keyed secrets and constant-time matching.
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+
+use crate::error::ConfigError;
+
+/// The hash function under an HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// HMAC-SHA256 (almost every provider).
+    #[default]
+    Sha256,
+    /// HMAC-SHA1 (Twilio, some older providers).
+    Sha1,
+}
+
+impl Algorithm {
+    /// Length of the MAC in bytes.
+    pub fn output_len(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha1 => 20,
+        }
+    }
+}
+
+/// One secret, held as the HMAC state after absorbing the key: checking a request clones this
+/// state instead of re-keying, and the secret text itself is not kept.
+#[derive(Clone)]
+pub(crate) enum HmacKey {
+    Sha256(Hmac<sha2::Sha256>),
+    Sha1(Hmac<sha1::Sha1>),
+}
+
+impl HmacKey {
+    pub(crate) fn new(algorithm: Algorithm, key: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so these cannot fail.
+        match algorithm {
+            Algorithm::Sha256 => Self::Sha256(
+                <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                    .expect("HMAC takes keys of any length"),
+            ),
+            Algorithm::Sha1 => Self::Sha1(
+                <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key)
+                    .expect("HMAC takes keys of any length"),
+            ),
+        }
+    }
+
+    /// A fresh MAC computation, starting from the pre-keyed state.
+    #[inline]
+    pub(crate) fn start(&self) -> MacState {
+        match self {
+            Self::Sha256(m) => MacState::Sha256(m.clone()),
+            Self::Sha1(m) => MacState::Sha1(m.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alg = match self {
+            Self::Sha256(_) => "sha256",
+            Self::Sha1(_) => "sha1",
+        };
+        write!(f, "HmacKey({alg}, <redacted>)")
+    }
+}
+
+/// A MAC computation in progress.
+pub(crate) enum MacState {
+    Sha256(Hmac<sha2::Sha256>),
+    Sha1(Hmac<sha1::Sha1>),
+}
+
+impl MacState {
+    #[inline]
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha256(m) => m.update(data),
+            Self::Sha1(m) => m.update(data),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn finish(self) -> Tag {
+        let mut tag = Tag {
+            bytes: [0; 32],
+            len: 0,
+        };
+        match self {
+            Self::Sha256(m) => {
+                tag.bytes.copy_from_slice(&m.finalize().into_bytes());
+                tag.len = 32;
+            }
+            Self::Sha1(m) => {
+                tag.bytes[..20].copy_from_slice(&m.finalize().into_bytes());
+                tag.len = 20;
+            }
+        }
+        tag
+    }
+}
+
+/// A computed MAC.
+#[derive(Clone, Copy)]
+pub(crate) struct Tag {
+    bytes: [u8; 32],
+    len: u8,
+}
+
+impl Tag {
+    pub(crate) const EMPTY: Tag = Tag {
+        bytes: [0; 32],
+        len: 0,
+    };
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Secrets of a token scheme (a header that must equal the secret), held as their SHA-256 so
+/// that comparing costs the same whatever the lengths.
+#[derive(Clone)]
+pub(crate) struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub(crate) fn new(token: &[u8]) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(token).into())
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(<redacted>)")
+    }
+}
+
+/// Records, in constant time, the first expected value (by index) that some candidate equals.
+///
+/// Every candidate is compared with every expected value; nothing returns early, so the time
+/// taken does not depend on where (or whether) a match is found.
+pub(crate) struct Matcher {
+    found: Choice,
+    index: u32,
+}
+
+impl Matcher {
+    pub(crate) fn new() -> Self {
+        Self {
+            found: Choice::from(0),
+            index: 0,
+        }
+    }
+
+    /// Compares one candidate against every expected value. `valid` is false for a candidate
+    /// that could not be decoded; it is still compared so the work stays the same.
+    #[inline]
+    pub(crate) fn check<'a>(
+        &mut self,
+        candidate: &[u8],
+        valid: bool,
+        expected: impl Iterator<Item = &'a [u8]>,
+    ) {
+        let valid = Choice::from(u8::from(valid));
+        for (i, exp) in expected.enumerate() {
+            let eq = exp.ct_eq(candidate) & valid;
+            let first = eq & !self.found;
+            self.index = u32::conditional_select(&self.index, &(i as u32), first);
+            self.found |= eq;
+        }
+    }
+
+    /// Records a match decided elsewhere (Ed25519 verification) for expected value `index`.
+    #[cfg(feature = "ed25519")]
+    pub(crate) fn record(&mut self, index: usize, matched: bool) {
+        let eq = Choice::from(u8::from(matched));
+        let first = eq & !self.found;
+        self.index = u32::conditional_select(&self.index, &(index as u32), first);
+        self.found |= eq;
+    }
+
+    /// The index of the first expected value that matched, if any.
+    pub(crate) fn result(&self) -> Option<usize> {
+        bool::from(self.found).then_some(self.index as usize)
+    }
+}
+
+/// Turns the secrets a user gives into keys, checking each one.
+pub(crate) fn collect_secrets<I, T, K>(
+    secrets: I,
+    mut convert: impl FnMut(usize, &[u8]) -> Result<K, ConfigError>,
+) -> Result<Vec<K>, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
+    let mut keys = Vec::new();
+    for (index, secret) in secrets.into_iter().enumerate() {
+        let secret = secret.as_ref();
+        if secret.is_empty() {
+            return Err(ConfigError::EmptySecret { index });
+        }
+        keys.push(convert(index, secret)?);
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::NoSecrets);
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matcher_reports_first_matching_expected_value_after_checking_all() {
+        let expected: [&[u8]; 3] = [b"aaaa", b"bbbb", b"bbbb"];
+        let mut m = Matcher::new();
+        m.check(b"zzzz", true, expected.iter().copied());
+        assert_eq!(m.result(), None);
+        m.check(b"bbbb", true, expected.iter().copied());
+        assert_eq!(m.result(), Some(1));
+        m.check(b"aaaa", true, expected.iter().copied());
+        assert_eq!(m.result(), Some(1), "a later match does not move the index");
+    }
+
+    #[test]
+    fn invalid_candidates_never_match() {
+        let mut m = Matcher::new();
+        m.check(b"aaaa", false, [&b"aaaa"[..]].into_iter());
+        assert_eq!(m.result(), None);
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let k = HmacKey::new(Algorithm::Sha256, b"super-secret-value");
+        let s = format!("{k:?}");
+        assert!(!s.contains("super"), "{s}");
+        assert!(s.contains("redacted"));
+    }
+
+    #[test]
+    fn secrets_are_checked() {
+        let none: [&str; 0] = [];
+        assert_eq!(
+            collect_secrets(none, |_, s| Ok(s.to_vec())).unwrap_err(),
+            ConfigError::NoSecrets
+        );
+        assert_eq!(
+            collect_secrets(["a", ""], |_, s| Ok(s.to_vec())).unwrap_err(),
+            ConfigError::EmptySecret { index: 1 }
+        );
+    }
+}

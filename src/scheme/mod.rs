@@ -1,0 +1,317 @@
+//! Signature schemes: who signed this delivery, and is it fresh?
+//!
+//! A [`Scheme`] is one provider's signing rule as a pure, synchronous function of the request's
+//! method, URI, headers, raw body and the current time. It returns the [`Verified`] identity of
+//! the delivery, or a [`Rejection`] whose [`RejectionKind`] says why.
+//!
+//! The ready-made schemes are [`Preset`]s, one constructor per provider:
+//!
+//! | provider | constructor | signature | replay window (default) |
+//! |---|---|---|---|
+//! | Standard Webhooks / Svix (Clerk, Resend, ...) | [`Preset::standard_webhooks`] | `webhook-signature: v1,<base64>` over `id.timestamp.body` | 5 min, both ways |
+//! | Standard Webhooks `v1a` (Ed25519) | [`Preset::standard_webhooks_ed25519`] | `v1a,<base64>` | 5 min |
+//! | GitHub | [`Preset::github`] | `X-Hub-Signature-256: sha256=<hex>` over the body | none (unsigned) |
+//! | Stripe | [`Preset::stripe`] | `Stripe-Signature: t=..,v1=<hex>` over `t.body` | 5 min |
+//! | Shopify | [`Preset::shopify`] | `X-Shopify-Hmac-Sha256: <base64>` over the body | none |
+//! | Slack | [`Preset::slack`] | `X-Slack-Signature: v0=<hex>` over `v0:ts:body` | 5 min |
+//! | Twilio | [`Preset::twilio`] | `X-Twilio-Signature`, HMAC-SHA1 over URL + sorted form params | none |
+//! | GitLab | [`Preset::gitlab`] | `X-Gitlab-Token` equals the secret | none |
+//! | Paddle | [`Preset::paddle`] | `Paddle-Signature: ts=..;h1=<hex>` over `ts:body` | 5 s |
+//! | Square | [`Preset::square`] | `X-Square-HmacSha256-Signature` over URL + body | none |
+//! | HubSpot v3 | [`Preset::hubspot`] | `X-HubSpot-Signature-v3` over method + URI + body + ts (ms) | 5 min |
+//! | PagerDuty v3 | [`Preset::pagerduty`] | `X-PagerDuty-Signature: v1=<hex>,...` over the body | none |
+//! | anything else | [`GenericHmac`] | configurable header, algorithm, encoding, prefix, content | configurable |
+//!
+//! Every preset:
+//!
+//! - takes several secrets (rotation) and checks every signature in the header against every
+//!   secret, comparing in constant time and without stopping at the first match;
+//! - holds its secrets pre-keyed (the HMAC state after absorbing the key), never the secret
+//!   text, and prints none of it in `Debug`;
+//! - rejects a bad secret (empty, undecodable `whsec_`) when it is built, with a
+//!   [`ConfigError`](crate::ConfigError);
+//! - has the provider's documented replay window as its default, changeable with
+//!   [`Preset::tolerance`] and [`Preset::without_tolerance`].
+//!
+//! ```
+//! use hookdock::scheme::{Preset, Scheme, SignedRequest};
+//! use std::time::{Duration, UNIX_EPOCH};
+//!
+//! let github = Preset::github(["It's a Secret to Everybody"])?;
+//! let mut headers = http::HeaderMap::new();
+//! headers.insert(
+//!     "x-hub-signature-256",
+//!     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".parse()?,
+//! );
+//! headers.insert("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".parse()?);
+//! let uri: http::Uri = "/webhooks/github".parse()?;
+//! let request = SignedRequest {
+//!     method: &http::Method::POST,
+//!     uri: &uri,
+//!     headers: &headers,
+//!     body: b"Hello, World!",
+//!     now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+//! };
+//! let verified = github.verify(&request)?;
+//! assert_eq!(verified.id.as_str(), "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod engine;
+mod generic;
+mod keys;
+mod parse;
+mod presets;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+
+use crate::event::EventId;
+
+pub use engine::{Encoding, SignedPart};
+pub use generic::GenericHmac;
+pub use keys::Algorithm;
+pub use presets::Preset;
+
+/// The parts of a request a scheme may look at. Borrowed, so checking costs no copies.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedRequest<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request URI as the server saw it (usually path and query only).
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The raw body, exactly as received.
+    pub body: &'a [u8],
+    /// The verifier's current time.
+    pub now: SystemTime,
+}
+
+/// One provider's signing rule.
+///
+/// A scheme is pure and synchronous: the same request at the same `now` always gets the same
+/// answer, and it does no I/O. Implementations must compare secrets in constant time, must try
+/// every configured secret, and must never log or print secret material.
+///
+/// Implemented for [`Preset`], and for `Arc<S>` and `Box<S>` of any scheme (including
+/// `dyn Scheme`).
+pub trait Scheme: Send + Sync + 'static {
+    /// Checks one delivery.
+    fn verify(&self, request: &SignedRequest<'_>) -> Result<Verified, Rejection>;
+
+    /// A short, stable name for the scheme (such as `"github"`), used as the default source
+    /// name when events are stored.
+    fn name(&self) -> &'static str;
+}
+
+impl<S: Scheme + ?Sized> Scheme for Arc<S> {
+    fn verify(&self, request: &SignedRequest<'_>) -> Result<Verified, Rejection> {
+        (**self).verify(request)
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+impl<S: Scheme + ?Sized> Scheme for Box<S> {
+    fn verify(&self, request: &SignedRequest<'_>) -> Result<Verified, Rejection> {
+        (**self).verify(request)
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// Where a verified event's id came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdOrigin {
+    /// The provider's own delivery or event id (a header, or a field of the body).
+    Provider,
+    /// The SHA-256 of the body, because the provider sent no id.
+    BodyHash,
+}
+
+/// The verified identity of a delivery, placed in the request's extensions by the verify layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verified {
+    /// The scheme that verified it (see [`Scheme::name`]).
+    pub scheme: &'static str,
+    /// The provider's delivery or event id, or the body's SHA-256.
+    pub id: EventId,
+    /// Where [`id`](Self::id) came from.
+    pub id_origin: IdOrigin,
+    /// The provider's timestamp, where it is part of the signature.
+    pub timestamp: Option<SystemTime>,
+    /// The event type, where the provider sends it in a header (such as `X-GitHub-Event`).
+    pub event_type: Option<String>,
+    /// Which configured secret matched, counting from 0 in the order given (useful to see when
+    /// a rotated-out secret stops being used).
+    pub secret_index: usize,
+}
+
+impl Verified {
+    /// A verified identity; for implementors of [`Scheme`].
+    pub fn new(scheme: &'static str, id: EventId, id_origin: IdOrigin) -> Self {
+        Self {
+            scheme,
+            id,
+            id_origin,
+            timestamp: None,
+            event_type: None,
+            secret_index: 0,
+        }
+    }
+
+    /// Sets the provider timestamp (builder style).
+    pub fn with_timestamp(mut self, timestamp: Option<SystemTime>) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+
+    /// Sets the event type (builder style).
+    pub fn with_event_type(mut self, event_type: Option<String>) -> Self {
+        self.event_type = event_type;
+        self
+    }
+
+    /// Sets which secret matched (builder style).
+    pub fn with_secret_index(mut self, index: usize) -> Self {
+        self.secret_index = index;
+        self
+    }
+}
+
+/// Why a delivery was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// A header the scheme needs is absent.
+    MissingHeader,
+    /// A header is present but cannot be parsed (such as a non-numeric timestamp).
+    MalformedHeader,
+    /// A signature is present but matches no configured secret (including empty, truncated,
+    /// undecodable or wrong-version signatures).
+    BadSignature,
+    /// The signed timestamp is older than the replay window allows.
+    TimestampTooOld,
+    /// The signed timestamp is further in the future than the replay window allows.
+    TimestampInFuture,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The body could not be read from the connection.
+    BodyUnreadable,
+}
+
+impl RejectionKind {
+    /// A stable snake_case name (`"bad_signature"`, ...), as used in logs and test vectors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingHeader => "missing_header",
+            Self::MalformedHeader => "malformed_header",
+            Self::BadSignature => "bad_signature",
+            Self::TimestampTooOld => "timestamp_too_old",
+            Self::TimestampInFuture => "timestamp_in_future",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyUnreadable => "body_unreadable",
+        }
+    }
+
+    /// The HTTP status the verify layer answers with: 400 for a malformed header or an
+    /// unreadable body, 413 for a body over the limit, 401 otherwise.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedHeader | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused delivery: the kind, the header concerned if any, and a short explanation.
+///
+/// Never contains secret material or signature values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    kind: RejectionKind,
+    header: Option<HeaderName>,
+    detail: Cow<'static, str>,
+}
+
+impl Rejection {
+    /// A rejection of the given kind.
+    pub fn new(kind: RejectionKind, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            header: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// Names the header concerned (builder style).
+    pub fn with_header(mut self, header: HeaderName) -> Self {
+        self.header = Some(header);
+        self
+    }
+
+    /// Why the delivery was refused.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The header concerned, if any.
+    pub fn header(&self) -> Option<&HeaderName> {
+        self.header.as_ref()
+    }
+
+    /// A short human-readable explanation.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The HTTP status for this rejection; see [`RejectionKind::status`].
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    pub(crate) fn missing(header: &HeaderName) -> Self {
+        Self::new(RejectionKind::MissingHeader, "required header is absent")
+            .with_header(header.clone())
+    }
+
+    pub(crate) fn malformed(header: &HeaderName, detail: &'static str) -> Self {
+        Self::new(RejectionKind::MalformedHeader, detail).with_header(header.clone())
+    }
+
+    pub(crate) fn bad_signature(header: &HeaderName) -> Self {
+        Self::new(
+            RejectionKind::BadSignature,
+            "no signature matches any configured secret",
+        )
+        .with_header(header.clone())
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(h) = &self.header {
+            write!(f, " ({h})")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+impl std::error::Error for Rejection {}
