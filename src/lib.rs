@@ -22,9 +22,23 @@
 pub mod clock;
 mod error;
 pub mod event;
+pub mod idempotency;
+pub mod intake;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+pub mod queue;
 pub mod scheme;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
+pub mod verify;
+pub mod worker;
 
 pub use clock::{Clock, SystemClock};
-pub use error::ConfigError;
+pub use error::{ConfigError, StoreError};
 pub use event::{EventId, RawEvent};
 pub use scheme::Scheme;

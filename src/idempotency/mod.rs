@@ -1,0 +1,164 @@
+//! Exactly-once effect: the [`IdempotencyStore`] trait, its types, and the in-memory store.
+//!
+//! # Contract
+//!
+//! Every backend keeps these promises; the shared conformance suite in `hookdock::testing`
+//! (feature `test-util`) checks each of them.
+//!
+//! 1. **Claim is one atomic conditional write.** [`IdempotencyStore::claim`] on a key returns:
+//!    - [`Claim::Acquired`] with a fresh [`ClaimToken`] if the key is unknown, was released,
+//!      its completion is past the retention period, or its in-progress claim has expired
+//!      (a takeover); the claim is then held for the lease duration given;
+//!    - [`Claim::FingerprintMismatch`] if the key is held (in progress or completed) for a
+//!      body with a different [`Fingerprint`];
+//!    - [`Claim::Completed`], with the stored result if any, if the key was completed within
+//!      the retention period;
+//!    - [`Claim::InProgress`] with the claim's expiry if someone else holds a live claim.
+//!
+//!    Of any number of concurrent claims of one key, exactly one is `Acquired`.
+//! 2. **Complete and release are fenced.** [`complete`](IdempotencyStore::complete) and
+//!    [`release`](IdempotencyStore::release) succeed only with the token of the current
+//!    claim; otherwise they fail with [`StoreError::ClaimLost`] and change nothing. Release
+//!    forgets the key, so the next claim acquires it. A claim past its lease may still be
+//!    completed or released with its token as long as nobody has taken it over.
+//! 3. **Retention.** A completed key is remembered for the retention period (default
+//!    [`DEFAULT_RETENTION`], 72 hours: longer than Stripe's three days of retries, Svix's
+//!    ~28 hours and GitHub's manual redelivery window in practice) and
+//!    [`purge_expired`](IdempotencyStore::purge_expired) removes it after that, along with
+//!    in-progress claims that expired more than a retention period ago.
+//!
+//! Times are read from the store's [`Clock`](crate::Clock).
+
+mod memory;
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::StoreError;
+use crate::event::EventId;
+
+pub use memory::MemoryIdempotencyStore;
+
+/// How long completed keys are remembered unless configured otherwise: 72 hours.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
+
+/// What is made idempotent: one event of one source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdempotencyKey {
+    /// The event's source.
+    pub source: String,
+    /// The event's id within its source.
+    pub id: EventId,
+}
+
+impl IdempotencyKey {
+    /// A key.
+    pub fn new(source: impl Into<String>, id: impl Into<EventId>) -> Self {
+        Self {
+            source: source.into(),
+            id: id.into(),
+        }
+    }
+}
+
+/// The SHA-256 of an event's body: the same key with a different body is a conflict, not a
+/// duplicate.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of `body`.
+    pub fn of(body: &[u8]) -> Self {
+        use sha2::Digest;
+        Self(sha2::Sha256::digest(body).into())
+    }
+
+    /// The fingerprint's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fingerprint({})", hex::encode(&self.0[..8]))
+    }
+}
+
+/// A fencing token for a claim: changes every time a key is acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimToken(pub u64);
+
+/// The outcome of [`IdempotencyStore::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// The caller holds the key and should do the work, then complete or release.
+    Acquired(ClaimToken),
+    /// The work was already done; the stored result, if one was saved.
+    Completed(Option<Bytes>),
+    /// Someone else holds a live claim until this time.
+    InProgress {
+        /// When that claim expires.
+        until: SystemTime,
+    },
+    /// The key is held for a different body.
+    FingerprintMismatch,
+}
+
+/// Remembers which events were handled; see the [module docs](self) for the contract.
+///
+/// Object safe; implemented for `Arc<S>`.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Tries to take `key` for `lease`.
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+    ) -> Result<Claim, StoreError>;
+
+    /// Marks the claimed key done, keeping `result` for later duplicates.
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        token: ClaimToken,
+        result: Option<Bytes>,
+    ) -> Result<(), StoreError>;
+
+    /// Gives the claimed key up so the next claim acquires it.
+    async fn release(&self, key: &IdempotencyKey, token: ClaimToken) -> Result<(), StoreError>;
+
+    /// Removes completed keys past the retention period and long-expired claims; returns
+    /// how many.
+    async fn purge_expired(&self) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        (**self).claim(key, fingerprint, lease).await
+    }
+    async fn complete(
+        &self,
+        key: &IdempotencyKey,
+        token: ClaimToken,
+        result: Option<Bytes>,
+    ) -> Result<(), StoreError> {
+        (**self).complete(key, token, result).await
+    }
+    async fn release(&self, key: &IdempotencyKey, token: ClaimToken) -> Result<(), StoreError> {
+        (**self).release(key, token).await
+    }
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        (**self).purge_expired().await
+    }
+}

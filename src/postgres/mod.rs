@@ -1,0 +1,1 @@
+//! PostgreSQL backend: queue and idempotency store for many receivers and workers. (In progress.)

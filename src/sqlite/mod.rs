@@ -1,0 +1,1 @@
+//! SQLite backend: durable queue and idempotency store sharing one writer thread with group commit. (In progress.)
