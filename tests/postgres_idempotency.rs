@@ -1,0 +1,2 @@
+//! Placeholder; filled below.
+mod postgres_support;
