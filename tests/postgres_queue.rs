@@ -468,7 +468,8 @@ async fn migrations_are_idempotent_concurrent_and_checked() {
         [
             "hookdock_events",
             "hookdock_idempotency",
-            "hookdock_migrations"
+            "hookdock_migrations",
+            "hookdock_queue"
         ]
     );
     // A migration recorded with different SQL is refused rather than silently skipped.
