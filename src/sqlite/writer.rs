@@ -22,6 +22,8 @@ use crate::queue::{
 pub(crate) type Reply = oneshot::Sender<Result<Response, StoreError>>;
 
 /// A message to the writer thread.
+// Almost every message is an `Op`; boxing it would cost an allocation per operation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
     /// One operation and where to send its outcome.
     Op(Request, Reply),
@@ -348,17 +350,19 @@ pub(crate) fn sql_limit(n: Option<usize>) -> i64 {
     n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// The `?1`..`?6` parameters of [`DEAD_FILTER`].
-pub(crate) fn dead_filter_params(
-    f: &DeadLetterFilter,
-) -> (
+/// The `?1`..`?6` parameters of [`DEAD_FILTER`]: message, source, event id, reason text,
+/// after, limit.
+pub(crate) type DeadFilterParams<'a> = (
     Option<i64>,
-    Option<&str>,
-    Option<&str>,
-    Option<&str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
     Option<i64>,
     i64,
-) {
+);
+
+/// The parameters of [`DEAD_FILTER`] for `f`.
+pub(crate) fn dead_filter_params(f: &DeadLetterFilter) -> DeadFilterParams<'_> {
     (
         f.message.map(|m| m.0),
         f.source.as_deref(),

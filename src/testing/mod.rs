@@ -4,3 +4,6 @@
 //! yours included.
 
 pub use crate::clock::FakeClock;
+
+pub mod idempotency_suite;
+pub mod queue_suite;
