@@ -21,8 +21,11 @@ pub(crate) const MAX_SIG: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Encoding {
-    /// Hexadecimal, either case.
+    /// Lowercase hexadecimal, as providers send it and as their own libraries compare it
+    /// (an uppercase digit is a different signature).
     Hex,
+    /// Uppercase hexadecimal, for the rare provider that sends it.
+    HexUpper,
     /// Standard base64 (`+/`), padding optional.
     Base64,
 }
@@ -33,14 +36,8 @@ impl Encoding {
     #[inline]
     pub(crate) fn decode(self, text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
         match self {
-            Self::Hex => {
-                if text.len() % 2 != 0 || text.len() / 2 > MAX_SIG {
-                    return None;
-                }
-                let n = text.len() / 2;
-                hex::decode_to_slice(text, &mut out[..n]).ok()?;
-                Some(n)
-            }
+            Self::Hex => decode_hex(text, out, b'a'),
+            Self::HexUpper => decode_hex(text, out, b'A'),
             Self::Base64 => {
                 if text.len() > MAX_SIG * 4 / 3 + 4 {
                     return None;
@@ -51,12 +48,31 @@ impl Encoding {
     }
 
     /// Encodes bytes as text.
+    #[cfg(feature = "test-util")]
     pub(crate) fn encode(self, bytes: &[u8]) -> String {
         match self {
             Self::Hex => hex::encode(bytes),
+            Self::HexUpper => hex::encode_upper(bytes),
             Self::Base64 => BASE64.encode(bytes),
         }
     }
+}
+
+/// Decodes hex digits whose letters are in one case (`a` is `b'a'` or `b'A'`).
+#[inline]
+fn decode_hex(text: &[u8], out: &mut [u8; MAX_SIG], a: u8) -> Option<usize> {
+    if !text.len().is_multiple_of(2) || text.len() / 2 > MAX_SIG {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        _ if c >= a && c < a + 6 => Some(c - a + 10),
+        _ => None,
+    };
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(text.len() / 2)
 }
 
 /// The first of `names` present in `headers`, with its value.
@@ -217,6 +233,19 @@ mod tests {
     fn decoding_rejects_garbage_and_oversize() {
         let mut buf = [0u8; MAX_SIG];
         assert_eq!(Encoding::Hex.decode(b"abcd", &mut buf), Some(2));
+        assert_eq!(buf[..2], [0xab, 0xcd]);
+        assert_eq!(Encoding::Hex.decode(b"09af", &mut buf), Some(2));
+        assert_eq!(buf[..2], [0x09, 0xaf]);
+        assert_eq!(
+            Encoding::Hex.decode(b"ABCD", &mut buf),
+            None,
+            "case is part of it"
+        );
+        assert_eq!(Encoding::Hex.decode(b"ag", &mut buf), None);
+        assert_eq!(Encoding::HexUpper.decode(b"ABCD", &mut buf), Some(2));
+        assert_eq!(buf[..2], [0xab, 0xcd]);
+        assert_eq!(Encoding::HexUpper.decode(b"abcd", &mut buf), None);
+        assert_eq!(Encoding::HexUpper.decode(b"AG", &mut buf), None);
         assert_eq!(Encoding::Hex.decode(b"abc", &mut buf), None);
         assert_eq!(Encoding::Hex.decode(b"zz", &mut buf), None);
         assert_eq!(Encoding::Hex.decode(&[b'a'; 200], &mut buf), None);

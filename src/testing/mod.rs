@@ -4,3 +4,7 @@
 //! yours included.
 
 pub use crate::clock::FakeClock;
+
+mod sign;
+
+pub use sign::{DeliveryBuilder, SignedDelivery, Signer};
