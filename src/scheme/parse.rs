@@ -8,8 +8,16 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-/// Standard base64 alphabet; padding optional on input, present on output.
+/// Standard base64 for signatures: canonical padding required, as providers send it and as
+/// their libraries compare it (so one signature has exactly one spelling).
 pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+/// Standard base64 for configured secrets and keys: padding optional, so a secret pasted
+/// without its `=` still works.
+pub(crate) const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -26,7 +34,7 @@ pub enum Encoding {
     Hex,
     /// Uppercase hexadecimal, for the rare provider that sends it.
     HexUpper,
-    /// Standard base64 (`+/`), padding optional.
+    /// Standard base64 (`+/`), with its `=` padding.
     Base64,
 }
 
@@ -250,7 +258,17 @@ mod tests {
         assert_eq!(Encoding::Hex.decode(b"zz", &mut buf), None);
         assert_eq!(Encoding::Hex.decode(&[b'a'; 200], &mut buf), None);
         assert_eq!(Encoding::Base64.decode(b"AAEC", &mut buf), Some(3));
-        assert_eq!(Encoding::Base64.decode(b"AAE", &mut buf), Some(2));
+        assert_eq!(Encoding::Base64.decode(b"AAE=", &mut buf), Some(2));
+        assert_eq!(
+            Encoding::Base64.decode(b"AAE", &mut buf),
+            None,
+            "padding is required"
+        );
+        assert_eq!(
+            Encoding::Base64.decode(b"AAF=", &mut buf),
+            None,
+            "non-zero spare bits"
+        );
         assert_eq!(Encoding::Base64.decode(b"!!!!", &mut buf), None);
         assert_eq!(Encoding::Base64.decode(&[b'A'; 400], &mut buf), None);
         assert_eq!(Encoding::Base64.decode(b"", &mut buf), Some(0));

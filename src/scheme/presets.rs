@@ -10,7 +10,7 @@ use super::engine::{
     Content, Encoding, Engine, IdSpec, Keys, SigSpec, SignedPart, TsSource, TsSpec,
 };
 use super::keys::{collect_secrets, Algorithm, HmacKey, TokenHash};
-use super::parse::BASE64;
+use super::parse::BASE64_LENIENT;
 use super::{Rejection, Scheme, SignedRequest, Verified};
 use crate::error::ConfigError;
 use base64::Engine as _;
@@ -43,7 +43,7 @@ where
 /// Decodes `<prefix><base64>` secrets (the prefix is optional).
 fn prefixed_base64(index: usize, secret: &[u8], prefix: &[u8]) -> Result<Vec<u8>, ConfigError> {
     let body = secret.strip_prefix(prefix).unwrap_or(secret);
-    let bytes = BASE64
+    let bytes = BASE64_LENIENT
         .decode(body)
         .map_err(|_| ConfigError::UndecodableSecret {
             index,
@@ -691,10 +691,34 @@ mod tests {
 
     #[test]
     fn debug_shows_no_secret() {
-        let p = Preset::stripe(["whsec_topsecretvalue"]).unwrap();
-        let s = format!("{p:?}");
-        assert!(!s.contains("topsecret"), "{s}");
-        assert!(s.contains("stripe"), "{s}");
+        // `whsec_` + base64("topsecretvalue!!"), so the decoded key is recognizable too.
+        let sw = "whsec_dG9wc2VjcmV0dmFsdWUhIQ==";
+        let plain = "topsecretvalue!!";
+        let url = "https://example.com";
+        let presets = [
+            Preset::standard_webhooks([sw]).unwrap(),
+            Preset::github([plain]).unwrap(),
+            Preset::stripe([plain]).unwrap(),
+            Preset::shopify([plain]).unwrap(),
+            Preset::slack([plain]).unwrap(),
+            Preset::twilio([plain], url).unwrap(),
+            Preset::gitlab([plain]).unwrap(),
+            Preset::paddle([plain]).unwrap(),
+            Preset::square([plain], url).unwrap(),
+            Preset::hubspot([plain], url).unwrap(),
+            Preset::pagerduty([plain]).unwrap(),
+            crate::scheme::GenericHmac::new("acme", "x-sig")
+                .build([plain])
+                .unwrap(),
+        ];
+        for p in presets {
+            for s in [format!("{p:?}"), format!("{p:#?}")] {
+                for needle in ["topsecret", "dG9wc2Vj", "whsec_"] {
+                    assert!(!s.contains(needle), "{s}");
+                }
+                assert!(s.contains(p.engine.name), "{s}");
+            }
+        }
     }
 
     #[test]

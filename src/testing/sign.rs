@@ -134,7 +134,7 @@ impl Signer {
         let undecodable = |reason| ConfigError::UndecodableSecret { index: 0, reason };
         let text = private_key.as_ref();
         let text = text.strip_prefix(b"whsk_").unwrap_or(text);
-        let bytes = crate::scheme::parse::BASE64
+        let bytes = crate::scheme::parse::BASE64_LENIENT
             .decode(text)
             .map_err(|_| undecodable("not valid base64 after the prefix"))?;
         let seed: [u8; 32] = bytes
