@@ -260,7 +260,7 @@ async fn child_worker_process() {
                 let (queue, store, pool, insert) =
                     (queue.clone(), store.clone(), pool.clone(), insert.clone());
                 tokio::spawn(async move {
-                    handle(&queue, &*store, &pool, &insert, worker, leased).await
+                    handle(&queue, &store, &pool, &insert, worker, leased).await
                 })
             })
             .collect();

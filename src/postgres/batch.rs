@@ -40,14 +40,19 @@ type Job<O> = (
 pub(crate) struct Batcher<O: BatchOp> {
     op: Arc<O>,
     max: usize,
-    tx: OnceLock<mpsc::Sender<Job<O>>>,
+    task: OnceLock<Task<O>>,
+}
+
+struct Task<O: BatchOp> {
+    tx: mpsc::Sender<Job<O>>,
+    handle: tokio::task::JoinHandle<()>,
 }
 
 impl<O: BatchOp> std::fmt::Debug for Batcher<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batcher")
             .field("max", &self.max)
-            .field("started", &self.tx.get().is_some())
+            .field("started", &self.task.get().is_some())
             .finish()
     }
 }
@@ -57,7 +62,15 @@ impl<O: BatchOp> Batcher<O> {
         Self {
             op: Arc::new(op),
             max: max.max(1),
-            tx: OnceLock::new(),
+            task: OnceLock::new(),
+        }
+    }
+
+    /// Stops taking requests and waits until every request already taken is answered.
+    pub(crate) async fn close(self) {
+        if let Some(Task { tx, handle }) = self.task.into_inner() {
+            drop(tx);
+            let _ = handle.await;
         }
     }
 
@@ -75,13 +88,14 @@ impl<O: BatchOp> Batcher<O> {
     /// Submits one request and waits for its answer. Dropping the future after the request
     /// was taken into a batch does not undo it.
     pub(crate) async fn call(&self, req: O::Req) -> Result<O::Resp, StoreError> {
-        let tx = self.tx.get_or_init(|| {
+        let task = self.task.get_or_init(|| {
             let (tx, rx) = mpsc::channel(self.max.saturating_mul(4));
-            tokio::spawn(run(self.op.clone(), rx, self.max));
-            tx
+            let handle = tokio::spawn(run(self.op.clone(), rx, self.max));
+            Task { tx, handle }
         });
         let (reply, answer) = oneshot::channel();
-        tx.send((req, reply))
+        task.tx
+            .send((req, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?

@@ -253,6 +253,19 @@ impl PgQueue {
         self.wake.subscribe()
     }
 
+    /// The connection pool this queue uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.shared.pool
+    }
+
+    /// Shuts the queue down gracefully: waits until every enqueue and ack already submitted
+    /// is committed and answered. Does not close the pool (it may be shared with the
+    /// application); call [`PgPool::close`](sqlx::Pool::close) for that.
+    pub async fn close(self) {
+        self.enqueues.close().await;
+        self.acks.close().await;
+    }
+
     /// The options this queue was built with.
     pub fn options(&self) -> &QueueOptions {
         &self.shared.options
