@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
+use tokio::sync::Notify;
 
 use super::batch::{fail_all, BatchOp, Batcher};
 use super::wake::{PgWakeup, WakeSource};
@@ -58,6 +59,9 @@ struct QueueSql {
     replay: Sql,
     stats: Sql,
 }
+
+/// How often the [`PgQueue::wake_notify`] forwarder checks whether anyone still holds it.
+const FORWARD_CHECK: Duration = Duration::from_secs(5);
 
 const INSERT: &str = "
 WITH input AS (
@@ -251,6 +255,50 @@ impl PgQueue {
     /// Workers should still poll now and then (retries scheduled for later do not notify).
     pub fn wake_signal(&self) -> PgWakeup {
         self.wake.subscribe()
+    }
+
+    /// The wake-up signal as a [`tokio::sync::Notify`], for
+    /// [`WorkerBuilder::wake_on`](crate::worker::WorkerBuilder::wake_on): every notification
+    /// wakes the workers waiting on it, and leaves a permit for one that was busy.
+    ///
+    /// Starts a small task that forwards [`wake_signal`](Self::wake_signal); it stops within
+    /// seconds once every clone of the returned `Arc` is dropped.
+    ///
+    /// ```no_run
+    /// # async fn demo(pg: hookdock::postgres::PgBackend) -> Result<(), Box<dyn std::error::Error>> {
+    /// use hookdock::queue::QueueOptions;
+    /// use hookdock::worker::Worker;
+    ///
+    /// let queue = pg.queue(QueueOptions::default());
+    /// let wake = queue.wake_notify().await;
+    /// let worker = Worker::builder(queue)
+    ///     .idempotency(pg.idempotency_store())
+    ///     .wake_on(wake)
+    ///     .build(tower::service_fn(|_event: hookdock::worker::Event| async {
+    ///         Ok::<_, hookdock::worker::HandlerError>(())
+    ///     }))?;
+    /// let handle = worker.spawn();
+    /// # drop(handle); Ok(()) }
+    /// ```
+    pub async fn wake_notify(&self) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        let weak = Arc::downgrade(&notify);
+        let mut wake = self.wake_signal();
+        tokio::spawn(async move {
+            loop {
+                let woke = tokio::time::timeout(FORWARD_CHECK, wake.notified())
+                    .await
+                    .is_ok();
+                let Some(notify) = weak.upgrade() else {
+                    return;
+                };
+                if woke {
+                    notify.notify_waiters();
+                    notify.notify_one();
+                }
+            }
+        });
+        notify
     }
 
     /// The connection pool this queue uses.
