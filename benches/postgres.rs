@@ -1,5 +1,5 @@
-//! Intake and drain throughput of the PostgreSQL backend, beside the in-memory backend run
-//! by the same code in the same run (the baseline).
+//! Intake and drain throughput of the PostgreSQL backend, beside the embedded SQLite backend
+//! and the in-memory backend (the baseline), all run by the same code in the same run.
 //!
 //! ```sh
 //! eval "$(scripts/postgres-test-server.sh start)"
@@ -12,7 +12,8 @@
 //!   drained by 2 workers, each with its own connection pool (as two processes would be):
 //!   lease a batch → for each event, concurrently: claim in the idempotency store → no-op
 //!   handler → complete → ack. Durable (`synchronous_commit` as the server has it, on by
-//!   default); events/s.
+//!   default); events/s. SQLite (`synchronous=FULL`, in a temporary directory) runs the
+//!   same workload with its two workers sharing one store.
 //!
 //! Without `HOOKDOCK_TEST_POSTGRES_URL` the PostgreSQL rows are skipped with a notice.
 
@@ -153,6 +154,30 @@ async fn memory(intake_n: usize, drain_n: usize) -> Row {
     }
 }
 
+/// The embedded SQLite backend (`synchronous=FULL`) in a temporary directory: the same
+/// workload, two workers sharing its writer.
+#[cfg(feature = "sqlite")]
+async fn sqlite(intake_n: usize, drain_n: usize) -> Row {
+    use hookdock::sqlite::{SqliteOptions, SqliteStore};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("intake.db"), SqliteOptions::new())
+        .expect("open sqlite");
+    let intake = intake(Arc::new(store.queue(QueueOptions::default())), intake_n).await;
+    store.close().await;
+    let store = SqliteStore::open(dir.path().join("drain.db"), SqliteOptions::new())
+        .expect("open sqlite");
+    let q: Arc<dyn Queue> = Arc::new(store.queue(QueueOptions::default()));
+    let s: Arc<dyn IdempotencyStore> = Arc::new(store.idempotency());
+    fill(&q, drain_n).await;
+    let drain = drain(vec![(q.clone(), s.clone()); WORKERS], drain_n).await;
+    store.close().await;
+    Row {
+        name: "sqlite",
+        intake,
+        drain,
+    }
+}
+
 async fn postgres(url: &str, intake_n: usize, drain_n: usize) -> Row {
     let schema = format!("hd_bench_{}", std::process::id());
     let backend = |max: u32| {
@@ -223,6 +248,8 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         let mut rows = vec![memory(intake_n, drain_n).await];
+        #[cfg(feature = "sqlite")]
+        rows.push(sqlite(intake_n, drain_n).await);
         match std::env::var("HOOKDOCK_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => rows.push(postgres(&url, intake_n, drain_n).await),
             _ => eprintln!(
