@@ -160,12 +160,12 @@ async fn memory(intake_n: usize, drain_n: usize) -> Row {
 async fn sqlite(intake_n: usize, drain_n: usize) -> Row {
     use hookdock::sqlite::{SqliteOptions, SqliteStore};
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open(dir.path().join("intake.db"), SqliteOptions::new())
-        .expect("open sqlite");
+    let store =
+        SqliteStore::open(dir.path().join("intake.db"), SqliteOptions::new()).expect("open sqlite");
     let intake = intake(Arc::new(store.queue(QueueOptions::default())), intake_n).await;
     store.close().await;
-    let store = SqliteStore::open(dir.path().join("drain.db"), SqliteOptions::new())
-        .expect("open sqlite");
+    let store =
+        SqliteStore::open(dir.path().join("drain.db"), SqliteOptions::new()).expect("open sqlite");
     let q: Arc<dyn Queue> = Arc::new(store.queue(QueueOptions::default()));
     let s: Arc<dyn IdempotencyStore> = Arc::new(store.idempotency());
     fill(&q, drain_n).await;

@@ -85,6 +85,8 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
                 .env(postgres_support::URL_VAR, &db.url)
                 .env(SCHEMA_VAR, &db.schema)
                 .env(WORKER_VAR, w.to_string())
+                // The child's own test report is noise here; its stderr explains failures.
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("spawn worker process")
         })

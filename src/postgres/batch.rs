@@ -139,6 +139,29 @@ async fn run<O: BatchOp>(op: Arc<O>, mut rx: mpsc::Receiver<Job<O>>, max: usize)
     }
 }
 
+/// Runs `attempt` again (up to three times in all) when PostgreSQL aborted it as a
+/// deadlock victim or a serialization failure: a batch statement locks many rows, and two
+/// batches touching the same rows in another order is possible, if rare. Nothing of an
+/// aborted statement was applied, so running it again is safe.
+pub(crate) async fn on_conflict_retry<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(sqlx::Error::Database(e))
+                if tries < 3 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                tracing::debug!(error = %e, "hookdock: batch statement aborted by a conflict; running it again");
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Gives every request in a failed batch its own copy of the error, keeping the source.
 pub(crate) fn fail_all<T>(n: usize, error: sqlx::Error) -> Vec<Result<T, StoreError>> {
     if matches!(error, sqlx::Error::PoolClosed) {

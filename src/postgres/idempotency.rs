@@ -9,7 +9,7 @@ use bytes::Bytes;
 use sqlx::postgres::PgPool;
 use sqlx::Row;
 
-use super::batch::{fail_all, BatchOp, Batcher};
+use super::batch::{fail_all, on_conflict_retry, BatchOp, Batcher};
 use super::{millis, store_error, PgBackend, Sql};
 use crate::clock::{from_unix_millis, unix_millis, SharedClock};
 use crate::error::StoreError;
@@ -335,14 +335,16 @@ impl ClaimOp {
             .iter()
             .map(|&i| now.saturating_add(millis(reqs[i].lease)))
             .collect();
-        let rows = sqlx::query(self.shared.claim.q())
-            .bind(&sources)
-            .bind(&ids)
-            .bind(&fps)
-            .bind(&until)
-            .bind(now)
-            .fetch_all(&self.shared.pool)
-            .await?;
+        let rows = on_conflict_retry(|| {
+            sqlx::query(self.shared.claim.q())
+                .bind(&sources)
+                .bind(&ids)
+                .bind(&fps)
+                .bind(&until)
+                .bind(now)
+                .fetch_all(&self.shared.pool)
+        })
+        .await?;
         let mut out = vec![None; round.len()];
         for row in &rows {
             let ord: i64 = row.try_get(0)?;
@@ -405,15 +407,17 @@ impl BatchOp for CompleteOp {
         let tokens: Vec<i64> = order.iter().map(|&i| claim_i64(reqs[i].token)).collect();
         let results: Vec<Option<&[u8]>> =
             order.iter().map(|&i| reqs[i].result.as_deref()).collect();
-        let rows = match sqlx::query(self.shared.complete.q())
-            .bind(now)
-            .bind(now.saturating_add(millis(self.shared.retention)))
-            .bind(&sources)
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&results)
-            .fetch_all(&self.shared.pool)
-            .await
+        let rows = match on_conflict_retry(|| {
+            sqlx::query(self.shared.complete.q())
+                .bind(now)
+                .bind(now.saturating_add(millis(self.shared.retention)))
+                .bind(&sources)
+                .bind(&ids)
+                .bind(&tokens)
+                .bind(&results)
+                .fetch_all(&self.shared.pool)
+        })
+        .await
         {
             Ok(rows) => rows,
             Err(e) => return fail_all(reqs.len(), e),

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 use tokio::sync::Notify;
 
-use super::batch::{fail_all, BatchOp, Batcher};
+use super::batch::{fail_all, on_conflict_retry, BatchOp, Batcher};
 use super::wake::{PgWakeup, WakeSource};
 use super::{from_unix_nanos, millis, store_error, unix_nanos, PgBackend, Sql};
 use crate::clock::{from_unix_millis, unix_millis, SharedClock};
@@ -550,13 +550,18 @@ impl BatchOp for AckOp {
     type Resp = ();
 
     async fn run(&self, leases: Vec<Lease>) -> Vec<Result<(), StoreError>> {
-        let ids: Vec<i64> = leases.iter().map(|l| l.message.0).collect();
-        let tokens: Vec<i64> = leases.iter().map(|l| token_i64(l.token)).collect();
-        let rows = match sqlx::query(self.shared.sql.ack.q())
-            .bind(&ids)
-            .bind(&tokens)
-            .fetch_all(&self.shared.pool)
-            .await
+        // In id order, so concurrent batches lock rows in the same order.
+        let mut sorted: Vec<&Lease> = leases.iter().collect();
+        sorted.sort_by_key(|l| l.message);
+        let ids: Vec<i64> = sorted.iter().map(|l| l.message.0).collect();
+        let tokens: Vec<i64> = sorted.iter().map(|l| token_i64(l.token)).collect();
+        let rows = match on_conflict_retry(|| {
+            sqlx::query(self.shared.sql.ack.q())
+                .bind(&ids)
+                .bind(&tokens)
+                .fetch_all(&self.shared.pool)
+        })
+        .await
         {
             Ok(rows) => rows,
             Err(e) => return fail_all(leases.len(), e),
