@@ -10,7 +10,7 @@ use sqlx::postgres::PgPool;
 use sqlx::Row;
 
 use super::batch::{fail_all, on_conflict_retry, BatchOp, Batcher};
-use super::{millis, store_error, PgBackend, Sql};
+use super::{check_text, millis, store_error, PgBackend, Sql};
 use crate::clock::{from_unix_millis, unix_millis, SharedClock};
 use crate::error::StoreError;
 use crate::idempotency::{
@@ -453,6 +453,8 @@ impl IdempotencyStore for PgIdempotencyStore {
         fingerprint: &Fingerprint,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
+        check_text("idempotency key source", &key.source)?;
+        check_text("idempotency key id", key.id.as_str())?;
         self.claims
             .call(ClaimReq {
                 key: key.clone(),
@@ -468,6 +470,8 @@ impl IdempotencyStore for PgIdempotencyStore {
         token: ClaimToken,
         result: Option<Bytes>,
     ) -> Result<(), StoreError> {
+        check_text("idempotency key source", &key.source)?;
+        check_text("idempotency key id", key.id.as_str())?;
         self.completions
             .call(CompleteReq {
                 key: key.clone(),

@@ -245,7 +245,11 @@ impl PgBackend {
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
             pool,
-            schema: Arc::new(Schema::new("public").expect("`public` is a valid schema name")),
+            schema: Arc::new(Schema {
+                name: "public".to_owned(),
+                quoted: "\"public\"".to_owned(),
+                channel: "hookdock_public".to_owned(),
+            }),
             clock: SharedClock::default(),
             batch_size: DEFAULT_BATCH_SIZE,
         }
@@ -399,6 +403,17 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// PostgreSQL `text` cannot hold a NUL character. Checked per call, before a value joins a
+/// batch, so one such value fails its own call rather than every call batched with it.
+pub(crate) fn check_text(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(StoreError::storage(format!(
+            "{what} contains a NUL character, which PostgreSQL text cannot store"
+        )));
+    }
+    Ok(())
+}
+
 /// Milliseconds in a duration, saturating.
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -458,6 +473,26 @@ mod tests {
             "SELECT 1 FROM \"tenant_7\".hookdock_events"
         );
         assert_eq!(s.channel(), "hookdock_tenant_7");
+    }
+
+    #[tokio::test]
+    async fn the_default_schema_is_what_validation_would_build() {
+        let default = PgBackend::from_pool(
+            PgPoolOptions::new()
+                .connect_lazy("postgres://x@localhost/x")
+                .unwrap(),
+        );
+        let built = Schema::new("public").unwrap();
+        assert_eq!(default.schema.name, built.name);
+        assert_eq!(default.schema.quoted, built.quoted);
+        assert_eq!(default.schema.channel, built.channel);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_before_batching() {
+        assert!(check_text("event id", "evt_1").is_ok());
+        let err = check_text("event id", "evt\u{0}1").unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
     }
 
     #[test]

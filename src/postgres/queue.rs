@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::batch::{fail_all, on_conflict_retry, BatchOp, Batcher};
 use super::wake::{PgWakeup, WakeSource};
-use super::{from_unix_nanos, millis, store_error, unix_nanos, PgBackend, Sql};
+use super::{check_text, from_unix_nanos, millis, store_error, unix_nanos, PgBackend, Sql};
 use crate::clock::{from_unix_millis, unix_millis, SharedClock};
 use crate::error::StoreError;
 use crate::event::{decode_headers, RawEvent};
@@ -612,6 +612,8 @@ impl Queue for PgQueue {
     }
 
     async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
+        check_text("event source", &event.source)?;
+        check_text("event id", event.id.as_str())?;
         self.enqueues.call(event).await
     }
 
