@@ -94,10 +94,14 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     let effects = format!("\"{}\".effects", db.schema);
     let deadline = Instant::now() + Duration::from_secs(240);
 
-    // Kill worker 0 once a quarter of the effects are in, while it is in the middle of a
-    // batch (its own effect count not a multiple of the batch size): it holds leases and
-    // claims for events whose effects it has not written yet.
-    let progress = format!("SELECT count(*), count(*) FILTER (WHERE worker = 0) FROM {effects}");
+    // Kill worker 0 once a quarter of the effects are in, while it is handling events whose
+    // effects it has not written yet (it started more than it applied).
+    let progress = format!(
+        "SELECT (SELECT count(*) FROM {effects}),
+                (SELECT count(*) FROM \"{0}\".started WHERE worker = 0)
+                  - (SELECT count(*) FROM {effects} WHERE worker = 0)",
+        db.schema
+    );
     let at_kill = loop {
         let row = sqlx::query(AssertSqlSafe(progress.clone()))
             .fetch_one(&pool)
@@ -179,6 +183,32 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     .await
     .unwrap();
     eprintln!("effects by attempt: {attempts:?}");
+    // What the killed worker started but never applied: each must have been applied once,
+    // by another worker, on a later attempt.
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "WITH orphaned AS (
+             SELECT DISTINCT s.event_id FROM \"{0}\".started s
+             WHERE s.worker = 0 AND NOT EXISTS (
+                 SELECT 1 FROM {effects} e WHERE e.event_id = s.event_id AND e.worker = 0))
+         SELECT count(*),
+                count(*) FILTER (WHERE EXISTS (
+                    SELECT 1 FROM {effects} e
+                    WHERE e.event_id = o.event_id AND e.worker <> 0 AND e.attempt > 1))
+         FROM orphaned o",
+        db.schema
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let (orphaned, recovered): (i64, i64) = (row.get(0), row.get(1));
+    eprintln!(
+        "the killed worker left {orphaned} started events unapplied; \
+         {recovered} of them were redelivered and applied by another worker"
+    );
+    assert_eq!(
+        orphaned, recovered,
+        "events the killed worker was handling were not redelivered and applied elsewhere"
+    );
     assert!(
         duplicates.is_empty(),
         "effects applied twice: {duplicates:?}"
