@@ -258,10 +258,7 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
-    async fn dead_letters(
-        &self,
-        filter: &DeadLetterFilter,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
         let s = self.lock();
         let mut out: Vec<DeadLetter> = s
             .messages

@@ -359,8 +359,7 @@ pub trait Queue: Send + Sync + 'static {
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError>;
 
     /// Lists dead letters matching `filter`, oldest message first.
-    async fn dead_letters(&self, filter: &DeadLetterFilter)
-        -> Result<Vec<DeadLetter>, StoreError>;
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// Makes dead letters matching `filter` ready again; returns how many.
     async fn replay(&self, filter: &DeadLetterFilter) -> Result<u64, StoreError>;
@@ -392,10 +391,7 @@ impl<Q: Queue + ?Sized> Queue for std::sync::Arc<Q> {
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
         (**self).dead_letter(lease, reason).await
     }
-    async fn dead_letters(
-        &self,
-        filter: &DeadLetterFilter,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
         (**self).dead_letters(filter).await
     }
     async fn replay(&self, filter: &DeadLetterFilter) -> Result<u64, StoreError> {

@@ -4,3 +4,9 @@
 //! yours included.
 
 pub use crate::clock::FakeClock;
+
+pub mod idempotency_suite;
+pub mod queue_suite;
+mod sign;
+
+pub use sign::{DeliveryBuilder, SignedDelivery, Signer};

@@ -1,0 +1,617 @@
+//! The writer thread: the only connection that writes, committing every waiting operation in
+//! one transaction (group commit).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use super::SqliteOptions;
+use crate::clock::from_unix_millis;
+use crate::error::StoreError;
+use crate::event::{decode_headers, RawEvent};
+use crate::idempotency::{Claim, ClaimToken};
+use crate::queue::{
+    DeadLetterFilter, Enqueued, Lease, LeaseToken, Leased, MessageId, EXPIRED_ON_LAST_ATTEMPT,
+};
+
+/// What the writer answers.
+pub(crate) type Reply = oneshot::Sender<Result<Response, StoreError>>;
+
+/// A message to the writer thread.
+// Almost every message is an `Op`; boxing it would cost an allocation per operation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Msg {
+    /// One operation and where to send its outcome.
+    Op(Request, Reply),
+    /// Finish what was sent, checkpoint, stop, then signal.
+    Close(oneshot::Sender<()>),
+}
+
+/// One write operation. Times are Unix milliseconds read from the store's clock by the
+/// caller, at the time of the call.
+pub(crate) enum Request {
+    Enqueue {
+        event: RawEvent,
+        headers: Vec<u8>,
+        now: i64,
+        max_depth: Option<u64>,
+    },
+    Lease {
+        max: usize,
+        now: i64,
+        expires: i64,
+        max_attempts: u32,
+    },
+    Extend {
+        id: i64,
+        token: i64,
+        expires: i64,
+    },
+    Ack {
+        id: i64,
+        token: i64,
+    },
+    Retry {
+        id: i64,
+        token: i64,
+        at: i64,
+        error: String,
+    },
+    DeadLetter {
+        id: i64,
+        token: i64,
+        reason: String,
+        now: i64,
+    },
+    Replay {
+        filter: DeadLetterFilter,
+        now: i64,
+    },
+    Claim {
+        source: String,
+        event_id: String,
+        fingerprint: [u8; 32],
+        now: i64,
+        until: i64,
+    },
+    Complete {
+        source: String,
+        event_id: String,
+        token: i64,
+        result: Option<Bytes>,
+        until: i64,
+    },
+    Release {
+        source: String,
+        event_id: String,
+        token: i64,
+    },
+    Purge {
+        now: i64,
+        retention: i64,
+        limit: usize,
+    },
+}
+
+impl Request {
+    /// Operations whose only effect is for the caller: if the caller has gone away (its
+    /// future was dropped), running them would only hide messages or keys until a lease
+    /// expires.
+    fn only_for_caller(&self) -> bool {
+        matches!(self, Self::Lease { .. } | Self::Claim { .. })
+    }
+}
+
+/// The committed outcome of a [`Request`].
+#[derive(Debug)]
+pub(crate) enum Response {
+    Enqueued(Enqueued),
+    Leased(Vec<Leased>),
+    Done,
+    Count(u64),
+    Claim(Claim),
+}
+
+/// Counters kept in `hookdock_state`, read at the start of each transaction.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    next_id: i64,
+    next_token: i64,
+    live: i64,
+}
+
+/// Starts the writer thread.
+pub(crate) fn spawn(
+    conn: Connection,
+    options: &SqliteOptions,
+    nudge: std_mpsc::SyncSender<()>,
+    wal_pages: Arc<AtomicI64>,
+) -> Result<mpsc::Sender<Msg>, StoreError> {
+    let (tx, rx) = mpsc::channel(options.channel_capacity);
+    let writer = Writer {
+        conn,
+        rx,
+        max_batch: options.max_batch,
+        nudge,
+        wal_pages,
+        wal_restart_pages: i64::from(options.wal_restart_pages),
+    };
+    std::thread::Builder::new()
+        .name("hookdock-sqlite-writer".into())
+        .spawn(move || writer.run())
+        .map_err(StoreError::storage)?;
+    Ok(tx)
+}
+
+struct Writer {
+    conn: Connection,
+    rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    nudge: std_mpsc::SyncSender<()>,
+    wal_pages: Arc<AtomicI64>,
+    wal_restart_pages: i64,
+}
+
+type Outcome = Result<Response, StoreError>;
+
+impl Writer {
+    fn run(mut self) {
+        let mut batch: Vec<(Request, Reply)> = Vec::with_capacity(self.max_batch);
+        let mut closing: Option<oneshot::Sender<()>> = None;
+        loop {
+            let first = match self.rx.blocking_recv() {
+                Some(msg) => msg,
+                None => break,
+            };
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Op(request, reply) => batch.push((request, reply)),
+                    Msg::Close(done) => {
+                        // Refuse new work; what is already in the channel is still done.
+                        self.rx.close();
+                        closing = Some(done);
+                    }
+                }
+                if batch.len() < self.max_batch {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.commit(&mut batch);
+        }
+        // Every handle is gone or the store was closed: leave a tidy database.
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        if let Some(done) = closing {
+            let _ = done.send(());
+        }
+    }
+
+    /// Runs a batch in one transaction and answers every caller after the commit.
+    fn commit(&mut self, batch: &mut Vec<(Request, Reply)>) {
+        batch.retain(|(request, reply)| !(request.only_for_caller() && reply.is_closed()));
+        if batch.is_empty() {
+            return;
+        }
+        let outcomes = match self.transaction(batch.iter().map(|(r, _)| r)) {
+            Ok(outcomes) => outcomes,
+            Err(_) => {
+                // The whole batch is rolled back. Run each operation alone so that one bad
+                // write (or a disk that filled up) fails only the operations it has to.
+                batch
+                    .iter()
+                    .map(
+                        |(request, _)| match self.transaction(std::iter::once(request)) {
+                            Ok(mut one) => {
+                                one.pop().unwrap_or_else(|| Err(super::unexpected("batch")))
+                            }
+                            Err(e) => Err(super::sql_error(e)),
+                        },
+                    )
+                    .collect()
+            }
+        };
+        for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+            // A caller that went away does not need its answer.
+            let _ = reply.send(outcome);
+        }
+        let _ = self.nudge.try_send(());
+        if self.wal_pages.load(Ordering::Relaxed) > self.wal_restart_pages {
+            // The background checkpoint cannot finish while we keep appending; finish it
+            // here, between two batches, so the next transaction starts the WAL over.
+            self.wal_pages.store(0, Ordering::Relaxed);
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    }
+
+    /// One transaction over `requests`; on a SQLite error it is rolled back and the error
+    /// returned.
+    fn transaction<'a>(
+        &self,
+        requests: impl Iterator<Item = &'a Request>,
+    ) -> rusqlite::Result<Vec<Outcome>> {
+        let result = self.try_transaction(requests);
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
+    fn try_transaction<'a>(
+        &self,
+        requests: impl Iterator<Item = &'a Request>,
+    ) -> rusqlite::Result<Vec<Outcome>> {
+        let conn = &self.conn;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let before = conn
+            .prepare_cached("SELECT next_id, next_token, live FROM hookdock_state WHERE id = 1")?
+            .query_row([], |r| {
+                Ok(Counters {
+                    next_id: r.get(0)?,
+                    next_token: r.get(1)?,
+                    live: r.get(2)?,
+                })
+            })?;
+        let mut counters = before;
+        let mut outcomes = Vec::new();
+        for request in requests {
+            outcomes.push(exec(conn, request, &mut counters)?);
+        }
+        if counters != before {
+            conn.prepare_cached(
+                "UPDATE hookdock_state SET next_id = ?1, next_token = ?2, live = ?3 WHERE id = 1",
+            )?
+            .execute(params![
+                counters.next_id,
+                counters.next_token,
+                counters.live
+            ])?;
+        }
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(outcomes)
+    }
+}
+
+const INSERT_EVENT: &str = "INSERT INTO hookdock_events
+    (id, source, event_id, state, available_at, attempts, received_at, enqueued_at, headers, body)
+    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, ?6, ?7)
+    ON CONFLICT (source, event_id) DO NOTHING";
+
+const FIND_EVENT: &str = "SELECT id FROM hookdock_events WHERE source = ?1 AND event_id = ?2";
+
+const KILL_EXPIRED: &str = "UPDATE hookdock_events
+    SET state = 2, dead_reason = ?1, dead_at = ?2, token = NULL
+    WHERE state = 1 AND available_at <= ?2 AND attempts >= ?3";
+
+const LEASE: &str = "UPDATE hookdock_events
+    SET state = 1, available_at = ?1, attempts = attempts + 1, token = ?2
+    WHERE id IN (
+        SELECT id FROM hookdock_events
+        WHERE state < 2 AND available_at <= ?3
+        ORDER BY available_at, id
+        LIMIT ?4)
+    RETURNING id, attempts, source, event_id, received_at, headers, body, last_error";
+
+const EXTEND: &str = "UPDATE hookdock_events SET available_at = ?3
+    WHERE id = ?1 AND state = 1 AND token = ?2";
+
+const ACK: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2";
+
+const RETRY: &str = "UPDATE hookdock_events
+    SET state = 0, available_at = ?3, last_error = ?4, token = NULL
+    WHERE id = ?1 AND state = 1 AND token = ?2";
+
+const DEAD_LETTER: &str = "UPDATE hookdock_events
+    SET state = 2, dead_reason = ?3, dead_at = ?4, token = NULL
+    WHERE id = ?1 AND state = 1 AND token = ?2";
+
+/// The conditions of a [`DeadLetterFilter`] over `hookdock_events`, parameters `?1`..`?6`;
+/// shared by listing (reader) and replay (writer).
+pub(crate) const DEAD_FILTER: &str = "state = 2
+    AND (?1 IS NULL OR id = ?1)
+    AND (?2 IS NULL OR source = ?2)
+    AND (?3 IS NULL OR event_id = ?3)
+    AND (?4 IS NULL OR instr(dead_reason, ?4) > 0)
+    AND (?5 IS NULL OR id > ?5)
+    ORDER BY id
+    LIMIT ?6";
+
+const CLAIM: &str = "INSERT INTO hookdock_idempotency
+    (source, event_id, fingerprint, token, state, until, result)
+    VALUES (?1, ?2, ?3, ?4, 0, ?5, NULL)
+    ON CONFLICT (source, event_id) DO UPDATE SET
+        fingerprint = excluded.fingerprint, token = excluded.token, state = 0,
+        until = excluded.until, result = NULL
+    WHERE hookdock_idempotency.until <= ?6";
+
+const CLAIM_HELD: &str = "SELECT fingerprint, state, until, result FROM hookdock_idempotency
+    WHERE source = ?1 AND event_id = ?2";
+
+const COMPLETE: &str = "UPDATE hookdock_idempotency SET state = 1, until = ?4, result = ?5
+    WHERE source = ?1 AND event_id = ?2 AND token = ?3 AND state = 0";
+
+const RELEASE: &str = "DELETE FROM hookdock_idempotency
+    WHERE source = ?1 AND event_id = ?2 AND token = ?3 AND state = 0";
+
+const PURGE: &str = "DELETE FROM hookdock_idempotency WHERE (source, event_id) IN (
+    SELECT source, event_id FROM hookdock_idempotency
+    WHERE until <= ?1 AND (state = 1 OR until <= ?2)
+    LIMIT ?3)";
+
+/// `usize` as an SQL limit.
+pub(crate) fn sql_limit(n: Option<usize>) -> i64 {
+    n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// The `?1`..`?6` parameters of [`DEAD_FILTER`]: message, source, event id, reason text,
+/// after, limit.
+pub(crate) type DeadFilterParams<'a> = (
+    Option<i64>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i64>,
+    i64,
+);
+
+/// The parameters of [`DEAD_FILTER`] for `f`.
+pub(crate) fn dead_filter_params(f: &DeadLetterFilter) -> DeadFilterParams<'_> {
+    (
+        f.message.map(|m| m.0),
+        f.source.as_deref(),
+        f.event_id.as_ref().map(|id| id.as_str()),
+        f.reason_contains.as_deref(),
+        f.after.map(|m| m.0),
+        sql_limit(f.limit),
+    )
+}
+
+/// A token as stored (positive `i64`) to the public `u64`.
+pub(crate) fn token_out(token: i64) -> u64 {
+    u64::try_from(token).unwrap_or(0)
+}
+
+/// Applies the fenced update `sql` (parameters `?1` id, `?2` token, then `rest`): `Done` if it
+/// hit the row, `LeaseLost` otherwise.
+fn fenced(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> rusqlite::Result<Outcome> {
+    let n = conn.prepare_cached(sql)?.execute(params)?;
+    Ok(if n == 1 {
+        Ok(Response::Done)
+    } else {
+        Err(StoreError::LeaseLost)
+    })
+}
+
+fn exec(conn: &Connection, request: &Request, c: &mut Counters) -> rusqlite::Result<Outcome> {
+    match request {
+        Request::Enqueue {
+            event,
+            headers,
+            now,
+            max_depth,
+        } => {
+            let find = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
+                conn.prepare_cached(FIND_EVENT)?
+                    .query_row(params![event.source, event.id.as_str()], |r| r.get(0))
+                    .optional()
+            };
+            if let Some(limit) = max_depth {
+                let live = u64::try_from(c.live).unwrap_or(0);
+                if live >= *limit {
+                    return Ok(match find(conn)? {
+                        Some(id) => Ok(Response::Enqueued(Enqueued::Duplicate(MessageId(id)))),
+                        None => Err(StoreError::Full { depth: live }),
+                    });
+                }
+            }
+            let id = c.next_id;
+            let received_at = crate::clock::unix_millis(event.received_at);
+            let n = conn.prepare_cached(INSERT_EVENT)?.execute(params![
+                id,
+                event.source,
+                event.id.as_str(),
+                now,
+                received_at,
+                headers,
+                &event.body[..],
+            ])?;
+            if n == 1 {
+                c.next_id += 1;
+                c.live += 1;
+                return Ok(Ok(Response::Enqueued(Enqueued::New(MessageId(id)))));
+            }
+            Ok(match find(conn)? {
+                Some(id) => Ok(Response::Enqueued(Enqueued::Duplicate(MessageId(id)))),
+                None => Err(StoreError::Corrupt(
+                    "enqueue conflicted with a row that does not exist".into(),
+                )),
+            })
+        }
+        Request::Lease {
+            max,
+            now,
+            expires,
+            max_attempts,
+        } => {
+            if *max == 0 {
+                return Ok(Ok(Response::Leased(Vec::new())));
+            }
+            let killed = conn.prepare_cached(KILL_EXPIRED)?.execute(params![
+                EXPIRED_ON_LAST_ATTEMPT,
+                now,
+                max_attempts
+            ])?;
+            c.live -= i64::try_from(killed).unwrap_or(0);
+            let token = c.next_token;
+            c.next_token += 1;
+            let mut stmt = conn.prepare_cached(LEASE)?;
+            let rows =
+                stmt.query_map(params![expires, token, now, sql_limit(Some(*max))], |r| {
+                    let id: i64 = r.get(0)?;
+                    let attempts: u32 = r.get(1)?;
+                    let headers: Vec<u8> = r.get(5)?;
+                    let body: Vec<u8> = r.get(6)?;
+                    let event = RawEvent {
+                        source: r.get(2)?,
+                        id: r.get::<_, String>(3)?.into(),
+                        received_at: from_unix_millis(r.get(4)?),
+                        headers: decode_headers(&headers),
+                        body: Bytes::from(body),
+                    };
+                    let lease = Lease {
+                        message: MessageId(id),
+                        token: LeaseToken(token_out(token)),
+                        expires_at: from_unix_millis(*expires),
+                    };
+                    Ok(Leased::new(lease, event, attempts, *max_attempts)
+                        .with_last_error(r.get(7)?))
+                })?;
+            let mut leased = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            leased.sort_by_key(|l| l.lease.message);
+            Ok(Ok(Response::Leased(leased)))
+        }
+        Request::Extend { id, token, expires } => fenced(conn, EXTEND, params![id, token, expires]),
+        Request::Ack { id, token } => {
+            let outcome = fenced(conn, ACK, params![id, token])?;
+            if outcome.is_ok() {
+                c.live -= 1;
+            }
+            Ok(outcome)
+        }
+        Request::Retry {
+            id,
+            token,
+            at,
+            error,
+        } => fenced(conn, RETRY, params![id, token, at, error]),
+        Request::DeadLetter {
+            id,
+            token,
+            reason,
+            now,
+        } => {
+            let outcome = fenced(conn, DEAD_LETTER, params![id, token, reason, now])?;
+            if outcome.is_ok() {
+                c.live -= 1;
+            }
+            Ok(outcome)
+        }
+        Request::Replay { filter, now } => {
+            let sql = format!(
+                "UPDATE hookdock_events
+                 SET state = 0, available_at = ?7, attempts = 0, dead_reason = NULL,
+                     dead_at = NULL
+                 WHERE id IN (SELECT id FROM hookdock_events WHERE {DEAD_FILTER})"
+            );
+            let (m, s, e, r, a, l) = dead_filter_params(filter);
+            let n = conn
+                .prepare_cached(&sql)?
+                .execute(params![m, s, e, r, a, l, now])?;
+            c.live += i64::try_from(n).unwrap_or(0);
+            Ok(Ok(Response::Count(n as u64)))
+        }
+        Request::Claim {
+            source,
+            event_id,
+            fingerprint,
+            now,
+            until,
+        } => {
+            let token = c.next_token;
+            let n = conn.prepare_cached(CLAIM)?.execute(params![
+                source,
+                event_id,
+                &fingerprint[..],
+                token,
+                until,
+                now
+            ])?;
+            if n == 1 {
+                c.next_token += 1;
+                return Ok(Ok(Response::Claim(Claim::Acquired(ClaimToken(token_out(
+                    token,
+                ))))));
+            }
+            let held = conn
+                .prepare_cached(CLAIM_HELD)?
+                .query_row(params![source, event_id], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<Vec<u8>>>(3)?,
+                    ))
+                })
+                .optional()?;
+            Ok(Ok(Response::Claim(match held {
+                None => {
+                    return Ok(Err(StoreError::Corrupt(
+                        "claim conflicted with a key that does not exist".into(),
+                    )))
+                }
+                Some((fp, _, _, _)) if fp[..] != fingerprint[..] => Claim::FingerprintMismatch,
+                Some((_, 1, _, result)) => Claim::Completed(result.map(Bytes::from)),
+                Some((_, _, until, _)) => Claim::InProgress {
+                    until: from_unix_millis(until),
+                },
+            })))
+        }
+        Request::Complete {
+            source,
+            event_id,
+            token,
+            result,
+            until,
+        } => {
+            let n = conn.prepare_cached(COMPLETE)?.execute(params![
+                source,
+                event_id,
+                token,
+                until,
+                result.as_deref()
+            ])?;
+            Ok(if n == 1 {
+                Ok(Response::Done)
+            } else {
+                Err(StoreError::ClaimLost)
+            })
+        }
+        Request::Release {
+            source,
+            event_id,
+            token,
+        } => {
+            let n = conn
+                .prepare_cached(RELEASE)?
+                .execute(params![source, event_id, token])?;
+            Ok(if n == 1 {
+                Ok(Response::Done)
+            } else {
+                Err(StoreError::ClaimLost)
+            })
+        }
+        Request::Purge {
+            now,
+            retention,
+            limit,
+        } => {
+            let n = conn.prepare_cached(PURGE)?.execute(params![
+                now,
+                now.saturating_sub(*retention),
+                sql_limit(Some(*limit))
+            ])?;
+            Ok(Ok(Response::Count(n as u64)))
+        }
+    }
+}
