@@ -24,7 +24,6 @@ end
 
 local threads = {}
 local next_tid = 0
-local seconds = 0
 
 function setup(thread)
   next_tid = next_tid + 1
@@ -33,7 +32,7 @@ function setup(thread)
 end
 
 function init(args)
-  seconds = tonumber(args[1])
+  local seconds = tonumber(args[1])
   local run, signature, path, body_file = args[2], args[3], args[4], args[5]
   local f = assert(io.open(body_file, "rb"))
   local body = f:read("*a")
@@ -75,7 +74,7 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "RESULT sent=%d completed=%d non2xx=%d connect_errors=%d read_errors=%d write_errors=%d "
-      .. "seconds=%.3f p50_us=%d p99_us=%d max_us=%d\n",
-    sent_total, summary.requests, e.status, e.connect, e.read, e.write, seconds,
+      .. "p50_us=%d p99_us=%d max_us=%d\n",
+    sent_total, summary.requests, e.status, e.connect, e.read, e.write,
     latency:percentile(50), latency:percentile(99), latency.max))
 end

@@ -57,7 +57,7 @@ start_server() {
   "$@" >"$log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 200); do
-    server_addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's|.*http://||') || true
+    server_addr=$(grep -o 'listening on http://[0-9.:]*' "$log" 2>/dev/null | head -1 | sed 's|.*http://||') || true
     [[ -n "$server_addr" ]] && return 0
     kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.05
