@@ -8,19 +8,25 @@
 #   DURATION=20 ROUNDS=3 benches/load/run.sh
 #   PERF=1 benches/load/run.sh           # also profile the receiver with perf
 #
-# Needs: wrk (Debian: apt-get install -y wrk), openssl, sqlite3 or python3; perf for PERF=1
-# (Debian: apt-get install -y linux-perf).
+# Needs: wrk (Debian: apt-get install -y wrk), openssl, GNU time (/usr/bin/time), sqlite3 or
+# python3; perf for PERF=1 (Debian: apt-get install -y linux-perf).
+#
+# Each round measures the bare handler, then the receiver on a fresh database, with the same
+# wrk script (benches/load/github.lua: unique X-GitHub-Delivery per request, no delivery left
+# in flight at the end). Requests/s count 2xx answers over DURATION. The CPU lines give the
+# CPU time per request of each process (by thread: tokio workers, SQLite threads) and of wrk,
+# which unlike requests/s does not depend on what else the machine is running.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${DURATION:-10}       # seconds of load per measurement
-CONNECTIONS=${CONNECTIONS:-64} # wrk connections
-THREADS=${THREADS:-2}          # wrk threads
-ROUNDS=${ROUNDS:-2}            # bare/receiver pairs, alternating
+DURATION=${DURATION:-10}        # seconds of load per measurement
+CONNECTIONS=${CONNECTIONS:-256} # wrk connections (deliveries in flight)
+THREADS=${THREADS:-2}           # wrk threads
+ROUNDS=${ROUNDS:-3}             # bare/receiver pairs, alternating
 PERF=${PERF:-0}
-DRAIN=3                        # seconds after the load for the last answers to arrive
+DRAIN=3                         # seconds after the load for the last answers to arrive
 
-for tool in wrk openssl; do
+for tool in wrk openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "run.sh needs $tool" >&2; exit 2; }
 done
 
@@ -73,14 +79,48 @@ stop_server() {
   server_pid=""
 }
 
-# load NAME: drives $server_addr; prints the RESULT line.
-load() {
-  local run_id=$1
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + DRAIN))s" --timeout 60s \
-    -s benches/load/github.lua "http://$server_addr" \
-    -- "$DURATION" "$run_id" "$signature" /webhooks/github "$body_file" |
-    grep '^RESULT'
+# cpu_by_thread PID: CPU ticks used so far by each thread group of PID ("comm=ticks ...").
+cpu_by_thread() {
+  cat /proc/"$1"/task/*/stat 2>/dev/null |
+    awk '{ c = substr($0, index($0, "(") + 1); c = substr(c, 1, index(c, ")") - 1);
+           r = substr($0, index($0, ") ") + 2); split(r, f, " "); t[c] += f[12] + f[13] }
+         END { for (k in t) printf "%s=%d ", k, t[k] }'
 }
+
+# load RUN_ID: drives $server_addr; prints the RESULT line, then the server's CPU per
+# thread group over the run and wrk's own CPU, in ticks.
+load() {
+  local run_id=$1 before after wrk_out
+  before=$(cpu_by_thread "$server_pid")
+  wrk_out=$(/usr/bin/time -f 'WRKCPU %U %S' \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + DRAIN))s" --timeout 60s \
+    -s benches/load/github.lua "http://$server_addr" \
+    -- "$DURATION" "$run_id" "$signature" /webhooks/github "$body_file" 2>&1)
+  after=$(cpu_by_thread "$server_pid")
+  grep '^RESULT' <<<"$wrk_out" | tr '\n' ' '
+  awk -v b="$before" -v a="$after" 'BEGIN {
+      n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); B[kv[1]] = kv[2] }
+      n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); printf "cpu[%s]=%d ", kv[1], kv[2] - B[kv[1]] }
+    }'
+  grep '^WRKCPU' <<<"$wrk_out" | awk -v hz="$(getconf CLK_TCK)" '{ printf "cpu[wrk]=%d\n", ($2 + $3) * hz }'
+}
+
+# cpu_report LINE REQUESTS: microseconds of CPU per request, by thread group.
+cpu_report() {
+  awk -v line="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+      m = split(line, x, " "); total = 0; out = ""
+      for (i = 1; i <= m; i++) if (x[i] ~ /^cpu\[/) {
+        name = x[i]; sub(/^cpu\[/, "", name); v = name; sub(/\].*/, "", name); sub(/.*=/, "", v)
+        us = v * 1e6 / hz / n
+        if (name != "wrk") { total += us; out = out sprintf(" %s %.1f", name, us) } else wrk = us
+      }
+      printf "server %.1f us (%s ), wrk %.1f us", total, substr(out, 2), wrk
+    }'
+}
+
+# server_cpu LINE REQUESTS / wrk_cpu LINE REQUESTS: microseconds per request.
+server_cpu() { cpu_report "$1" "$2" | sed 's/^server \([0-9.]*\).*/\1/'; }
+wrk_cpu() { cpu_report "$1" "$2" | sed 's/.*wrk \([0-9.]*\) us$/\1/'; }
 
 field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $2"; }
 
@@ -137,6 +177,17 @@ for round in $(seq 1 "$ROUNDS"); do
     "$(field completed "$recv")" "$(field non2xx "$recv")" "$(field sent "$recv")"
   printf '   ratio receiver/bare: %s   stored rows %s vs 2xx %s: %s\n' \
     "$ratio" "$stored" "$recv_2xx" "$match"
+  # CPU per request does not depend on what else the machine is doing; with it, the ratio
+  # the two would reach on two cores of their own, CPU-bound with wrk beside them, is
+  # (wrk + bare) / (wrk + receiver).
+  printf '   CPU per request: bare: %s\n' "$(cpu_report "$bare" "$(field completed "$bare")")"
+  printf '                    receiver: %s\n' "$(cpu_report "$recv" "$(field completed "$recv")")"
+  cpu_ratio=$(awk -v wb="$(wrk_cpu "$bare" "$(field completed "$bare")")" \
+    -v wr="$(wrk_cpu "$recv" "$(field completed "$recv")")" \
+    -v b="$(server_cpu "$bare" "$(field completed "$bare")")" \
+    -v r="$(server_cpu "$recv" "$(field completed "$recv")")" \
+    'BEGIN { printf "%.3f", (wb + b) / (wr + r) }')
+  printf '   CPU-bound ratio (wrk + bare) / (wrk + receiver): %s\n' "$cpu_ratio"
   summary+=("$ratio")
   if [[ "$PERF" == 1 ]]; then
     echo "   perf profile of the receiver (self time, top symbols):"
@@ -146,7 +197,8 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
 done
 
-echo "== ratio receiver/bare per round: ${summary[*]}"
+median=$(printf '%s\n' "${summary[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+echo "== ratio receiver/bare per round: ${summary[*]}; median $median"
 if ((status != 0)); then
   echo "stored rows and 2xx answers differ" >&2
 fi
