@@ -16,7 +16,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new().route("/webhooks/github", post(bare));
     let addr = std::env::var("HOOKDOCK_ADDR").unwrap_or_else(|_| "127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("bare handler listening on http://{}", listener.local_addr()?);
+    println!(
+        "bare handler listening on http://{}",
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let mut term =
