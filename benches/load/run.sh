@@ -7,6 +7,7 @@
 #   benches/load/run.sh                  # defaults below
 #   DURATION=20 ROUNDS=3 benches/load/run.sh
 #   PERF=1 benches/load/run.sh           # also profile the receiver with perf
+#   NULL_QUEUE=1 benches/load/run.sh     # also verify + intake over a queue storing nothing
 #
 # Needs: wrk (Debian: apt-get install -y wrk), openssl, GNU time (/usr/bin/time), sqlite3 or
 # python3; perf for PERF=1 (Debian: apt-get install -y linux-perf).
@@ -24,6 +25,7 @@ CONNECTIONS=${CONNECTIONS:-256} # wrk connections (deliveries in flight)
 THREADS=${THREADS:-2}           # wrk threads
 ROUNDS=${ROUNDS:-3}             # bare/receiver pairs, alternating
 PERF=${PERF:-0}
+NULL_QUEUE=${NULL_QUEUE:-0}
 DRAIN=3                         # seconds after the load for the last answers to arrive
 
 for tool in wrk openssl /usr/bin/time; do
@@ -31,12 +33,13 @@ for tool in wrk openssl /usr/bin/time; do
 done
 
 echo "== building (release)"
-cargo build --release --quiet --example receiver --example load_bare
+cargo build --release --quiet --example receiver --example load_bare --example load_null_queue
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
   echo target)
 receiver_bin="$target_dir/release/examples/receiver"
 bare_bin="$target_dir/release/examples/load_bare"
+null_bin="$target_dir/release/examples/load_null_queue"
 
 work=$(mktemp -d)
 server_pid=""
@@ -189,6 +192,19 @@ for round in $(seq 1 "$ROUNDS"); do
     'BEGIN { printf "%.3f", (wb + b) / (wr + r) }')
   printf '   CPU-bound ratio (wrk + bare) / (wrk + receiver): %s\n' "$cpu_ratio"
   summary+=("$ratio")
+  if [[ "$NULL_QUEUE" == 1 ]]; then
+    # Verify + intake with storage taken out: what the HTTP path itself costs.
+    start_server "$work/null.log" env HOOKDOCK_GITHUB_SECRET="$secret" "$null_bin"
+    null=$(load "null-$round")
+    stop_server
+    null_2xx=$(($(field completed "$null") - $(field non2xx "$null")))
+    null_rps=$(awk -v n="$null_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+    printf '   null queue:   %8s req/s  p50 %6.2f ms  p99 %6.2f ms  ratio to bare %s\n' \
+      "$null_rps" "$(awk -v u="$(field p50_us "$null")" 'BEGIN{print u/1000}')" \
+      "$(awk -v u="$(field p99_us "$null")" 'BEGIN{print u/1000}')" \
+      "$(awk -v a="$null_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')"
+    printf '   CPU per request: null queue: %s\n' "$(cpu_report "$null" "$(field completed "$null")")"
+  fi
   if [[ "$PERF" == 1 ]]; then
     echo "   perf profile of the receiver (self time, top symbols):"
     perf report -i "$work/perf-$round.data" --stdio --no-children --sort dso,symbol \
