@@ -13,7 +13,8 @@
 //! | variable | default |
 //! |---|---|
 //! | `HOOKDOCK_ADDR` | `127.0.0.1:3000` (port `0` picks a free port) |
-//! | `HOOKDOCK_DB` | `hookdock.db` |
+//! | `HOOKDOCK_DB` | `hookdock.db` (SQLite, WAL, `synchronous=FULL`) |
+//! | `HOOKDOCK_MAX_DEPTH` | no limit; with a limit, deliveries beyond it get `503` + `Retry-After` |
 //! | `HOOKDOCK_GITHUB_SECRET` | a development secret, printed at start-up |
 //! | `HOOKDOCK_STRIPE_SECRET` | a development secret, printed at start-up |
 //! | `HOOKDOCK_STANDARD_SECRET` | a development secret (`whsec_...`), printed at start-up |
@@ -29,8 +30,9 @@ use axum::routing::{post_service, MethodRouter};
 use axum::Router;
 use hmac::{KeyInit, Mac};
 use hookdock::intake::Intake;
-use hookdock::queue::{MemoryQueue, Queue};
+use hookdock::queue::{Queue, QueueOptions};
 use hookdock::scheme::Preset;
+use hookdock::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::verify::VerifyLayer;
 use hookdock::Scheme;
 use tower::ServiceBuilder;
@@ -43,6 +45,7 @@ const DEV_STANDARD_SECRET: &str = "whsec_aG9va2RvY2stZGV2LXN0YW5kYXJkLXNlY3JldC0
 struct Config {
     addr: String,
     db: String,
+    max_depth: Option<u64>,
     github: Secret,
     stripe: Secret,
     standard: Secret,
@@ -81,27 +84,39 @@ impl Secret {
 }
 
 impl Config {
-    fn from_env() -> Self {
+    fn from_env() -> Result<Self, Box<dyn Error>> {
         let var = |name: &str, default: &str| {
             std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| default.to_owned())
         };
-        Self {
+        Ok(Self {
             addr: var("HOOKDOCK_ADDR", "127.0.0.1:3000"),
             db: var("HOOKDOCK_DB", "hookdock.db"),
+            max_depth: match std::env::var("HOOKDOCK_MAX_DEPTH") {
+                Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
+                    format!("HOOKDOCK_MAX_DEPTH must be a whole number of events, not {v:?}")
+                })?),
+                _ => None,
+            },
             github: Secret::from_env("HOOKDOCK_GITHUB_SECRET", DEV_GITHUB_SECRET),
             stripe: Secret::from_env("HOOKDOCK_STRIPE_SECRET", DEV_STRIPE_SECRET),
             standard: Secret::from_env("HOOKDOCK_STANDARD_SECRET", DEV_STANDARD_SECRET),
-        }
+        })
     }
 }
 
-/// The queue every route stores into.
-// Until the SQLite backend lands this is the in-memory queue (nothing survives a restart).
-fn open_queue(_db: &str) -> Result<Arc<dyn Queue>, Box<dyn Error>> {
-    Ok(Arc::new(MemoryQueue::new()))
+/// The queue every route stores into: one SQLite database, one writer thread, group
+/// commit. (Any other backend fits here: the routes only see `Arc<dyn Queue>`.)
+fn open_queue(config: &Config) -> Result<(SqliteStore, Arc<dyn Queue>), Box<dyn Error>> {
+    let store = SqliteStore::open(&config.db, SqliteOptions::default())?;
+    let mut options = QueueOptions::default();
+    if let Some(max) = config.max_depth {
+        options = options.max_depth(max);
+    }
+    let queue = Arc::new(store.queue(options));
+    Ok((store, queue))
 }
 
 /// One webhook endpoint: verify with `scheme`, then store into `queue`.
@@ -131,7 +146,17 @@ fn webhook_routes(config: &Config, queue: &Arc<dyn Queue>) -> Result<Router, Box
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hookdock receiver: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -139,8 +164,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    let config = Config::from_env();
-    let queue = open_queue(&config.db)?;
+    let config = Config::from_env()?;
+    let (store, queue) = open_queue(&config)?;
     let app = webhook_routes(&config, &queue)?;
 
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
@@ -150,13 +175,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Every acknowledged delivery is already durable; this checkpoints the WAL.
+    store.close().await;
     println!("hookdock receiver stopped");
     Ok(())
 }
 
 fn print_banner(config: &Config, addr: std::net::SocketAddr, durability: impl std::fmt::Debug) {
     println!("hookdock receiver listening on http://{addr}");
-    println!("  queue: {} ({durability:?})", config.db);
+    match config.max_depth {
+        Some(max) => println!(
+            "  queue: {} ({durability:?}, at most {max} waiting)",
+            config.db
+        ),
+        None => println!("  queue: {} ({durability:?})", config.db),
+    }
     println!(
         "  POST /webhooks/github    {}",
         config.github.describe("HOOKDOCK_GITHUB_SECRET")
