@@ -14,7 +14,7 @@ use crate::idempotency::{
 
 /// How many keys one purge transaction deletes, so a large purge never holds the writer
 /// (and the intake path behind it) for long.
-const PURGE_CHUNK: usize = 4096;
+pub(super) const PURGE_CHUNK: usize = 4096;
 
 /// A durable [`IdempotencyStore`] in a SQLite database, sharing the database and the writer
 /// thread (and so the group commits) of the [`SqliteStore`] it was made from.

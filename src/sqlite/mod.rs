@@ -213,6 +213,29 @@ impl SqliteOptions {
     }
 }
 
+/// Counters of the writer thread, from [`SqliteStore::writer_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Write transactions committed (each one fsync).
+    pub transactions: u64,
+    /// Operations answered (enqueues, leases, acks, claims, ...).
+    pub operations: u64,
+    /// Batches that failed as a whole and were run again one operation per transaction.
+    pub failed_batches: u64,
+}
+
+impl WriterStats {
+    /// Operations per transaction: how much group commit is saving.
+    pub fn mean_batch(&self) -> f64 {
+        if self.transactions == 0 {
+            0.0
+        } else {
+            self.operations as f64 / self.transactions as f64
+        }
+    }
+}
+
 /// One SQLite database holding hookdock's queue and idempotency tables, with the writer
 /// thread, the reader thread and the checkpoint thread that serve it.
 ///
@@ -240,6 +263,7 @@ struct Inner {
     writer: mpsc::Sender<Msg>,
     reader: reader::ReaderHandle,
     closed: AtomicBool,
+    counters: Arc<writer::Counters>,
 }
 
 impl SqliteStore {
@@ -259,7 +283,14 @@ impl SqliteStore {
         let checkpoint_conn = schema::open(&path, &options)?;
         let (nudge, wal_pages) = checkpoint::spawn(checkpoint_conn, options.checkpoint_interval)?;
         let reader = reader::spawn(reader_conn)?;
-        let writer = writer::spawn(writer_conn, &options, nudge, wal_pages)?;
+        let counters = Arc::new(writer::Counters::default());
+        let writer = writer::spawn(
+            writer_conn,
+            &options,
+            nudge,
+            wal_pages,
+            Arc::clone(&counters),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -267,6 +298,7 @@ impl SqliteStore {
                 writer,
                 reader,
                 closed: AtomicBool::new(false),
+                counters,
             }),
         })
     }
@@ -297,6 +329,11 @@ impl SqliteStore {
             // An error means the writer is already gone, which is what we wait for.
             let _ = finished.await;
         }
+    }
+
+    /// What the writer thread has done so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.counters.snapshot()
     }
 
     pub(crate) fn now_ms(&self) -> i64 {

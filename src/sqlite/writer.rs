@@ -1,7 +1,7 @@
 //! The writer thread: the only connection that writes, committing every waiting operation in
 //! one transaction (group commit).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use super::SqliteOptions;
+use super::{SqliteOptions, WriterStats};
 use crate::clock::from_unix_millis;
 use crate::error::StoreError;
 use crate::event::{decode_headers, RawEvent};
@@ -116,9 +116,27 @@ pub(crate) enum Response {
     Claim(Claim),
 }
 
-/// Counters kept in `hookdock_state`, read at the start of each transaction.
+/// What the writer has done, for [`WriterStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    transactions: AtomicU64,
+    operations: AtomicU64,
+    failed_batches: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            transactions: self.transactions.load(Ordering::Relaxed),
+            operations: self.operations.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The row of `hookdock_state`, read at the start of each transaction.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Counters {
+struct StateRow {
     next_id: i64,
     next_token: i64,
     live: i64,
@@ -130,6 +148,7 @@ pub(crate) fn spawn(
     options: &SqliteOptions,
     nudge: std_mpsc::SyncSender<()>,
     wal_pages: Arc<AtomicI64>,
+    counters: Arc<Counters>,
 ) -> Result<mpsc::Sender<Msg>, StoreError> {
     let (tx, rx) = mpsc::channel(options.channel_capacity);
     let writer = Writer {
@@ -139,6 +158,7 @@ pub(crate) fn spawn(
         nudge,
         wal_pages,
         wal_restart_pages: i64::from(options.wal_restart_pages),
+        counters,
     };
     std::thread::Builder::new()
         .name("hookdock-sqlite-writer".into())
@@ -154,6 +174,7 @@ struct Writer {
     nudge: std_mpsc::SyncSender<()>,
     wal_pages: Arc<AtomicI64>,
     wal_restart_pages: i64,
+    counters: Arc<Counters>,
 }
 
 type Outcome = Result<Response, StoreError>;
@@ -199,8 +220,17 @@ impl Writer {
             return;
         }
         let outcomes = match self.transaction(batch.iter().map(|(r, _)| r)) {
-            Ok(outcomes) => outcomes,
-            Err(_) => {
+            Ok(outcomes) => {
+                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+                outcomes
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    operations = batch.len(),
+                    "hookdock: group commit failed; retrying its operations one by one"
+                );
+                self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                 // The whole batch is rolled back. Run each operation alone so that one bad
                 // write (or a disk that filled up) fails only the operations it has to.
                 batch
@@ -216,6 +246,9 @@ impl Writer {
                     .collect()
             }
         };
+        self.counters
+            .operations
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
             // A caller that went away does not need its answer.
             let _ = reply.send(outcome);
@@ -253,7 +286,7 @@ impl Writer {
         let before = conn
             .prepare_cached("SELECT next_id, next_token, live FROM hookdock_state WHERE id = 1")?
             .query_row([], |r| {
-                Ok(Counters {
+                Ok(StateRow {
                     next_id: r.get(0)?,
                     next_token: r.get(1)?,
                     live: r.get(2)?,
@@ -393,7 +426,7 @@ fn fenced(
     })
 }
 
-fn exec(conn: &Connection, request: &Request, c: &mut Counters) -> rusqlite::Result<Outcome> {
+fn exec(conn: &Connection, request: &Request, c: &mut StateRow) -> rusqlite::Result<Outcome> {
     match request {
         Request::Enqueue {
             event,
@@ -613,5 +646,87 @@ fn exec(conn: &Connection, request: &Request, c: &mut Counters) -> rusqlite::Res
             ])?;
             Ok(Ok(Response::Count(n as u64)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn enqueue(id: &str, body: Vec<u8>) -> Request {
+        Request::Enqueue {
+            event: RawEvent::new("github", id, std::time::UNIX_EPOCH, body),
+            headers: Vec::new(),
+            now: 1,
+            max_depth: None,
+        }
+    }
+
+    /// A batch holding one write that cannot fit is rolled back as a whole and rerun one
+    /// operation per transaction: the neighbours are stored, the oversized event fails alone
+    /// with the SQLite "disk full" error as its source.
+    #[test]
+    fn a_failing_operation_fails_alone_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions::new().max_size(256 * 1024);
+        let conn = super::super::schema::open_writer(&dir.path().join("q.db"), &options).unwrap();
+        let (nudge, _nudged) = std_mpsc::sync_channel(1);
+        let (_tx, rx) = mpsc::channel(1);
+        let mut writer = Writer {
+            conn,
+            rx,
+            max_batch: 64,
+            nudge,
+            wal_pages: Arc::new(AtomicI64::new(0)),
+            wal_restart_pages: i64::MAX,
+            counters: Arc::new(Counters::default()),
+        };
+        let mut batch = Vec::new();
+        let mut answers = Vec::new();
+        for i in 0..10 {
+            let body = if i == 4 {
+                vec![7u8; 1024 * 1024]
+            } else {
+                vec![1u8; 100]
+            };
+            let (reply, answer) = oneshot::channel();
+            batch.push((enqueue(&format!("e{i}"), body), reply));
+            answers.push(answer);
+        }
+        writer.commit(&mut batch);
+        for (i, mut answer) in answers.into_iter().enumerate() {
+            let outcome = answer.try_recv().expect("every operation is answered");
+            if i == 4 {
+                let err = outcome.expect_err("the oversized event cannot be stored");
+                assert!(matches!(err, StoreError::Storage(_)), "{err:?}");
+                let source = err
+                    .source()
+                    .and_then(|s| s.downcast_ref::<rusqlite::Error>());
+                assert_eq!(
+                    source.and_then(|e| e.sqlite_error_code()),
+                    Some(rusqlite::ErrorCode::DiskFull),
+                    "the SQLite error is kept as the source: {source:?}"
+                );
+            } else {
+                assert!(
+                    matches!(outcome, Ok(Response::Enqueued(Enqueued::New(_)))),
+                    "event {i} must be stored despite its neighbour: {outcome:?}"
+                );
+            }
+        }
+        let stored: i64 = writer
+            .conn
+            .query_row("SELECT count(*) FROM hookdock_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 9);
+        let live: i64 = writer
+            .conn
+            .query_row("SELECT live FROM hookdock_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(live, 9, "the depth counter must not count the failed event");
+        let stats = writer.counters.snapshot();
+        assert_eq!((stats.failed_batches, stats.operations), (1, 10));
     }
 }
