@@ -10,29 +10,50 @@ use rusqlite::Connection;
 
 use crate::error::StoreError;
 
+/// Frames left behind by a checkpoint below which the thread waits for the next nudge
+/// instead of going again at once.
+const CAUGHT_UP_FRAMES: i64 = 256;
+
 /// Starts the checkpoint thread. The writer nudges it after each commit through the
 /// returned sender (a full channel means a nudge is already pending); it reports the WAL size
-/// it saw, in pages, through the returned counter. The thread stops when every sender is
+/// it saw, in frames, through the returned counter. The thread stops when every sender is
 /// dropped.
+///
+/// After a nudge it runs `PASSIVE` checkpoints back to back until it has caught up with the
+/// writer (so the writer's own restart checkpoint finds little left to copy), then rests for
+/// `interval` so that a lightly loaded store is not checkpointed after every commit.
 pub(crate) fn spawn(
     conn: Connection,
     interval: Duration,
 ) -> Result<(mpsc::SyncSender<()>, Arc<AtomicI64>), StoreError> {
     let (nudge, nudged) = mpsc::sync_channel::<()>(1);
-    let wal_pages = Arc::new(AtomicI64::new(0));
-    let report = Arc::clone(&wal_pages);
+    let wal_frames = Arc::new(AtomicI64::new(0));
+    let report = Arc::clone(&wal_frames);
     std::thread::Builder::new()
-        .name("hookdock-sqlite-checkpoint".into())
+        .name("hookdock-ckpt".into())
         .spawn(move || {
             while nudged.recv().is_ok() {
-                // PASSIVE never blocks the writer or readers; it copies what it can.
-                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-                    Ok(pages) => report.store(pages, Ordering::Relaxed),
-                    Err(e) => tracing::debug!(error = %e, "hookdock: background checkpoint failed"),
+                loop {
+                    // PASSIVE never blocks the writer or readers; it copies what it can.
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    match done {
+                        Ok((log, copied)) => {
+                            report.store(log, Ordering::Relaxed);
+                            if log - copied < CAUGHT_UP_FRAMES {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "hookdock: background checkpoint failed");
+                            break;
+                        }
+                    }
                 }
                 std::thread::sleep(interval);
             }
         })
         .map_err(StoreError::storage)?;
-    Ok((nudge, wal_pages))
+    Ok((nudge, wal_frames))
 }

@@ -161,7 +161,7 @@ pub(crate) fn spawn(
         counters,
     };
     std::thread::Builder::new()
-        .name("hookdock-sqlite-writer".into())
+        .name("hookdock-writer".into())
         .spawn(move || writer.run())
         .map_err(StoreError::storage)?;
     Ok(tx)
