@@ -48,14 +48,17 @@
 //! Schema version 1 (kept in `PRAGMA user_version`; [`SqliteStore::open`] creates it in an
 //! empty file and refuses a file with a newer version). Times are Unix milliseconds.
 //!
-//! `hookdock_events`: one row per stored event, until it is acked.
+//! `hookdock_events`: one row per stored event. An ack marks the row done (`state = 3`);
+//! done rows are invisible to every call and are deleted in bulk a little later (when a few
+//! thousand have gathered, or when the writer is idle), which spreads the cost of removing
+//! a random key from the unique index over many rows.
 //!
 //! | column | type | meaning |
 //! |---|---|---|
 //! | `id` | `INTEGER PRIMARY KEY` | the [`MessageId`](crate::queue::MessageId); never reused |
 //! | `source` | `TEXT` | the event's source, such as `github` |
 //! | `event_id` | `TEXT` | the provider's delivery id (or the body hash); `UNIQUE(source, event_id)` |
-//! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter |
+//! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter, `3` acked (about to be deleted) |
 //! | `available_at` | `INTEGER` | waiting: when it may be leased; leased: when the lease expires |
 //! | `attempts` | `INTEGER` | leases so far (reset to 0 by replay) |
 //! | `token` | `INTEGER` | the current lease's fencing token while leased |
@@ -69,13 +72,16 @@
 //!
 //! Indexes: `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the
 //! oldest available rows from its front), `hookdock_events_leased (available_at) WHERE
-//! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters).
+//! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters),
+//! `hookdock_events_done (id) WHERE state = 3` (rows to delete).
 //!
-//! `hookdock_idempotency`: one row per claimed key (`WITHOUT ROWID`).
+//! `hookdock_idempotency`: one row per claimed key, in claim order (so completing a key
+//! rewrites a recent page rather than a random one).
 //!
 //! | column | type | meaning |
 //! |---|---|---|
-//! | `source`, `event_id` | `TEXT` | the [`IdempotencyKey`](crate::idempotency::IdempotencyKey); primary key |
+//! | `id` | `INTEGER PRIMARY KEY` | row id |
+//! | `source`, `event_id` | `TEXT` | the [`IdempotencyKey`](crate::idempotency::IdempotencyKey); `UNIQUE(source, event_id)` |
 //! | `fingerprint` | `BLOB` | SHA-256 of the body the key was claimed for |
 //! | `token` | `INTEGER` | the current claim's fencing token |
 //! | `state` | `INTEGER` | `0` in progress, `1` completed |
@@ -223,6 +229,8 @@ pub struct WriterStats {
     pub operations: u64,
     /// Batches that failed as a whole and were run again one operation per transaction.
     pub failed_batches: u64,
+    /// Acked rows deleted by sweeps.
+    pub swept: u64,
 }
 
 impl WriterStats {

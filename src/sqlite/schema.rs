@@ -31,8 +31,10 @@ CREATE TABLE hookdock_events (
 CREATE INDEX hookdock_events_available ON hookdock_events (available_at, id) WHERE state < 2;
 CREATE INDEX hookdock_events_leased ON hookdock_events (available_at) WHERE state = 1;
 CREATE INDEX hookdock_events_dead ON hookdock_events (id) WHERE state = 2;
+CREATE INDEX hookdock_events_done ON hookdock_events (id) WHERE state = 3;
 
 CREATE TABLE hookdock_idempotency (
+    id          INTEGER PRIMARY KEY,
     source      TEXT    NOT NULL,
     event_id    TEXT    NOT NULL,
     fingerprint BLOB    NOT NULL,
@@ -40,8 +42,8 @@ CREATE TABLE hookdock_idempotency (
     state       INTEGER NOT NULL,
     until       INTEGER NOT NULL,
     result      BLOB,
-    PRIMARY KEY (source, event_id)
-) WITHOUT ROWID;
+    UNIQUE (source, event_id)
+);
 CREATE INDEX hookdock_idempotency_until ON hookdock_idempotency (until);
 
 CREATE TABLE hookdock_state (

@@ -122,6 +122,7 @@ pub(crate) struct Counters {
     transactions: AtomicU64,
     operations: AtomicU64,
     failed_batches: AtomicU64,
+    swept: AtomicU64,
 }
 
 impl Counters {
@@ -130,6 +131,7 @@ impl Counters {
             transactions: self.transactions.load(Ordering::Relaxed),
             operations: self.operations.load(Ordering::Relaxed),
             failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            swept: self.swept.load(Ordering::Relaxed),
         }
     }
 }
@@ -151,7 +153,11 @@ pub(crate) fn spawn(
     counters: Arc<Counters>,
 ) -> Result<mpsc::Sender<Msg>, StoreError> {
     let (tx, rx) = mpsc::channel(options.channel_capacity);
+    let done = conn
+        .query_row(COUNT_DONE, [], |r| r.get::<_, i64>(0))
+        .map_err(super::sql_error)?;
     let writer = Writer {
+        done: u64::try_from(done).unwrap_or(0),
         conn,
         rx,
         max_batch: options.max_batch,
@@ -175,7 +181,13 @@ struct Writer {
     wal_pages: Arc<AtomicI64>,
     wal_restart_pages: i64,
     counters: Arc<Counters>,
+    /// Rows acked and not yet swept.
+    done: u64,
 }
+
+/// Acked rows that trigger a sweep even while work keeps arriving (and the most one sweep
+/// deletes).
+const SWEEP_AT: u64 = 4096;
 
 type Outcome = Result<Response, StoreError>;
 
@@ -205,6 +217,7 @@ impl Writer {
             self.commit(&mut batch);
         }
         // Every handle is gone or the store was closed: leave a tidy database.
+        while self.done > 0 && self.sweep() {}
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
@@ -219,7 +232,7 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
-        let outcomes = match self.transaction(batch.iter().map(|(r, _)| r)) {
+        let outcomes = match self.transaction(batch.iter().map(|(r, _)| r), false) {
             Ok(outcomes) => {
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
                 outcomes
@@ -236,7 +249,7 @@ impl Writer {
                 batch
                     .iter()
                     .map(
-                        |(request, _)| match self.transaction(std::iter::once(request)) {
+                        |(request, _)| match self.transaction(std::iter::once(request), true) {
                             Ok(mut one) => {
                                 one.pop().unwrap_or_else(|| Err(super::unexpected("batch")))
                             }
@@ -249,9 +262,21 @@ impl Writer {
         self.counters
             .operations
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+        for ((request, reply), outcome) in batch.drain(..).zip(outcomes) {
+            if matches!((&request, &outcome), (Request::Ack { .. }, Ok(_))) {
+                self.done += 1;
+            }
             // A caller that went away does not need its answer.
             let _ = reply.send(outcome);
+        }
+        if self.done >= SWEEP_AT {
+            self.sweep();
+        }
+        while self.done > 0 && self.rx.is_empty() {
+            // Nothing is waiting: a good moment to delete acked rows.
+            if !self.sweep() {
+                break;
+            }
         }
         let _ = self.nudge.try_send(());
         if self.wal_pages.load(Ordering::Relaxed) > self.wal_restart_pages {
@@ -264,13 +289,47 @@ impl Writer {
         }
     }
 
+    /// Deletes up to [`SWEEP_AT`] acked rows in one transaction; false if it failed or found
+    /// nothing.
+    fn sweep(&mut self) -> bool {
+        let result = (|| -> rusqlite::Result<usize> {
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            let n = self
+                .conn
+                .prepare_cached(SWEEP)?
+                .execute(params![sql_limit(Some(SWEEP_AT as usize))])?;
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
+            Ok(n)
+        })();
+        match result {
+            Ok(n) => {
+                self.counters.swept.fetch_add(n as u64, Ordering::Relaxed);
+                self.done = if n == 0 {
+                    0
+                } else {
+                    self.done.saturating_sub(n as u64)
+                };
+                n > 0
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                tracing::debug!(error = %e, "hookdock: sweeping acked rows failed; will retry");
+                false
+            }
+        }
+    }
+
     /// One transaction over `requests`; on a SQLite error it is rolled back and the error
-    /// returned.
+    /// returned. `degraded` (after a failed batch) makes acks delete their row at once: it
+    /// needs no new page, so workers can still drain a full disk.
     fn transaction<'a>(
         &self,
         requests: impl Iterator<Item = &'a Request>,
+        degraded: bool,
     ) -> rusqlite::Result<Vec<Outcome>> {
-        let result = self.try_transaction(requests);
+        let result = self.try_transaction(requests, degraded);
         if result.is_err() && !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -280,6 +339,7 @@ impl Writer {
     fn try_transaction<'a>(
         &self,
         requests: impl Iterator<Item = &'a Request>,
+        degraded: bool,
     ) -> rusqlite::Result<Vec<Outcome>> {
         let conn = &self.conn;
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
@@ -295,7 +355,7 @@ impl Writer {
         let mut counters = before;
         let mut outcomes = Vec::new();
         for request in requests {
-            outcomes.push(exec(conn, request, &mut counters)?);
+            outcomes.push(exec(conn, request, &mut counters, degraded)?);
         }
         if counters != before {
             conn.prepare_cached(
@@ -312,12 +372,16 @@ impl Writer {
     }
 }
 
+/// `state` of a row that was acked and waits for the sweep.
+const STATE_DONE: i64 = 3;
+
 const INSERT_EVENT: &str = "INSERT INTO hookdock_events
     (id, source, event_id, state, available_at, attempts, received_at, enqueued_at, headers, body)
     VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, ?6, ?7)
     ON CONFLICT (source, event_id) DO NOTHING";
 
-const FIND_EVENT: &str = "SELECT id FROM hookdock_events WHERE source = ?1 AND event_id = ?2";
+const FIND_EVENT: &str =
+    "SELECT id, state FROM hookdock_events WHERE source = ?1 AND event_id = ?2";
 
 const KILL_EXPIRED: &str = "UPDATE hookdock_events
     SET state = 2, dead_reason = ?1, dead_at = ?2, token = NULL
@@ -335,7 +399,20 @@ const LEASE: &str = "UPDATE hookdock_events
 const EXTEND: &str = "UPDATE hookdock_events SET available_at = ?3
     WHERE id = ?1 AND state = 1 AND token = ?2";
 
-const ACK: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2";
+/// Acked rows are marked done (a rewrite of pages the lease just touched) and deleted in
+/// bulk by [`SWEEP`], which amortises the random page of the unique index over many rows.
+const ACK: &str = "UPDATE hookdock_events SET state = 3, token = NULL
+    WHERE id = ?1 AND state = 1 AND token = ?2";
+
+/// Ack by deleting the row at once, used when a batch failed (a full disk, say).
+const ACK_NOW: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2";
+
+const SWEEP: &str = "DELETE FROM hookdock_events WHERE id IN (
+    SELECT id FROM hookdock_events WHERE state = 3 ORDER BY id LIMIT ?1)";
+
+const COUNT_DONE: &str = "SELECT count(*) FROM hookdock_events WHERE state = 3";
+
+const DELETE_DONE: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 3";
 
 const RETRY: &str = "UPDATE hookdock_events
     SET state = 0, available_at = ?3, last_error = ?4, token = NULL
@@ -373,8 +450,8 @@ const COMPLETE: &str = "UPDATE hookdock_idempotency SET state = 1, until = ?4, r
 const RELEASE: &str = "DELETE FROM hookdock_idempotency
     WHERE source = ?1 AND event_id = ?2 AND token = ?3 AND state = 0";
 
-const PURGE: &str = "DELETE FROM hookdock_idempotency WHERE (source, event_id) IN (
-    SELECT source, event_id FROM hookdock_idempotency
+const PURGE: &str = "DELETE FROM hookdock_idempotency WHERE id IN (
+    SELECT id FROM hookdock_idempotency
     WHERE until <= ?1 AND (state = 1 OR until <= ?2)
     LIMIT ?3)";
 
@@ -426,7 +503,12 @@ fn fenced(
     })
 }
 
-fn exec(conn: &Connection, request: &Request, c: &mut StateRow) -> rusqlite::Result<Outcome> {
+fn exec(
+    conn: &Connection,
+    request: &Request,
+    c: &mut StateRow,
+    degraded: bool,
+) -> rusqlite::Result<Outcome> {
     match request {
         Request::Enqueue {
             event,
@@ -434,42 +516,60 @@ fn exec(conn: &Connection, request: &Request, c: &mut StateRow) -> rusqlite::Res
             now,
             max_depth,
         } => {
-            let find = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
-                conn.prepare_cached(FIND_EVENT)?
-                    .query_row(params![event.source, event.id.as_str()], |r| r.get(0))
-                    .optional()
+            // The message holding this key, if any. A row that was acked but not yet swept
+            // holds nothing: it is deleted here so the key can be stored again.
+            let held = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
+                let found: Option<(i64, i64)> = conn
+                    .prepare_cached(FIND_EVENT)?
+                    .query_row(params![event.source, event.id.as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                match found {
+                    Some((id, STATE_DONE)) => {
+                        conn.prepare_cached(DELETE_DONE)?.execute(params![id])?;
+                        Ok(None)
+                    }
+                    other => Ok(other.map(|(id, _)| id)),
+                }
             };
             if let Some(limit) = max_depth {
                 let live = u64::try_from(c.live).unwrap_or(0);
                 if live >= *limit {
-                    return Ok(match find(conn)? {
+                    return Ok(match held(conn)? {
                         Some(id) => Ok(Response::Enqueued(Enqueued::Duplicate(MessageId(id)))),
                         None => Err(StoreError::Full { depth: live }),
                     });
                 }
             }
-            let id = c.next_id;
             let received_at = crate::clock::unix_millis(event.received_at);
-            let n = conn.prepare_cached(INSERT_EVENT)?.execute(params![
-                id,
-                event.source,
-                event.id.as_str(),
-                now,
-                received_at,
-                headers,
-                &event.body[..],
-            ])?;
-            if n == 1 {
-                c.next_id += 1;
-                c.live += 1;
-                return Ok(Ok(Response::Enqueued(Enqueued::New(MessageId(id)))));
+            let insert = |conn: &Connection, id: i64| -> rusqlite::Result<usize> {
+                conn.prepare_cached(INSERT_EVENT)?.execute(params![
+                    id,
+                    event.source,
+                    event.id.as_str(),
+                    now,
+                    received_at,
+                    headers,
+                    &event.body[..],
+                ])
+            };
+            let mut inserted = insert(conn, c.next_id)? == 1;
+            if !inserted {
+                if let Some(id) = held(conn)? {
+                    return Ok(Ok(Response::Enqueued(Enqueued::Duplicate(MessageId(id)))));
+                }
+                inserted = insert(conn, c.next_id)? == 1;
             }
-            Ok(match find(conn)? {
-                Some(id) => Ok(Response::Enqueued(Enqueued::Duplicate(MessageId(id)))),
-                None => Err(StoreError::Corrupt(
+            if !inserted {
+                return Ok(Err(StoreError::Corrupt(
                     "enqueue conflicted with a row that does not exist".into(),
-                )),
-            })
+                )));
+            }
+            let id = c.next_id;
+            c.next_id += 1;
+            c.live += 1;
+            Ok(Ok(Response::Enqueued(Enqueued::New(MessageId(id)))))
         }
         Request::Lease {
             max,
@@ -516,7 +616,8 @@ fn exec(conn: &Connection, request: &Request, c: &mut StateRow) -> rusqlite::Res
         }
         Request::Extend { id, token, expires } => fenced(conn, EXTEND, params![id, token, expires]),
         Request::Ack { id, token } => {
-            let outcome = fenced(conn, ACK, params![id, token])?;
+            let sql = if degraded { ACK_NOW } else { ACK };
+            let outcome = fenced(conn, sql, params![id, token])?;
             if outcome.is_ok() {
                 c.live -= 1;
             }
@@ -664,17 +765,11 @@ mod tests {
         }
     }
 
-    /// A batch holding one write that cannot fit is rolled back as a whole and rerun one
-    /// operation per transaction: the neighbours are stored, the oversized event fails alone
-    /// with the SQLite "disk full" error as its source.
-    #[test]
-    fn a_failing_operation_fails_alone_in_its_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteOptions::new().max_size(256 * 1024);
-        let conn = super::super::schema::open_writer(&dir.path().join("q.db"), &options).unwrap();
+    fn writer(options: &SqliteOptions, dir: &tempfile::TempDir) -> (Writer, mpsc::Sender<Msg>) {
+        let conn = super::super::schema::open_writer(&dir.path().join("q.db"), options).unwrap();
         let (nudge, _nudged) = std_mpsc::sync_channel(1);
-        let (_tx, rx) = mpsc::channel(1);
-        let mut writer = Writer {
+        let (tx, rx) = mpsc::channel(1);
+        let writer = Writer {
             conn,
             rx,
             max_batch: 64,
@@ -682,7 +777,92 @@ mod tests {
             wal_pages: Arc::new(AtomicI64::new(0)),
             wal_restart_pages: i64::MAX,
             counters: Arc::new(Counters::default()),
+            done: 0,
         };
+        (writer, tx)
+    }
+
+    fn one(w: &Writer, request: Request) -> Outcome {
+        let mut outcomes = w.transaction(std::iter::once(&request), false).unwrap();
+        outcomes.pop().unwrap()
+    }
+
+    fn count(w: &Writer, sql: &str) -> i64 {
+        w.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// An ack leaves a done row behind for the sweep; an enqueue of the same key meanwhile
+    /// stores a new message (the done row holds nothing), and the sweep deletes done rows.
+    #[test]
+    fn acked_rows_are_swept_and_do_not_hold_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _tx) = writer(&SqliteOptions::new(), &dir);
+        let first = match one(&w, enqueue("a", b"one".to_vec())) {
+            Ok(Response::Enqueued(Enqueued::New(id))) => id,
+            other => panic!("{other:?}"),
+        };
+        let lease = Request::Lease {
+            max: 10,
+            now: 1,
+            expires: 1000,
+            max_attempts: 5,
+        };
+        let leased = match one(&w, lease) {
+            Ok(Response::Leased(l)) => l,
+            other => panic!("{other:?}"),
+        };
+        let token = i64::try_from(leased[0].lease.token.0).unwrap();
+        assert!(one(&w, Request::Ack { id: first.0, token }).is_ok());
+        assert_eq!(
+            count(&w, "SELECT count(*) FROM hookdock_events WHERE state = 3"),
+            1
+        );
+        assert_eq!(count(&w, "SELECT live FROM hookdock_state"), 0);
+        let second = match one(&w, enqueue("a", b"two".to_vec())) {
+            Ok(Response::Enqueued(Enqueued::New(id))) => id,
+            other => panic!("an acked key must be stored anew: {other:?}"),
+        };
+        assert_ne!(first, second, "message ids are never reused");
+        assert_eq!(count(&w, "SELECT count(*) FROM hookdock_events"), 1);
+        assert!(matches!(
+            one(&w, Request::Ack { id: first.0, token }),
+            Err(StoreError::LeaseLost)
+        ));
+        let leased = match one(
+            &w,
+            Request::Lease {
+                max: 10,
+                now: 2,
+                expires: 1000,
+                max_attempts: 5,
+            },
+        ) {
+            Ok(Response::Leased(l)) => l,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(&leased[0].event.body[..], b"two");
+        let token = i64::try_from(leased[0].lease.token.0).unwrap();
+        assert!(one(
+            &w,
+            Request::Ack {
+                id: second.0,
+                token
+            }
+        )
+        .is_ok());
+        w.done = 1;
+        assert!(w.sweep());
+        assert_eq!(count(&w, "SELECT count(*) FROM hookdock_events"), 0);
+        assert_eq!(w.counters.snapshot().swept, 1);
+    }
+
+    /// A batch holding one write that cannot fit is rolled back as a whole and rerun one
+    /// operation per transaction: the neighbours are stored, the oversized event fails alone
+    /// with the SQLite "disk full" error as its source.
+    #[test]
+    fn a_failing_operation_fails_alone_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, _tx) = writer(&SqliteOptions::new().max_size(256 * 1024), &dir);
         let mut batch = Vec::new();
         let mut answers = Vec::new();
         for i in 0..10 {
