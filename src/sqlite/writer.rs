@@ -856,6 +856,57 @@ mod tests {
         assert_eq!(w.counters.snapshot().swept, 1);
     }
 
+    /// Every statement the writer runs finds its rows through an index: no full scan of a
+    /// table and no temporary sort, whatever the backlog.
+    #[test]
+    fn every_statement_uses_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _tx) = writer(&SqliteOptions::new(), &dir);
+        let replay = format!("UPDATE hookdock_events SET state = 0 WHERE id IN (SELECT id FROM hookdock_events WHERE {DEAD_FILTER})");
+        let statements = [
+            INSERT_EVENT,
+            FIND_EVENT,
+            KILL_EXPIRED,
+            LEASE,
+            EXTEND,
+            ACK,
+            ACK_NOW,
+            SWEEP,
+            COUNT_DONE,
+            DELETE_DONE,
+            RETRY,
+            DEAD_LETTER,
+            CLAIM,
+            CLAIM_HELD,
+            COMPLETE,
+            RELEASE,
+            PURGE,
+            &replay,
+        ];
+        for sql in statements {
+            let mut stmt = w
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let n = stmt.parameter_count();
+            let params: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Null; n];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for step in &plan {
+                let full_scan = step.starts_with("SCAN hookdock_") && !step.contains(" USING ");
+                assert!(
+                    !full_scan && !step.contains("TEMP B-TREE"),
+                    "{sql}\n{plan:#?}"
+                );
+            }
+        }
+    }
+
     /// A batch holding one write that cannot fit is rolled back as a whole and rerun one
     /// operation per transaction: the neighbours are stored, the oversized event fails alone
     /// with the SQLite "disk full" error as its source.
