@@ -2,17 +2,39 @@
 //! [`IdempotencyStore`](crate::idempotency::IdempotencyStore) in one SQLite database file,
 //! sharing one writer thread with group commit.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), hookdock::StoreError> {
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::time::{Duration, SystemTime};
+//! use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
 //! use hookdock::queue::{Queue, QueueOptions};
 //! use hookdock::sqlite::{SqliteOptions, SqliteStore};
+//! use hookdock::RawEvent;
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("hookdock.db");
 //!
-//! let store = SqliteStore::open("hookdock.db", SqliteOptions::default())?;
+//! let store = SqliteStore::open(&path, SqliteOptions::default())?;
 //! let queue = store.queue(QueueOptions::default().max_depth(1_000_000));
-//! let dedupe = store.idempotency();
-//! // Or, for a queue alone: SqliteQueue::open("hookdock.db")?
-//! # let _ = (queue, dedupe); Ok(()) }
+//! let dedupe = store.idempotency(); // same file, same writer, same group commits
+//!
+//! // Resolves once the event is committed and fsynced.
+//! queue.enqueue(RawEvent::new("github", "d-1", SystemTime::now(), "{}")).await?;
+//!
+//! for leased in queue.lease(100, Duration::from_secs(30)).await? {
+//!     let key = IdempotencyKey::new(leased.event.source.clone(), leased.event.id.clone());
+//!     let fp = Fingerprint::of(&leased.event.body);
+//!     if let Claim::Acquired(token) = dedupe.claim(&key, &fp, Duration::from_secs(30)).await? {
+//!         // ... handle the event ...
+//!         dedupe.complete(&key, token, None).await?;
+//!     }
+//!     queue.ack(&leased.lease).await?;
+//! }
+//! assert_eq!(queue.stats().await?.depth(), 0);
+//! store.close().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
+//!
+//! For a queue alone, [`SqliteQueue::open`] opens the file with default options.
 //!
 //! # How it stores
 //!

@@ -21,19 +21,25 @@ use crate::queue::{
 ///
 /// Cheap to clone; clones share the store's writer thread.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), hookdock::StoreError> {
-/// use hookdock::queue::Queue;
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use hookdock::queue::{Enqueued, Queue};
 /// use hookdock::sqlite::SqliteQueue;
 /// use hookdock::RawEvent;
 /// use std::time::{Duration, SystemTime};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hookdock.db");
 ///
-/// let queue = SqliteQueue::open("hookdock.db")?;
-/// queue.enqueue(RawEvent::new("github", "d-1", SystemTime::now(), "{}")).await?; // fsynced
+/// let queue = SqliteQueue::open(&path)?;
+/// let event = RawEvent::new("github", "d-1", SystemTime::now(), "{}");
+/// let stored = queue.enqueue(event.clone()).await?; // committed and fsynced
+/// assert_eq!(queue.enqueue(event).await?, Enqueued::Duplicate(stored.message()));
 /// for leased in queue.lease(100, Duration::from_secs(30)).await? {
 ///     queue.ack(&leased.lease).await?;
 /// }
-/// # Ok(()) }
+/// assert_eq!(queue.stats().await?.depth(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteQueue {
