@@ -15,7 +15,7 @@
 //! Options: `--events N` (enqueues with group commit, default 50000), `--single N`
 //! (enqueues with one commit each, default 500), `--callers C` (concurrent enqueuers,
 //! default 256), `--prefill N` (events to drain, default 50000), `--lease B` (lease batch,
-//! default 256), `--workers W` (concurrent drain loops, default 4), `--only enqueue|drain|drain-plain|drain-dedupe` (one part), `--dir PATH` (where the
+//! default 256), `--workers W` (concurrent drain loops, default 4), `--only enqueue|drain|drain-plain|drain-dedupe` (one part), `--repeat R` (runs per figure, median printed, default 3), `--dir PATH` (where the
 //! databases go, default a temporary directory; use a real disk, not tmpfs).
 
 use std::path::{Path, PathBuf};
@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
-use hookdock::queue::{Queue, QueueOptions};
+use hookdock::idempotency::{
+    Claim, Fingerprint, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,
+};
+use hookdock::queue::{MemoryQueue, Queue, QueueOptions};
 use hookdock::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::RawEvent;
 
@@ -37,6 +39,7 @@ struct Args {
     workers: usize,
     dir: Option<PathBuf>,
     only: Option<String>,
+    repeat: usize,
 }
 
 fn args() -> Args {
@@ -49,6 +52,7 @@ fn args() -> Args {
         workers: 4,
         dir: None,
         only: None,
+        repeat: 3,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -64,6 +68,7 @@ fn args() -> Args {
             "--workers" => a.workers = n.max(1),
             "--dir" => a.dir = Some(PathBuf::from(value)),
             "--only" => a.only = Some(value),
+            "--repeat" => a.repeat = n.max(1),
             // `cargo bench` passes `--bench`; ignore what we do not know.
             _ => {
                 i += 1;
@@ -127,17 +132,36 @@ fn open(dir: &Path, name: &str, options: SqliteOptions) -> SqliteStore {
     SqliteStore::open(&path, options).expect("open the database")
 }
 
-/// `total` enqueues spread over `callers` concurrent tasks; returns events/s and CPU
-/// microseconds per event (process, writer thread).
-async fn enqueue_rate(
-    store: &SqliteStore,
-    total: usize,
-    callers: usize,
-    offset: usize,
-) -> (f64, f64, f64) {
-    let cpu0 = cpu_micros();
-    let queue = Arc::new(store.queue(QueueOptions::default()));
+/// One measured run: events/s and CPU microseconds per event (whole process, writer
+/// thread).
+#[derive(Clone, Copy)]
+struct Run {
+    rate: f64,
+    cpu: f64,
+    writer_cpu: f64,
+}
+
+fn measured(events: usize, start: Instant, cpu0: (u64, u64)) -> Run {
+    let rate = events as f64 / start.elapsed().as_secs_f64();
+    let cpu1 = cpu_micros();
+    let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / events.max(1) as f64;
+    Run {
+        rate,
+        cpu: per(cpu0.0, cpu1.0),
+        writer_cpu: per(cpu0.1, cpu1.1),
+    }
+}
+
+/// The median run by rate.
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs[runs.len() / 2]
+}
+
+/// `total` enqueues spread over `callers` concurrent tasks.
+async fn enqueue_run(queue: Arc<dyn Queue>, total: usize, callers: usize) -> Run {
     let body = body();
+    let cpu0 = cpu_micros();
     let start = Instant::now();
     let tasks: Vec<_> = (0..callers)
         .map(|c| {
@@ -146,10 +170,7 @@ async fn enqueue_rate(
             tokio::spawn(async move {
                 let mut i = c;
                 while i < total {
-                    queue
-                        .enqueue(event(offset + i, &body))
-                        .await
-                        .expect("enqueue");
+                    queue.enqueue(event(i, &body)).await.expect("enqueue");
                     i += callers;
                 }
             })
@@ -158,23 +179,19 @@ async fn enqueue_rate(
     for t in tasks {
         t.await.expect("enqueue task");
     }
-    let rate = total as f64 / start.elapsed().as_secs_f64();
-    let cpu1 = cpu_micros();
-    let per = |a: u64, b: u64| (b - a) as f64 / total.max(1) as f64;
-    (rate, per(cpu0.0, cpu1.0), per(cpu0.1, cpu1.1))
+    measured(total, start, cpu0)
 }
 
-/// Drains everything with `workers` loops of lease(batch) → per event [claim → complete] →
-/// ack; returns events/s.
-async fn drain_rate(
-    store: &SqliteStore,
+/// Drains everything with `workers` loops of lease(batch) → per event, concurrently,
+/// [claim → complete →] ack.
+async fn drain_run(
+    queue: Arc<dyn Queue>,
+    idem: Arc<dyn IdempotencyStore>,
     workers: usize,
     batch: usize,
     dedupe: bool,
-) -> (f64, usize, (u64, u64)) {
+) -> (Run, usize) {
     let cpu0 = cpu_micros();
-    let queue = Arc::new(store.queue(QueueOptions::default()));
-    let idem = Arc::new(store.idempotency());
     let start = Instant::now();
     let tasks: Vec<_> = (0..workers)
         .map(|_| {
@@ -222,12 +239,7 @@ async fn drain_rate(
     for t in tasks {
         handled += t.await.expect("drain task");
     }
-    let cpu1 = cpu_micros();
-    (
-        handled as f64 / start.elapsed().as_secs_f64(),
-        handled,
-        (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
-    )
+    (measured(handled, start, cpu0), handled)
 }
 
 fn main() {
@@ -241,61 +253,97 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        println!("sqlite_queue: synchronous=FULL, WAL, databases in {}", dir.display());
-
-        let run = |part: &str| a.only.as_deref().is_none_or(|o| part.starts_with(o));
-        if run("enqueue") {
-        let single = open(dir, "single.db", SqliteOptions::new().max_batch(1));
-        let (single_rate, _, _) = enqueue_rate(&single, a.single, a.callers, 0).await;
-        let single_stats = single.writer_stats();
-        single.close().await;
-
-        let grouped = open(dir, "grouped.db", SqliteOptions::new());
-        let (grouped_rate, cpu, writer_cpu) = enqueue_rate(&grouped, a.events, a.callers, 0).await;
-        let grouped_stats = grouped.writer_stats();
-        grouped.close().await;
-
         println!(
-            "enqueue, {} callers, 1 KiB events:\n  one commit per op: {:>9.0} events/s ({} events, {:.1} ops/commit)\n  group commit:      {:>9.0} events/s ({} events, {:.1} ops/commit)\n  ratio group/single: {:.1}x\n  CPU per grouped enqueue: {:.1} us in the process, {:.1} us of it in the writer thread",
-            a.callers,
-            single_rate,
-            a.single,
-            single_stats.mean_batch(),
-            grouped_rate,
-            a.events,
-            grouped_stats.mean_batch(),
-            grouped_rate / single_rate,
-            cpu,
-            writer_cpu
+            "sqlite_queue: synchronous=FULL, WAL, databases in {}; median of {} runs",
+            dir.display(),
+            a.repeat
         );
+        let run = |part: &str| a.only.as_deref().is_none_or(|o| part.starts_with(o));
+        let mut n = 0;
+        let mut fresh = |options: SqliteOptions| {
+            n += 1;
+            open(dir, &format!("bench-{n}.db"), options)
+        };
 
+        if run("enqueue") {
+            let mut single = Vec::new();
+            let mut grouped = Vec::new();
+            let mut batch = 0.0;
+            for _ in 0..a.repeat {
+                let store = fresh(SqliteOptions::new().max_batch(1));
+                single.push(enqueue_run(Arc::new(store.queue(QueueOptions::default())), a.single, a.callers).await);
+                store.close().await;
+                let store = fresh(SqliteOptions::new());
+                grouped.push(enqueue_run(Arc::new(store.queue(QueueOptions::default())), a.events, a.callers).await);
+                batch = store.writer_stats().mean_batch();
+                store.close().await;
+            }
+            let mut memory = Vec::new();
+            for _ in 0..a.repeat {
+                memory.push(enqueue_run(Arc::new(MemoryQueue::new()), a.events, a.callers).await);
+            }
+            let memory = median(memory);
+            let (single, grouped) = (median(single), median(grouped));
+            println!("enqueue, {} concurrent callers, 1 KiB events, random UUID ids:", a.callers);
+            println!("  one commit per op   {:>9.0} events/s", single.rate);
+            println!(
+                "  group commit        {:>9.0} events/s  ({:.0}x one-commit-per-op; {:.0} ops/commit; CPU/event {:.1} us, writer thread {:.1} us)",
+                grouped.rate,
+                grouped.rate / single.rate,
+                batch,
+                grouped.cpu,
+                grouped.writer_cpu
+            );
+            println!(
+                "  memory (volatile)   {:>9.0} events/s  (group commit reaches {:.2} of it)",
+                memory.rate,
+                grouped.rate / memory.rate
+            );
         }
+
         for dedupe in [false, true] {
             if !run(if dedupe { "drain-dedupe" } else { "drain-plain" }) {
                 continue;
             }
-            let name = if dedupe { "drain-dedupe.db" } else { "drain.db" };
-            let store = open(dir, name, SqliteOptions::new());
-            enqueue_rate(&store, a.prefill, a.callers, 0).await;
-            let before = store.writer_stats();
-            let (rate, handled, (cpu, writer_cpu)) = drain_rate(&store, a.workers, a.lease, dedupe).await;
-            let after = store.writer_stats();
-            let ops = after.operations - before.operations;
-            let commits = after.transactions - before.transactions;
-            store.close().await;
-            assert_eq!(handled, a.prefill, "every event must be drained once");
+            let mut runs = Vec::new();
+            let mut per_commit = 0.0;
+            for _ in 0..a.repeat {
+                let store = fresh(SqliteOptions::new());
+                let queue: Arc<dyn Queue> = Arc::new(store.queue(QueueOptions::default()));
+                enqueue_run(Arc::clone(&queue), a.prefill, a.callers).await;
+                let before = store.writer_stats();
+                let (r, handled) =
+                    drain_run(queue, Arc::new(store.idempotency()), a.workers, a.lease, dedupe).await;
+                let after = store.writer_stats();
+                assert_eq!(handled, a.prefill, "every event must be drained once");
+                per_commit = (after.operations - before.operations) as f64
+                    / (after.transactions - before.transactions).max(1) as f64;
+                runs.push(r);
+                store.close().await;
+            }
+            let mut memory = Vec::new();
+            for _ in 0..a.repeat {
+                let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
+                enqueue_run(Arc::clone(&queue), a.prefill, a.callers).await;
+                let idem = Arc::new(MemoryIdempotencyStore::new());
+                memory.push(drain_run(queue, idem, a.workers, a.lease, dedupe).await.0);
+            }
+            let (r, memory) = (median(runs), median(memory));
             println!(
-                "drain {} events, {} workers x lease({}), {}:\n  {:>9.0} events/s ({} ops in {} commits, {:.1} ops/commit)\n  CPU per event: {:.1} us in the process, {:.1} us of it in the writer thread",
+                "drain {} events, {} workers x lease({}), {}:",
                 a.prefill,
                 a.workers,
                 a.lease,
-                if dedupe { "lease -> claim -> complete -> ack" } else { "lease -> ack" },
-                rate,
-                ops,
-                commits,
-                ops as f64 / commits.max(1) as f64,
-                cpu as f64 / handled.max(1) as f64,
-                writer_cpu as f64 / handled.max(1) as f64
+                if dedupe { "lease -> claim -> complete -> ack" } else { "lease -> ack" }
+            );
+            println!(
+                "  sqlite              {:>9.0} events/s  ({:.0} ops/commit; CPU/event {:.1} us, writer thread {:.1} us)",
+                r.rate, per_commit, r.cpu, r.writer_cpu
+            );
+            println!(
+                "  memory (volatile)   {:>9.0} events/s  (sqlite reaches {:.2} of it)",
+                memory.rate,
+                r.rate / memory.rate
             );
         }
     });

@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -16,8 +17,8 @@ const CAUGHT_UP_FRAMES: i64 = 256;
 
 /// Starts the checkpoint thread. The writer nudges it after each commit through the
 /// returned sender (a full channel means a nudge is already pending); it reports the WAL size
-/// it saw, in frames, through the returned counter. The thread stops when every sender is
-/// dropped.
+/// it saw, in frames, through the returned counter. The thread stops as soon as the sender is
+/// dropped (join the returned handle to wait for it).
 ///
 /// After a nudge it runs `PASSIVE` checkpoints back to back until it has caught up with the
 /// writer (so the writer's own restart checkpoint finds little left to copy), then rests for
@@ -25,35 +26,57 @@ const CAUGHT_UP_FRAMES: i64 = 256;
 pub(crate) fn spawn(
     conn: Connection,
     interval: Duration,
-) -> Result<(mpsc::SyncSender<()>, Arc<AtomicI64>), StoreError> {
+) -> Result<(mpsc::SyncSender<()>, Arc<AtomicI64>, JoinHandle<()>), StoreError> {
     let (nudge, nudged) = mpsc::sync_channel::<()>(1);
     let wal_frames = Arc::new(AtomicI64::new(0));
     let report = Arc::clone(&wal_frames);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("hookdock-ckpt".into())
         .spawn(move || {
-            while nudged.recv().is_ok() {
+            let mut pending = false;
+            loop {
+                if !pending && nudged.recv().is_err() {
+                    return;
+                }
+                catch_up(&conn, &report);
+                // Rest, remembering a nudge, but leave at once when the writer is gone.
+                pending = false;
+                let until = Instant::now() + interval;
                 loop {
-                    // PASSIVE never blocks the writer or readers; it copies what it can.
-                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    });
-                    match done {
-                        Ok((log, copied)) => {
-                            report.store(log, Ordering::Relaxed);
-                            if log - copied < CAUGHT_UP_FRAMES {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "hookdock: background checkpoint failed");
-                            break;
-                        }
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match nudged.recv_timeout(left) {
+                        Ok(()) => pending = true,
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
-                std::thread::sleep(interval);
             }
         })
         .map_err(StoreError::storage)?;
-    Ok((nudge, wal_frames))
+    Ok((nudge, wal_frames, thread))
+}
+
+/// Runs `PASSIVE` checkpoints until the WAL is (nearly) all copied.
+fn catch_up(conn: &Connection, report: &AtomicI64) {
+    loop {
+        // PASSIVE never blocks the writer or readers; it copies what it can.
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match done {
+            Ok((log, copied)) => {
+                report.store(log, Ordering::Relaxed);
+                if log - copied < CAUGHT_UP_FRAMES {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "hookdock: background checkpoint failed");
+                return;
+            }
+        }
+    }
 }

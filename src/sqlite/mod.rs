@@ -70,10 +70,11 @@
 //! Schema version 1 (kept in `PRAGMA user_version`; [`SqliteStore::open`] creates it in an
 //! empty file and refuses a file with a newer version). Times are Unix milliseconds.
 //!
-//! `hookdock_events`: one row per stored event. An ack marks the row done (`state = 3`);
-//! done rows are invisible to every call and are deleted in bulk a little later (when a few
-//! thousand have gathered, or when the writer is idle), which spreads the cost of removing
-//! a random key from the unique index over many rows.
+//! `hookdock_events`: one row per stored event, with its identity and delivery state. An
+//! ack marks the row done (`state = 3`); done rows are invisible to every call and are
+//! deleted in bulk a little later (when a few thousand have gathered, when the writer is
+//! idle, or on close), which spreads the cost of removing a random key from the unique index
+//! over many rows.
 //!
 //! | column | type | meaning |
 //! |---|---|---|
@@ -89,13 +90,21 @@
 //! | `dead_at` | `INTEGER` | when it was dead-lettered |
 //! | `received_at` | `INTEGER` | when the receiver got it |
 //! | `enqueued_at` | `INTEGER` | when it was stored |
-//! | `headers` | `BLOB` | the kept headers, `name: value\r\n` per field ([`encode_headers`](crate::event::encode_headers)) |
-//! | `body` | `BLOB` | the raw body, byte for byte |
 //!
 //! Indexes: `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the
 //! oldest available rows from its front), `hookdock_events_leased (available_at) WHERE
 //! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters),
 //! `hookdock_events_done (id) WHERE state = 3` (rows to delete).
+//!
+//! `hookdock_event_bodies`: the bytes of each event, written once and deleted with its row.
+//! They live apart from the state so that a lease or an ack rewrites a small row rather than
+//! a page (or a chain of overflow pages) full of payload.
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `id` | `INTEGER PRIMARY KEY` | the `hookdock_events.id` it belongs to |
+//! | `headers` | `BLOB` | the kept headers, `name: value\r\n` per field ([`encode_headers`](crate::event::encode_headers)) |
+//! | `body` | `BLOB` | the raw body, byte for byte |
 //!
 //! `hookdock_idempotency`: one row per claimed key, in claim order (so completing a key
 //! rewrites a recent page rather than a random one).
@@ -117,7 +126,9 @@
 //! write transaction.
 //!
 //! Inspect a live database with the `sqlite3` shell, for example
-//! `sqlite3 hookdock.db "SELECT id, source, event_id, state, attempts FROM hookdock_events"`.
+//! `sqlite3 hookdock.db "SELECT id, source, event_id, state, attempts FROM hookdock_events"`,
+//! or, with the payloads,
+//! `sqlite3 hookdock.db "SELECT source, event_id, body FROM hookdock_events JOIN hookdock_event_bodies USING (id) WHERE state = 2"`.
 
 mod checkpoint;
 mod idempotency;
@@ -311,13 +322,14 @@ impl SqliteStore {
         let writer_conn = schema::open_writer(&path, &options)?;
         let reader_conn = schema::open_reader(&path, &options)?;
         let checkpoint_conn = schema::open(&path, &options)?;
-        let (nudge, wal_pages) = checkpoint::spawn(checkpoint_conn, options.checkpoint_interval)?;
+        let (nudge, wal_pages, checkpointer) =
+            checkpoint::spawn(checkpoint_conn, options.checkpoint_interval)?;
         let reader = reader::spawn(reader_conn)?;
         let counters = Arc::new(writer::Counters::default());
         let writer = writer::spawn(
             writer_conn,
             &options,
-            nudge,
+            (nudge, checkpointer),
             wal_pages,
             Arc::clone(&counters),
         )?;

@@ -174,16 +174,18 @@ impl Queue for SqliteQueue {
         self.store
             .read(move |conn| {
                 let sql = format!(
-                    "SELECT id, source, event_id, received_at, headers, body, dead_reason,
-                            attempts, dead_at
-                     FROM hookdock_events WHERE {DEAD_FILTER}"
+                    "SELECT e.id, e.source, e.event_id, e.received_at, b.headers, b.body,
+                            e.dead_reason, e.attempts, e.dead_at
+                     FROM (SELECT * FROM hookdock_events WHERE {DEAD_FILTER}) AS e
+                     LEFT JOIN hookdock_event_bodies AS b ON b.id = e.id
+                     ORDER BY e.id"
                 );
                 let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
                 let (m, s, e, r, a, l) = dead_filter_params(&filter);
                 let rows = stmt
                     .query_map(params![m, s, e, r, a, l], |r| {
-                        let headers: Vec<u8> = r.get(4)?;
-                        let body: Vec<u8> = r.get(5)?;
+                        let headers: Vec<u8> = r.get::<_, Option<_>>(4)?.unwrap_or_default();
+                        let body: Vec<u8> = r.get::<_, Option<_>>(5)?.unwrap_or_default();
                         let event = RawEvent {
                             source: r.get(1)?,
                             id: r.get::<_, String>(2)?.into(),

@@ -24,14 +24,18 @@ CREATE TABLE hookdock_events (
     dead_at      INTEGER,
     received_at  INTEGER NOT NULL,
     enqueued_at  INTEGER NOT NULL,
-    headers      BLOB    NOT NULL,
-    body         BLOB    NOT NULL,
     UNIQUE (source, event_id)
 );
 CREATE INDEX hookdock_events_available ON hookdock_events (available_at, id) WHERE state < 2;
 CREATE INDEX hookdock_events_leased ON hookdock_events (available_at) WHERE state = 1;
 CREATE INDEX hookdock_events_dead ON hookdock_events (id) WHERE state = 2;
 CREATE INDEX hookdock_events_done ON hookdock_events (id) WHERE state = 3;
+
+CREATE TABLE hookdock_event_bodies (
+    id      INTEGER PRIMARY KEY,
+    headers BLOB NOT NULL,
+    body    BLOB NOT NULL
+);
 
 CREATE TABLE hookdock_idempotency (
     id          INTEGER PRIMARY KEY,

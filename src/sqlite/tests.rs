@@ -61,7 +61,8 @@ async fn schema_is_as_documented() {
     let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
     let row: (String, String, i64, i64, Vec<u8>) = conn
         .query_row(
-            "SELECT source, event_id, state, attempts, body FROM hookdock_events",
+            "SELECT source, event_id, state, attempts, body
+             FROM hookdock_events JOIN hookdock_event_bodies USING (id)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
@@ -94,7 +95,7 @@ async fn schema_is_as_documented() {
     assert_eq!(mode, "wal");
     let duplicate = conn.execute(
         "INSERT INTO hookdock_events (source, event_id, state, available_at, received_at,
-             enqueued_at, headers, body) VALUES ('github', 'delivery-1', 0, 0, 0, 0, x'', x'')",
+             enqueued_at) VALUES ('github', 'delivery-1', 0, 0, 0, 0)",
         [],
     );
     assert!(duplicate.is_err(), "UNIQUE(source, event_id) must hold");
@@ -319,4 +320,29 @@ async fn purge_works_in_chunks() {
     assert_eq!(dedupe.purge_expired().await.unwrap(), n as u64);
     assert!(store.writer_stats().transactions - before >= 3);
     assert_eq!(dedupe.purge_expired().await.unwrap(), 0);
+}
+
+/// A message whose bytes were deleted by hand is parked in the dead letters with a reason
+/// instead of being handed out without its body; the others are leased as usual.
+#[tokio::test]
+async fn a_message_without_its_body_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, SqliteOptions::new()).queue(QueueOptions::default());
+    let broken = queue.enqueue(event("broken")).await.unwrap().message();
+    queue.enqueue(event("fine")).await.unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+    conn.execute(
+        "DELETE FROM hookdock_event_bodies WHERE id = ?1",
+        [broken.0],
+    )
+    .unwrap();
+    let batch = queue.lease(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].event.id.as_str(), "fine");
+    let dead = queue.dead_letters(&DeadLetterFilter::all()).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message, broken);
+    assert_eq!(dead[0].reason, "stored body is missing");
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.leased, stats.dead, stats.depth()), (1, 1, 1));
 }

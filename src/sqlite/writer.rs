@@ -148,7 +148,7 @@ struct StateRow {
 pub(crate) fn spawn(
     conn: Connection,
     options: &SqliteOptions,
-    nudge: std_mpsc::SyncSender<()>,
+    (nudge, checkpointer): (std_mpsc::SyncSender<()>, std::thread::JoinHandle<()>),
     wal_pages: Arc<AtomicI64>,
     counters: Arc<Counters>,
 ) -> Result<mpsc::Sender<Msg>, StoreError> {
@@ -161,7 +161,8 @@ pub(crate) fn spawn(
         conn,
         rx,
         max_batch: options.max_batch,
-        nudge,
+        nudge: Some(nudge),
+        checkpointer: Some(checkpointer),
         wal_pages,
         wal_restart_pages: i64::from(options.wal_restart_pages),
         counters,
@@ -177,7 +178,9 @@ struct Writer {
     conn: Connection,
     rx: mpsc::Receiver<Msg>,
     max_batch: usize,
-    nudge: std_mpsc::SyncSender<()>,
+    /// Wakes the checkpoint thread; dropped to stop it.
+    nudge: Option<std_mpsc::SyncSender<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
     wal_pages: Arc<AtomicI64>,
     wal_restart_pages: i64,
     counters: Arc<Counters>,
@@ -188,6 +191,10 @@ struct Writer {
 /// Acked rows that trigger a sweep even while work keeps arriving (and the most one sweep
 /// deletes).
 const SWEEP_AT: u64 = 4096;
+
+/// Acked rows that trigger a sweep when no operation is waiting. Below this the rows wait
+/// (invisible, a few KiB each) for more, or for the store to close.
+const SWEEP_IDLE: u64 = 256;
 
 type Outcome = Result<Response, StoreError>;
 
@@ -216,8 +223,13 @@ impl Writer {
             }
             self.commit(&mut batch);
         }
-        // Every handle is gone or the store was closed: leave a tidy database.
+        // Every handle is gone or the store was closed: leave a tidy database. Stop the
+        // checkpoint thread first so the final checkpoint has the WAL to itself.
         while self.done > 0 && self.sweep() {}
+        self.nudge = None;
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
@@ -269,16 +281,13 @@ impl Writer {
             // A caller that went away does not need its answer.
             let _ = reply.send(outcome);
         }
-        if self.done >= SWEEP_AT {
+        if self.done >= SWEEP_AT || (self.done >= SWEEP_IDLE && self.rx.is_empty()) {
+            // Enough acked rows for the sweep to pay off, or nothing is waiting anyway.
             self.sweep();
         }
-        while self.done > 0 && self.rx.is_empty() {
-            // Nothing is waiting: a good moment to delete acked rows.
-            if !self.sweep() {
-                break;
-            }
+        if let Some(nudge) = &self.nudge {
+            let _ = nudge.try_send(());
         }
-        let _ = self.nudge.try_send(());
         if self.wal_pages.load(Ordering::Relaxed) > self.wal_restart_pages {
             // The background checkpoint cannot finish while we keep appending; finish it
             // here, between two batches, so the next transaction starts the WAL over.
@@ -294,10 +303,11 @@ impl Writer {
     fn sweep(&mut self) -> bool {
         let result = (|| -> rusqlite::Result<usize> {
             self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-            let n = self
-                .conn
-                .prepare_cached(SWEEP)?
-                .execute(params![sql_limit(Some(SWEEP_AT as usize))])?;
+            let limit = sql_limit(Some(SWEEP_AT as usize));
+            self.conn
+                .prepare_cached(SWEEP_BODIES)?
+                .execute(params![limit])?;
+            let n = self.conn.prepare_cached(SWEEP)?.execute(params![limit])?;
             self.conn.prepare_cached("COMMIT")?.execute([])?;
             Ok(n)
         })();
@@ -376,9 +386,24 @@ impl Writer {
 const STATE_DONE: i64 = 3;
 
 const INSERT_EVENT: &str = "INSERT INTO hookdock_events
-    (id, source, event_id, state, available_at, attempts, received_at, enqueued_at, headers, body)
-    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, ?6, ?7)
+    (id, source, event_id, state, available_at, attempts, received_at, enqueued_at)
+    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4)
     ON CONFLICT (source, event_id) DO NOTHING";
+
+/// The bytes live apart from the state, written once: leases and acks rewrite small rows
+/// (many to a page) instead of pages (or overflow chains) full of bodies.
+const INSERT_BODY: &str =
+    "INSERT OR REPLACE INTO hookdock_event_bodies (id, headers, body) VALUES (?1, ?2, ?3)";
+
+const BODY: &str = "SELECT headers, body FROM hookdock_event_bodies WHERE id = ?1";
+
+const DELETE_BODY: &str = "DELETE FROM hookdock_event_bodies WHERE id = ?1";
+
+/// Parks a message whose bytes are missing (a database edited by hand); leasing it would
+/// hand out an event that is not the one stored.
+const MISSING_BODY: &str = "UPDATE hookdock_events
+    SET state = 2, dead_reason = 'stored body is missing', dead_at = ?2, token = NULL
+    WHERE id = ?1";
 
 const FIND_EVENT: &str =
     "SELECT id, state FROM hookdock_events WHERE source = ?1 AND event_id = ?2";
@@ -394,7 +419,7 @@ const LEASE: &str = "UPDATE hookdock_events
         WHERE state < 2 AND available_at <= ?3
         ORDER BY available_at, id
         LIMIT ?4)
-    RETURNING id, attempts, source, event_id, received_at, headers, body, last_error";
+    RETURNING id, attempts, source, event_id, received_at, last_error";
 
 const EXTEND: &str = "UPDATE hookdock_events SET available_at = ?3
     WHERE id = ?1 AND state = 1 AND token = ?2";
@@ -406,6 +431,9 @@ const ACK: &str = "UPDATE hookdock_events SET state = 3, token = NULL
 
 /// Ack by deleting the row at once, used when a batch failed (a full disk, say).
 const ACK_NOW: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2";
+
+const SWEEP_BODIES: &str = "DELETE FROM hookdock_event_bodies WHERE id IN (
+    SELECT id FROM hookdock_events WHERE state = 3 ORDER BY id LIMIT ?1)";
 
 const SWEEP: &str = "DELETE FROM hookdock_events WHERE id IN (
     SELECT id FROM hookdock_events WHERE state = 3 ORDER BY id LIMIT ?1)";
@@ -528,6 +556,7 @@ fn exec(
                 match found {
                     Some((id, STATE_DONE)) => {
                         conn.prepare_cached(DELETE_DONE)?.execute(params![id])?;
+                        conn.prepare_cached(DELETE_BODY)?.execute(params![id])?;
                         Ok(None)
                     }
                     other => Ok(other.map(|(id, _)| id)),
@@ -544,15 +573,21 @@ fn exec(
             }
             let received_at = crate::clock::unix_millis(event.received_at);
             let insert = |conn: &Connection, id: i64| -> rusqlite::Result<usize> {
-                conn.prepare_cached(INSERT_EVENT)?.execute(params![
+                let n = conn.prepare_cached(INSERT_EVENT)?.execute(params![
                     id,
                     event.source,
                     event.id.as_str(),
                     now,
                     received_at,
-                    headers,
-                    &event.body[..],
-                ])
+                ])?;
+                if n == 1 {
+                    conn.prepare_cached(INSERT_BODY)?.execute(params![
+                        id,
+                        headers,
+                        &event.body[..]
+                    ])?;
+                }
+                Ok(n)
             };
             let mut inserted = insert(conn, c.next_id)? == 1;
             if !inserted {
@@ -591,27 +626,45 @@ fn exec(
             let mut stmt = conn.prepare_cached(LEASE)?;
             let rows =
                 stmt.query_map(params![expires, token, now, sql_limit(Some(*max))], |r| {
-                    let id: i64 = r.get(0)?;
-                    let attempts: u32 = r.get(1)?;
-                    let headers: Vec<u8> = r.get(5)?;
-                    let body: Vec<u8> = r.get(6)?;
-                    let event = RawEvent {
-                        source: r.get(2)?,
-                        id: r.get::<_, String>(3)?.into(),
-                        received_at: from_unix_millis(r.get(4)?),
-                        headers: decode_headers(&headers),
-                        body: Bytes::from(body),
-                    };
-                    let lease = Lease {
-                        message: MessageId(id),
-                        token: LeaseToken(token_out(token)),
-                        expires_at: from_unix_millis(*expires),
-                    };
-                    Ok(Leased::new(lease, event, attempts, *max_attempts)
-                        .with_last_error(r.get(7)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
                 })?;
-            let mut leased = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            leased.sort_by_key(|l| l.lease.message);
+            let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.sort_unstable_by_key(|row| row.0);
+            let mut leased = Vec::with_capacity(rows.len());
+            let mut body = conn.prepare_cached(BODY)?;
+            for (id, attempts, source, event_id, received_at, last_error) in rows {
+                let bytes: Option<(Vec<u8>, Vec<u8>)> = body
+                    .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((headers, bytes)) = bytes else {
+                    conn.prepare_cached(MISSING_BODY)?
+                        .execute(params![id, now])?;
+                    c.live -= 1;
+                    continue;
+                };
+                let event = RawEvent {
+                    source,
+                    id: event_id.into(),
+                    received_at: from_unix_millis(received_at),
+                    headers: decode_headers(&headers),
+                    body: Bytes::from(bytes),
+                };
+                let lease = Lease {
+                    message: MessageId(id),
+                    token: LeaseToken(token_out(token)),
+                    expires_at: from_unix_millis(*expires),
+                };
+                leased.push(
+                    Leased::new(lease, event, attempts, *max_attempts).with_last_error(last_error),
+                );
+            }
             Ok(Ok(Response::Leased(leased)))
         }
         Request::Extend { id, token, expires } => fenced(conn, EXTEND, params![id, token, expires]),
@@ -620,6 +673,9 @@ fn exec(
             let outcome = fenced(conn, sql, params![id, token])?;
             if outcome.is_ok() {
                 c.live -= 1;
+                if degraded {
+                    conn.prepare_cached(DELETE_BODY)?.execute(params![id])?;
+                }
             }
             Ok(outcome)
         }
@@ -773,7 +829,8 @@ mod tests {
             conn,
             rx,
             max_batch: 64,
-            nudge,
+            nudge: Some(nudge),
+            checkpointer: None,
             wal_pages: Arc::new(AtomicI64::new(0)),
             wal_restart_pages: i64::MAX,
             counters: Arc::new(Counters::default()),
