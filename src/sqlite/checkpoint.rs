@@ -15,6 +15,16 @@ use crate::error::StoreError;
 /// instead of going again at once.
 const CAUGHT_UP_FRAMES: i64 = 256;
 
+/// The writer's handle on the checkpoint thread.
+pub(crate) struct Checkpointer {
+    /// Wakes the thread after a commit; dropping it stops the thread.
+    pub(crate) nudge: mpsc::SyncSender<()>,
+    /// The WAL size, in frames, the last checkpoint saw.
+    pub(crate) wal_frames: Arc<AtomicI64>,
+    /// The thread, to wait for it.
+    pub(crate) thread: JoinHandle<()>,
+}
+
 /// Starts the checkpoint thread. The writer nudges it after each commit through the
 /// returned sender (a full channel means a nudge is already pending); it reports the WAL size
 /// it saw, in frames, through the returned counter. The thread stops as soon as the sender is
@@ -23,10 +33,7 @@ const CAUGHT_UP_FRAMES: i64 = 256;
 /// After a nudge it runs `PASSIVE` checkpoints back to back until it has caught up with the
 /// writer (so the writer's own restart checkpoint finds little left to copy), then rests for
 /// `interval` so that a lightly loaded store is not checkpointed after every commit.
-pub(crate) fn spawn(
-    conn: Connection,
-    interval: Duration,
-) -> Result<(mpsc::SyncSender<()>, Arc<AtomicI64>, JoinHandle<()>), StoreError> {
+pub(crate) fn spawn(conn: Connection, interval: Duration) -> Result<Checkpointer, StoreError> {
     let (nudge, nudged) = mpsc::sync_channel::<()>(1);
     let wal_frames = Arc::new(AtomicI64::new(0));
     let report = Arc::clone(&wal_frames);
@@ -56,7 +63,11 @@ pub(crate) fn spawn(
             }
         })
         .map_err(StoreError::storage)?;
-    Ok((nudge, wal_frames, thread))
+    Ok(Checkpointer {
+        nudge,
+        wal_frames,
+        thread,
+    })
 }
 
 /// Runs `PASSIVE` checkpoints until the WAL is (nearly) all copied.

@@ -322,17 +322,10 @@ impl SqliteStore {
         let writer_conn = schema::open_writer(&path, &options)?;
         let reader_conn = schema::open_reader(&path, &options)?;
         let checkpoint_conn = schema::open(&path, &options)?;
-        let (nudge, wal_pages, checkpointer) =
-            checkpoint::spawn(checkpoint_conn, options.checkpoint_interval)?;
+        let checkpointer = checkpoint::spawn(checkpoint_conn, options.checkpoint_interval)?;
         let reader = reader::spawn(reader_conn)?;
         let counters = Arc::new(writer::Counters::default());
-        let writer = writer::spawn(
-            writer_conn,
-            &options,
-            (nudge, checkpointer),
-            wal_pages,
-            Arc::clone(&counters),
-        )?;
+        let writer = writer::spawn(writer_conn, &options, checkpointer, Arc::clone(&counters))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,

@@ -148,8 +148,7 @@ struct StateRow {
 pub(crate) fn spawn(
     conn: Connection,
     options: &SqliteOptions,
-    (nudge, checkpointer): (std_mpsc::SyncSender<()>, std::thread::JoinHandle<()>),
-    wal_pages: Arc<AtomicI64>,
+    checkpointer: super::checkpoint::Checkpointer,
     counters: Arc<Counters>,
 ) -> Result<mpsc::Sender<Msg>, StoreError> {
     let (tx, rx) = mpsc::channel(options.channel_capacity);
@@ -161,9 +160,9 @@ pub(crate) fn spawn(
         conn,
         rx,
         max_batch: options.max_batch,
-        nudge: Some(nudge),
-        checkpointer: Some(checkpointer),
-        wal_pages,
+        nudge: Some(checkpointer.nudge),
+        wal_pages: checkpointer.wal_frames,
+        checkpointer: Some(checkpointer.thread),
         wal_restart_pages: i64::from(options.wal_restart_pages),
         counters,
     };
