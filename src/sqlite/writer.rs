@@ -187,13 +187,10 @@ struct Writer {
     done: u64,
 }
 
-/// Acked rows that trigger a sweep even while work keeps arriving (and the most one sweep
-/// deletes).
+/// Acked rows that trigger a sweep (and the most one sweep deletes). Fewer wait, invisible,
+/// for more acks or for the store to close: smaller sweeps would rewrite nearly as many
+/// index pages for far fewer rows.
 const SWEEP_AT: u64 = 4096;
-
-/// Acked rows that trigger a sweep when no operation is waiting. Below this the rows wait
-/// (invisible, a few KiB each) for more, or for the store to close.
-const SWEEP_IDLE: u64 = 256;
 
 type Outcome = Result<Response, StoreError>;
 
@@ -280,8 +277,9 @@ impl Writer {
             // A caller that went away does not need its answer.
             let _ = reply.send(outcome);
         }
-        if self.done >= SWEEP_AT || (self.done >= SWEEP_IDLE && self.rx.is_empty()) {
-            // Enough acked rows for the sweep to pay off, or nothing is waiting anyway.
+        if self.done >= SWEEP_AT {
+            // Enough acked rows for the sweep to pay off: deleting many rows at once
+            // rewrites each page of the unique index they share once, not once per row.
             self.sweep();
         }
         if let Some(nudge) = &self.nudge {
