@@ -72,8 +72,8 @@
 //!
 //! `hookdock_events`: one row per stored event, with its identity and delivery state. An
 //! ack marks the row done (`state = 3`); done rows are invisible to every call and are
-//! deleted in bulk a little later (when a few thousand have gathered, or on close), which spreads the cost of removing a random key from the unique index
-//! over many rows.
+//! deleted in bulk a little later (when a few thousand have gathered, or on close), which
+//! spreads the cost of removing a random key from the unique index over many rows.
 //!
 //! | column | type | meaning |
 //! |---|---|---|
