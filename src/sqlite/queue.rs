@@ -127,7 +127,10 @@ impl Queue for SqliteQueue {
             max_attempts: self.options.max_attempts,
         };
         match self.store.call(request).await? {
-            Response::Leased(leased) => Ok(leased),
+            Response::Leased(rows) => Ok(rows
+                .into_iter()
+                .map(|row| row.into_leased(self.options.max_attempts))
+                .collect()),
             _ => Err(unexpected("lease")),
         }
     }

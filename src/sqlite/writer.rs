@@ -110,10 +110,44 @@ impl Request {
 #[derive(Debug)]
 pub(crate) enum Response {
     Enqueued(Enqueued),
-    Leased(Vec<Leased>),
+    Leased(Vec<LeasedRow>),
     Done,
     Count(u64),
     Claim(Claim),
+}
+
+/// A leased message as the writer read it; the caller's task turns it into a [`Leased`]
+/// (decoding headers off the writer thread, which is the one everybody waits for).
+#[derive(Debug)]
+pub(crate) struct LeasedRow {
+    id: i64,
+    attempts: u32,
+    source: String,
+    event_id: String,
+    received_at: i64,
+    last_error: Option<String>,
+    headers: Vec<u8>,
+    body: Vec<u8>,
+    token: i64,
+    expires: i64,
+}
+
+impl LeasedRow {
+    pub(crate) fn into_leased(self, max_attempts: u32) -> Leased {
+        let event = RawEvent {
+            source: self.source,
+            id: self.event_id.into(),
+            received_at: from_unix_millis(self.received_at),
+            headers: decode_headers(&self.headers),
+            body: Bytes::from(self.body),
+        };
+        let lease = Lease {
+            message: MessageId(self.id),
+            token: LeaseToken(token_out(self.token)),
+            expires_at: from_unix_millis(self.expires),
+        };
+        Leased::new(lease, event, self.attempts, max_attempts).with_last_error(self.last_error)
+    }
 }
 
 /// What the writer has done, for [`WriterStats`].
@@ -640,27 +674,24 @@ fn exec(
                 let bytes: Option<(Vec<u8>, Vec<u8>)> = body
                     .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                let Some((headers, bytes)) = bytes else {
+                let Some((headers, body)) = bytes else {
                     conn.prepare_cached(MISSING_BODY)?
                         .execute(params![id, now])?;
                     c.live -= 1;
                     continue;
                 };
-                let event = RawEvent {
+                leased.push(LeasedRow {
+                    id,
+                    attempts,
                     source,
-                    id: event_id.into(),
-                    received_at: from_unix_millis(received_at),
-                    headers: decode_headers(&headers),
-                    body: Bytes::from(bytes),
-                };
-                let lease = Lease {
-                    message: MessageId(id),
-                    token: LeaseToken(token_out(token)),
-                    expires_at: from_unix_millis(*expires),
-                };
-                leased.push(
-                    Leased::new(lease, event, attempts, *max_attempts).with_last_error(last_error),
-                );
+                    event_id,
+                    received_at,
+                    last_error,
+                    headers,
+                    body,
+                    token,
+                    expires: *expires,
+                });
             }
             Ok(Ok(Response::Leased(leased)))
         }
@@ -862,7 +893,7 @@ mod tests {
             max_attempts: 5,
         };
         let leased = match one(&w, lease) {
-            Ok(Response::Leased(l)) => l,
+            Ok(Response::Leased(l)) => l.into_iter().map(|r| r.into_leased(5)).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
         let token = i64::try_from(leased[0].lease.token.0).unwrap();
@@ -891,7 +922,7 @@ mod tests {
                 max_attempts: 5,
             },
         ) {
-            Ok(Response::Leased(l)) => l,
+            Ok(Response::Leased(l)) => l.into_iter().map(|r| r.into_leased(5)).collect::<Vec<_>>(),
             other => panic!("{other:?}"),
         };
         assert_eq!(&leased[0].event.body[..], b"two");
