@@ -29,7 +29,10 @@
 //!
 //! Times are read from the store's [`Clock`](crate::Clock).
 
+mod future;
+mod layer;
 mod memory;
+mod service;
 
 use std::time::{Duration, SystemTime};
 
@@ -39,7 +42,10 @@ use bytes::Bytes;
 use crate::error::StoreError;
 use crate::event::EventId;
 
+pub use future::ResponseFuture;
+pub use layer::{DedupeLayer, DedupeLayerBuilder, DEFAULT_CLAIM_LEASE};
 pub use memory::MemoryIdempotencyStore;
+pub use service::{Dedupe, DedupeError, Deduped};
 
 /// How long completed keys are remembered unless configured otherwise: 72 hours.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);

@@ -143,6 +143,19 @@ pub(crate) struct Engine {
     pub(crate) decode_uri: bool,
 }
 
+/// The sender's side of a key, for [`Engine::sign`].
+#[cfg(feature = "test-util")]
+#[derive(Clone, Copy)]
+pub(crate) enum SigningKey<'k> {
+    /// A pre-keyed HMAC secret.
+    Hmac(&'k HmacKey),
+    /// A shared token, sent as the header's value.
+    Token(&'k [u8]),
+    /// An Ed25519 private key.
+    #[cfg(feature = "ed25519")]
+    Ed25519(&'k ed25519_dalek::SigningKey),
+}
+
 /// Expected MACs: inline for the common case of a few keys, so checking does not allocate.
 const INLINE_TAGS: usize = 4;
 
@@ -270,8 +283,8 @@ impl Engine {
             heap.resize(count, Tag::EMPTY);
             &mut heap
         };
-        match (&self.content, &twilio) {
-            (_, Some(messages)) => {
+        match &twilio {
+            Some(messages) => {
                 for (k, key) in keys.iter().enumerate() {
                     for (v, message) in messages.iter().enumerate() {
                         let mut mac = key.start();
@@ -280,16 +293,11 @@ impl Engine {
                     }
                 }
             }
-            (Content::Parts(parts), None) => {
+            None => {
                 for (tag, key) in tags.iter_mut().zip(keys) {
-                    let mut mac = key.start();
-                    for part in parts {
-                        self.feed(part, req, id, ts, &mut |b| mac.update(b));
-                    }
-                    *tag = mac.finish();
+                    *tag = self.mac_parts(key, req, id, ts);
                 }
             }
-            (Content::Twilio, None) => unreachable!("Twilio content always has variants"),
         }
         let mut matcher = Matcher::new();
         let mut buf = [0u8; MAX_SIG];
@@ -325,12 +333,7 @@ impl Engine {
         id: &[u8],
         ts: &[u8],
     ) -> Option<usize> {
-        let mut message = Vec::with_capacity(req.body.len() + id.len() + ts.len() + 2);
-        if let Content::Parts(parts) = &self.content {
-            for part in parts {
-                self.feed(part, req, id, ts, &mut |b| message.extend_from_slice(b));
-            }
-        }
+        let message = self.message(req, id, ts);
         let mut matcher = Matcher::new();
         let mut buf = [0u8; MAX_SIG];
         for candidate in self.candidates(sig_value) {
@@ -346,6 +349,79 @@ impl Engine {
             }
         }
         matcher.result()
+    }
+
+    /// The MAC of the signed parts (not for Twilio, whose content is built by
+    /// [`twilio_variants`](super::presets::twilio_variants)).
+    #[inline]
+    fn mac_parts(&self, key: &HmacKey, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> Tag {
+        let mut mac = key.start();
+        if let Content::Parts(parts) = &self.content {
+            for part in parts {
+                self.feed(part, req, id, ts, &mut |b| mac.update(b));
+            }
+        }
+        mac.finish()
+    }
+
+    /// The signed parts, concatenated (for signatures that need the whole message at once).
+    #[cfg(feature = "ed25519")]
+    fn message(&self, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> Vec<u8> {
+        let mut message = Vec::with_capacity(req.body.len() + id.len() + ts.len() + 64);
+        if let Content::Parts(parts) = &self.content {
+            for part in parts {
+                self.feed(part, req, id, ts, &mut |b| message.extend_from_slice(b));
+            }
+        }
+        message
+    }
+
+    /// The value of the signature header a sender holding `key` would send for this request,
+    /// built from the same specification [`verify`](Self::verify) checks: the signed content,
+    /// the encoding, the prefix, and (for `t=`/`ts=` schemes) the timestamp item. `id` and
+    /// `ts` are the raw id and timestamp texts the sender puts in their headers.
+    ///
+    /// `None` when the request cannot be signed as given (a Twilio request whose
+    /// `bodySHA256` does not match its body).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn sign(
+        &self,
+        key: SigningKey<'_>,
+        req: &SignedRequest<'_>,
+        id: &[u8],
+        ts: &[u8],
+    ) -> Option<Vec<u8>> {
+        let raw: Vec<u8> = match key {
+            SigningKey::Hmac(key) => match &self.content {
+                Content::Twilio => {
+                    let messages = super::presets::twilio_variants(self, req).ok()?;
+                    let mut mac = key.start();
+                    mac.update(messages.first()?);
+                    mac.finish().as_bytes().to_vec()
+                }
+                Content::Parts(_) => self.mac_parts(key, req, id, ts).as_bytes().to_vec(),
+            },
+            // The token is sent as-is: there is no encoding or prefix to apply.
+            SigningKey::Token(token) => return Some(token.to_vec()),
+            #[cfg(feature = "ed25519")]
+            SigningKey::Ed25519(key) => {
+                use ed25519_dalek::Signer as _;
+                key.sign(&self.message(req, id, ts)).to_bytes().to_vec()
+            }
+        };
+        let mut value = Vec::new();
+        if let Some(TsSpec {
+            source: TsSource::InSignature(prefix),
+            ..
+        }) = &self.timestamp
+        {
+            value.extend_from_slice(prefix);
+            value.extend_from_slice(ts);
+            value.push(self.signature.list_sep.unwrap_or(b','));
+        }
+        value.extend_from_slice(&self.signature.prefix);
+        value.extend_from_slice(self.signature.encoding.encode(&raw).as_bytes());
+        Some(value)
     }
 
     /// The encoded signatures in the header that carry this scheme's prefix.

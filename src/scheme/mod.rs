@@ -57,10 +57,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod engine;
+pub(crate) mod engine;
 mod generic;
-mod keys;
-mod parse;
+pub(crate) mod keys;
+pub(crate) mod parse;
 mod presets;
 
 use std::borrow::Cow;

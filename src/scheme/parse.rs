@@ -8,8 +8,16 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-/// Standard base64 alphabet; padding optional on input, present on output.
+/// Standard base64 for signatures: canonical padding required, as providers send it and as
+/// their libraries compare it (so one signature has exactly one spelling).
 pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+/// Standard base64 for configured secrets and keys: padding optional, so a secret pasted
+/// without its `=` still works.
+pub(crate) const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -21,9 +29,12 @@ pub(crate) const MAX_SIG: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Encoding {
-    /// Hexadecimal, either case.
+    /// Lowercase hexadecimal, as providers send it and as their own libraries compare it
+    /// (an uppercase digit is a different signature).
     Hex,
-    /// Standard base64 (`+/`), padding optional.
+    /// Uppercase hexadecimal, for the rare provider that sends it.
+    HexUpper,
+    /// Standard base64 (`+/`), with its `=` padding.
     Base64,
 }
 
@@ -33,14 +44,8 @@ impl Encoding {
     #[inline]
     pub(crate) fn decode(self, text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
         match self {
-            Self::Hex => {
-                if text.len() % 2 != 0 || text.len() / 2 > MAX_SIG {
-                    return None;
-                }
-                let n = text.len() / 2;
-                hex::decode_to_slice(text, &mut out[..n]).ok()?;
-                Some(n)
-            }
+            Self::Hex => decode_hex(text, out, b'a'),
+            Self::HexUpper => decode_hex(text, out, b'A'),
             Self::Base64 => {
                 if text.len() > MAX_SIG * 4 / 3 + 4 {
                     return None;
@@ -51,12 +56,31 @@ impl Encoding {
     }
 
     /// Encodes bytes as text.
+    #[cfg(feature = "test-util")]
     pub(crate) fn encode(self, bytes: &[u8]) -> String {
         match self {
             Self::Hex => hex::encode(bytes),
+            Self::HexUpper => hex::encode_upper(bytes),
             Self::Base64 => BASE64.encode(bytes),
         }
     }
+}
+
+/// Decodes hex digits whose letters are in one case (`a` is `b'a'` or `b'A'`).
+#[inline]
+fn decode_hex(text: &[u8], out: &mut [u8; MAX_SIG], a: u8) -> Option<usize> {
+    if !text.len().is_multiple_of(2) || text.len() / 2 > MAX_SIG {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        _ if c >= a && c < a + 6 => Some(c - a + 10),
+        _ => None,
+    };
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(text.len() / 2)
 }
 
 /// The first of `names` present in `headers`, with its value.
@@ -217,11 +241,34 @@ mod tests {
     fn decoding_rejects_garbage_and_oversize() {
         let mut buf = [0u8; MAX_SIG];
         assert_eq!(Encoding::Hex.decode(b"abcd", &mut buf), Some(2));
+        assert_eq!(buf[..2], [0xab, 0xcd]);
+        assert_eq!(Encoding::Hex.decode(b"09af", &mut buf), Some(2));
+        assert_eq!(buf[..2], [0x09, 0xaf]);
+        assert_eq!(
+            Encoding::Hex.decode(b"ABCD", &mut buf),
+            None,
+            "case is part of it"
+        );
+        assert_eq!(Encoding::Hex.decode(b"ag", &mut buf), None);
+        assert_eq!(Encoding::HexUpper.decode(b"ABCD", &mut buf), Some(2));
+        assert_eq!(buf[..2], [0xab, 0xcd]);
+        assert_eq!(Encoding::HexUpper.decode(b"abcd", &mut buf), None);
+        assert_eq!(Encoding::HexUpper.decode(b"AG", &mut buf), None);
         assert_eq!(Encoding::Hex.decode(b"abc", &mut buf), None);
         assert_eq!(Encoding::Hex.decode(b"zz", &mut buf), None);
         assert_eq!(Encoding::Hex.decode(&[b'a'; 200], &mut buf), None);
         assert_eq!(Encoding::Base64.decode(b"AAEC", &mut buf), Some(3));
-        assert_eq!(Encoding::Base64.decode(b"AAE", &mut buf), Some(2));
+        assert_eq!(Encoding::Base64.decode(b"AAE=", &mut buf), Some(2));
+        assert_eq!(
+            Encoding::Base64.decode(b"AAE", &mut buf),
+            None,
+            "padding is required"
+        );
+        assert_eq!(
+            Encoding::Base64.decode(b"AAF=", &mut buf),
+            None,
+            "non-zero spare bits"
+        );
         assert_eq!(Encoding::Base64.decode(b"!!!!", &mut buf), None);
         assert_eq!(Encoding::Base64.decode(&[b'A'; 400], &mut buf), None);
         assert_eq!(Encoding::Base64.decode(b"", &mut buf), Some(0));

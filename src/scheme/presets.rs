@@ -10,7 +10,7 @@ use super::engine::{
     Content, Encoding, Engine, IdSpec, Keys, SigSpec, SignedPart, TsSource, TsSpec,
 };
 use super::keys::{collect_secrets, Algorithm, HmacKey, TokenHash};
-use super::parse::BASE64;
+use super::parse::BASE64_LENIENT;
 use super::{Rejection, Scheme, SignedRequest, Verified};
 use crate::error::ConfigError;
 use base64::Engine as _;
@@ -43,7 +43,7 @@ where
 /// Decodes `<prefix><base64>` secrets (the prefix is optional).
 fn prefixed_base64(index: usize, secret: &[u8], prefix: &[u8]) -> Result<Vec<u8>, ConfigError> {
     let body = secret.strip_prefix(prefix).unwrap_or(secret);
-    let bytes = BASE64
+    let bytes = BASE64_LENIENT
         .decode(body)
         .map_err(|_| ConfigError::UndecodableSecret {
             index,
@@ -334,8 +334,13 @@ impl Preset {
     /// Twilio: `X-Twilio-Signature: <base64>`, HMAC-SHA1 with the auth token over the full URL
     /// followed by the form parameters sorted by name (each name then its value). For JSON
     /// bodies Twilio adds `bodySHA256=<hex>` to the query and signs the URL alone; the body's
-    /// hash is then checked too. The URL is tried with and without the default port, as
-    /// Twilio may sign either.
+    /// hash is then checked too. A non-empty body that is neither a form
+    /// (`Content-Type: application/x-www-form-urlencoded`) nor covered by `bodySHA256` is
+    /// rejected, since the signature would not cover it. The URL is tried with and without the
+    /// default port, as Twilio may sign either.
+    ///
+    /// Twilio signs the decoded form parameters, not the body's bytes: two bodies that decode
+    /// to the same parameters (`a=x+y` and `a=x%20y`) carry the same signature.
     ///
     /// `public_url` is the scheme and host Twilio calls (`https://example.com`); the path and
     /// query come from the request, so the scheme works behind a proxy that rewrites the host.
@@ -537,6 +542,30 @@ impl Preset {
         self.engine.timestamp.as_ref().and_then(|t| t.tolerance)
     }
 
+    /// Every header this scheme reads: signature, timestamp, id and event-type headers (each
+    /// with its alternative names), and `Content-Type` where it changes what is signed
+    /// (Twilio). These are the headers to keep with a stored event so that it can be
+    /// verified again later.
+    pub fn header_names(&self) -> impl Iterator<Item = &HeaderName> + '_ {
+        let e = &self.engine;
+        let timestamp = match e.timestamp.as_ref().map(|t| &t.source) {
+            Some(TsSource::Header(names)) => &names[..],
+            _ => &[],
+        };
+        static CONTENT_TYPE: [HeaderName; 1] = [http::header::CONTENT_TYPE];
+        let content_type: &[HeaderName] = match e.content {
+            Content::Twilio => &CONTENT_TYPE,
+            Content::Parts(_) => &[],
+        };
+        e.signature
+            .headers
+            .iter()
+            .chain(timestamp)
+            .chain(&e.id.headers)
+            .chain(&e.event_type)
+            .chain(content_type)
+    }
+
     /// How many secrets (or keys) are configured.
     pub fn secret_count(&self) -> usize {
         self.engine.keys.len()
@@ -576,8 +605,9 @@ pub(crate) fn twilio_variants(
     let mut suffix = Vec::new();
     if let Some(expected) = super::engine::query_param(req, "bodySHA256") {
         use sha2::Digest;
+        // Twilio's libraries compare the lowercase hex digest as text.
         let actual = hex::encode(sha2::Sha256::digest(req.body));
-        if !actual.eq_ignore_ascii_case(expected) {
+        if actual != expected {
             return Ok(Vec::new());
         }
     } else if super::engine::is_form(req.headers) {
@@ -588,6 +618,10 @@ pub(crate) fn twilio_variants(
             suffix.extend_from_slice(k.as_bytes());
             suffix.extend_from_slice(v.as_bytes());
         }
+    } else if !req.body.is_empty() {
+        // Neither form parameters nor a `bodySHA256`: the signature would cover the URL
+        // alone, so these body bytes are not authenticated. Twilio never sends this.
+        return Ok(Vec::new());
     }
     let mut out = Vec::with_capacity(2);
     for base in std::iter::once(Some(base.to_owned())).chain([toggle_default_port(base)]) {
@@ -657,10 +691,34 @@ mod tests {
 
     #[test]
     fn debug_shows_no_secret() {
-        let p = Preset::stripe(["whsec_topsecretvalue"]).unwrap();
-        let s = format!("{p:?}");
-        assert!(!s.contains("topsecret"), "{s}");
-        assert!(s.contains("stripe"), "{s}");
+        // `whsec_` + base64("topsecretvalue!!"), so the decoded key is recognizable too.
+        let sw = "whsec_dG9wc2VjcmV0dmFsdWUhIQ==";
+        let plain = "topsecretvalue!!";
+        let url = "https://example.com";
+        let presets = [
+            Preset::standard_webhooks([sw]).unwrap(),
+            Preset::github([plain]).unwrap(),
+            Preset::stripe([plain]).unwrap(),
+            Preset::shopify([plain]).unwrap(),
+            Preset::slack([plain]).unwrap(),
+            Preset::twilio([plain], url).unwrap(),
+            Preset::gitlab([plain]).unwrap(),
+            Preset::paddle([plain]).unwrap(),
+            Preset::square([plain], url).unwrap(),
+            Preset::hubspot([plain], url).unwrap(),
+            Preset::pagerduty([plain]).unwrap(),
+            crate::scheme::GenericHmac::new("acme", "x-sig")
+                .build([plain])
+                .unwrap(),
+        ];
+        for p in presets {
+            for s in [format!("{p:?}"), format!("{p:#?}")] {
+                for needle in ["topsecret", "dG9wc2Vj", "whsec_"] {
+                    assert!(!s.contains(needle), "{s}");
+                }
+                assert!(s.contains(p.engine.name), "{s}");
+            }
+        }
     }
 
     #[test]
@@ -671,6 +729,37 @@ mod tests {
         assert_eq!(p.replay_window(), Some(Duration::from_secs(60)));
         assert_eq!(p.without_tolerance().replay_window(), None);
         assert_eq!(Preset::github(["s"]).unwrap().replay_window(), None);
+    }
+
+    #[test]
+    fn header_names_cover_what_is_read() {
+        let names = |p: Preset| -> Vec<String> {
+            p.header_names().map(|n| n.as_str().to_owned()).collect()
+        };
+        assert_eq!(
+            names(Preset::standard_webhooks(["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).unwrap()),
+            [
+                "webhook-signature",
+                "svix-signature",
+                "webhook-timestamp",
+                "svix-timestamp",
+                "webhook-id",
+                "svix-id"
+            ]
+        );
+        assert_eq!(
+            names(Preset::github(["s"]).unwrap()),
+            ["x-hub-signature-256", "x-github-delivery", "x-github-event"]
+        );
+        assert_eq!(names(Preset::stripe(["s"]).unwrap()), ["stripe-signature"]);
+        assert_eq!(
+            names(Preset::twilio(["s"], "https://a.com").unwrap()),
+            [
+                "x-twilio-signature",
+                "i-twilio-idempotency-token",
+                "content-type"
+            ]
+        );
     }
 
     #[test]

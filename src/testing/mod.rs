@@ -23,3 +23,6 @@ pub use crate::clock::FakeClock;
 
 pub mod idempotency_suite;
 pub mod queue_suite;
+mod sign;
+
+pub use sign::{DeliveryBuilder, SignedDelivery, Signer};

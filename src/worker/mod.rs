@@ -1,1 +1,94 @@
-//! The worker: leases events and runs the handler with retries, dead letters and graceful shutdown. (In progress.)
+//! The worker: leases events from a [`Queue`](crate::queue::Queue) and runs your handler on
+//! them, with dedupe, retries, dead letters, replay and graceful shutdown.
+//!
+//! # The handler
+//!
+//! A handler is any `tower::Service<Event<T>>` whose error converts into [`HandlerError`]
+//! (`tower::service_fn` over an `async fn` is enough):
+//!
+//! - it receives an [`Event`]: the stored [`RawEvent`](crate::RawEvent) (exact bytes, id,
+//!   source, headers), the attempt number, the queue's message id, and the payload: the raw
+//!   body, or a `serde` type behind [`DecodeJsonLayer`];
+//! - failures are **retryable by default** (`?` on any error), [`HandlerError::permanent`]
+//!   sends the event to the dead letters at once, and a **panic** is caught and retried.
+//!
+//! # The stack
+//!
+//! [`Worker::builder`] puts the [`DedupeLayer`](crate::idempotency::DedupeLayer) over your
+//! handler (`.idempotency(store)`), so the handler sees each `(source, event id)` once in
+//! effect even when the queue redelivers after a crash or the provider sends a duplicate.
+//! For a typed handler the stack is dedupe → [`DecodeJsonLayer`] → your service: duplicates
+//! are skipped before decoding.
+//!
+//! # What happens to a message
+//!
+//! | outcome | settled with | next |
+//! |---|---|---|
+//! | handled, or a completed duplicate | `ack` | gone |
+//! | retryable error or panic | `retry` at now + [`RetryPolicy`] delay | leased again then |
+//! | retryable error on the last attempt | `dead_letter` ("… (attempt n of n: no attempts left)") | replay |
+//! | permanent error, decode failure, fingerprint mismatch | `dead_letter` with the error | replay |
+//! | claim held elsewhere (dedupe `InProgress`) | handed back until the claim expires | leased again then |
+//! | shutdown deadline passed | handed back, ready now | leased again at once |
+//!
+//! Long handlers keep their lease: after two thirds of it the worker extends it, and again.
+//!
+//! # Replay
+//!
+//! [`DeadLetters`] lists dead letters (reason, attempts) and replays one, a
+//! [filter](crate::queue::DeadLetterFilter), or all of them. A replayed event keeps its
+//! original bytes and id and goes through dedupe again.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use hookdock::idempotency::MemoryIdempotencyStore;
+//! use hookdock::queue::MemoryQueue;
+//! use hookdock::worker::{DecodeJsonLayer, Event, HandlerError, Worker};
+//! use tower::{service_fn, Layer};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Invoice { id: String, amount_due: i64 }
+//!
+//! async fn on_invoice(event: Event<Invoice>) -> Result<(), HandlerError> {
+//!     let invoice = event.payload();
+//!     if invoice.amount_due < 0 {
+//!         return Err(HandlerError::permanent(format!("negative amount on {}", invoice.id)));
+//!     }
+//!     // ... apply the effect; any `?` here is a retryable failure.
+//!     Ok(())
+//! }
+//!
+//! let worker = Worker::builder(MemoryQueue::new())
+//!     .idempotency(MemoryIdempotencyStore::new())
+//!     .concurrency(32)
+//!     .build(DecodeJsonLayer::<Invoice>::new().layer(service_fn(on_invoice)))?;
+//! let handle = worker.spawn();
+//! // ... on SIGTERM:
+//! let report = handle.shutdown().await;
+//! println!("handed back {} unfinished events", report.given_back.len());
+//! # Ok(()) }
+//! ```
+//!
+//! # Deferral and attempts
+//!
+//! The issue asks that an in-progress deferral not consume an attempt. The queue contract
+//! counts an attempt at every lease and `Queue::retry` keeps it, so today a deferral (and a
+//! shutdown hand-back) uses one attempt; a `Queue::defer` that gives the attempt back has been
+//! proposed, and the worker switches to it in one place (`give_back`).
+
+mod decode;
+mod error;
+mod event;
+mod replay;
+mod retry;
+mod runner;
+
+pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};
+pub use error::{BoxError, ErrorKind, HandlerError};
+pub use event::Event;
+pub use replay::{DeadLetterInfo, DeadLetters};
+pub use retry::{RetryPolicy, RetryPolicyBuilder};
+pub use runner::{
+    BatchReport, Settled, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
+    SHUTDOWN_REASON,
+};

@@ -1,0 +1,520 @@
+//! The [`Dedupe`] service.
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::{Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore};
+use crate::clock::unix_millis;
+use crate::error::StoreError;
+use crate::worker::{Event, HandlerError};
+
+/// What the dedupe layer did with an event that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deduped<R> {
+    /// The event was new (or its earlier attempt did not finish): the handler ran and the key
+    /// is now completed.
+    Handled(R),
+    /// The event was already handled within the retention period: the handler was not
+    /// called. Carries the result stored at completion, if any.
+    Duplicate(Option<Bytes>),
+}
+
+impl<R> Deduped<R> {
+    /// True if the handler ran.
+    pub fn is_handled(&self) -> bool {
+        matches!(self, Self::Handled(_))
+    }
+}
+
+/// Why the dedupe layer did not run the handler, or could not; the source of the
+/// [`HandlerError`] it returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DedupeError {
+    /// The key was claimed or completed for a different body: the sender reused an event id
+    /// for other content. Permanent: the event goes to the dead letters.
+    #[error(
+        "fingerprint mismatch: event {source_name}/{event_id} was already claimed or handled \
+         with a different body (the sender reused the id for other content)"
+    )]
+    FingerprintMismatch {
+        /// The event's source.
+        source_name: String,
+        /// The event's id.
+        event_id: String,
+    },
+    /// Another worker holds a live claim on the key. Deferred until `until`.
+    #[error(
+        "event {source_name}/{event_id} is being handled elsewhere; its claim expires at \
+         {until_ms} ms since the epoch"
+    )]
+    InProgress {
+        /// The event's source.
+        source_name: String,
+        /// The event's id.
+        event_id: String,
+        /// When the other claim expires, in milliseconds since the Unix epoch.
+        until_ms: i64,
+    },
+    /// The store failed to claim the key. Retryable.
+    #[error("idempotency store could not claim event {source_name}/{event_id}")]
+    Store {
+        /// The event's source.
+        source_name: String,
+        /// The event's id.
+        event_id: String,
+        /// The store's error.
+        #[source]
+        error: StoreError,
+    },
+}
+
+/// Runs the inner handler service at most once in effect per `(source, event id)`.
+///
+/// For each event it claims the key `(source, id)` with the SHA-256 of the raw body as
+/// fingerprint, then:
+///
+/// | claim | what happens | returns |
+/// |---|---|---|
+/// | `Acquired` | runs the inner service; on success [`complete`](IdempotencyStore::complete)s the key, on any failure [`release`](IdempotencyStore::release)s it | `Ok(Handled(response))` or the inner error |
+/// | `Completed` | skips the handler | `Ok(Duplicate(result))` (the worker acks) |
+/// | `InProgress` | skips the handler | a [deferred](crate::worker::ErrorKind::Deferred) error until the claim expires |
+/// | `FingerprintMismatch` | skips the handler | a [permanent](HandlerError::permanent) error (dead letter) |
+/// | store error | skips the handler | a retryable error |
+///
+/// **Permanent failures release the claim** rather than completing it: the event goes to the
+/// dead letters, and replaying it after the fix must run the handler again. A panicking
+/// handler also releases (then the panic continues to the worker, which retries). If the
+/// future is dropped while the handler runs (a worker shutting down past its deadline), the
+/// claim is released in the background.
+///
+/// **If `complete` fails** after the handler succeeded, the error is logged and the event
+/// still counts as handled (`Ok`): the effect has happened, and acking stops the queue from
+/// running it again. The claim then expires, so a later duplicate delivery within the
+/// retention period would run the handler again; so would a crash between the handler's
+/// effect and `complete`. Handlers that need the effect applied strictly once even then should
+/// also key their own write on [`Event::id`].
+///
+/// The service's error is [`HandlerError`] rather than `S::Error` because the layer has
+/// outcomes of its own (defer, conflict, store failure) to report; `S::Error` only needs to
+/// convert into it, which every error type does.
+pub struct Dedupe<S> {
+    inner: S,
+    store: Arc<dyn IdempotencyStore>,
+    claim_lease: Duration,
+}
+
+impl<S> Dedupe<S> {
+    /// Wraps `inner`; see also [`DedupeLayer`](super::DedupeLayer).
+    pub fn new(inner: S, store: Arc<dyn IdempotencyStore>, claim_lease: Duration) -> Self {
+        Self {
+            inner,
+            store,
+            claim_lease,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for Dedupe<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            store: self.store.clone(),
+            claim_lease: self.claim_lease,
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Dedupe<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dedupe")
+            .field("inner", &self.inner)
+            .field("claim_lease", &self.claim_lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, T> Service<Event<T>> for Dedupe<S>
+where
+    S: Service<Event<T>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<HandlerError>,
+    T: Send + 'static,
+{
+    type Response = Deduped<S::Response>;
+    type Error = HandlerError;
+    type Future = ResponseFuture<S::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, event: Event<T>) -> Self::Future {
+        // The ready service goes into the future; a fresh clone stays for the next call.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(run(self.store.clone(), self.claim_lease, inner, event))
+    }
+}
+
+async fn run<S, T>(
+    store: Arc<dyn IdempotencyStore>,
+    claim_lease: Duration,
+    mut inner: S,
+    event: Event<T>,
+) -> Result<Deduped<S::Response>, HandlerError>
+where
+    S: Service<Event<T>>,
+    S::Error: Into<HandlerError>,
+{
+    let key = IdempotencyKey::new(event.source(), event.id().clone());
+    let fingerprint = Fingerprint::of(event.body());
+    let claim = match store.claim(&key, &fingerprint, claim_lease).await {
+        Ok(claim) => claim,
+        Err(error) => {
+            return Err(HandlerError::retry(DedupeError::Store {
+                source_name: key.source,
+                event_id: key.id.into_string(),
+                error,
+            }))
+        }
+    };
+    let token = match claim {
+        Claim::Acquired(token) => token,
+        Claim::Completed(result) => return Ok(Deduped::Duplicate(result)),
+        Claim::InProgress { until } => return Err(in_progress(key, until)),
+        Claim::FingerprintMismatch => {
+            return Err(HandlerError::permanent(DedupeError::FingerprintMismatch {
+                source_name: key.source,
+                event_id: key.id.into_string(),
+            }))
+        }
+    };
+
+    let mut guard = ReleaseOnDrop {
+        store: Some((store.clone(), key.clone(), token)),
+    };
+    let outcome = AssertUnwindSafe(inner.call(event))
+        .catch_unwind()
+        .await
+        .map(|result| result.map_err(Into::<HandlerError>::into));
+    guard.disarm();
+    match outcome {
+        Ok(Ok(response)) => {
+            if let Err(error) = store.complete(&key, token, None).await {
+                tracing::error!(
+                    source = %key.source, id = %key.id, %error,
+                    "handler succeeded but its idempotency claim could not be completed; \
+                     a later duplicate of this event may run the handler again"
+                );
+            }
+            Ok(Deduped::Handled(response))
+        }
+        Ok(Err(error)) => {
+            release(&*store, &key, token).await;
+            Err(error)
+        }
+        Err(panic) => {
+            release(&*store, &key, token).await;
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+fn in_progress(key: IdempotencyKey, until: SystemTime) -> HandlerError {
+    HandlerError::defer(
+        until,
+        DedupeError::InProgress {
+            source_name: key.source,
+            event_id: key.id.into_string(),
+            until_ms: unix_millis(until),
+        },
+    )
+}
+
+async fn release(store: &dyn IdempotencyStore, key: &IdempotencyKey, token: ClaimToken) {
+    if let Err(error) = store.release(key, token).await {
+        // The claim stays until it expires; the retry is deferred until then.
+        tracing::warn!(
+            source = %key.source, id = %key.id, %error,
+            "could not release the idempotency claim after a failure"
+        );
+    }
+}
+
+/// Releases a claim whose handler future was dropped before it finished.
+struct ReleaseOnDrop {
+    store: Option<(Arc<dyn IdempotencyStore>, IdempotencyKey, ClaimToken)>,
+}
+
+impl ReleaseOnDrop {
+    fn disarm(&mut self) {
+        self.store = None;
+    }
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let Some((store, key, token)) = self.store.take() else {
+            return;
+        };
+        // Without a runtime the claim simply expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release(&*store, &key, token).await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use tower::{service_fn, Layer, ServiceExt};
+
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::idempotency::{DedupeLayer, MemoryIdempotencyStore};
+    use crate::queue::MessageId;
+    use crate::worker::ErrorKind;
+    use crate::RawEvent;
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn event(id: &str, body: &'static str) -> Event {
+        let raw = RawEvent::new("github", id, SystemTime::UNIX_EPOCH, body);
+        Event::new(raw, MessageId(1), 1, 10)
+    }
+
+    fn store(clock: &FakeClock) -> Arc<MemoryIdempotencyStore> {
+        Arc::new(MemoryIdempotencyStore::new().with_clock(clock.clone()))
+    }
+
+    /// A handler whose behaviour is scripted per call: `Ok` applies the effect.
+    type Script = Arc<Mutex<Vec<Result<(), HandlerError>>>>;
+
+    fn scripted(
+        effects: Arc<AtomicU32>,
+        calls: Arc<AtomicU32>,
+        script: Script,
+    ) -> impl Service<Event, Response = (), Error = HandlerError, Future: Send> + Clone + Send {
+        service_fn(move |_event: Event| {
+            let (effects, calls, script) = (effects.clone(), calls.clone(), script.clone());
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let step = script.lock().unwrap().pop();
+                match step {
+                    Some(Err(e)) => Err(e),
+                    _ => {
+                        effects.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn failures_release_the_claim_so_the_next_attempt_runs() {
+        let clock = FakeClock::at_unix(1_000);
+        let (effects, calls) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        // Popped from the end: a retryable failure, then a permanent one, then success.
+        let script: Script = Arc::new(Mutex::new(vec![
+            Ok(()),
+            Err(HandlerError::permanent("bad")),
+            Err(HandlerError::retry("flaky")),
+        ]));
+        let svc =
+            DedupeLayer::new(store(&clock)).layer(scripted(effects.clone(), calls.clone(), script));
+        let e1 = svc.clone().oneshot(event("a", "x")).await.unwrap_err();
+        assert!(e1.is_retryable());
+        let e2 = svc.clone().oneshot(event("a", "x")).await.unwrap_err();
+        assert!(
+            e2.is_permanent(),
+            "a permanent failure is released, not completed"
+        );
+        assert!(svc
+            .clone()
+            .oneshot(event("a", "x"))
+            .await
+            .unwrap()
+            .is_handled());
+        let dup = svc.clone().oneshot(event("a", "x")).await.unwrap();
+        assert_eq!(dup, Deduped::Duplicate(None));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(effects.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn in_progress_defers_until_the_claim_expires() {
+        let clock = FakeClock::at_unix(1_000);
+        let store = store(&clock);
+        let key = IdempotencyKey::new("github", "a");
+        let held = store
+            .claim(&key, &Fingerprint::of(b"x"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(matches!(held, Claim::Acquired(_)));
+        let (effects, calls) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let svc = DedupeLayer::new(store.clone()).layer(scripted(
+            effects.clone(),
+            calls.clone(),
+            Script::default(),
+        ));
+        let err = svc.clone().oneshot(event("a", "x")).await.unwrap_err();
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(1_060);
+        assert_eq!(err.kind(), ErrorKind::Deferred { until });
+        assert!(err.to_string().contains("being handled elsewhere"));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+        // Once the other claim expires, this delivery takes it over and runs.
+        clock.set(until);
+        assert!(svc.oneshot(event("a", "x")).await.unwrap().is_handled());
+        assert_eq!(effects.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn fingerprint_mismatch_is_permanent_and_does_not_run() {
+        let clock = FakeClock::at_unix(1_000);
+        let (effects, calls) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let svc = DedupeLayer::new(store(&clock)).layer(scripted(
+            effects.clone(),
+            calls.clone(),
+            Script::default(),
+        ));
+        svc.clone().oneshot(event("a", "first")).await.unwrap();
+        let err = svc.oneshot(event("a", "second")).await.unwrap_err();
+        assert!(err.is_permanent());
+        assert!(err.to_string().contains("fingerprint mismatch"), "{err}");
+        assert!(err.to_string().contains("github/a"), "{err}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(effects.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panic_releases_the_claim_and_propagates() {
+        let clock = FakeClock::at_unix(1_000);
+        let store = store(&clock);
+        let svc = DedupeLayer::new(store.clone()).layer(service_fn(|_: Event| async {
+            if true {
+                panic!("handler bug");
+            }
+            Ok::<(), HandlerError>(())
+        }));
+        let caught = AssertUnwindSafe(svc.oneshot(event("a", "x")))
+            .catch_unwind()
+            .await;
+        assert!(caught.is_err());
+        let again = store
+            .claim(
+                &IdempotencyKey::new("github", "a"),
+                &Fingerprint::of(b"x"),
+                LEASE,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(again, Claim::Acquired(_)), "{again:?}");
+    }
+
+    /// Wraps a store: fails claims on demand, reports releases.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: Arc<MemoryIdempotencyStore>,
+        fail_claims: std::sync::atomic::AtomicBool,
+        released: tokio::sync::Notify,
+    }
+
+    #[async_trait]
+    impl IdempotencyStore for Flaky {
+        async fn claim(
+            &self,
+            key: &IdempotencyKey,
+            fingerprint: &Fingerprint,
+            lease: Duration,
+        ) -> Result<Claim, StoreError> {
+            if self.fail_claims.load(Ordering::SeqCst) {
+                return Err(StoreError::storage(std::io::Error::other("disk on fire")));
+            }
+            self.inner.claim(key, fingerprint, lease).await
+        }
+        async fn complete(
+            &self,
+            key: &IdempotencyKey,
+            token: ClaimToken,
+            result: Option<Bytes>,
+        ) -> Result<(), StoreError> {
+            self.inner.complete(key, token, result).await
+        }
+        async fn release(&self, key: &IdempotencyKey, token: ClaimToken) -> Result<(), StoreError> {
+            let r = self.inner.release(key, token).await;
+            self.released.notify_one();
+            r
+        }
+        async fn purge_expired(&self) -> Result<u64, StoreError> {
+            self.inner.purge_expired().await
+        }
+    }
+
+    #[tokio::test]
+    async fn store_failure_is_retryable_and_a_dropped_handler_releases() {
+        let clock = FakeClock::at_unix(1_000);
+        let flaky = Arc::new(Flaky {
+            inner: store(&clock),
+            fail_claims: true.into(),
+            released: tokio::sync::Notify::new(),
+        });
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let started_tx = Arc::new(Mutex::new(Some(started_tx)));
+        let svc = DedupeLayer::new(flaky.clone()).layer(service_fn(move |_: Event| {
+            let started_tx = started_tx.clone();
+            async move {
+                if let Some(tx) = started_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                std::future::pending::<Result<(), HandlerError>>().await
+            }
+        }));
+        let err = svc.clone().oneshot(event("a", "x")).await.unwrap_err();
+        assert!(err.is_retryable());
+        assert!(
+            err.to_string().contains("could not claim event github/a"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+
+        flaky.fail_claims.store(false, Ordering::SeqCst);
+        let running = tokio::spawn(svc.oneshot(event("a", "x")));
+        started_rx.await.unwrap();
+        running.abort();
+        flaky.released.notified().await;
+        let again = flaky
+            .claim(
+                &IdempotencyKey::new("github", "a"),
+                &Fingerprint::of(b"x"),
+                LEASE,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(again, Claim::Acquired(_)), "{again:?}");
+    }
+}

@@ -1,0 +1,202 @@
+//! Group commit for PostgreSQL: concurrent calls of one kind (enqueue, ack, claim, complete)
+//! are collected by one background task and written by one statement.
+//!
+//! A caller sends its request with a oneshot for the answer and awaits it. The task takes
+//! everything pending (up to the batch size), runs it as one batch, answers every caller,
+//! and repeats: while one batch is in the database the next one gathers, so batches grow
+//! with load and a lone caller pays one round trip.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::StoreError;
+
+/// One kind of batched operation.
+pub(crate) trait BatchOp: Send + Sync + 'static {
+    /// One caller's request.
+    type Req: Send + 'static;
+    /// One caller's answer.
+    type Resp: Send + 'static;
+
+    /// Runs a batch; returns exactly one result per request, in order.
+    fn run(
+        &self,
+        reqs: Vec<Self::Req>,
+    ) -> impl Future<Output = Vec<Result<Self::Resp, StoreError>>> + Send;
+}
+
+type Job<O> = (
+    <O as BatchOp>::Req,
+    oneshot::Sender<Result<<O as BatchOp>::Resp, StoreError>>,
+);
+
+/// The handle callers use; the task starts on first use and stops when the handle is dropped
+/// (after finishing what was sent).
+pub(crate) struct Batcher<O: BatchOp> {
+    op: Arc<O>,
+    max: usize,
+    tx: OnceLock<mpsc::Sender<Job<O>>>,
+}
+
+impl<O: BatchOp> std::fmt::Debug for Batcher<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("max", &self.max)
+            .field("started", &self.tx.get().is_some())
+            .finish()
+    }
+}
+
+impl<O: BatchOp> Batcher<O> {
+    pub(crate) fn new(op: O, max: usize) -> Self {
+        Self {
+            op: Arc::new(op),
+            max: max.max(1),
+            tx: OnceLock::new(),
+        }
+    }
+
+    /// The most requests per batch.
+    pub(crate) fn max_batch(&self) -> usize {
+        self.max
+    }
+
+    /// The operation.
+    #[cfg(test)]
+    pub(crate) fn op(&self) -> &O {
+        &self.op
+    }
+
+    /// Submits one request and waits for its answer. Dropping the future after the request
+    /// was taken into a batch does not undo it.
+    pub(crate) async fn call(&self, req: O::Req) -> Result<O::Resp, StoreError> {
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(self.max.saturating_mul(4));
+            tokio::spawn(run(self.op.clone(), rx, self.max));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        tx.send((req, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run<O: BatchOp>(op: Arc<O>, mut rx: mpsc::Receiver<Job<O>>, max: usize) {
+    let mut jobs = Vec::with_capacity(max);
+    while rx.recv_many(&mut jobs, max).await > 0 {
+        let (reqs, replies): (Vec<_>, Vec<_>) = jobs
+            .drain(..)
+            // A caller that went away before its batch started gets nothing done for it.
+            .filter(|(_, reply)| !reply.is_closed())
+            .unzip();
+        if reqs.is_empty() {
+            continue;
+        }
+        let n = reqs.len();
+        let mut results = op.run(reqs).await;
+        debug_assert_eq!(results.len(), n);
+        results.resize_with(n, || {
+            Err(StoreError::Corrupt("batch returned too few results".into()))
+        });
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Gives every request in a failed batch its own copy of the error, keeping the source.
+pub(crate) fn fail_all<T>(n: usize, error: sqlx::Error) -> Vec<Result<T, StoreError>> {
+    if matches!(error, sqlx::Error::PoolClosed) {
+        return (0..n).map(|_| Err(StoreError::Closed)).collect();
+    }
+    let shared = Arc::new(error);
+    (0..n)
+        .map(|_| Err(StoreError::storage(SharedError(shared.clone()))))
+        .collect()
+}
+
+/// One database error reported to many callers.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedError(pub(crate) Arc<sqlx::Error>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Doubles numbers; records batch sizes.
+    struct Double {
+        batches: std::sync::Mutex<Vec<usize>>,
+        calls: AtomicUsize,
+    }
+
+    impl BatchOp for Double {
+        type Req = u32;
+        type Resp = u32;
+        async fn run(&self, reqs: Vec<u32>) -> Vec<Result<u32, StoreError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.batches.lock().unwrap().push(reqs.len());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            reqs.into_iter().map(|r| Ok(r * 2)).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_share_batches_and_get_their_own_answers() {
+        let b = Arc::new(Batcher::new(
+            Double {
+                batches: Default::default(),
+                calls: AtomicUsize::new(0),
+            },
+            16,
+        ));
+        let tasks: Vec<_> = (0..100u32)
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { (i, b.call(i).await) })
+            })
+            .collect();
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            assert_eq!(r.unwrap(), i * 2);
+        }
+        let batches = b.op().batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 100);
+        assert!(batches.iter().all(|&n| n <= 16), "{batches:?}");
+        assert!(
+            b.op().calls.load(Ordering::SeqCst) < 100,
+            "no batching happened: {batches:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_batch_gives_each_caller_the_error_with_its_source() {
+        let errs = fail_all::<()>(3, sqlx::Error::Protocol("boom".into()));
+        assert_eq!(errs.len(), 3);
+        for e in errs {
+            let e = e.unwrap_err();
+            assert!(matches!(e, StoreError::Storage(_)));
+            assert!(e.to_string().contains("boom"));
+        }
+        assert!(matches!(
+            fail_all::<()>(1, sqlx::Error::PoolClosed)[0],
+            Err(StoreError::Closed)
+        ));
+    }
+}

@@ -1,0 +1,354 @@
+//! [`ResponseFuture`]: buffer the body under the limit → verify → call the inner service.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
+use http_body::Body;
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::ResponseBody;
+use crate::clock::SharedClock;
+use crate::scheme::{Rejection, RejectionKind, Scheme, SignedRequest};
+
+pin_project! {
+    /// The response future of [`Verify`](super::Verify).
+    ///
+    /// A small state machine: it reads the body (refusing it as soon as it passes the limit),
+    /// runs the scheme over the request and the raw bytes, then either calls the inner service
+    /// with the verified request or resolves to a rejection response.
+    pub struct ResponseFuture<S, V: ?Sized, B>
+    where
+        S: Service<Request<Full<Bytes>>>,
+    {
+        #[pin]
+        state: State<S, S::Future, B>,
+        scheme: Arc<V>,
+        clock: SharedClock,
+        limit: usize,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, F, B> {
+        Reading {
+            #[pin]
+            body: B,
+            collector: Collector,
+            head: Option<(Parts, S)>,
+        },
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Rejected {
+            rejection: Option<Rejection>,
+        },
+    }
+}
+
+impl<S, V, B> ResponseFuture<S, V, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+    V: Scheme + ?Sized,
+    B: Body,
+{
+    pub(super) fn new(
+        request: Request<B>,
+        inner: S,
+        scheme: Arc<V>,
+        limit: usize,
+        clock: SharedClock,
+    ) -> Self {
+        let (parts, body) = request.into_parts();
+        let declared = declared_length(&parts, &body);
+        let state = match declared {
+            Some(len) if len > limit as u64 => {
+                let rejection = too_large("declared Content-Length is over the body limit");
+                log_rejection(scheme.name(), &parts, &rejection);
+                State::Rejected {
+                    rejection: Some(rejection),
+                }
+            }
+            _ => State::Reading {
+                body,
+                collector: Collector::with_hint(declared.map_or(0, |len| len as usize)),
+                head: Some((parts, inner)),
+            },
+        };
+        Self {
+            state,
+            scheme,
+            clock,
+            limit,
+        }
+    }
+}
+
+impl<S, V, B, ResBody> Future for ResponseFuture<S, V, B>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    V: Scheme + ?Sized,
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Reading {
+                    mut body,
+                    collector,
+                    head,
+                } => {
+                    let read = loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            None => break Ok(()),
+                            Some(Ok(frame)) => {
+                                if let Ok(data) = frame.into_data() {
+                                    if !collector.push(data, *this.limit) {
+                                        break Err(too_large(
+                                            "body grew past the body limit while streaming",
+                                        ));
+                                    }
+                                }
+                            }
+                            Some(Err(err)) => {
+                                let err = err.into();
+                                tracing::debug!(error = %err, "webhook body could not be read");
+                                break Err(Rejection::new(
+                                    RejectionKind::BodyUnreadable,
+                                    "the request body could not be read",
+                                ));
+                            }
+                        }
+                    };
+                    let Some((mut parts, mut inner)) = head.take() else {
+                        panic!("verify future polled after completion");
+                    };
+                    let outcome = read.and_then(|()| {
+                        let body = collector.take();
+                        let request = SignedRequest {
+                            method: &parts.method,
+                            uri: &parts.uri,
+                            headers: &parts.headers,
+                            body: &body,
+                            now: this.clock.now(),
+                        };
+                        this.scheme
+                            .verify(&request)
+                            .map(|verified| (verified, body))
+                    });
+                    match outcome {
+                        Ok((verified, body)) => {
+                            tracing::trace!(
+                                scheme = verified.scheme,
+                                id = %verified.id,
+                                "webhook verified"
+                            );
+                            parts.extensions.insert(verified);
+                            let future = inner.call(Request::from_parts(parts, Full::new(body)));
+                            State::Calling { future }
+                        }
+                        Err(rejection) => {
+                            log_rejection(this.scheme.name(), &parts, &rejection);
+                            State::Rejected {
+                                rejection: Some(rejection),
+                            }
+                        }
+                    }
+                }
+                StateProj::Calling { future } => {
+                    return future
+                        .poll(cx)
+                        .map_ok(|response| response.map(ResponseBody::inner));
+                }
+                StateProj::Rejected { rejection } => {
+                    let Some(rejection) = rejection.take() else {
+                        panic!("verify future polled after completion");
+                    };
+                    return Poll::Ready(Ok(rejection_response(rejection)));
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+impl<S, V, B> fmt::Debug for ResponseFuture<S, V, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+    V: Scheme + ?Sized,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Reading { .. } => "reading body",
+            State::Calling { .. } => "calling inner service",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("scheme", &self.scheme.name())
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body length the request announces: its `Content-Length`, else the body's exact or
+/// lower size hint.
+fn declared_length<B: Body>(parts: &Parts, body: &B) -> Option<u64> {
+    let header = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let hint = body.size_hint().lower();
+    match header {
+        Some(len) => Some(len.max(hint)),
+        None if hint > 0 => Some(hint),
+        None => None,
+    }
+}
+
+fn too_large(detail: &'static str) -> Rejection {
+    Rejection::new(RejectionKind::PayloadTooLarge, detail)
+}
+
+/// The answer to a refused delivery: the status for its kind, the rejection as one line of
+/// text, and the typed [`Rejection`] in the extensions.
+fn rejection_response<B>(rejection: Rejection) -> Response<ResponseBody<B>> {
+    let text = Bytes::from(format!("{rejection}\n"));
+    let mut response = Response::new(ResponseBody::text(text));
+    *response.status_mut() = rejection.status();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.extensions_mut().insert(rejection);
+    response
+}
+
+/// Logs a refusal: never a header value, a signature or the query string (which some senders
+/// use for tokens), only what was wrong and where.
+fn log_rejection(scheme: &'static str, parts: &Parts, rejection: &Rejection) {
+    let kind = rejection.kind().as_str();
+    let header = rejection.header().map_or("", |h| h.as_str());
+    let path = parts.uri.path();
+    let method = parts.method.as_str();
+    match rejection.kind() {
+        // Worth seeing at the default level: a wrong or rotated secret, a replay, clock skew.
+        RejectionKind::BadSignature
+        | RejectionKind::TimestampTooOld
+        | RejectionKind::TimestampInFuture => tracing::info!(
+            scheme,
+            method,
+            path,
+            kind,
+            header,
+            detail = rejection.detail(),
+            "webhook rejected"
+        ),
+        _ => tracing::debug!(
+            scheme,
+            method,
+            path,
+            kind,
+            header,
+            detail = rejection.detail(),
+            "webhook rejected"
+        ),
+    }
+}
+
+/// Gathers the body's chunks. A body that arrives in one chunk (the usual case for a
+/// webhook) is kept as that chunk, without a copy; later chunks go into one buffer sized
+/// from the declared length.
+#[derive(Default)]
+struct Collector {
+    first: Option<Bytes>,
+    rest: Option<BytesMut>,
+    len: usize,
+    hint: usize,
+}
+
+impl Collector {
+    fn with_hint(hint: usize) -> Self {
+        Self {
+            hint,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a chunk; false if the body is now over `limit`.
+    fn push(&mut self, mut data: impl Buf, limit: usize) -> bool {
+        let n = data.remaining();
+        if n == 0 {
+            return true;
+        }
+        match self.len.checked_add(n) {
+            Some(len) if len <= limit => self.len = len,
+            _ => return false,
+        }
+        if let Some(buf) = &mut self.rest {
+            buf.put(data);
+        } else if let Some(first) = self.first.take() {
+            let mut buf = BytesMut::with_capacity(self.hint.max(self.len));
+            buf.extend_from_slice(&first);
+            buf.put(data);
+            self.rest = Some(buf);
+        } else {
+            self.first = Some(data.copy_to_bytes(n));
+        }
+        true
+    }
+
+    fn take(&mut self) -> Bytes {
+        match (self.rest.take(), self.first.take()) {
+            (Some(buf), _) => buf.freeze(),
+            (None, Some(first)) => first,
+            (None, None) => Bytes::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Collector;
+    use bytes::Bytes;
+
+    #[test]
+    fn one_chunk_is_kept_without_copy() {
+        let chunk = Bytes::from_static(b"hello");
+        let mut c = Collector::with_hint(5);
+        assert!(c.push(chunk.clone(), 5));
+        let out = c.take();
+        assert_eq!(out, chunk);
+        assert_eq!(out.as_ptr(), chunk.as_ptr());
+    }
+
+    #[test]
+    fn chunks_are_joined_in_order_and_capped() {
+        let mut c = Collector::with_hint(0);
+        assert!(c.push(Bytes::from_static(b"ab"), 6));
+        assert!(c.push(Bytes::from_static(b""), 6));
+        assert!(c.push(Bytes::from_static(b"cd"), 6));
+        assert!(c.push(Bytes::from_static(b"ef"), 6));
+        assert!(!c.push(Bytes::from_static(b"g"), 6));
+        assert_eq!(c.take(), Bytes::from_static(b"abcdef"));
+    }
+
+    #[test]
+    fn empty_body_is_empty() {
+        assert!(Collector::default().take().is_empty());
+    }
+}

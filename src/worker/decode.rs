@@ -1,0 +1,233 @@
+//! Typed handlers: [`DecodeJsonLayer`] decodes the raw JSON body into the handler's type.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use serde::de::DeserializeOwned;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Event, HandlerError};
+
+/// Decodes each event's raw body as JSON into `T` before the inner service sees it, so a
+/// handler can take `Event<T>` for any `serde` type.
+///
+/// A body that does not decode is a [permanent](HandlerError::permanent) failure: the event
+/// goes to the dead letters with a reason naming the event, the target type and the
+/// `serde_json` error (with its line and column), and the inner service is not called. Fix the
+/// type (or the sender), then replay.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use hookdock::worker::{DecodeJsonLayer, Event, HandlerError};
+/// use hookdock::queue::MessageId;
+/// use hookdock::RawEvent;
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Push { r#ref: String }
+///
+/// let handler = DecodeJsonLayer::<Push>::new().layer(service_fn(|event: Event<Push>| async move {
+///     Ok::<_, HandlerError>(event.payload().r#ref.clone())
+/// }));
+///
+/// let good = RawEvent::new("github", "d-1", std::time::SystemTime::now(), r#"{"ref":"main"}"#);
+/// let r = handler.clone().oneshot(Event::new(good, MessageId(1), 1, 10)).await;
+/// assert_eq!(r.unwrap(), "main");
+///
+/// let bad = RawEvent::new("github", "d-2", std::time::SystemTime::now(), r#"{"ref":1}"#);
+/// let err = handler.oneshot(Event::new(bad, MessageId(2), 1, 10)).await.unwrap_err();
+/// assert!(err.is_permanent());
+/// assert!(err.to_string().contains("invalid type: integer `1`"));
+/// # });
+/// ```
+pub struct DecodeJsonLayer<T> {
+    _target: PhantomData<fn() -> T>,
+}
+
+impl<T> DecodeJsonLayer<T> {
+    /// A layer decoding into `T`.
+    pub fn new() -> Self {
+        Self {
+            _target: PhantomData,
+        }
+    }
+}
+
+impl<T> Default for DecodeJsonLayer<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for DecodeJsonLayer<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for DecodeJsonLayer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodeJsonLayer")
+            .field("target", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<S, T> Layer<S> for DecodeJsonLayer<T> {
+    type Service = DecodeJson<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DecodeJson::new(inner)
+    }
+}
+
+/// The service [`DecodeJsonLayer`] builds.
+pub struct DecodeJson<S, T> {
+    inner: S,
+    _target: PhantomData<fn() -> T>,
+}
+
+impl<S, T> DecodeJson<S, T> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            _target: PhantomData,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, T> Clone for DecodeJson<S, T> {
+    fn clone(&self) -> Self {
+        Self::new(self.inner.clone())
+    }
+}
+
+impl<S: fmt::Debug, T> fmt::Debug for DecodeJson<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecodeJson")
+            .field("inner", &self.inner)
+            .field("target", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+/// Why a body did not decode; the source of the permanent [`HandlerError`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot decode the body of event {source_name}/{event_id} as JSON into `{target}`: {error}"
+)]
+pub struct DecodeError {
+    source_name: String,
+    event_id: String,
+    target: &'static str,
+    #[source]
+    error: serde_json::Error,
+}
+
+impl DecodeError {
+    /// The `serde_json` error (line, column, what was expected).
+    pub fn json_error(&self) -> &serde_json::Error {
+        &self.error
+    }
+}
+
+impl<S, T, P> Service<Event<P>> for DecodeJson<S, T>
+where
+    S: Service<Event<T>>,
+    S::Error: Into<HandlerError>,
+    T: DeserializeOwned,
+{
+    type Response = S::Response;
+    type Error = HandlerError;
+    type Future = DecodeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, event: Event<P>) -> Self::Future {
+        match serde_json::from_slice::<T>(event.body()) {
+            Ok(payload) => DecodeFuture::inner(self.inner.call(event.replace_payload(payload).0)),
+            Err(error) => DecodeFuture::failed(HandlerError::permanent(DecodeError {
+                source_name: event.source().to_owned(),
+                event_id: event.id().to_string(),
+                target: std::any::type_name::<T>(),
+                error,
+            })),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future [`DecodeJson`] returns.
+    pub struct DecodeFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Inner { #[pin] future: F },
+        Failed { error: Option<HandlerError> },
+    }
+}
+
+impl<F> DecodeFuture<F> {
+    fn inner(future: F) -> Self {
+        Self {
+            kind: Kind::Inner { future },
+        }
+    }
+
+    fn failed(error: HandlerError) -> Self {
+        Self {
+            kind: Kind::Failed { error: Some(error) },
+        }
+    }
+}
+
+impl<F> fmt::Debug for DecodeFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Inner { .. } => f.write_str("DecodeFuture::Inner"),
+            Kind::Failed { .. } => f.write_str("DecodeFuture::Failed"),
+        }
+    }
+}
+
+impl<F, R, E> Future for DecodeFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<HandlerError>,
+{
+    type Output = Result<R, HandlerError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future.poll(cx).map_err(Into::into),
+            KindProj::Failed { error } => match error.take() {
+                Some(error) => Poll::Ready(Err(error)),
+                None => Poll::Ready(Err(HandlerError::permanent(
+                    "DecodeFuture polled after completion",
+                ))),
+            },
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Three worker processes on one PostgreSQL database drain 20,000 events while one of them
+//! is SIGKILLed midway; every event's effect must be applied exactly once.
+//!
+//! The workers are this test binary run again (`--ignored --exact child_worker_process`)
+//! with the schema in the environment. Each one leases batches, claims each event in the
+//! idempotency store, writes the effect (a row in `effects`, which has no unique constraint:
+//! a duplicate would be counted, not refused) and the completion in one transaction, then
+//! acks. Effects are counted by event id at the end.
+//!
+//! Needs `HOOKDOCK_TEST_POSTGRES_URL` (see `scripts/postgres-test-server.sh`).
+
+mod postgres_support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
+use hookdock::postgres::{PgBackend, PgQueue};
+use hookdock::queue::{Leased, Queue, QueueOptions};
+use hookdock::{RawEvent, StoreError, SystemClock};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Row};
+
+const EVENTS: usize = 20_000;
+const WORKERS: usize = 3;
+/// Short, so the killed worker's leases and claims come back quickly.
+const LEASE: Duration = Duration::from_secs(3);
+const BATCH: usize = 64;
+const SCHEMA_VAR: &str = "HOOKDOCK_MP_SCHEMA";
+const WORKER_VAR: &str = "HOOKDOCK_MP_WORKER";
+
+fn options() -> QueueOptions {
+    // Redeliveries after the kill and in-progress deferrals must never dead-letter here.
+    QueueOptions::default().max_attempts(1_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
+    let db = test_db!("three_worker_processes");
+    let pool = db.backend.pool().clone();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE \"{0}\".effects (event_id TEXT NOT NULL, worker INT NOT NULL, attempt INT NOT NULL);
+         CREATE TABLE \"{0}\".leases (event_id TEXT NOT NULL, worker INT NOT NULL)",
+        db.schema
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    // The workers run on the system clock; so does this side.
+    let backend = db.backend.clone().with_clock(SystemClock);
+    let queue = Arc::new(backend.queue(options()));
+    let started = Instant::now();
+    let enqueues: Vec<_> = (0..EVENTS)
+        .map(|i| {
+            let q = queue.clone();
+            async move {
+                q.enqueue(RawEvent::new(
+                    "mp",
+                    format!("evt-{i:05}"),
+                    std::time::SystemTime::now(),
+                    format!("{{\"n\":{i}}}"),
+                ))
+                .await
+            }
+        })
+        .collect();
+    for r in futures_util::future::join_all(enqueues).await {
+        r.unwrap();
+    }
+    eprintln!("enqueued {EVENTS} events in {:?}", started.elapsed());
+
+    let mut children: Vec<Child> = (0..WORKERS)
+        .map(|w| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "child_worker_process",
+                    "--nocapture",
+                ])
+                .env(postgres_support::URL_VAR, &db.url)
+                .env(SCHEMA_VAR, &db.schema)
+                .env(WORKER_VAR, w.to_string())
+                .spawn()
+                .expect("spawn worker process")
+        })
+        .collect();
+    let effects = format!("\"{}\".effects", db.schema);
+    let deadline = Instant::now() + Duration::from_secs(240);
+
+    // Kill worker 0 once a quarter of the effects are in, while it is in the middle of a
+    // batch (its own effect count not a multiple of the batch size): it holds leases and
+    // claims for events whose effects it has not written yet.
+    let progress = format!("SELECT count(*), count(*) FILTER (WHERE worker = 0) FROM {effects}");
+    let at_kill = loop {
+        let row = sqlx::query(AssertSqlSafe(progress.clone()))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let (n, mine): (i64, i64) = (row.get(0), row.get(1));
+        if n >= (EVENTS / 4) as i64 && mine % BATCH as i64 != 0 {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workers made no progress ({n} effects)"
+        );
+        if let Some(status) = children[0].try_wait().unwrap() {
+            panic!("worker 0 exited before it could be killed: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    children[0].kill().expect("SIGKILL worker 0");
+    let status = children[0].wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "worker 0 was not killed by SIGKILL"
+    );
+    let in_flight: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{}\".hookdock_idempotency WHERE NOT completed",
+        db.schema
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    eprintln!(
+        "killed worker 0 with {at_kill} of {EVENTS} effects applied; {in_flight} claims left in progress"
+    );
+
+    for (w, child) in children.iter_mut().enumerate().skip(1) {
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                for c in children.iter_mut() {
+                    let _ = c.kill();
+                }
+                panic!("workers did not finish in time");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "worker {w} failed: {status}");
+    }
+    eprintln!("drained in {:?}", started.elapsed());
+
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT count(*), count(DISTINCT event_id),
+                count(*) FILTER (WHERE attempt > 1),
+                count(*) FILTER (WHERE worker = 0)
+         FROM {effects}"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let (total, distinct, redelivered, by_killed): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let duplicates: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT event_id FROM {effects} GROUP BY event_id HAVING count(*) > 1 LIMIT 10"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    eprintln!(
+        "effects: {total} rows, {distinct} distinct ids, {redelivered} applied on a redelivery, \
+         {by_killed} by the killed worker"
+    );
+    let attempts: Vec<(i32, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT attempt, count(*) FROM {effects} GROUP BY attempt ORDER BY attempt"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    eprintln!("effects by attempt: {attempts:?}");
+    assert!(
+        duplicates.is_empty(),
+        "effects applied twice: {duplicates:?}"
+    );
+    assert_eq!(distinct, EVENTS as i64, "events whose effect is missing");
+    assert_eq!(total, EVENTS as i64);
+    let completed: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM \"{}\".hookdock_idempotency WHERE completed",
+        db.schema
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(completed, EVENTS as i64);
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(
+        stats.depth() + stats.dead,
+        0,
+        "queue not drained: {stats:?}"
+    );
+    db.cleanup().await;
+}
+
+/// Not a test: the worker process started by the test above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "worker process for three_worker_processes_one_killed_apply_each_effect_exactly_once"]
+async fn child_worker_process() {
+    let (Ok(url), Ok(schema), Ok(worker)) = (
+        std::env::var(postgres_support::URL_VAR),
+        std::env::var(SCHEMA_VAR),
+        std::env::var(WORKER_VAR),
+    ) else {
+        eprintln!("child_worker_process runs only when started by the multi-process test");
+        return;
+    };
+    let worker: i32 = worker.parse().expect("worker index");
+    let pool = PgPoolOptions::new()
+        .max_connections(12)
+        .connect(&url)
+        .await
+        .expect("connect");
+    let backend = PgBackend::from_pool(pool.clone())
+        .with_schema(&schema)
+        .expect("schema");
+    let queue = Arc::new(backend.queue(options()));
+    let store = Arc::new(backend.idempotency_store());
+    let log_leases =
+        format!("INSERT INTO \"{schema}\".leases (event_id, worker) SELECT unnest($1::text[]), $2");
+    let insert: Arc<str> = Arc::from(format!(
+        "INSERT INTO \"{schema}\".effects (event_id, worker, attempt) VALUES ($1, $2, $3)"
+    ));
+    let mut wake = queue.wake_signal();
+    let mut handled = 0usize;
+    loop {
+        let batch = match queue.lease(BATCH, LEASE).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("worker {worker}: lease failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            match queue.stats().await {
+                Ok(s) if s.depth() == 0 => break,
+                // Leases held by the killed worker: wait for them to expire.
+                _ => {
+                    let _ = tokio::time::timeout(Duration::from_millis(250), wake.notified()).await;
+                    continue;
+                }
+            }
+        }
+        let ids: Vec<&str> = batch.iter().map(|l| l.event.id.as_str()).collect();
+        sqlx::query(AssertSqlSafe(log_leases.clone()))
+            .bind(&ids)
+            .bind(worker)
+            .execute(&pool)
+            .await
+            .expect("log leases");
+        let tasks: Vec<_> = batch
+            .into_iter()
+            .map(|leased| {
+                let (queue, store, pool, insert) =
+                    (queue.clone(), store.clone(), pool.clone(), insert.clone());
+                tokio::spawn(async move {
+                    handle(&queue, &*store, &pool, &insert, worker, leased).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            match t.await.expect("handler task") {
+                Ok(()) => handled += 1,
+                Err(e) => eprintln!("worker {worker}: {e} (the event comes back)"),
+            }
+        }
+    }
+    eprintln!("worker {worker}: handled {handled} deliveries; queue empty");
+}
+
+/// Lease → claim → (effect + completion in one transaction) → ack.
+async fn handle(
+    queue: &PgQueue,
+    store: &hookdock::postgres::PgIdempotencyStore,
+    pool: &PgPool,
+    insert: &Arc<str>,
+    worker: i32,
+    leased: Leased,
+) -> Result<(), StoreError> {
+    let key = IdempotencyKey::new(leased.event.source.clone(), leased.event.id.clone());
+    let fingerprint = Fingerprint::of(&leased.event.body);
+    match store.claim(&key, &fingerprint, LEASE).await? {
+        Claim::Acquired(token) => {
+            let mut tx = pool.begin().await.map_err(StoreError::storage)?;
+            sqlx::query(AssertSqlSafe(insert.clone()))
+                .bind(leased.event.id.as_str())
+                .bind(worker)
+                .bind(i32::try_from(leased.attempt).unwrap_or(i32::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::storage)?;
+            // ClaimLost: someone took the claim over; dropping `tx` rolls the effect back.
+            store.complete_in(&mut tx, &key, token, None).await?;
+            tx.commit().await.map_err(StoreError::storage)?;
+            queue.ack(&leased.lease).await
+        }
+        Claim::Completed(_) => queue.ack(&leased.lease).await,
+        Claim::InProgress { until } => {
+            queue
+                .retry(&leased.lease, until, "in progress elsewhere")
+                .await
+        }
+        Claim::FingerprintMismatch => {
+            queue
+                .dead_letter(&leased.lease, "fingerprint mismatch")
+                .await
+        }
+        other => panic!("unexpected claim outcome {other:?}"),
+    }
+}
