@@ -103,9 +103,19 @@ impl Queue for SqliteQueue {
 
     async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
         let headers = event.encode_headers();
+        let RawEvent {
+            id,
+            source,
+            received_at,
+            body,
+            ..
+        } = event;
         let request = Request::Enqueue {
-            event,
+            source,
+            event_id: id.into_string(),
+            received_at: unix_millis(received_at),
             headers,
+            body,
             now: self.store.now_ms(),
             max_depth: self.options.max_depth,
         };

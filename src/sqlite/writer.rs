@@ -34,9 +34,14 @@ pub(crate) enum Msg {
 /// One write operation. Times are Unix milliseconds read from the store's clock by the
 /// caller, at the time of the call.
 pub(crate) enum Request {
+    /// The event, taken apart by the caller (headers encoded, the header map dropped) so
+    /// the writer thread does no more than bind it.
     Enqueue {
-        event: RawEvent,
+        source: String,
+        event_id: String,
+        received_at: i64,
         headers: Vec<u8>,
+        body: Bytes,
         now: i64,
         max_depth: Option<u64>,
     },
@@ -570,8 +575,11 @@ fn exec(
 ) -> rusqlite::Result<Outcome> {
     match request {
         Request::Enqueue {
-            event,
+            source,
+            event_id,
+            received_at,
             headers,
+            body,
             now,
             max_depth,
         } => {
@@ -580,9 +588,7 @@ fn exec(
             let held = |conn: &Connection| -> rusqlite::Result<Option<i64>> {
                 let found: Option<(i64, i64)> = conn
                     .prepare_cached(FIND_EVENT)?
-                    .query_row(params![event.source, event.id.as_str()], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_row(params![source, event_id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 match found {
                     Some((id, STATE_DONE)) => {
@@ -602,21 +608,17 @@ fn exec(
                     });
                 }
             }
-            let received_at = crate::clock::unix_millis(event.received_at);
             let insert = |conn: &Connection, id: i64| -> rusqlite::Result<usize> {
                 let n = conn.prepare_cached(INSERT_EVENT)?.execute(params![
                     id,
-                    event.source,
-                    event.id.as_str(),
+                    source,
+                    event_id,
                     now,
-                    received_at,
+                    received_at
                 ])?;
                 if n == 1 {
-                    conn.prepare_cached(INSERT_BODY)?.execute(params![
-                        id,
-                        headers,
-                        &event.body[..]
-                    ])?;
+                    conn.prepare_cached(INSERT_BODY)?
+                        .execute(params![id, headers, &body[..]])?;
                 }
                 Ok(n)
             };
@@ -842,7 +844,10 @@ mod tests {
 
     fn enqueue(id: &str, body: Vec<u8>) -> Request {
         Request::Enqueue {
-            event: RawEvent::new("github", id, std::time::UNIX_EPOCH, body),
+            source: "github".into(),
+            event_id: id.into(),
+            received_at: 0,
+            body: body.into(),
             headers: Vec::new(),
             now: 1,
             max_depth: None,
