@@ -15,7 +15,8 @@
 //! Options: `--events N` (enqueues with group commit, default 50000), `--single N`
 //! (enqueues with one commit each, default 500), `--callers C` (concurrent enqueuers,
 //! default 256), `--prefill N` (events to drain, default 50000), `--lease B` (lease batch,
-//! default 256), `--workers W` (concurrent drain loops, default 4), `--only enqueue|drain|drain-plain|drain-dedupe` (one part), `--repeat R` (runs per figure, median printed, default 3), `--dir PATH` (where the
+//! default 256), `--workers W` (concurrent drain loops, default 4), `--only enqueue|drain|drain-plain|drain-dedupe` (one part), `--repeat R` (runs per figure, median printed, default 3), `--no-memory` (skip the
+//! in-memory baselines, so the peak RSS printed at the end is SQLite's alone), `--dir PATH` (where the
 //! databases go, default a temporary directory; use a real disk, not tmpfs).
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ struct Args {
     dir: Option<PathBuf>,
     only: Option<String>,
     repeat: usize,
+    memory: bool,
 }
 
 fn args() -> Args {
@@ -53,6 +55,7 @@ fn args() -> Args {
         dir: None,
         only: None,
         repeat: 3,
+        memory: true,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -69,6 +72,11 @@ fn args() -> Args {
             "--dir" => a.dir = Some(PathBuf::from(value)),
             "--only" => a.only = Some(value),
             "--repeat" => a.repeat = n.max(1),
+            "--no-memory" => {
+                a.memory = false;
+                i += 1;
+                continue;
+            }
             // `cargo bench` passes `--bench`; ignore what we do not know.
             _ => {
                 i += 1;
@@ -280,10 +288,12 @@ fn main() {
             }
             let mut memory = Vec::new();
             for _ in 0..a.repeat {
-                memory.push(enqueue_run(Arc::new(MemoryQueue::new()), a.events, a.callers).await);
+                if a.memory {
+                    memory.push(enqueue_run(Arc::new(MemoryQueue::new()), a.events, a.callers).await);
+                }
             }
-            let memory = median(memory);
             let (single, grouped) = (median(single), median(grouped));
+            let memory = (!memory.is_empty()).then(|| median(memory));
             println!("enqueue, {} concurrent callers, 1 KiB events, random UUID ids:", a.callers);
             println!("  one commit per op   {:>9.0} events/s", single.rate);
             println!(
@@ -294,11 +304,13 @@ fn main() {
                 grouped.cpu,
                 grouped.writer_cpu
             );
-            println!(
-                "  memory (volatile)   {:>9.0} events/s  (group commit reaches {:.2} of it)",
-                memory.rate,
-                grouped.rate / memory.rate
-            );
+            if let Some(memory) = memory {
+                println!(
+                    "  memory (volatile)   {:>9.0} events/s  (group commit reaches {:.2} of it)",
+                    memory.rate,
+                    grouped.rate / memory.rate
+                );
+            }
         }
 
         for dedupe in [false, true] {
@@ -323,12 +335,16 @@ fn main() {
             }
             let mut memory = Vec::new();
             for _ in 0..a.repeat {
+                if !a.memory {
+                    break;
+                }
                 let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::new());
                 enqueue_run(Arc::clone(&queue), a.prefill, a.callers).await;
                 let idem = Arc::new(MemoryIdempotencyStore::new());
                 memory.push(drain_run(queue, idem, a.workers, a.lease, dedupe).await.0);
             }
-            let (r, memory) = (median(runs), median(memory));
+            let r = median(runs);
+            let memory = (!memory.is_empty()).then(|| median(memory));
             println!(
                 "drain {} events, {} workers x lease({}), {}:",
                 a.prefill,
@@ -340,11 +356,19 @@ fn main() {
                 "  sqlite              {:>9.0} events/s  ({:.0} ops/commit; CPU/event {:.1} us, writer thread {:.1} us)",
                 r.rate, per_commit, r.cpu, r.writer_cpu
             );
-            println!(
-                "  memory (volatile)   {:>9.0} events/s  (sqlite reaches {:.2} of it)",
-                memory.rate,
-                r.rate / memory.rate
-            );
+            if let Some(memory) = memory {
+                println!(
+                    "  memory (volatile)   {:>9.0} events/s  (sqlite reaches {:.2} of it)",
+                    memory.rate,
+                    r.rate / memory.rate
+                );
+            }
+        }
+        let peak = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned));
+        if let Some(peak) = peak {
+            println!("peak RSS of this process: {}", peak.trim_start_matches("VmHWM:").trim());
         }
     });
 }
