@@ -30,7 +30,8 @@
 //! 5. **Dead letters are replayable.** [`Queue::dead_letters`] lists them with reasons and
 //!    attempt counts; [`Queue::replay`] makes the matching ones ready again with their
 //!    original bytes, id and source, and the attempt count reset to zero.
-//! 6. **Stats** ([`Queue::stats`]) count messages by state; an expired lease counts as ready.
+//! 6. **Stats** ([`Queue::stats`]) count messages by state; an expired lease counts as ready,
+//!    or as dead if it expired on the last allowed attempt.
 //!
 //! Times (lease expiry, retry time) are read from the backend's [`Clock`](crate::Clock), so
 //! tests move time by hand.

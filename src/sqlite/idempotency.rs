@@ -14,29 +14,33 @@ use crate::idempotency::{
 
 /// How many keys one purge transaction deletes, so a large purge never holds the writer
 /// (and the intake path behind it) for long.
-const PURGE_CHUNK: usize = 4096;
+pub(super) const PURGE_CHUNK: usize = 4096;
 
 /// A durable [`IdempotencyStore`] in a SQLite database, sharing the database and the writer
 /// thread (and so the group commits) of the [`SqliteStore`] it was made from.
 ///
 /// Cheap to clone.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), hookdock::StoreError> {
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
 /// use hookdock::sqlite::{SqliteOptions, SqliteStore};
 /// use std::time::Duration;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hookdock.db");
 ///
-/// let store = SqliteStore::open("hookdock.db", SqliteOptions::default())?;
+/// let store = SqliteStore::open(&path, SqliteOptions::default())?;
 /// let dedupe = store.idempotency();
 /// let key = IdempotencyKey::new("github", "d-1");
-/// if let Claim::Acquired(token) =
-///     dedupe.claim(&key, &Fingerprint::of(b"{}"), Duration::from_secs(30)).await?
-/// {
-///     // ... do the work once ...
-///     dedupe.complete(&key, token, None).await?;
-/// }
-/// # Ok(()) }
+/// let fp = Fingerprint::of(b"{}");
+/// let Claim::Acquired(token) = dedupe.claim(&key, &fp, Duration::from_secs(30)).await? else {
+///     panic!("a new key is acquired");
+/// };
+/// // ... do the work once ...
+/// dedupe.complete(&key, token, None).await?;
+/// assert_eq!(dedupe.claim(&key, &fp, Duration::from_secs(30)).await?, Claim::Completed(None));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteIdempotencyStore {

@@ -2,17 +2,39 @@
 //! [`IdempotencyStore`](crate::idempotency::IdempotencyStore) in one SQLite database file,
 //! sharing one writer thread with group commit.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), hookdock::StoreError> {
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::time::{Duration, SystemTime};
+//! use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
 //! use hookdock::queue::{Queue, QueueOptions};
 //! use hookdock::sqlite::{SqliteOptions, SqliteStore};
+//! use hookdock::RawEvent;
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("hookdock.db");
 //!
-//! let store = SqliteStore::open("hookdock.db", SqliteOptions::default())?;
+//! let store = SqliteStore::open(&path, SqliteOptions::default())?;
 //! let queue = store.queue(QueueOptions::default().max_depth(1_000_000));
-//! let dedupe = store.idempotency();
-//! // Or, for a queue alone: SqliteQueue::open("hookdock.db")?
-//! # let _ = (queue, dedupe); Ok(()) }
+//! let dedupe = store.idempotency(); // same file, same writer, same group commits
+//!
+//! // Resolves once the event is committed and fsynced.
+//! queue.enqueue(RawEvent::new("github", "d-1", SystemTime::now(), "{}")).await?;
+//!
+//! for leased in queue.lease(100, Duration::from_secs(30)).await? {
+//!     let key = IdempotencyKey::new(leased.event.source.clone(), leased.event.id.clone());
+//!     let fp = Fingerprint::of(&leased.event.body);
+//!     if let Claim::Acquired(token) = dedupe.claim(&key, &fp, Duration::from_secs(30)).await? {
+//!         // ... handle the event ...
+//!         dedupe.complete(&key, token, None).await?;
+//!     }
+//!     queue.ack(&leased.lease).await?;
+//! }
+//! assert_eq!(queue.stats().await?.depth(), 0);
+//! store.close().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
+//!
+//! For a queue alone, [`SqliteQueue::open`] opens the file with default options.
 //!
 //! # How it stores
 //!
@@ -48,14 +70,17 @@
 //! Schema version 1 (kept in `PRAGMA user_version`; [`SqliteStore::open`] creates it in an
 //! empty file and refuses a file with a newer version). Times are Unix milliseconds.
 //!
-//! `hookdock_events`: one row per stored event, until it is acked.
+//! `hookdock_events`: one row per stored event, with its identity and delivery state. An
+//! ack marks the row done (`state = 3`); done rows are invisible to every call and are
+//! deleted in bulk a little later (when a few thousand have gathered, or on close), which
+//! spreads the cost of removing a random key from the unique index over many rows.
 //!
 //! | column | type | meaning |
 //! |---|---|---|
 //! | `id` | `INTEGER PRIMARY KEY` | the [`MessageId`](crate::queue::MessageId); never reused |
 //! | `source` | `TEXT` | the event's source, such as `github` |
 //! | `event_id` | `TEXT` | the provider's delivery id (or the body hash); `UNIQUE(source, event_id)` |
-//! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter |
+//! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter, `3` acked (about to be deleted) |
 //! | `available_at` | `INTEGER` | waiting: when it may be leased; leased: when the lease expires |
 //! | `attempts` | `INTEGER` | leases so far (reset to 0 by replay) |
 //! | `token` | `INTEGER` | the current lease's fencing token while leased |
@@ -64,18 +89,29 @@
 //! | `dead_at` | `INTEGER` | when it was dead-lettered |
 //! | `received_at` | `INTEGER` | when the receiver got it |
 //! | `enqueued_at` | `INTEGER` | when it was stored |
-//! | `headers` | `BLOB` | the kept headers, `name: value\r\n` per field ([`encode_headers`](crate::event::encode_headers)) |
-//! | `body` | `BLOB` | the raw body, byte for byte |
 //!
 //! Indexes: `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the
 //! oldest available rows from its front), `hookdock_events_leased (available_at) WHERE
-//! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters).
+//! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters),
+//! `hookdock_events_done (id) WHERE state = 3` (rows to delete).
 //!
-//! `hookdock_idempotency`: one row per claimed key (`WITHOUT ROWID`).
+//! `hookdock_event_bodies`: the bytes of each event, written once and deleted with its row.
+//! They live apart from the state so that a lease or an ack rewrites a small row rather than
+//! a page (or a chain of overflow pages) full of payload.
 //!
 //! | column | type | meaning |
 //! |---|---|---|
-//! | `source`, `event_id` | `TEXT` | the [`IdempotencyKey`](crate::idempotency::IdempotencyKey); primary key |
+//! | `id` | `INTEGER PRIMARY KEY` | the `hookdock_events.id` it belongs to |
+//! | `headers` | `BLOB` | the kept headers, `name: value\r\n` per field ([`encode_headers`](crate::event::encode_headers)) |
+//! | `body` | `BLOB` | the raw body, byte for byte |
+//!
+//! `hookdock_idempotency`: one row per claimed key, in claim order (so completing a key
+//! rewrites a recent page rather than a random one).
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `id` | `INTEGER PRIMARY KEY` | row id |
+//! | `source`, `event_id` | `TEXT` | the [`IdempotencyKey`](crate::idempotency::IdempotencyKey); `UNIQUE(source, event_id)` |
 //! | `fingerprint` | `BLOB` | SHA-256 of the body the key was claimed for |
 //! | `token` | `INTEGER` | the current claim's fencing token |
 //! | `state` | `INTEGER` | `0` in progress, `1` completed |
@@ -89,7 +125,9 @@
 //! write transaction.
 //!
 //! Inspect a live database with the `sqlite3` shell, for example
-//! `sqlite3 hookdock.db "SELECT id, source, event_id, state, attempts FROM hookdock_events"`.
+//! `sqlite3 hookdock.db "SELECT id, source, event_id, state, attempts FROM hookdock_events"`,
+//! or, with the payloads,
+//! `sqlite3 hookdock.db "SELECT source, event_id, body FROM hookdock_events JOIN hookdock_event_bodies USING (id) WHERE state = 2"`.
 
 mod checkpoint;
 mod idempotency;
@@ -213,6 +251,31 @@ impl SqliteOptions {
     }
 }
 
+/// Counters of the writer thread, from [`SqliteStore::writer_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Write transactions committed (each one fsync).
+    pub transactions: u64,
+    /// Operations answered (enqueues, leases, acks, claims, ...).
+    pub operations: u64,
+    /// Batches that failed as a whole and were run again one operation per transaction.
+    pub failed_batches: u64,
+    /// Acked rows deleted by sweeps.
+    pub swept: u64,
+}
+
+impl WriterStats {
+    /// Operations per transaction: how much group commit is saving.
+    pub fn mean_batch(&self) -> f64 {
+        if self.transactions == 0 {
+            0.0
+        } else {
+            self.operations as f64 / self.transactions as f64
+        }
+    }
+}
+
 /// One SQLite database holding hookdock's queue and idempotency tables, with the writer
 /// thread, the reader thread and the checkpoint thread that serve it.
 ///
@@ -240,6 +303,7 @@ struct Inner {
     writer: mpsc::Sender<Msg>,
     reader: reader::ReaderHandle,
     closed: AtomicBool,
+    counters: Arc<writer::Counters>,
 }
 
 impl SqliteStore {
@@ -257,9 +321,10 @@ impl SqliteStore {
         let writer_conn = schema::open_writer(&path, &options)?;
         let reader_conn = schema::open_reader(&path, &options)?;
         let checkpoint_conn = schema::open(&path, &options)?;
-        let (nudge, wal_pages) = checkpoint::spawn(checkpoint_conn, options.checkpoint_interval)?;
+        let checkpointer = checkpoint::spawn(checkpoint_conn, options.checkpoint_interval)?;
         let reader = reader::spawn(reader_conn)?;
-        let writer = writer::spawn(writer_conn, &options, nudge, wal_pages)?;
+        let counters = Arc::new(writer::Counters::default());
+        let writer = writer::spawn(writer_conn, &options, checkpointer, Arc::clone(&counters))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -267,6 +332,7 @@ impl SqliteStore {
                 writer,
                 reader,
                 closed: AtomicBool::new(false),
+                counters,
             }),
         })
     }
@@ -297,6 +363,11 @@ impl SqliteStore {
             // An error means the writer is already gone, which is what we wait for.
             let _ = finished.await;
         }
+    }
+
+    /// What the writer thread has done so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.counters.snapshot()
     }
 
     pub(crate) fn now_ms(&self) -> i64 {

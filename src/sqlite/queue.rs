@@ -21,19 +21,25 @@ use crate::queue::{
 ///
 /// Cheap to clone; clones share the store's writer thread.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), hookdock::StoreError> {
-/// use hookdock::queue::Queue;
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use hookdock::queue::{Enqueued, Queue};
 /// use hookdock::sqlite::SqliteQueue;
 /// use hookdock::RawEvent;
 /// use std::time::{Duration, SystemTime};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("hookdock.db");
 ///
-/// let queue = SqliteQueue::open("hookdock.db")?;
-/// queue.enqueue(RawEvent::new("github", "d-1", SystemTime::now(), "{}")).await?; // fsynced
+/// let queue = SqliteQueue::open(&path)?;
+/// let event = RawEvent::new("github", "d-1", SystemTime::now(), "{}");
+/// let stored = queue.enqueue(event.clone()).await?; // committed and fsynced
+/// assert_eq!(queue.enqueue(event).await?, Enqueued::Duplicate(stored.message()));
 /// for leased in queue.lease(100, Duration::from_secs(30)).await? {
 ///     queue.ack(&leased.lease).await?;
 /// }
-/// # Ok(()) }
+/// assert_eq!(queue.stats().await?.depth(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteQueue {
@@ -97,9 +103,19 @@ impl Queue for SqliteQueue {
 
     async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
         let headers = event.encode_headers();
+        let RawEvent {
+            id,
+            source,
+            received_at,
+            body,
+            ..
+        } = event;
         let request = Request::Enqueue {
-            event,
+            source,
+            event_id: id.into_string(),
+            received_at: unix_millis(received_at),
             headers,
+            body,
             now: self.store.now_ms(),
             max_depth: self.options.max_depth,
         };
@@ -121,7 +137,10 @@ impl Queue for SqliteQueue {
             max_attempts: self.options.max_attempts,
         };
         match self.store.call(request).await? {
-            Response::Leased(leased) => Ok(leased),
+            Response::Leased(rows) => Ok(rows
+                .into_iter()
+                .map(|row| row.into_leased(self.options.max_attempts))
+                .collect()),
             _ => Err(unexpected("lease")),
         }
     }
@@ -168,16 +187,18 @@ impl Queue for SqliteQueue {
         self.store
             .read(move |conn| {
                 let sql = format!(
-                    "SELECT id, source, event_id, received_at, headers, body, dead_reason,
-                            attempts, dead_at
-                     FROM hookdock_events WHERE {DEAD_FILTER}"
+                    "SELECT e.id, e.source, e.event_id, e.received_at, b.headers, b.body,
+                            e.dead_reason, e.attempts, e.dead_at
+                     FROM (SELECT * FROM hookdock_events WHERE {DEAD_FILTER}) AS e
+                     LEFT JOIN hookdock_event_bodies AS b ON b.id = e.id
+                     ORDER BY e.id"
                 );
                 let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
                 let (m, s, e, r, a, l) = dead_filter_params(&filter);
                 let rows = stmt
                     .query_map(params![m, s, e, r, a, l], |r| {
-                        let headers: Vec<u8> = r.get(4)?;
-                        let body: Vec<u8> = r.get(5)?;
+                        let headers: Vec<u8> = r.get::<_, Option<_>>(4)?.unwrap_or_default();
+                        let body: Vec<u8> = r.get::<_, Option<_>>(5)?.unwrap_or_default();
                         let event = RawEvent {
                             source: r.get(1)?,
                             id: r.get::<_, String>(2)?.into(),

@@ -17,7 +17,7 @@ pub(crate) struct ReaderHandle {
 pub(crate) fn spawn(conn: Connection) -> Result<ReaderHandle, StoreError> {
     let (jobs, mut rx) = mpsc::channel::<Job>(64);
     std::thread::Builder::new()
-        .name("hookdock-sqlite-reader".into())
+        .name("hookdock-reader".into())
         .spawn(move || {
             while let Some(job) = rx.blocking_recv() {
                 job(&conn);

@@ -1,11 +1,14 @@
-//! Backend-specific tests; the shared contract is checked by the conformance suite
+//! Backend-specific tests; the shared contract is checked by the conformance suites
 //! (`tests/conformance_sqlite.rs`).
 
+use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
 use crate::clock::FakeClock;
-use crate::queue::Queue;
+use crate::idempotency::{Fingerprint, IdempotencyKey, IdempotencyStore};
+use crate::queue::{DeadLetterFilter, Enqueued, Queue};
 use crate::RawEvent;
 
 fn clock() -> FakeClock {
@@ -16,12 +19,20 @@ fn event(id: &str) -> RawEvent {
     RawEvent::new("github", id, std::time::UNIX_EPOCH, id.as_bytes().to_vec())
 }
 
+fn open(dir: &tempfile::TempDir, options: SqliteOptions) -> SqliteStore {
+    SqliteStore::open(dir.path().join("q.db"), options.clock(clock())).expect("open")
+}
+
+fn sqlite_code(err: &StoreError) -> Option<rusqlite::ErrorCode> {
+    err.source()
+        .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+        .and_then(|e| e.sqlite_error_code())
+}
+
 #[tokio::test]
 async fn enqueue_lease_ack_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        SqliteStore::open(dir.path().join("q.db"), SqliteOptions::new().clock(clock())).unwrap();
-    let queue = store.queue(QueueOptions::default());
+    let queue = open(&dir, SqliteOptions::new()).queue(QueueOptions::default());
     let id = queue.enqueue(event("a")).await.unwrap();
     let batch = queue.lease(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(batch.len(), 1);
@@ -29,4 +40,309 @@ async fn enqueue_lease_ack_round_trip() {
     assert_eq!(&batch[0].event.body[..], b"a");
     queue.ack(&batch[0].lease).await.unwrap();
     assert_eq!(queue.stats().await.unwrap().depth(), 0);
+}
+
+/// The documented schema is what operators find with the sqlite3 shell.
+#[tokio::test]
+async fn schema_is_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    queue.enqueue(event("delivery-1")).await.unwrap();
+    let dedupe = store.idempotency();
+    dedupe
+        .claim(
+            &IdempotencyKey::new("stripe", "evt_1"),
+            &Fingerprint::of(b"{}"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+    let row: (String, String, i64, i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT source, event_id, state, attempts, body
+             FROM hookdock_events JOIN hookdock_event_bodies USING (id)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            "github".into(),
+            "delivery-1".into(),
+            0,
+            0,
+            b"delivery-1".to_vec()
+        )
+    );
+    let key: (String, String, i64) = conn
+        .query_row(
+            "SELECT source, event_id, state FROM hookdock_idempotency",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(key, ("stripe".into(), "evt_1".into(), 0));
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let duplicate = conn.execute(
+        "INSERT INTO hookdock_events (source, event_id, state, available_at, received_at,
+             enqueued_at) VALUES ('github', 'delivery-1', 0, 0, 0, 0)",
+        [],
+    );
+    assert!(duplicate.is_err(), "UNIQUE(source, event_id) must hold");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    }
+    let err = SqliteStore::open(&path, SqliteOptions::new()).expect_err("version 99 is unknown");
+    assert!(matches!(err, StoreError::Storage(_)), "{err:?}");
+    assert!(err.to_string().contains("99"), "{err}");
+}
+
+#[tokio::test]
+async fn in_memory_databases_are_refused() {
+    let err = SqliteStore::open(":memory:", SqliteOptions::new()).expect_err("no WAL in memory");
+    assert!(err.to_string().contains("WAL"), "{err}");
+}
+
+#[tokio::test]
+async fn a_read_only_file_is_a_storage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    open(&dir, SqliteOptions::new()).close().await;
+    let uri = format!("file:{}?mode=ro", path.display());
+    let err = SqliteStore::open(uri, SqliteOptions::new()).expect_err("cannot write");
+    assert!(matches!(err, StoreError::Storage(_)), "{err:?}");
+    assert_eq!(
+        sqlite_code(&err),
+        Some(rusqlite::ErrorCode::ReadOnly),
+        "{err:?}"
+    );
+}
+
+/// A full disk (here: the size cap) answers `Storage` with the SQLite error kept, stores
+/// nothing of the refused event, and leaves what was stored intact and usable.
+#[tokio::test]
+async fn a_full_disk_is_a_storage_error_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, SqliteOptions::new().max_size(512 * 1024));
+    let queue = store.queue(QueueOptions::default());
+    let mut stored = 0u64;
+    let err = loop {
+        let e = RawEvent::new(
+            "github",
+            format!("e{stored}"),
+            std::time::UNIX_EPOCH,
+            vec![0u8; 8192],
+        );
+        match queue.enqueue(e).await {
+            Ok(Enqueued::New(_)) => stored += 1,
+            Ok(dup) => panic!("unexpected {dup:?}"),
+            Err(e) => break e,
+        }
+        assert!(stored < 1000, "the size cap was never reached");
+    };
+    assert!(err.is_transient());
+    assert_eq!(
+        sqlite_code(&err),
+        Some(rusqlite::ErrorCode::DiskFull),
+        "{err:?}"
+    );
+    assert_eq!(queue.stats().await.unwrap().ready, stored);
+    let batch = queue.lease(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(batch.len(), 10, "stored events can still be leased");
+    for l in &batch {
+        queue.ack(&l.lease).await.unwrap();
+    }
+    assert_eq!(queue.stats().await.unwrap().ready, stored - 10);
+}
+
+#[tokio::test]
+async fn a_closed_store_answers_closed_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    let dedupe = store.idempotency();
+    queue.enqueue(event("a")).await.unwrap();
+    store.close().await;
+    assert!(matches!(
+        queue.enqueue(event("b")).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        queue.lease(1, Duration::from_secs(1)).await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(queue.stats().await, Err(StoreError::Closed)));
+    assert!(matches!(
+        queue.dead_letters(&DeadLetterFilter::all()).await,
+        Err(StoreError::Closed)
+    ));
+    let claim = dedupe
+        .claim(
+            &IdempotencyKey::new("s", "k"),
+            &Fingerprint::of(b""),
+            Duration::from_secs(1),
+        )
+        .await;
+    assert!(matches!(claim, Err(StoreError::Closed)), "{claim:?}");
+    store.close().await; // closing twice is harmless
+                         // What was acknowledged before the close is in the file.
+    let reopened = open(&dir, SqliteOptions::new()).queue(QueueOptions::default());
+    assert_eq!(reopened.stats().await.unwrap().ready, 1);
+}
+
+/// Calls made concurrently share transactions (group commit); with `max_batch(1)` every
+/// operation has its own. Either way every event is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_commits() {
+    for (max_batch, grouped) in [(1024, true), (1, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, SqliteOptions::new().max_batch(max_batch));
+        let queue = Arc::new(store.queue(QueueOptions::default()));
+        let tasks: Vec<_> = (0..400)
+            .map(|i| {
+                let q = Arc::clone(&queue);
+                tokio::spawn(async move { q.enqueue(event(&format!("e{i}"))).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Ok(Enqueued::New(_))));
+        }
+        assert_eq!(queue.stats().await.unwrap().ready, 400);
+        let w = store.writer_stats();
+        assert_eq!(w.operations, 400);
+        if grouped {
+            assert!(
+                w.transactions < 400,
+                "no two operations shared a commit: {w:?}"
+            );
+        } else {
+            assert_eq!(
+                w.transactions, 400,
+                "max_batch(1) commits each operation: {w:?}"
+            );
+        }
+    }
+}
+
+/// The background thread checkpoints the WAL into the database while the store runs (the
+/// writer itself never does, with a restart threshold this high), and closing leaves an
+/// empty WAL behind with everything in the database file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_run_in_the_background_and_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let wal = dir.path().join("q.db-wal");
+    let store = open(
+        &dir,
+        SqliteOptions::new()
+            .checkpoint_interval(Duration::from_millis(1))
+            .wal_restart_pages(u32::MAX),
+    );
+    let queue = store.queue(QueueOptions::default());
+    let initial = std::fs::metadata(&path).unwrap().len();
+    for i in 0..200 {
+        let e = RawEvent::new(
+            "github",
+            format!("e{i}"),
+            std::time::UNIX_EPOCH,
+            vec![1u8; 4096],
+        );
+        queue.enqueue(e).await.unwrap();
+    }
+    let mut grew = false;
+    for _ in 0..1000 {
+        if std::fs::metadata(&path).unwrap().len() > initial + 100 * 4096 {
+            grew = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        grew,
+        "no background checkpoint copied the WAL into the database"
+    );
+    store.close().await;
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM hookdock_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 200);
+}
+
+/// A purge larger than one chunk is done in several transactions and removes everything
+/// due.
+#[tokio::test]
+async fn purge_works_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = clock();
+    let store = SqliteStore::open(
+        dir.path().join("q.db"),
+        SqliteOptions::new().clock(c.clone()),
+    )
+    .unwrap();
+    let dedupe = store.idempotency().with_retention(Duration::from_secs(60));
+    let n = 2 * idempotency::PURGE_CHUNK + 10;
+    // Concurrently, so the claims and completions are group committed.
+    let claims = (0..n).map(|i| {
+        let dedupe = dedupe.clone();
+        async move {
+            let key = IdempotencyKey::new("github", format!("k{i}"));
+            let fp = Fingerprint::of(b"");
+            match dedupe.claim(&key, &fp, Duration::from_secs(5)).await {
+                Ok(crate::idempotency::Claim::Acquired(t)) => dedupe.complete(&key, t, None).await,
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    for done in futures_util::future::join_all(claims).await {
+        done.unwrap();
+    }
+    c.advance(Duration::from_secs(61));
+    let before = store.writer_stats().transactions;
+    assert_eq!(dedupe.purge_expired().await.unwrap(), n as u64);
+    assert!(store.writer_stats().transactions - before >= 3);
+    assert_eq!(dedupe.purge_expired().await.unwrap(), 0);
+}
+
+/// A message whose bytes were deleted by hand is parked in the dead letters with a reason
+/// instead of being handed out without its body; the others are leased as usual.
+#[tokio::test]
+async fn a_message_without_its_body_is_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, SqliteOptions::new()).queue(QueueOptions::default());
+    let broken = queue.enqueue(event("broken")).await.unwrap().message();
+    queue.enqueue(event("fine")).await.unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+    conn.execute(
+        "DELETE FROM hookdock_event_bodies WHERE id = ?1",
+        [broken.0],
+    )
+    .unwrap();
+    let batch = queue.lease(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].event.id.as_str(), "fine");
+    let dead = queue.dead_letters(&DeadLetterFilter::all()).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message, broken);
+    assert_eq!(dead[0].reason, "stored body is missing");
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.leased, stats.dead, stats.depth()), (1, 1, 1));
 }

@@ -145,10 +145,14 @@ impl IdempotencyHarness for MemoryIdempotencyHarness {
 /// As for [`queue_conformance!`](crate::queue_conformance), the calling crate needs `tokio`
 /// with `macros` and `rt-multi-thread`.
 ///
-/// ```ignore
-/// hookdock::idempotency_conformance!(
-///     hookdock::testing::idempotency_suite::MemoryIdempotencyHarness
-/// );
+/// ```
+/// // tests/conformance.rs
+/// mod memory_idempotency {
+///     hookdock::idempotency_conformance!(
+///         hookdock::testing::idempotency_suite::MemoryIdempotencyHarness
+///     );
+/// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! idempotency_conformance {

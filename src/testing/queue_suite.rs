@@ -156,8 +156,12 @@ impl QueueHarness for MemoryQueueHarness {
 /// The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) among
 /// its dev-dependencies. Use it once per module, since the tests are named after the checks.
 ///
-/// ```ignore
-/// hookdock::queue_conformance!(hookdock::testing::queue_suite::MemoryQueueHarness);
+/// ```
+/// // tests/conformance.rs
+/// mod memory_queue {
+///     hookdock::queue_conformance!(hookdock::testing::queue_suite::MemoryQueueHarness);
+/// }
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! queue_conformance {

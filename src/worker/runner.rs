@@ -816,7 +816,11 @@ async fn heartbeat<F: Future>(
         };
         // Never extend twice without a pause, even if the queue's idea of the time puts the
         // renewed lease in the past already (a clock skewed against the database's).
-        let wait = if extended { wait.max(check_every) } else { wait };
+        let wait = if extended {
+            wait.max(check_every)
+        } else {
+            wait
+        };
         if !wait.is_zero() {
             tokio::select! {
                 output = &mut work => return output,
