@@ -82,6 +82,7 @@ mod event;
 mod replay;
 mod retry;
 mod runner;
+mod wake;
 
 pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};
 pub use error::{BoxError, ErrorKind, HandlerError};
@@ -92,3 +93,4 @@ pub use runner::{
     BatchReport, Settled, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
     SHUTDOWN_REASON,
 };
+pub use wake::Wake;

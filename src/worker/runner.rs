@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-use super::{ErrorKind, Event, HandlerError, RetryPolicy};
+use super::{ErrorKind, Event, HandlerError, RetryPolicy, Wake};
 use crate::clock::{Clock, SharedClock};
 use crate::error::{ConfigError, StoreError};
 use crate::idempotency::{DedupeLayer, Deduped, IdempotencyStore};
@@ -82,7 +82,7 @@ struct Shared {
     handler: Handler,
     config: Config,
     clock: SharedClock,
-    wake: Option<Arc<Notify>>,
+    wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
     slots: Arc<Semaphore>,
     counters: Counters,
 }
@@ -127,7 +127,7 @@ pub struct WorkerBuilder {
     dedupe: Option<DedupeLayer>,
     config: Config,
     clock: SharedClock,
-    wake: Option<Arc<Notify>>,
+    wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -215,11 +215,12 @@ impl WorkerBuilder {
         self
     }
 
-    /// Wakes an idle worker when `signal` is notified (`notify_one` or `notify_waiters`),
-    /// instead of waiting for the next poll. For backends that can announce new events
-    /// (PostgreSQL `LISTEN/NOTIFY`, an in-process enqueue).
-    pub fn wake_on(mut self, signal: Arc<Notify>) -> Self {
-        self.wake = Some(signal);
+    /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll: an
+    /// `Arc<tokio::sync::Notify>` you notify after an in-process enqueue, or a backend's own
+    /// signal such as PostgreSQL's [`PgWakeup`](crate::postgres::PgWakeup)
+    /// (`LISTEN/NOTIFY`). See [`Wake`].
+    pub fn wake_on(mut self, signal: impl Wake) -> Self {
+        self.wake = Some(Arc::new(tokio::sync::Mutex::new(Box::new(signal))));
         self
     }
 
@@ -564,7 +565,7 @@ impl Worker {
             idle = (idle * 2).min(config.poll_max);
             let woken = async {
                 match &shared.wake {
-                    Some(signal) => signal.notified().await,
+                    Some(signal) => signal.lock().await.woken().await,
                     None => std::future::pending().await,
                 }
             };
@@ -816,7 +817,11 @@ async fn heartbeat<F: Future>(
         };
         // Never extend twice without a pause, even if the queue's idea of the time puts the
         // renewed lease in the past already (a clock skewed against the database's).
-        let wait = if extended { wait.max(check_every) } else { wait };
+        let wait = if extended {
+            wait.max(check_every)
+        } else {
+            wait
+        };
         if !wait.is_zero() {
             tokio::select! {
                 output = &mut work => return output,
