@@ -91,6 +91,6 @@ pub use replay::{DeadLetterInfo, DeadLetters};
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use runner::{
     BatchReport, Settled, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
-    SHUTDOWN_REASON,
+    DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON,
 };
 pub use wake::Wake;

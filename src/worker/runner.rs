@@ -20,6 +20,9 @@ use crate::error::{ConfigError, StoreError};
 use crate::idempotency::{DedupeLayer, Deduped, IdempotencyStore};
 use crate::queue::{Lease, Leased, MessageId, Queue};
 
+/// How often a running worker purges its dedupe store unless configured otherwise: hourly.
+pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Reason recorded for work handed back because the worker shut down first.
 pub const SHUTDOWN_REASON: &str = "the worker shut down before the handler finished";
 
@@ -85,6 +88,8 @@ struct Shared {
     wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
     slots: Arc<Semaphore>,
     counters: Counters,
+    /// The dedupe store and how often to purge it.
+    purge: Option<(Arc<dyn IdempotencyStore>, Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +130,7 @@ impl fmt::Debug for Worker {
 pub struct WorkerBuilder {
     queue: Arc<dyn Queue>,
     dedupe: Option<DedupeLayer>,
+    purge_every: Option<Duration>,
     config: Config,
     clock: SharedClock,
     wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
@@ -145,6 +151,7 @@ impl Worker {
         WorkerBuilder {
             queue: Arc::new(queue),
             dedupe: None,
+            purge_every: Some(DEFAULT_PURGE_INTERVAL),
             config: Config::default(),
             clock: SharedClock::default(),
             wake: None,
@@ -199,6 +206,13 @@ impl WorkerBuilder {
     pub fn poll_interval(mut self, min: Duration, max: Duration) -> Self {
         self.config.poll_min = min;
         self.config.poll_max = max;
+        self
+    }
+
+    /// How often a running worker purges its dedupe store of keys past their retention
+    /// ([`IdempotencyStore::purge_expired`]; default hourly, `None` to leave it to you).
+    pub fn purge_interval(mut self, every: Option<Duration>) -> Self {
+        self.purge_every = every;
         self
     }
 
@@ -257,6 +271,11 @@ impl WorkerBuilder {
                 clock: self.clock,
                 wake: self.wake,
                 counters: Counters::default(),
+                purge: self
+                    .dedupe
+                    .as_ref()
+                    .zip(self.purge_every)
+                    .map(|(layer, every)| (layer.store().clone(), every)),
             }),
         })
     }
@@ -384,6 +403,8 @@ pub struct WorkerStats {
     pub given_back: u64,
     /// Lease calls that failed.
     pub lease_errors: u64,
+    /// Dedupe keys purged after their retention.
+    pub purged: u64,
     /// Handlers running now.
     pub in_flight: u64,
 }
@@ -400,6 +421,7 @@ struct Counters {
     unsettled: AtomicU64,
     given_back: AtomicU64,
     lease_errors: AtomicU64,
+    purged: AtomicU64,
     in_flight: AtomicU64,
 }
 
@@ -433,6 +455,7 @@ impl Counters {
             unsettled: get(&self.unsettled),
             given_back: get(&self.given_back),
             lease_errors: get(&self.lease_errors),
+            purged: get(&self.purged),
             in_flight: get(&self.in_flight),
         }
     }
@@ -525,6 +548,10 @@ impl Worker {
         let in_flight = InFlight::default();
         let mut tasks: JoinSet<Settled> = JoinSet::new();
         let mut idle = config.poll_min;
+        let purger = shared.purge.clone().map(|(store, every)| {
+            let shared = shared.clone();
+            tokio::spawn(purge_periodically(shared, store, every))
+        });
         tokio::pin!(shutdown);
         loop {
             while tasks.try_join_next().is_some() {}
@@ -575,6 +602,9 @@ impl Worker {
                 _ = woken => idle = config.poll_min,
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+        if let Some(purger) = purger {
+            purger.abort();
         }
         drain(&shared, tasks, &in_flight).await
     }
@@ -845,6 +875,28 @@ async fn heartbeat<F: Future>(
                 tracing::warn!(%message, %error, "could not extend a lease; trying again shortly");
                 pause = Some((lease_for / 10).max(Duration::from_millis(10)));
             }
+        }
+    }
+}
+
+/// Purges the dedupe store every `every` (the first purge right away) until aborted.
+async fn purge_periodically(
+    shared: Arc<Shared>,
+    store: Arc<dyn IdempotencyStore>,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.purge_expired().await {
+            Ok(purged) => {
+                Counters::bump(&shared.counters.purged, purged);
+                if purged > 0 {
+                    tracing::debug!(purged, "purged idempotency keys past their retention");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "purging the idempotency store failed"),
         }
     }
 }
