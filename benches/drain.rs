@@ -62,14 +62,12 @@ fn main() {
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// What a child role returns: its result line.
+type RoleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = BoxResult<String>>>>;
+
 /// Runs one child role on a 2-thread runtime (the machine has 2 cores) and prints its
 /// result line.
-fn child(
-    role: fn(
-        String,
-        usize,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxResult<String>>>>,
-) -> BoxResult<()> {
+fn child(role: fn(String, usize) -> RoleFuture) -> BoxResult<()> {
     let db = std::env::var(DB)?;
     let n = env_usize(N, 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -89,10 +87,7 @@ fn body(i: usize) -> String {
     )
 }
 
-fn prefill(
-    db: String,
-    n: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxResult<String>>>> {
+fn prefill(db: String, n: usize) -> RoleFuture {
     Box::pin(async move {
         let store = SqliteStore::open(&db, store_options())?;
         let queue = Arc::new(store.queue(QueueOptions::default()));
@@ -131,10 +126,7 @@ fn prefill(
     })
 }
 
-fn drain_worker(
-    db: String,
-    n: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxResult<String>>>> {
+fn drain_worker(db: String, n: usize) -> RoleFuture {
     Box::pin(async move {
         let store = SqliteStore::open(&db, store_options())?;
         let queue = Arc::new(store.queue(QueueOptions::default()));
@@ -179,10 +171,7 @@ fn drain_worker(
     })
 }
 
-fn drain_bare(
-    db: String,
-    n: usize,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxResult<String>>>> {
+fn drain_bare(db: String, n: usize) -> RoleFuture {
     Box::pin(async move {
         let store = SqliteStore::open(&db, store_options())?;
         let queue = Arc::new(store.queue(QueueOptions::default()));
