@@ -93,4 +93,4 @@ pub use runner::{
     BatchReport, Settled, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
     DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON,
 };
-pub use wake::Wake;
+pub use wake::{Wake, WakeOnEnqueue};
