@@ -163,8 +163,9 @@ fn drain_worker(db: String, n: usize) -> RoleFuture {
             return Err("the handler ran a different number of times than events".into());
         }
         Ok(format!(
-            "worker n={n} secs={secs:.3} rate={:.0} hwm_kib={} {}",
+            "worker n={n} secs={secs:.3} rate={:.0} mean_lease={:.1} hwm_kib={} {}",
             n as f64 / secs,
+            worker_stats.leased as f64 / worker_stats.leases.max(1) as f64,
             vm_hwm_kib(),
             rss_breakdown()
         ))

@@ -18,7 +18,7 @@ use super::{ErrorKind, Event, HandlerError, RetryPolicy, Wake};
 use crate::clock::{Clock, SharedClock};
 use crate::error::{ConfigError, StoreError};
 use crate::idempotency::{DedupeLayer, Deduped, IdempotencyStore};
-use crate::queue::{Lease, Leased, MessageId, Queue};
+use crate::queue::{Lease, LeaseToken, Leased, MessageId, Queue};
 
 /// How often a running worker purges its dedupe store unless configured otherwise: hourly.
 pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -385,6 +385,8 @@ pub struct ShutdownReport {
 pub struct WorkerStats {
     /// Messages leased.
     pub leased: u64,
+    /// Lease calls that returned at least one message (`leased / leases` is the mean batch).
+    pub leases: u64,
     /// Handled and acked.
     pub succeeded: u64,
     /// Completed duplicates acked without running the handler.
@@ -412,6 +414,7 @@ pub struct WorkerStats {
 #[derive(Debug, Default)]
 struct Counters {
     leased: AtomicU64,
+    leases: AtomicU64,
     succeeded: AtomicU64,
     duplicates: AtomicU64,
     retried: AtomicU64,
@@ -446,6 +449,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         WorkerStats {
             leased: get(&self.leased),
+            leases: get(&self.leases),
             succeeded: get(&self.succeeded),
             duplicates: get(&self.duplicates),
             retried: get(&self.retried),
@@ -463,9 +467,15 @@ impl Counters {
 
 /// The leases of the messages one run is handling, kept current by the heartbeat, so a
 /// shutdown can hand back what did not finish.
-type InFlight = Arc<Mutex<HashMap<MessageId, Lease>>>;
+///
+/// Keyed by the message and the token it was leased with: should a lease be lost and the
+/// message leased again by this same run, the two are tracked apart.
+type InFlight = Arc<Mutex<HashMap<Slot, Lease>>>;
 
-fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<MessageId, Lease>> {
+/// A leased message as this run first got it.
+type Slot = (MessageId, LeaseToken);
+
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Slot, Lease>> {
     // Every update is one map operation; a poisoned map is still consistent.
     in_flight.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -504,6 +514,7 @@ impl Worker {
         let max = shared.config.batch_size.min(shared.config.concurrency);
         let batch = shared.queue.lease(max, shared.config.lease_for).await?;
         Counters::bump(&shared.counters.leased, batch.len() as u64);
+        Counters::bump(&shared.counters.leases, u64::from(!batch.is_empty()));
         let mut report = BatchReport {
             leased: batch.len() as u64,
             ..BatchReport::default()
@@ -575,6 +586,7 @@ impl Worker {
                 Ok(batch) if !batch.is_empty() => {
                     idle = config.poll_min;
                     Counters::bump(&shared.counters.leased, batch.len() as u64);
+                    Counters::bump(&shared.counters.leases, 1);
                     for leased in batch {
                         let slot = slots.pop();
                         tasks.spawn(handle(shared.clone(), in_flight.clone(), leased, slot));
@@ -730,11 +742,12 @@ async fn handle(
     let message = leased.lease.message;
     let (attempt, max_attempts) = (leased.attempt, leased.max_attempts);
     let last = leased.is_last_attempt();
-    lock(&in_flight).insert(message, leased.lease);
+    let slot = (message, leased.lease.token);
+    lock(&in_flight).insert(slot, leased.lease);
 
     let call = AssertUnwindSafe(shared.handler.clone().oneshot(Event::from(leased))).catch_unwind();
-    let outcome = heartbeat(&shared, &in_flight, message, call).await;
-    let lease = lock(&in_flight).get(&message).copied();
+    let outcome = heartbeat(&shared, &in_flight, slot, call).await;
+    let lease = lock(&in_flight).get(&slot).copied();
     let Some(lease) = lease else {
         // Not reachable: only this task removes its entry.
         return Settled::Unsettled("lease not tracked".into());
@@ -747,7 +760,7 @@ async fn handle(
                 Ran::Duplicate => Settled::Duplicate,
             };
             let result = shared.queue.ack(&lease).await;
-            return finish(&shared, &in_flight, &lease, result, settled);
+            return finish(&shared, &in_flight, slot, &lease, result, settled);
         }
         Ok(Err(error)) => error,
         Err(panic) => {
@@ -792,17 +805,18 @@ async fn handle(
             )
         }
     };
-    finish(&shared, &in_flight, &lease, result, settled)
+    finish(&shared, &in_flight, slot, &lease, result, settled)
 }
 
 fn finish(
     shared: &Shared,
     in_flight: &InFlight,
+    slot: Slot,
     lease: &Lease,
     result: Result<(), StoreError>,
     settled: Settled,
 ) -> Settled {
-    lock(in_flight).remove(&lease.message);
+    lock(in_flight).remove(&slot);
     let settled = match result {
         Ok(()) => settled,
         Err(error) => {
@@ -819,9 +833,10 @@ fn finish(
 async fn heartbeat<F: Future>(
     shared: &Shared,
     in_flight: &InFlight,
-    message: MessageId,
+    slot: Slot,
     work: F,
 ) -> F::Output {
+    let message = slot.0;
     let lease_for = shared.config.lease_for;
     // Check the clock at least this often, so renewal follows the clock even when it is not
     // the system clock (a fake clock in tests, a clock corrected by NTP).
@@ -831,7 +846,7 @@ async fn heartbeat<F: Future>(
     let mut pause: Option<Duration> = None;
     let mut extended = false;
     loop {
-        let Some(lease) = lock(in_flight).get(&message).copied() else {
+        let Some(lease) = lock(in_flight).get(&slot).copied() else {
             return work.await;
         };
         let renew_at = lease
@@ -865,7 +880,7 @@ async fn heartbeat<F: Future>(
         extended = true;
         match shared.queue.extend(&lease, lease_for).await {
             Ok(renewed) => {
-                lock(in_flight).insert(message, renewed);
+                lock(in_flight).insert(slot, renewed);
             }
             Err(StoreError::LeaseLost) => {
                 tracing::warn!(%message, "lease lost while the handler runs; its outcome will not be recorded here");
