@@ -90,7 +90,7 @@ pub use event::Event;
 pub use replay::{DeadLetterInfo, DeadLetters};
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use runner::{
-    BatchReport, Settled, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
+    BatchReport, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
     DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON,
 };
 pub use wake::{Wake, WakeOnEnqueue};

@@ -307,8 +307,7 @@ impl WorkerBuilder {
 
 /// How one message was settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Settled {
+enum Settled {
     /// Handled and acked.
     Acked,
     /// A completed duplicate: acked without running the handler.
