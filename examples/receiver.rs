@@ -8,19 +8,35 @@
 //! Routes (POST only): `/webhooks/github`, `/webhooks/stripe`, `/webhooks/standard`. Each is
 //! a verify layer in front of an intake; all three intakes share one queue.
 //!
+//! A [`Worker`](hookdock::worker::Worker) in the same process drains that queue through the
+//! dedupe layer (claims in the same SQLite database) into a demo handler that logs each event
+//! (source, id, type) and can be told to fail. JSON admin routes: `GET /admin/stats` (queue
+//! counts and worker totals), `GET /admin/dead` (dead letters with reasons and attempts;
+//! `?source=`, `?event_id=`, `?reason=`, `?after=`, `?limit=`), `POST /admin/dead/replay`
+//! (every dead letter, or `?id=<message>`, or `?source=`). The worker's settings
+//! (`HOOKDOCK_WORKER`, `HOOKDOCK_DEMO_FAIL_RATE`, `HOOKDOCK_DEMO_FAIL_KIND`,
+//! `HOOKDOCK_DEMO_DELAY_MS`, `HOOKDOCK_DEMO_EFFECTS`, `HOOKDOCK_LEASE_MS`,
+//! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN_TOKEN`) are listed in
+//! `examples/demo/worker.rs`.
+//!
 //! Configuration, from the environment:
 //!
 //! | variable | default |
 //! |---|---|
 //! | `HOOKDOCK_ADDR` | `127.0.0.1:3000` (port `0` picks a free port) |
-//! | `HOOKDOCK_DB` | `hookdock.db` |
+//! | `HOOKDOCK_DB` | `hookdock.db` (SQLite, WAL, `synchronous=FULL`) |
+//! | `HOOKDOCK_MAX_DEPTH` | no limit; with a limit, deliveries beyond it get `503` + `Retry-After` |
 //! | `HOOKDOCK_GITHUB_SECRET` | a development secret, printed at start-up |
 //! | `HOOKDOCK_STRIPE_SECRET` | a development secret, printed at start-up |
 //! | `HOOKDOCK_STANDARD_SECRET` | a development secret (`whsec_...`), printed at start-up |
 //! | `RUST_LOG` | `info` |
 //!
 //! Secrets taken from the environment are never printed. Stops gracefully on Ctrl-C and
-//! SIGTERM: in-flight deliveries finish (and are stored) before the process exits.
+//! SIGTERM: in-flight deliveries finish (and are stored) before the process exits, and the
+//! worker finishes what it is handling (up to 30 s) and hands the rest back to the queue.
+
+#[path = "demo/worker.rs"]
+mod demo;
 
 use std::error::Error;
 use std::sync::Arc;
@@ -29,9 +45,11 @@ use axum::routing::{post_service, MethodRouter};
 use axum::Router;
 use hmac::{KeyInit, Mac};
 use hookdock::intake::Intake;
-use hookdock::queue::{MemoryQueue, Queue};
+use hookdock::queue::{Queue, QueueOptions};
 use hookdock::scheme::Preset;
+use hookdock::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::verify::VerifyLayer;
+use hookdock::worker::WakeOnEnqueue;
 use hookdock::Scheme;
 use tower::ServiceBuilder;
 
@@ -43,6 +61,7 @@ const DEV_STANDARD_SECRET: &str = "whsec_aG9va2RvY2stZGV2LXN0YW5kYXJkLXNlY3JldC0
 struct Config {
     addr: String,
     db: String,
+    max_depth: Option<u64>,
     github: Secret,
     stripe: Secret,
     standard: Secret,
@@ -81,27 +100,53 @@ impl Secret {
 }
 
 impl Config {
-    fn from_env() -> Self {
+    fn from_env() -> Result<Self, Box<dyn Error>> {
         let var = |name: &str, default: &str| {
             std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| default.to_owned())
         };
-        Self {
+        Ok(Self {
             addr: var("HOOKDOCK_ADDR", "127.0.0.1:3000"),
             db: var("HOOKDOCK_DB", "hookdock.db"),
+            max_depth: match std::env::var("HOOKDOCK_MAX_DEPTH") {
+                Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
+                    format!("HOOKDOCK_MAX_DEPTH must be a whole number of events, not {v:?}")
+                })?),
+                _ => None,
+            },
             github: Secret::from_env("HOOKDOCK_GITHUB_SECRET", DEV_GITHUB_SECRET),
             stripe: Secret::from_env("HOOKDOCK_STRIPE_SECRET", DEV_STRIPE_SECRET),
             standard: Secret::from_env("HOOKDOCK_STANDARD_SECRET", DEV_STANDARD_SECRET),
-        }
+        })
     }
 }
 
-/// The queue every route stores into.
-// Until the SQLite backend lands this is the in-memory queue (nothing survives a restart).
-fn open_queue(_db: &str) -> Result<Arc<dyn Queue>, Box<dyn Error>> {
-    Ok(Arc::new(MemoryQueue::new()))
+/// The database, the queue every route stores into, and the signal that wakes the worker.
+struct Storage {
+    store: SqliteStore,
+    queue: Arc<dyn Queue>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// The queue every route stores into: one SQLite database, one writer thread, group
+/// commit. (Any other backend fits here: the routes only see `Arc<dyn Queue>`.)
+///
+/// The queue wakes the in-process worker whenever it stores a new event.
+fn open_queue(config: &Config) -> Result<Storage, Box<dyn Error>> {
+    let store = SqliteStore::open(&config.db, SqliteOptions::default())?;
+    let mut options = QueueOptions::default();
+    if let Some(max) = config.max_depth {
+        options = options.max_depth(max);
+    }
+    let queue = WakeOnEnqueue::new(store.queue(options));
+    let wake = queue.signal();
+    Ok(Storage {
+        store,
+        queue: Arc::new(queue),
+        wake,
+    })
 }
 
 /// One webhook endpoint: verify with `scheme`, then store into `queue`.
@@ -131,7 +176,17 @@ fn webhook_routes(config: &Config, queue: &Arc<dyn Queue>) -> Result<Router, Box
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("hookdock receiver: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -139,24 +194,51 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    let config = Config::from_env();
-    let queue = open_queue(&config.db)?;
-    let app = webhook_routes(&config, &queue)?;
+    let config = Config::from_env()?;
+    let worker_config = demo::WorkerConfig::from_env()?;
+    let Storage { store, queue, wake } = open_queue(&config)?;
+    let worker = worker_config.start(Arc::clone(&queue), wake, store.idempotency())?;
+    let app = webhook_routes(&config, &queue)?.merge(worker_config.admin_routes(
+        Arc::clone(&queue),
+        worker.as_ref().map(|w| w.worker().clone()),
+    ));
 
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     let addr = listener.local_addr()?;
-    print_banner(&config, addr, queue.durability());
+    print_banner(&config, addr, queue.durability(), &worker_config.describe());
 
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Some(worker) = worker {
+        let report = worker.shutdown().await;
+        if !report.given_back.is_empty() {
+            println!(
+                "worker stopped: {} event(s) handed back to the queue",
+                report.given_back.len()
+            );
+        }
+    }
+    // Every acknowledged delivery is already durable; this checkpoints the WAL.
+    store.close().await;
     println!("hookdock receiver stopped");
     Ok(())
 }
 
-fn print_banner(config: &Config, addr: std::net::SocketAddr, durability: impl std::fmt::Debug) {
+fn print_banner(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    durability: impl std::fmt::Debug,
+    worker: &[String],
+) {
     println!("hookdock receiver listening on http://{addr}");
-    println!("  queue: {} ({durability:?})", config.db);
+    match config.max_depth {
+        Some(max) => println!(
+            "  queue: {} ({durability:?}, at most {max} waiting)",
+            config.db
+        ),
+        None => println!("  queue: {} ({durability:?})", config.db),
+    }
     println!(
         "  POST /webhooks/github    {}",
         config.github.describe("HOOKDOCK_GITHUB_SECRET")
@@ -169,6 +251,9 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, durability: impl st
         "  POST /webhooks/standard  {}",
         config.standard.describe("HOOKDOCK_STANDARD_SECRET")
     );
+    for line in worker {
+        println!("{line}");
+    }
     if config.github.from_env {
         // A signature under a real secret would be a delivery anyone reading the log could
         // replay forever (GitHub signs no timestamp): print none.

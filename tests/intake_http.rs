@@ -641,3 +641,70 @@ async fn plain_hyper_serves_the_stack() {
         .collect();
     assert_eq!(ids, ["d-h"]);
 }
+
+/// Real storage failure: the SQLite file capped (`max_page_count`) so that writes fail with
+/// "database or disk is full", exactly as on a full disk.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_full_disk_answers_503_with_retry_after_and_acknowledges_only_what_is_stored() {
+    use hookdock::sqlite::{SqliteOptions, SqliteStore};
+    use std::collections::BTreeSet;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("small.db");
+    let store =
+        SqliteStore::open(&path, SqliteOptions::default().max_size(256 * 1024)).expect("open");
+    let queue = Arc::new(store.queue(QueueOptions::default()));
+    let layer =
+        VerifyLayer::new(Preset::github([GITHUB_SECRET]).expect("valid")).body_limit(64 * 1024);
+    let app = Router::new().route_service(
+        "/github",
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(Intake::new(Arc::clone(&queue))),
+    );
+    let addr = spawn_axum(app).await;
+    let client = reqwest::Client::new();
+
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = 0;
+    for n in 0..60 {
+        let id = format!("d-{n}");
+        let body = format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(16 * 1024));
+        let response = client
+            .post(format!("http://{addr}/github"))
+            .header("x-github-delivery", &id)
+            .header(
+                "x-hub-signature-256",
+                github_signature(GITHUB_SECRET, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        match response.status().as_u16() {
+            200 => {
+                acknowledged.insert(id);
+            }
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "10");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    store.close().await;
+    assert!(!acknowledged.is_empty(), "the first deliveries fit");
+    assert!(refused > 0, "the cap was reached");
+
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT event_id FROM hookdock_events")
+        .expect("query");
+    let stored: BTreeSet<String> = stmt
+        .query_map([], |row| row.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(stored, acknowledged, "stored exactly what was acknowledged");
+}

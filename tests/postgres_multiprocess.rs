@@ -2,10 +2,11 @@
 //! is SIGKILLed midway; every event's effect must be applied exactly once.
 //!
 //! The workers are this test binary run again (`--ignored --exact child_worker_process`)
-//! with the schema in the environment. Each one leases batches, claims each event in the
-//! idempotency store, writes the effect (a row in `effects`, which has no unique constraint:
-//! a duplicate would be counted, not refused) and the completion in one transaction, then
-//! acks. Effects are counted by event id at the end.
+//! with the schema in the environment: each runs hookdock's `Worker` over the PostgreSQL
+//! queue, with a handler that claims the event in the idempotency store and writes the
+//! effect (a row in `effects`, which has no unique constraint: a duplicate would be counted,
+//! not refused) and the completion in one transaction; the worker then acks. Effects are
+//! counted by event id at the end.
 //!
 //! Needs `HOOKDOCK_TEST_POSTGRES_URL` (see `scripts/postgres-test-server.sh`).
 
@@ -17,9 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
-use hookdock::postgres::{PgBackend, PgQueue};
-use hookdock::queue::{Leased, Queue, QueueOptions};
-use hookdock::{RawEvent, StoreError, SystemClock};
+use hookdock::postgres::{PgBackend, PgIdempotencyStore};
+use hookdock::queue::{Queue, QueueOptions};
+use hookdock::worker::{Event, HandlerError, Worker};
+use hookdock::{RawEvent, SystemClock};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
@@ -42,7 +44,7 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     let pool = db.backend.pool().clone();
     sqlx::raw_sql(AssertSqlSafe(format!(
         "CREATE TABLE \"{0}\".effects (event_id TEXT NOT NULL, worker INT NOT NULL, attempt INT NOT NULL);
-         CREATE TABLE \"{0}\".leases (event_id TEXT NOT NULL, worker INT NOT NULL)",
+         CREATE TABLE \"{0}\".started (event_id TEXT NOT NULL, worker INT NOT NULL)",
         db.schema
     )))
     .execute(&pool)
@@ -83,6 +85,8 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
                 .env(postgres_support::URL_VAR, &db.url)
                 .env(SCHEMA_VAR, &db.schema)
                 .env(WORKER_VAR, w.to_string())
+                // The child's own test report is noise here; its stderr explains failures.
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("spawn worker process")
         })
@@ -90,17 +94,21 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     let effects = format!("\"{}\".effects", db.schema);
     let deadline = Instant::now() + Duration::from_secs(240);
 
-    // Kill worker 0 once a quarter of the effects are in, while it is in the middle of a
-    // batch (its own effect count not a multiple of the batch size): it holds leases and
-    // claims for events whose effects it has not written yet.
-    let progress = format!("SELECT count(*), count(*) FILTER (WHERE worker = 0) FROM {effects}");
+    // Kill worker 0 once a quarter of the effects are in, while it is handling events whose
+    // effects it has not written yet (it started more than it applied).
+    let progress = format!(
+        "SELECT (SELECT count(*) FROM {effects}),
+                (SELECT count(*) FROM \"{0}\".started WHERE worker = 0)
+                  - (SELECT count(*) FROM {effects} WHERE worker = 0)",
+        db.schema
+    );
     let at_kill = loop {
         let row = sqlx::query(AssertSqlSafe(progress.clone()))
             .fetch_one(&pool)
             .await
             .unwrap();
-        let (n, mine): (i64, i64) = (row.get(0), row.get(1));
-        if n >= (EVENTS / 4) as i64 && mine % BATCH as i64 != 0 {
+        let (n, busy): (i64, i64) = (row.get(0), row.get(1));
+        if n >= (EVENTS / 4) as i64 && busy > 0 {
             break n;
         }
         assert!(
@@ -175,6 +183,32 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     .await
     .unwrap();
     eprintln!("effects by attempt: {attempts:?}");
+    // What the killed worker started but never applied: each must have been applied once,
+    // by another worker, on a later attempt.
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "WITH orphaned AS (
+             SELECT DISTINCT s.event_id FROM \"{0}\".started s
+             WHERE s.worker = 0 AND NOT EXISTS (
+                 SELECT 1 FROM {effects} e WHERE e.event_id = s.event_id AND e.worker = 0))
+         SELECT count(*),
+                count(*) FILTER (WHERE EXISTS (
+                    SELECT 1 FROM {effects} e
+                    WHERE e.event_id = o.event_id AND e.worker <> 0 AND e.attempt > 1))
+         FROM orphaned o",
+        db.schema
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let (orphaned, recovered): (i64, i64) = (row.get(0), row.get(1));
+    eprintln!(
+        "the killed worker left {orphaned} started events unapplied; \
+         {recovered} of them were redelivered and applied by another worker"
+    );
+    assert_eq!(
+        orphaned, recovered,
+        "events the killed worker was handling were not redelivered and applied elsewhere"
+    );
     assert!(
         duplicates.is_empty(),
         "effects applied twice: {duplicates:?}"
@@ -199,6 +233,12 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
 }
 
 /// Not a test: the worker process started by the test above.
+///
+/// A real [`Worker`] (batched leases, bounded concurrency, lease extension, retries,
+/// wake-ups through `LISTEN/NOTIFY`) over the PostgreSQL queue, running a handler that
+/// claims the event in the idempotency store and writes its effect and the completion in
+/// one transaction ([`PgIdempotencyStore::complete_in`]): that is what makes the effect
+/// exactly-once across a SIGKILL at any point.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "worker process for three_worker_processes_one_killed_apply_each_effect_exactly_once"]
 async fn child_worker_process() {
@@ -210,7 +250,7 @@ async fn child_worker_process() {
         eprintln!("child_worker_process runs only when started by the multi-process test");
         return;
     };
-    let worker: i32 = worker.parse().expect("worker index");
+    let worker_index: i32 = worker.parse().expect("worker index");
     let pool = PgPoolOptions::new()
         .max_connections(12)
         .connect(&url)
@@ -220,97 +260,90 @@ async fn child_worker_process() {
         .with_schema(&schema)
         .expect("schema");
     let queue = Arc::new(backend.queue(options()));
-    let store = Arc::new(backend.idempotency_store());
-    let log_leases =
-        format!("INSERT INTO \"{schema}\".leases (event_id, worker) SELECT unnest($1::text[]), $2");
-    let insert: Arc<str> = Arc::from(format!(
-        "INSERT INTO \"{schema}\".effects (event_id, worker, attempt) VALUES ($1, $2, $3)"
-    ));
-    let mut wake = queue.wake_signal();
-    let mut handled = 0usize;
+    let handler = Handler {
+        store: Arc::new(backend.idempotency_store()),
+        pool: pool.clone(),
+        started: Arc::from(format!(
+            "INSERT INTO \"{schema}\".started (event_id, worker) VALUES ($1, $2)"
+        )),
+        insert: Arc::from(format!(
+            "INSERT INTO \"{schema}\".effects (event_id, worker, attempt) VALUES ($1, $2, $3)"
+        )),
+        worker: worker_index,
+    };
+    let worker = Worker::builder(queue.clone())
+        .concurrency(BATCH)
+        .batch_size(BATCH)
+        .lease_for(LEASE)
+        .poll_interval(Duration::from_millis(20), Duration::from_millis(250))
+        .wake_on(queue.wake_notify().await)
+        .build(tower::service_fn(move |event: Event| {
+            let handler = handler.clone();
+            async move { handler.handle(event).await }
+        }))
+        .expect("worker");
+    let running = worker.spawn();
+    // Run until nothing is left: no message ready, leased (by anyone) or scheduled.
     loop {
-        let batch = match queue.lease(BATCH, LEASE).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("worker {worker}: lease failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            match queue.stats().await {
-                Ok(s) if s.depth() == 0 => break,
-                // Leases held by the killed worker: wait for them to expire.
-                _ => {
-                    let _ = tokio::time::timeout(Duration::from_millis(250), wake.notified()).await;
-                    continue;
-                }
-            }
-        }
-        let ids: Vec<&str> = batch.iter().map(|l| l.event.id.as_str()).collect();
-        sqlx::query(AssertSqlSafe(log_leases.clone()))
-            .bind(&ids)
-            .bind(worker)
-            .execute(&pool)
-            .await
-            .expect("log leases");
-        let tasks: Vec<_> = batch
-            .into_iter()
-            .map(|leased| {
-                let (queue, store, pool, insert) =
-                    (queue.clone(), store.clone(), pool.clone(), insert.clone());
-                tokio::spawn(async move {
-                    handle(&queue, &*store, &pool, &insert, worker, leased).await
-                })
-            })
-            .collect();
-        for t in tasks {
-            match t.await.expect("handler task") {
-                Ok(()) => handled += 1,
-                Err(e) => eprintln!("worker {worker}: {e} (the event comes back)"),
-            }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if matches!(queue.stats().await, Ok(s) if s.depth() == 0) {
+            break;
         }
     }
-    eprintln!("worker {worker}: handled {handled} deliveries; queue empty");
+    let stats = running.stats();
+    running.shutdown().await;
+    eprintln!("worker {worker_index}: {stats:?}; queue empty");
 }
 
-/// Lease → claim → (effect + completion in one transaction) → ack.
-async fn handle(
-    queue: &PgQueue,
-    store: &hookdock::postgres::PgIdempotencyStore,
-    pool: &PgPool,
-    insert: &Arc<str>,
+#[derive(Clone)]
+struct Handler {
+    store: Arc<PgIdempotencyStore>,
+    pool: PgPool,
+    started: Arc<str>,
+    insert: Arc<str>,
     worker: i32,
-    leased: Leased,
-) -> Result<(), StoreError> {
-    let key = IdempotencyKey::new(leased.event.source.clone(), leased.event.id.clone());
-    let fingerprint = Fingerprint::of(&leased.event.body);
-    match store.claim(&key, &fingerprint, LEASE).await? {
-        Claim::Acquired(token) => {
-            let mut tx = pool.begin().await.map_err(StoreError::storage)?;
-            sqlx::query(AssertSqlSafe(insert.clone()))
-                .bind(leased.event.id.as_str())
-                .bind(worker)
-                .bind(i32::try_from(leased.attempt).unwrap_or(i32::MAX))
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::storage)?;
-            // ClaimLost: someone took the claim over; dropping `tx` rolls the effect back.
-            store.complete_in(&mut tx, &key, token, None).await?;
-            tx.commit().await.map_err(StoreError::storage)?;
-            queue.ack(&leased.lease).await
+}
+
+impl Handler {
+    /// Claim → (effect + completion in one transaction). The worker acks on `Ok`.
+    async fn handle(&self, event: Event) -> Result<(), HandlerError> {
+        let id = event.id().as_str();
+        sqlx::query(AssertSqlSafe(self.started.clone()))
+            .bind(id)
+            .bind(self.worker)
+            .execute(&self.pool)
+            .await
+            .map_err(HandlerError::retry)?;
+        let key = IdempotencyKey::new(event.source(), event.id().clone());
+        let fingerprint = Fingerprint::of(event.body());
+        match self
+            .store
+            .claim(&key, &fingerprint, LEASE)
+            .await
+            .map_err(HandlerError::retry)?
+        {
+            Claim::Acquired(token) => {
+                let mut tx = self.pool.begin().await.map_err(HandlerError::retry)?;
+                sqlx::query(AssertSqlSafe(self.insert.clone()))
+                    .bind(id)
+                    .bind(self.worker)
+                    .bind(i32::try_from(event.attempt()).unwrap_or(i32::MAX))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(HandlerError::retry)?;
+                // ClaimLost: taken over; dropping `tx` rolls the effect back.
+                self.store
+                    .complete_in(&mut tx, &key, token, None)
+                    .await
+                    .map_err(HandlerError::retry)?;
+                tx.commit().await.map_err(HandlerError::retry)
+            }
+            Claim::Completed(_) => Ok(()),
+            Claim::InProgress { until } => Err(HandlerError::defer(until, "in progress elsewhere")),
+            Claim::FingerprintMismatch => Err(HandlerError::permanent("fingerprint mismatch")),
+            other => Err(HandlerError::permanent(format!(
+                "unexpected claim {other:?}"
+            ))),
         }
-        Claim::Completed(_) => queue.ack(&leased.lease).await,
-        Claim::InProgress { until } => {
-            queue
-                .retry(&leased.lease, until, "in progress elsewhere")
-                .await
-        }
-        Claim::FingerprintMismatch => {
-            queue
-                .dead_letter(&leased.lease, "fingerprint mismatch")
-                .await
-        }
-        other => panic!("unexpected claim outcome {other:?}"),
     }
 }

@@ -468,7 +468,8 @@ async fn migrations_are_idempotent_concurrent_and_checked() {
         [
             "hookdock_events",
             "hookdock_idempotency",
-            "hookdock_migrations"
+            "hookdock_migrations",
+            "hookdock_queue"
         ]
     );
     // A migration recorded with different SQL is refused rather than silently skipped.
@@ -547,4 +548,33 @@ async fn a_dead_database_is_a_transient_storage_error() {
     assert!(err.is_transient(), "{err:?}");
     assert!(queue.lease(1, LEASE).await.unwrap_err().is_transient());
     assert!(queue.stats().await.unwrap_err().is_transient());
+}
+
+#[tokio::test]
+async fn a_value_postgres_cannot_store_fails_alone() {
+    let db = test_db!("a_value_postgres_cannot_store");
+    let queue = Arc::new(db.backend.queue(QueueOptions::default()));
+    // Concurrent with good events that share its batch: only the bad one fails.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let q = queue.clone();
+            let e = if i == 7 {
+                RawEvent::new("github", "d-\u{0}-7", start_time(), "{}")
+            } else {
+                event(i)
+            };
+            tokio::spawn(async move { q.enqueue(e).await })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        if i == 7 {
+            let err = r.unwrap_err();
+            assert!(err.to_string().contains("NUL"), "{err}");
+        } else {
+            assert!(matches!(r, Ok(Enqueued::New(_))), "{r:?}");
+        }
+    }
+    assert_eq!(queue.stats().await.unwrap().ready, 19);
+    db.cleanup().await;
 }

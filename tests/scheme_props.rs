@@ -322,7 +322,11 @@ macro_rules! props {
                     // first item: `t=<ts>,v1=...` / `ts=<ts>;h1=...`.
                     let expected = match embedded_timestamp(&original) {
                         Some((start, end)) if (start..end).contains(&i) => {
-                            case.expected_for_timestamp(&value[start..end], at)
+                            // The timestamp item now runs to the first list separator (the
+                            // byte that followed it), which the change may have moved closer.
+                            let sep = original[end];
+                            let len = value[start..].iter().position(|&b| b == sep).unwrap_or(value.len() - start);
+                            case.expected_for_timestamp(&value[start..start + len], at)
                         }
                         // The `t=` prefix or the separator after the timestamp.
                         Some((_, end)) if i <= end => RejectionKind::MalformedHeader,

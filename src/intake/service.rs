@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+
+use crate::verify::collect::Collector;
 use tower_service::Service;
 
 use super::headers::{select, DefaultHeaderPolicy, HeaderPolicy};
@@ -223,27 +225,35 @@ where
         };
         let shared = Arc::clone(&self.shared);
         ResponseFuture::boxed(async move {
-            let body = match body.collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(err) => {
-                    let err = err.into();
-                    tracing::debug!(error = %err, "intake could not read the body");
-                    return failure(IntakeError::BodyUnreadable, None);
+            // Behind the verify layer the body is already in memory, bounded, usually in
+            // one chunk: this takes that chunk without a copy.
+            let mut body = std::pin::pin!(body);
+            let mut collector = Collector::default();
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => {
+                        if let Ok(data) = frame.into_data() {
+                            collector.push(data, usize::MAX);
+                        }
+                    }
+                    Err(err) => {
+                        let err = err.into();
+                        tracing::debug!(error = %err, "intake could not read the body");
+                        return failure(IntakeError::BodyUnreadable, None);
+                    }
                 }
-            };
-            let source = match &shared.source {
-                Some(name) => name.clone(),
-                None => verified.scheme.to_owned(),
-            };
+            }
+            let body = collector.take();
+            let source: &str = shared.source.as_deref().unwrap_or(verified.scheme);
+            // For the log lines below; the event itself moves into the queue.
+            let id = verified.id.clone();
             let event = RawEvent {
                 id: verified.id,
-                source,
+                source: source.to_owned(),
                 received_at: shared.clock.now(),
                 headers: select(parts.headers, &*shared.policy),
                 body,
             };
-            // For the log lines below; the event itself moves into the queue.
-            let (source, id) = (event.source.clone(), event.id.clone());
             match shared.queue.enqueue(event).await {
                 Ok(enqueued) => {
                     tracing::debug!(%source, %id, ?enqueued, "webhook stored");

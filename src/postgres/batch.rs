@@ -27,6 +27,9 @@ pub(crate) trait BatchOp: Send + Sync + 'static {
     ) -> impl Future<Output = Vec<Result<Self::Resp, StoreError>>> + Send;
 }
 
+/// How many times the task yields to let more requests arrive before running a batch.
+const LINGER_YIELDS: usize = 8;
+
 type Job<O> = (
     <O as BatchOp>::Req,
     oneshot::Sender<Result<<O as BatchOp>::Resp, StoreError>>,
@@ -37,14 +40,19 @@ type Job<O> = (
 pub(crate) struct Batcher<O: BatchOp> {
     op: Arc<O>,
     max: usize,
-    tx: OnceLock<mpsc::Sender<Job<O>>>,
+    task: OnceLock<Task<O>>,
+}
+
+struct Task<O: BatchOp> {
+    tx: mpsc::Sender<Job<O>>,
+    handle: tokio::task::JoinHandle<()>,
 }
 
 impl<O: BatchOp> std::fmt::Debug for Batcher<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batcher")
             .field("max", &self.max)
-            .field("started", &self.tx.get().is_some())
+            .field("started", &self.task.get().is_some())
             .finish()
     }
 }
@@ -54,7 +62,15 @@ impl<O: BatchOp> Batcher<O> {
         Self {
             op: Arc::new(op),
             max: max.max(1),
-            tx: OnceLock::new(),
+            task: OnceLock::new(),
+        }
+    }
+
+    /// Stops taking requests and waits until every request already taken is answered.
+    pub(crate) async fn close(self) {
+        if let Some(Task { tx, handle }) = self.task.into_inner() {
+            drop(tx);
+            let _ = handle.await;
         }
     }
 
@@ -72,13 +88,14 @@ impl<O: BatchOp> Batcher<O> {
     /// Submits one request and waits for its answer. Dropping the future after the request
     /// was taken into a batch does not undo it.
     pub(crate) async fn call(&self, req: O::Req) -> Result<O::Resp, StoreError> {
-        let tx = self.tx.get_or_init(|| {
+        let task = self.task.get_or_init(|| {
             let (tx, rx) = mpsc::channel(self.max.saturating_mul(4));
-            tokio::spawn(run(self.op.clone(), rx, self.max));
-            tx
+            let handle = tokio::spawn(run(self.op.clone(), rx, self.max));
+            Task { tx, handle }
         });
         let (reply, answer) = oneshot::channel();
-        tx.send((req, reply))
+        task.tx
+            .send((req, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -88,6 +105,20 @@ impl<O: BatchOp> Batcher<O> {
 async fn run<O: BatchOp>(op: Arc<O>, mut rx: mpsc::Receiver<Job<O>>, max: usize) {
     let mut jobs = Vec::with_capacity(max);
     while rx.recv_many(&mut jobs, max).await > 0 {
+        // Callers woken together (a worker's batch of handlers) submit one after another,
+        // possibly from another thread: while more keep arriving, let them, so they share
+        // this batch instead of each starting the next one. A lone caller pays one yield.
+        for _ in 0..LINGER_YIELDS {
+            if jobs.len() >= max {
+                break;
+            }
+            tokio::task::yield_now().await;
+            if rx.is_empty() {
+                break;
+            }
+            let room = max - jobs.len();
+            rx.recv_many(&mut jobs, room).await;
+        }
         let (reqs, replies): (Vec<_>, Vec<_>) = jobs
             .drain(..)
             // A caller that went away before its batch started gets nothing done for it.
@@ -104,6 +135,29 @@ async fn run<O: BatchOp>(op: Arc<O>, mut rx: mpsc::Receiver<Job<O>>, max: usize)
         });
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
+        }
+    }
+}
+
+/// Runs `attempt` again (up to three times in all) when PostgreSQL aborted it as a
+/// deadlock victim or a serialization failure: a batch statement locks many rows, and two
+/// batches touching the same rows in another order is possible, if rare. Nothing of an
+/// aborted statement was applied, so running it again is safe.
+pub(crate) async fn on_conflict_retry<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(sqlx::Error::Database(e))
+                if tries < 3 && matches!(e.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                tracing::debug!(error = %e, "hookdock: batch statement aborted by a conflict; running it again");
+            }
+            other => return other,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The PostgreSQL idempotency store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +9,8 @@ use bytes::Bytes;
 use sqlx::postgres::PgPool;
 use sqlx::Row;
 
-use super::batch::{fail_all, BatchOp, Batcher};
-use super::{millis, store_error, PgBackend, Sql};
+use super::batch::{fail_all, on_conflict_retry, BatchOp, Batcher};
+use super::{check_text, millis, store_error, PgBackend, Sql};
 use crate::clock::{from_unix_millis, unix_millis, SharedClock};
 use crate::error::StoreError;
 use crate::idempotency::{
@@ -163,6 +163,18 @@ impl PgIdempotencyStore {
         Self::assemble(Arc::new(shared), self.claims.max_batch())
     }
 
+    /// The connection pool this store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.shared.pool
+    }
+
+    /// Shuts the store down gracefully: waits until every claim and completion already
+    /// submitted is committed and answered. Does not close the pool.
+    pub async fn close(self) {
+        self.claims.close().await;
+        self.completions.close().await;
+    }
+
     /// The retention period.
     pub fn retention(&self) -> Duration {
         self.shared.retention
@@ -242,29 +254,17 @@ impl BatchOp for ClaimOp {
                     })
                     .collect();
             }
-            // One round: each key at most once (later requests for a key wait for the next
-            // round and see this one's outcome), in key order so concurrent batches lock
-            // rows in the same order.
-            let mut seen = HashSet::new();
-            let mut round: Vec<usize> = Vec::new();
-            pending.retain(|&i| {
-                if seen.insert(&reqs[i].key) {
-                    round.push(i);
-                    false
-                } else {
-                    true
-                }
-            });
+            // One round: each key at most once (its first pending request leads), in key
+            // order so concurrent batches lock rows in the same order.
+            let mut leaders: HashMap<&IdempotencyKey, usize> = HashMap::new();
+            for &i in &pending {
+                leaders.entry(&reqs[i].key).or_insert(i);
+            }
+            let mut round: Vec<usize> = leaders.values().copied().collect();
             round.sort_by(|&a, &b| reqs[a].key.cmp(&reqs[b].key));
-            match self.claim_round(&reqs, &round).await {
-                Ok(results) => {
-                    for (i, r) in round.iter().zip(results) {
-                        match r {
-                            Some(c) => out[*i] = Some(c),
-                            None => pending.push(*i),
-                        }
-                    }
-                }
+            let now = unix_millis(self.shared.clock.now());
+            let results = match self.claim_round(&reqs, &round, now).await {
+                Ok(results) => results,
                 Err(e) => {
                     let mut errs = fail_all::<Claim>(reqs.len(), e).into_iter();
                     return out
@@ -276,7 +276,38 @@ impl BatchOp for ClaimOp {
                         })
                         .collect();
                 }
-            }
+            };
+            let outcome: HashMap<&IdempotencyKey, (usize, Option<Claim>)> = round
+                .iter()
+                .zip(results)
+                .map(|(&i, r)| (&reqs[i].key, (i, r)))
+                .collect();
+            // The others with the same key see the state the leader left, as if they had
+            // run just after it.
+            pending.retain(|&i| {
+                let Some((leader, Some(claim))) = outcome.get(&reqs[i].key) else {
+                    return true; // the leader must look again; so must they
+                };
+                if i == *leader {
+                    out[i] = Some(claim.clone());
+                    return false;
+                }
+                let lead = &reqs[*leader];
+                let same_body = reqs[i].fingerprint == lead.fingerprint;
+                out[i] = match claim {
+                    _ if same_body && matches!(claim, Claim::FingerprintMismatch) => {
+                        Some(Claim::FingerprintMismatch)
+                    }
+                    // The held body differs from the leader's: this one may match it.
+                    Claim::FingerprintMismatch => return true,
+                    _ if !same_body => Some(Claim::FingerprintMismatch),
+                    Claim::Acquired(_) => Some(Claim::InProgress {
+                        until: from_unix_millis(now.saturating_add(millis(lead.lease))),
+                    }),
+                    other => Some(other.clone()),
+                };
+                false
+            });
             pending.sort_unstable();
         }
         out.into_iter()
@@ -292,8 +323,8 @@ impl ClaimOp {
         &self,
         reqs: &[ClaimReq],
         round: &[usize],
+        now: i64,
     ) -> Result<Vec<Option<Claim>>, sqlx::Error> {
-        let now = unix_millis(self.shared.clock.now());
         let sources: Vec<&str> = round.iter().map(|&i| reqs[i].key.source.as_str()).collect();
         let ids: Vec<&str> = round.iter().map(|&i| reqs[i].key.id.as_str()).collect();
         let fps: Vec<&[u8]> = round
@@ -304,14 +335,16 @@ impl ClaimOp {
             .iter()
             .map(|&i| now.saturating_add(millis(reqs[i].lease)))
             .collect();
-        let rows = sqlx::query(self.shared.claim.q())
-            .bind(&sources)
-            .bind(&ids)
-            .bind(&fps)
-            .bind(&until)
-            .bind(now)
-            .fetch_all(&self.shared.pool)
-            .await?;
+        let rows = on_conflict_retry(|| {
+            sqlx::query(self.shared.claim.q())
+                .bind(&sources)
+                .bind(&ids)
+                .bind(&fps)
+                .bind(&until)
+                .bind(now)
+                .fetch_all(&self.shared.pool)
+        })
+        .await?;
         let mut out = vec![None; round.len()];
         for row in &rows {
             let ord: i64 = row.try_get(0)?;
@@ -374,15 +407,17 @@ impl BatchOp for CompleteOp {
         let tokens: Vec<i64> = order.iter().map(|&i| claim_i64(reqs[i].token)).collect();
         let results: Vec<Option<&[u8]>> =
             order.iter().map(|&i| reqs[i].result.as_deref()).collect();
-        let rows = match sqlx::query(self.shared.complete.q())
-            .bind(now)
-            .bind(now.saturating_add(millis(self.shared.retention)))
-            .bind(&sources)
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&results)
-            .fetch_all(&self.shared.pool)
-            .await
+        let rows = match on_conflict_retry(|| {
+            sqlx::query(self.shared.complete.q())
+                .bind(now)
+                .bind(now.saturating_add(millis(self.shared.retention)))
+                .bind(&sources)
+                .bind(&ids)
+                .bind(&tokens)
+                .bind(&results)
+                .fetch_all(&self.shared.pool)
+        })
+        .await
         {
             Ok(rows) => rows,
             Err(e) => return fail_all(reqs.len(), e),
@@ -418,6 +453,8 @@ impl IdempotencyStore for PgIdempotencyStore {
         fingerprint: &Fingerprint,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
+        check_text("idempotency key source", &key.source)?;
+        check_text("idempotency key id", key.id.as_str())?;
         self.claims
             .call(ClaimReq {
                 key: key.clone(),
@@ -433,6 +470,8 @@ impl IdempotencyStore for PgIdempotencyStore {
         token: ClaimToken,
         result: Option<Bytes>,
     ) -> Result<(), StoreError> {
+        check_text("idempotency key source", &key.source)?;
+        check_text("idempotency key id", key.id.as_str())?;
         self.completions
             .call(CompleteReq {
                 key: key.clone(),

@@ -18,8 +18,8 @@
 //!
 //! let queue = pg.queue(QueueOptions::default().max_attempts(8));
 //! let dedupe = pg.idempotency_store();
-//! let mut wake = queue.wake_signal(); // LISTEN/NOTIFY: await it when the queue is empty
-//! # let _ = (dedupe, &mut wake);
+//! let wake = queue.wake_notify().await; // LISTEN/NOTIFY, for `WorkerBuilder::wake_on`
+//! # let _ = (dedupe, wake);
 //! # Ok(()) }
 //! ```
 //!
@@ -33,14 +33,21 @@
 //!
 //! | table | one row per | key columns |
 //! |---|---|---|
-//! | `hookdock_events` | stored event, from enqueue until ack (then deleted) | `id` (the [`MessageId`](crate::queue::MessageId)), `(source, event_id)` unique, `state` (0 waiting, 1 leased, 2 dead), `available_at` (retry time or lease expiry), `attempts`, `lease_token` |
+//! | `hookdock_events` | stored event, from enqueue until ack (then deleted); never updated | `id` (the [`MessageId`](crate::queue::MessageId)), `(source, event_id)` unique, `received_at_ns`, `headers`, `body` (the raw bytes) |
+//! | `hookdock_queue` | the delivery state of the event with the same `id` | `state` (0 waiting, 1 leased, 2 dead), `available_at` (retry time or lease expiry), `attempts`, `lease_token`, `last_error`, `dead_reason` |
 //! | `hookdock_idempotency` | claimed `(source, event_id)` | `fingerprint`, `token` (fencing), `completed`, `expires_at` (claim expiry or end of retention), `result` |
 //! | `hookdock_migrations` | applied migration | `version`, `checksum` |
+//!
+//! The delivery state lives in its own table of small rows so that a lease, retry or
+//! extension rewrites about 60 bytes instead of the whole delivery: a lease of 256 events
+//! measured about 2 ms and 130 KB of WAL this way, against 4 to 13 ms and 1.5 MB with the
+//! state beside the body. Enqueue and ack write both tables in one statement.
 //!
 //! Times are `BIGINT` Unix milliseconds (`received_at_ns`: nanoseconds) taken from the
 //! [`Clock`] given to the backend, never the server's `now()`: every process agrees with the
 //! clock it was handed, and tests move time by hand. For a human:
-//! `SELECT id, source, event_id, state, to_timestamp(available_at / 1000.0) FROM hookdock_events`.
+//! `SELECT e.id, e.source, e.event_id, q.state, q.attempts, to_timestamp(q.available_at /
+//! 1000.0) FROM hookdock_events e JOIN hookdock_queue q USING (id)`.
 //!
 //! # How it works
 //!
@@ -59,11 +66,17 @@
 //!   before listing or replaying dead letters).
 //! - **Ack** is batched like enqueue (one `DELETE ... USING UNNEST(...)` for all concurrent
 //!   acks); so are idempotency **claims** and **completions**.
-//! - **Wake-ups**: enqueue and replay `NOTIFY` the channel `hookdock_<schema>`;
-//!   [`PgQueue::wake_signal`] returns a [`PgWakeup`] that a worker awaits when the queue is
-//!   empty, instead of polling fast. It holds one pooled connection for `LISTEN`.
+//! - **Wake-ups**: enqueue, replay and a retry due now `NOTIFY` the channel
+//!   `hookdock_<schema>` (in the same commit); [`PgQueue::wake_signal`] returns a
+//!   [`PgWakeup`] that a worker awaits when the queue is empty, instead of polling fast, and
+//!   [`PgQueue::wake_notify`] the same as a `tokio::sync::Notify` for
+//!   [`WorkerBuilder::wake_on`](crate::worker::WorkerBuilder::wake_on). The listener holds
+//!   one pooled connection for `LISTEN`.
 //! - **Claims** are one `INSERT ... ON CONFLICT (source, event_id) DO UPDATE ... WHERE
 //!   <expired> RETURNING` statement; see [`PgIdempotencyStore`].
+//!   [`PgIdempotencyStore::complete_in`] completes a claim inside the application's own
+//!   transaction, so a handler whose effect is in the same database applies it exactly
+//!   once even if its process dies at any point.
 //!
 //! # Keeping a busy queue table healthy
 //!
@@ -72,16 +85,18 @@
 //! query walks, and a lease that has to step over many of them gets slower. The migration
 //! sets per-table storage parameters for this; adjust them with `ALTER TABLE ... SET (...)`:
 //!
-//! - `fillfactor = 80` on both tables leaves room on each page so updated versions stay on
-//!   the same page.
+//! - `fillfactor = 70` on `hookdock_queue` (80 on `hookdock_idempotency`) leaves room on each
+//!   page so updated versions stay on the same page.
 //! - `autovacuum_vacuum_scale_factor = 0` with `autovacuum_vacuum_threshold = 10000`:
 //!   vacuum after a fixed number of dead rows instead of the default 20% of the table, which
 //!   on a queue that drains to near-empty means "rarely", and on a large backlog means
 //!   millions of dead rows. `autovacuum_vacuum_insert_*` likewise for insert-only bursts.
 //! - `autovacuum_vacuum_cost_delay = 0`: vacuum of these hot tables is not throttled.
-//! - Partial indexes: `hookdock_events_due (available_at, id) WHERE state < 2` holds only
+//! - Partial indexes: `hookdock_queue_due (available_at, id) WHERE state < 2` holds only
 //!   messages that can be leased, so dead letters never slow the lease query, and
-//!   `hookdock_events_dead (id) WHERE state = 2` serves listing and replay.
+//!   `hookdock_queue_dead (id) WHERE state = 2` serves listing and replay.
+//! - The state is split from the body (above), so the rows that churn are small: more of
+//!   them per page, less WAL, and quicker vacuums.
 //!
 //! Server-wide, for a busy queue: lower `autovacuum_naptime` (for example `10s`; it is
 //! per-database, not per-table), and above all avoid long-running transactions and idle
@@ -89,7 +104,7 @@
 //! version newer than the oldest open snapshot, so one forgotten transaction makes the queue
 //! table and its indexes grow without bound (set `idle_in_transaction_session_timeout`).
 //! Check with `SELECT n_live_tup, n_dead_tup, last_autovacuum FROM pg_stat_user_tables WHERE
-//! relname = 'hookdock_events'`.
+//! relname IN ('hookdock_queue', 'hookdock_events')`.
 //!
 //! Requires PostgreSQL 13 or later. No TLS is enabled by this crate's `sqlx` dependency;
 //! enable one of `sqlx`'s TLS features in your own `Cargo.toml` to connect over TLS.
@@ -230,7 +245,11 @@ impl PgBackend {
     pub fn from_pool(pool: PgPool) -> Self {
         Self {
             pool,
-            schema: Arc::new(Schema::new("public").expect("`public` is a valid schema name")),
+            schema: Arc::new(Schema {
+                name: "public".to_owned(),
+                quoted: "\"public\"".to_owned(),
+                channel: "hookdock_public".to_owned(),
+            }),
             clock: SharedClock::default(),
             batch_size: DEFAULT_BATCH_SIZE,
         }
@@ -384,6 +403,17 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// PostgreSQL `text` cannot hold a NUL character. Checked per call, before a value joins a
+/// batch, so one such value fails its own call rather than every call batched with it.
+pub(crate) fn check_text(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(StoreError::storage(format!(
+            "{what} contains a NUL character, which PostgreSQL text cannot store"
+        )));
+    }
+    Ok(())
+}
+
 /// Milliseconds in a duration, saturating.
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -443,6 +473,26 @@ mod tests {
             "SELECT 1 FROM \"tenant_7\".hookdock_events"
         );
         assert_eq!(s.channel(), "hookdock_tenant_7");
+    }
+
+    #[tokio::test]
+    async fn the_default_schema_is_what_validation_would_build() {
+        let default = PgBackend::from_pool(
+            PgPoolOptions::new()
+                .connect_lazy("postgres://x@localhost/x")
+                .unwrap(),
+        );
+        let built = Schema::new("public").unwrap();
+        assert_eq!(default.schema.name, built.name);
+        assert_eq!(default.schema.quoted, built.quoted);
+        assert_eq!(default.schema.channel, built.channel);
+    }
+
+    #[test]
+    fn nul_characters_are_refused_before_batching() {
+        assert!(check_text("event id", "evt_1").is_ok());
+        let err = check_text("event id", "evt\u{0}1").unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
     }
 
     #[test]

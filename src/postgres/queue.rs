@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
+use tokio::sync::Notify;
 
-use super::batch::{fail_all, BatchOp, Batcher};
+use super::batch::{fail_all, on_conflict_retry, BatchOp, Batcher};
 use super::wake::{PgWakeup, WakeSource};
-use super::{from_unix_nanos, millis, store_error, unix_nanos, PgBackend, Sql};
+use super::{check_text, from_unix_nanos, millis, store_error, unix_nanos, PgBackend, Sql};
 use crate::clock::{from_unix_millis, unix_millis, SharedClock};
 use crate::error::StoreError;
 use crate::event::{decode_headers, RawEvent};
@@ -59,16 +60,21 @@ struct QueueSql {
     stats: Sql,
 }
 
+/// How often the [`PgQueue::wake_notify`] forwarder checks whether anyone still holds it.
+const FORWARD_CHECK: Duration = Duration::from_secs(5);
+
 const INSERT: &str = "
 WITH input AS (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::bytea[])
         WITH ORDINALITY AS t(source, event_id, received_at_ns, headers, body, ord)
 ), ins AS (
     INSERT INTO {schema}.hookdock_events
-        (source, event_id, received_at_ns, headers, body, available_at, enqueued_at)
-    SELECT source, event_id, received_at_ns, headers, body, $6, $6 FROM input ORDER BY ord
+        (source, event_id, received_at_ns, headers, body, enqueued_at)
+    SELECT source, event_id, received_at_ns, headers, body, $6 FROM input ORDER BY ord
     ON CONFLICT (source, event_id) DO NOTHING
     RETURNING id, source, event_id
+), queued AS (
+    INSERT INTO {schema}.hookdock_queue (id, available_at) SELECT id, $6 FROM ins
 ), wake AS (
     SELECT pg_notify($7, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_new
 )
@@ -84,44 +90,53 @@ JOIN UNNEST($1::text[], $2::text[]) AS k(source, event_id)
 /// previous holder committed.
 const DEPTH_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
-const DEPTH: &str = "SELECT count(*) FROM {schema}.hookdock_events WHERE state < 2";
+const DEPTH: &str = "SELECT count(*) FROM {schema}.hookdock_queue WHERE state < 2";
 
 /// $1 now, $2 max, $3 expiry, $4 max attempts, $5 reason for expired last attempts.
 const LEASE: &str = "
 WITH picked AS (
-    SELECT id, available_at FROM {schema}.hookdock_events
+    SELECT id, available_at FROM {schema}.hookdock_queue
     WHERE state < 2 AND available_at <= $1
     ORDER BY available_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE {schema}.hookdock_queue q SET
+        state        = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN 2 ELSE 1 END,
+        available_at = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.available_at ELSE $3 END,
+        attempts     = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.attempts ELSE q.attempts + 1 END,
+        lease_token  = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.lease_token ELSE q.lease_token + 1 END,
+        dead_reason  = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN $5 ELSE NULL END,
+        dead_at      = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN $1 ELSE NULL END
+    FROM picked
+    WHERE q.id = picked.id
+    RETURNING q.id, q.state, picked.available_at AS was_available, q.attempts, q.lease_token,
+              q.last_error
 )
-UPDATE {schema}.hookdock_events e SET
-    state        = CASE WHEN e.state = 1 AND e.attempts >= $4 THEN 2 ELSE 1 END,
-    available_at = CASE WHEN e.state = 1 AND e.attempts >= $4 THEN e.available_at ELSE $3 END,
-    attempts     = CASE WHEN e.state = 1 AND e.attempts >= $4 THEN e.attempts ELSE e.attempts + 1 END,
-    lease_token  = CASE WHEN e.state = 1 AND e.attempts >= $4 THEN e.lease_token ELSE e.lease_token + 1 END,
-    dead_reason  = CASE WHEN e.state = 1 AND e.attempts >= $4 THEN $5 ELSE NULL END,
-    dead_at      = CASE WHEN e.state = 1 AND e.attempts >= $4 THEN $1 ELSE NULL END
-FROM picked
-WHERE e.id = picked.id
-RETURNING e.id, e.state, picked.available_at, e.source, e.event_id, e.received_at_ns,
-          e.headers, e.body, e.attempts, e.lease_token, e.last_error";
+SELECT l.id, l.state, l.was_available, e.source, e.event_id, e.received_at_ns, e.headers,
+       e.body, l.attempts, l.lease_token, l.last_error
+FROM leased l
+LEFT JOIN {schema}.hookdock_events e ON e.id = l.id AND l.state = 1";
 
 const EXTEND: &str = "
-UPDATE {schema}.hookdock_events SET available_at = $3
+UPDATE {schema}.hookdock_queue SET available_at = $3
 WHERE id = $1 AND lease_token = $2 AND state = 1
 RETURNING id";
 
 const ACK: &str = "
-DELETE FROM {schema}.hookdock_events e
-USING UNNEST($1::int8[], $2::int8[]) AS a(id, token)
-WHERE e.id = a.id AND e.lease_token = a.token AND e.state = 1
+WITH gone AS (
+    DELETE FROM {schema}.hookdock_queue q
+    USING UNNEST($1::int8[], $2::int8[]) AS a(id, token)
+    WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1
+    RETURNING q.id
+)
+DELETE FROM {schema}.hookdock_events e USING gone WHERE e.id = gone.id
 RETURNING e.id";
 
 /// $1 id, $2 token, $3 at, $4 error, $5 now, $6 channel.
 const RETRY: &str = "
 WITH u AS (
-    UPDATE {schema}.hookdock_events SET state = 0, available_at = $3, last_error = $4
+    UPDATE {schema}.hookdock_queue SET state = 0, available_at = $3, last_error = $4
     WHERE id = $1 AND lease_token = $2 AND state = 1
     RETURNING id
 ), wake AS (
@@ -130,46 +145,49 @@ WITH u AS (
 SELECT id, (SELECT count(*) FROM wake) AS woke FROM u";
 
 const DEAD_LETTER: &str = "
-UPDATE {schema}.hookdock_events SET state = 2, dead_reason = $3, dead_at = $4
+UPDATE {schema}.hookdock_queue SET state = 2, dead_reason = $3, dead_at = $4
 WHERE id = $1 AND lease_token = $2 AND state = 1
 RETURNING id";
 
 /// Moves leases that expired on their last attempt to the dead letters.
 const REAP: &str = "
-UPDATE {schema}.hookdock_events
+UPDATE {schema}.hookdock_queue
 SET state = 2, dead_reason = $3, dead_at = $1
 WHERE state = 1 AND available_at <= $1 AND attempts >= $2";
 
 /// The filter is $1 message, $2 source, $3 event id, $4 reason text, $5 after, $6 limit.
 const DEAD_LETTERS: &str = "
-SELECT id, source, event_id, received_at_ns, headers, body, attempts, dead_reason, dead_at
-FROM {schema}.hookdock_events
-WHERE state = 2
-  AND ($1::int8 IS NULL OR id = $1)
-  AND ($2::text IS NULL OR source = $2)
-  AND ($3::text IS NULL OR event_id = $3)
-  AND ($4::text IS NULL OR strpos(dead_reason, $4) > 0)
-  AND ($5::int8 IS NULL OR id > $5)
-ORDER BY id
+SELECT q.id, e.source, e.event_id, e.received_at_ns, e.headers, e.body, q.attempts,
+       q.dead_reason, q.dead_at
+FROM {schema}.hookdock_queue q
+JOIN {schema}.hookdock_events e ON e.id = q.id
+WHERE q.state = 2
+  AND ($1::int8 IS NULL OR q.id = $1)
+  AND ($2::text IS NULL OR e.source = $2)
+  AND ($3::text IS NULL OR e.event_id = $3)
+  AND ($4::text IS NULL OR strpos(q.dead_reason, $4) > 0)
+  AND ($5::int8 IS NULL OR q.id > $5)
+ORDER BY q.id
 LIMIT $6";
 
 const REPLAY: &str = "
 WITH picked AS (
-    SELECT id FROM {schema}.hookdock_events
-    WHERE state = 2
-      AND ($1::int8 IS NULL OR id = $1)
-      AND ($2::text IS NULL OR source = $2)
-      AND ($3::text IS NULL OR event_id = $3)
-      AND ($4::text IS NULL OR strpos(dead_reason, $4) > 0)
-      AND ($5::int8 IS NULL OR id > $5)
-    ORDER BY id
+    SELECT q.id FROM {schema}.hookdock_queue q
+    JOIN {schema}.hookdock_events e ON e.id = q.id
+    WHERE q.state = 2
+      AND ($1::int8 IS NULL OR q.id = $1)
+      AND ($2::text IS NULL OR e.source = $2)
+      AND ($3::text IS NULL OR e.event_id = $3)
+      AND ($4::text IS NULL OR strpos(q.dead_reason, $4) > 0)
+      AND ($5::int8 IS NULL OR q.id > $5)
+    ORDER BY q.id
     LIMIT $6
-    FOR UPDATE
+    FOR UPDATE OF q
 ), u AS (
-    UPDATE {schema}.hookdock_events e
+    UPDATE {schema}.hookdock_queue q
     SET state = 0, attempts = 0, available_at = $7, dead_reason = NULL, dead_at = NULL
-    FROM picked WHERE e.id = picked.id
-    RETURNING e.id
+    FROM picked WHERE q.id = picked.id
+    RETURNING q.id
 ), wake AS (
     SELECT pg_notify($8, '') FROM (SELECT 1 FROM u LIMIT 1) AS any_replayed
 )
@@ -184,7 +202,7 @@ SELECT
     count(*) FILTER (WHERE state = 0 AND available_at > $1),
     count(*) FILTER (WHERE state = 2)
       + count(*) FILTER (WHERE state = 1 AND available_at <= $1 AND attempts >= $2)
-FROM {schema}.hookdock_events";
+FROM {schema}.hookdock_queue";
 
 impl PgQueue {
     pub(crate) fn new(backend: PgBackend, options: QueueOptions) -> Self {
@@ -237,6 +255,63 @@ impl PgQueue {
     /// Workers should still poll now and then (retries scheduled for later do not notify).
     pub fn wake_signal(&self) -> PgWakeup {
         self.wake.subscribe()
+    }
+
+    /// The wake-up signal as a [`tokio::sync::Notify`], for
+    /// [`WorkerBuilder::wake_on`](crate::worker::WorkerBuilder::wake_on): every notification
+    /// wakes the workers waiting on it, and leaves a permit for one that was busy.
+    ///
+    /// Starts a small task that forwards [`wake_signal`](Self::wake_signal); it stops within
+    /// seconds once every clone of the returned `Arc` is dropped.
+    ///
+    /// ```no_run
+    /// # async fn demo(pg: hookdock::postgres::PgBackend) -> Result<(), Box<dyn std::error::Error>> {
+    /// use hookdock::queue::QueueOptions;
+    /// use hookdock::worker::Worker;
+    ///
+    /// let queue = pg.queue(QueueOptions::default());
+    /// let wake = queue.wake_notify().await;
+    /// let worker = Worker::builder(queue)
+    ///     .idempotency(pg.idempotency_store())
+    ///     .wake_on(wake)
+    ///     .build(tower::service_fn(|_event: hookdock::worker::Event| async {
+    ///         Ok::<_, hookdock::worker::HandlerError>(())
+    ///     }))?;
+    /// let handle = worker.spawn();
+    /// # drop(handle); Ok(()) }
+    /// ```
+    pub async fn wake_notify(&self) -> Arc<Notify> {
+        let notify = Arc::new(Notify::new());
+        let weak = Arc::downgrade(&notify);
+        let mut wake = self.wake_signal();
+        tokio::spawn(async move {
+            loop {
+                let woke = tokio::time::timeout(FORWARD_CHECK, wake.notified())
+                    .await
+                    .is_ok();
+                let Some(notify) = weak.upgrade() else {
+                    return;
+                };
+                if woke {
+                    notify.notify_waiters();
+                    notify.notify_one();
+                }
+            }
+        });
+        notify
+    }
+
+    /// The connection pool this queue uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.shared.pool
+    }
+
+    /// Shuts the queue down gracefully: waits until every enqueue and ack already submitted
+    /// is committed and answered. Does not close the pool (it may be shared with the
+    /// application); call [`PgPool::close`](sqlx::Pool::close) for that.
+    pub async fn close(self) {
+        self.enqueues.close().await;
+        self.acks.close().await;
     }
 
     /// The options this queue was built with.
@@ -475,13 +550,18 @@ impl BatchOp for AckOp {
     type Resp = ();
 
     async fn run(&self, leases: Vec<Lease>) -> Vec<Result<(), StoreError>> {
-        let ids: Vec<i64> = leases.iter().map(|l| l.message.0).collect();
-        let tokens: Vec<i64> = leases.iter().map(|l| token_i64(l.token)).collect();
-        let rows = match sqlx::query(self.shared.sql.ack.q())
-            .bind(&ids)
-            .bind(&tokens)
-            .fetch_all(&self.shared.pool)
-            .await
+        // In id order, so concurrent batches lock rows in the same order.
+        let mut sorted: Vec<&Lease> = leases.iter().collect();
+        sorted.sort_by_key(|l| l.message);
+        let ids: Vec<i64> = sorted.iter().map(|l| l.message.0).collect();
+        let tokens: Vec<i64> = sorted.iter().map(|l| token_i64(l.token)).collect();
+        let rows = match on_conflict_retry(|| {
+            sqlx::query(self.shared.sql.ack.q())
+                .bind(&ids)
+                .bind(&tokens)
+                .fetch_all(&self.shared.pool)
+        })
+        .await
         {
             Ok(rows) => rows,
             Err(e) => return fail_all(leases.len(), e),
@@ -532,6 +612,8 @@ impl Queue for PgQueue {
     }
 
     async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
+        check_text("event source", &event.source)?;
+        check_text("event id", event.id.as_str())?;
         self.enqueues.call(event).await
     }
 

@@ -74,6 +74,7 @@
 //! [`RejectionKind`]: crate::scheme::RejectionKind
 
 mod body;
+pub(crate) mod collect;
 mod future;
 mod layer;
 mod service;

@@ -31,7 +31,11 @@ pub fn url(test: &str) -> Option<String> {
                      `eval \"$(scripts/postgres-test-server.sh start)\"`"
                 );
             }
-            eprintln!(
+            // Straight to stderr, past the test harness's output capture, so the notice is
+            // seen even though the test passes.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "NOTICE: skipping PostgreSQL test `{test}`: {URL_VAR} is not set \
                  (start a throwaway server with `eval \"$(scripts/postgres-test-server.sh start)\"`)"
             );

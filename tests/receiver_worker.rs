@@ -7,7 +7,6 @@
 //! - `killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once`
 //! - `permanent_failure_dead_letters_then_replay_after_fix_applies_once`
 
-#[path = "../support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# HTTP load benchmark: a bare axum handler against the hookdock receiver (GitHub verify +
+# durable SQLite enqueue with synchronous=FULL), driven by the same wrk script on the same
+# machine in one run. Prints requests/s, p99 latency, the ratio, and the stored-row count
+# against the 2xx count (which must match).
+#
+#   benches/load/run.sh                  # defaults below
+#   DURATION=20 ROUNDS=3 benches/load/run.sh
+#   PERF=1 benches/load/run.sh           # also profile the receiver with perf
+#   NULL_QUEUE=1 benches/load/run.sh     # also verify + intake over a queue storing nothing
+#
+# Needs: wrk (Debian: apt-get install -y wrk), openssl, GNU time (/usr/bin/time), sqlite3 or
+# python3; perf for PERF=1 (Debian: apt-get install -y linux-perf).
+#
+# Each round measures the bare handler, then the receiver on a fresh database, with the same
+# wrk script (benches/load/github.lua: unique X-GitHub-Delivery per request, no delivery left
+# in flight at the end). Requests/s count 2xx answers over DURATION. The CPU lines give the
+# CPU time per request of each process (by thread: tokio workers, SQLite threads) and of wrk,
+# which unlike requests/s does not depend on what else the machine is running.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-10}        # seconds of load per measurement
+CONNECTIONS=${CONNECTIONS:-256} # wrk connections (deliveries in flight)
+THREADS=${THREADS:-2}           # wrk threads
+ROUNDS=${ROUNDS:-3}             # bare/receiver pairs, alternating
+PERF=${PERF:-0}
+NULL_QUEUE=${NULL_QUEUE:-0}
+DRAIN=3                         # seconds after the load for the last answers to arrive
+
+for tool in wrk openssl /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "run.sh needs $tool" >&2; exit 2; }
+done
+
+echo "== building (release)"
+cargo build --release --quiet --example receiver --example load_bare --example load_null_queue
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
+  echo target)
+receiver_bin="$target_dir/release/examples/receiver"
+bare_bin="$target_dir/release/examples/load_bare"
+null_bin="$target_dir/release/examples/load_null_queue"
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+secret="hookdock-bench-secret"
+body_file="$work/body.json"
+# A 994-byte GitHub push payload.
+cat >"$body_file" <<'JSON'
+{"ref":"refs/heads/main","before":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","after":"59b20b8d5c6ff8d09518454d4dd8b7a30f095ab5","repository":{"id":186853002,"node_id":"MDEwOlJlcG9zaXRvcnkxODY4NTMwMDI=","name":"hello-world","full_name":"octocat/hello-world","private":false,"owner":{"name":"octocat","email":"octocat@github.com","login":"octocat","id":21031067},"html_url":"https://github.com/octocat/hello-world","default_branch":"main"},"pusher":{"name":"octocat","email":"octocat@github.com"},"sender":{"login":"octocat","id":21031067,"type":"User","site_admin":false},"head_commit":{"id":"59b20b8d5c6ff8d09518454d4dd8b7a30f095ab5","tree_id":"f9d2a07e9488b91af2641b26b9407fe22a451433","distinct":true,"message":"Update README.md","timestamp":"2026-11-24T14:00:00Z","url":"https://github.com/octocat/hello-world/commit/59b20b8d5c6ff8d09518454d4dd8b7a30f095ab5","author":{"name":"The Octocat","email":"octocat@github.com","username":"octocat"},"added":[],"removed":[],"modified":["README.md"]}}
+JSON
+printf '%s' "$(cat "$body_file")" >"$body_file.tmp" && mv "$body_file.tmp" "$body_file"
+signature="sha256=$(openssl dgst -sha256 -hmac "$secret" -r "$body_file" | cut -d' ' -f1)"
+
+# start_server LOG CMD...: starts a server printing "listening on http://ADDR"; sets
+# server_pid and server_addr.
+start_server() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 200); do
+    server_addr=$(grep -o 'listening on http://[0-9.:]*' "$log" 2>/dev/null | head -1 | sed 's|.*http://||') || true
+    [[ -n "$server_addr" ]] && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "server did not start" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+stop_server() {
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+# cpu_by_thread PID: CPU ticks used so far by each thread group of PID ("comm=ticks ...").
+cpu_by_thread() {
+  cat /proc/"$1"/task/*/stat 2>/dev/null |
+    awk '{ c = substr($0, index($0, "(") + 1); c = substr(c, 1, index(c, ")") - 1);
+           r = substr($0, index($0, ") ") + 2); split(r, f, " "); t[c] += f[12] + f[13] }
+         END { for (k in t) printf "%s=%d ", k, t[k] }'
+}
+
+# load RUN_ID: drives $server_addr; prints the RESULT line, then the server's CPU per
+# thread group over the run and wrk's own CPU, in ticks.
+load() {
+  local run_id=$1 before after wrk_out
+  before=$(cpu_by_thread "$server_pid")
+  wrk_out=$(/usr/bin/time -f 'WRKCPU %U %S' \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + DRAIN))s" --timeout 60s \
+    -s benches/load/github.lua "http://$server_addr" \
+    -- "$DURATION" "$run_id" "$signature" /webhooks/github "$body_file" 2>&1)
+  after=$(cpu_by_thread "$server_pid")
+  grep '^RESULT' <<<"$wrk_out" | tr '\n' ' '
+  awk -v b="$before" -v a="$after" 'BEGIN {
+      n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); B[kv[1]] = kv[2] }
+      n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); printf "cpu[%s]=%d ", kv[1], kv[2] - B[kv[1]] }
+    }'
+  grep '^WRKCPU' <<<"$wrk_out" | awk -v hz="$(getconf CLK_TCK)" '{ printf "cpu[wrk]=%d\n", ($2 + $3) * hz }'
+}
+
+# cpu_report LINE REQUESTS: microseconds of CPU per request, by thread group.
+cpu_report() {
+  awk -v line="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+      m = split(line, x, " "); total = 0; out = ""
+      for (i = 1; i <= m; i++) if (x[i] ~ /^cpu\[/) {
+        name = x[i]; sub(/^cpu\[/, "", name); v = name; sub(/\].*/, "", name); sub(/.*=/, "", v)
+        us = v * 1e6 / hz / n
+        if (name != "wrk") { total += us; out = out sprintf(" %s %.1f", name, us) } else wrk = us
+      }
+      printf "server %.1f us (%s ), wrk %.1f us", total, substr(out, 2), wrk
+    }'
+}
+
+# server_cpu LINE REQUESTS / wrk_cpu LINE REQUESTS: microseconds per request.
+server_cpu() { cpu_report "$1" "$2" | sed 's/^server \([0-9.]*\).*/\1/'; }
+wrk_cpu() { cpu_report "$1" "$2" | sed 's/.*wrk \([0-9.]*\) us$/\1/'; }
+
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $2"; }
+
+count_rows() {
+  local db=$1
+  if command -v sqlite3 >/dev/null; then
+    sqlite3 "$db" "SELECT count(*) FROM hookdock_events WHERE source = 'github'"
+  else
+    python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM hookdock_events WHERE source = 'github'\").fetchone()[0])" "$db"
+  fi
+}
+
+printf '== %s s per measurement, wrk -t%s -c%s, %s rounds, body %s bytes, %s cores\n' \
+  "$DURATION" "$THREADS" "$CONNECTIONS" "$ROUNDS" "$(wc -c <"$body_file")" "$(nproc)"
+
+status=0
+summary=()
+for round in $(seq 1 "$ROUNDS"); do
+  # Bare handler.
+  start_server "$work/bare.log" "$bare_bin"
+  bare=$(load "bare-$round")
+  stop_server
+  bare_2xx=$(($(field completed "$bare") - $(field non2xx "$bare")))
+  bare_rps=$(awk -v n="$bare_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+
+  # Receiver on a fresh database.
+  db="$work/bench-$round.db"
+  start_server "$work/receiver.log" env RUST_LOG=warn HOOKDOCK_DB="$db" \
+    HOOKDOCK_GITHUB_SECRET="$secret" "$receiver_bin"
+  perf_pid=""
+  if [[ "$PERF" == 1 ]]; then
+    perf record -F 999 -g -p "$server_pid" -o "$work/perf-$round.data" -- sleep "$((DURATION - 1))" \
+      >"$work/perf-record.log" 2>&1 &
+    perf_pid=$!
+  fi
+  recv=$(load "receiver-$round")
+  [[ -n "$perf_pid" ]] && wait "$perf_pid" || true
+  stop_server
+  recv_2xx=$(($(field completed "$recv") - $(field non2xx "$recv")))
+  recv_rps=$(awk -v n="$recv_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+  stored=$(count_rows "$db" 2>/dev/null) || stored="(no table)"
+
+  ratio=$(awk -v a="$recv_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')
+  match="match"
+  if [[ "$stored" != "$recv_2xx" ]]; then match="MISMATCH"; status=1; fi
+  echo "-- round $round"
+  printf '   bare handler: %8s req/s  p50 %6.2f ms  p99 %6.2f ms  (%s answered, %s non-2xx, %s sent)\n' \
+    "$bare_rps" "$(awk -v u="$(field p50_us "$bare")" 'BEGIN{print u/1000}')" \
+    "$(awk -v u="$(field p99_us "$bare")" 'BEGIN{print u/1000}')" \
+    "$(field completed "$bare")" "$(field non2xx "$bare")" "$(field sent "$bare")"
+  printf '   receiver:     %8s req/s  p50 %6.2f ms  p99 %6.2f ms  (%s answered, %s non-2xx, %s sent)\n' \
+    "$recv_rps" "$(awk -v u="$(field p50_us "$recv")" 'BEGIN{print u/1000}')" \
+    "$(awk -v u="$(field p99_us "$recv")" 'BEGIN{print u/1000}')" \
+    "$(field completed "$recv")" "$(field non2xx "$recv")" "$(field sent "$recv")"
+  printf '   ratio receiver/bare: %s   stored rows %s vs 2xx %s: %s\n' \
+    "$ratio" "$stored" "$recv_2xx" "$match"
+  # CPU per request does not depend on what else the machine is doing; with it, the ratio
+  # the two would reach on two cores of their own, CPU-bound with wrk beside them, is
+  # (wrk + bare) / (wrk + receiver).
+  printf '   CPU per request: bare: %s\n' "$(cpu_report "$bare" "$(field completed "$bare")")"
+  printf '                    receiver: %s\n' "$(cpu_report "$recv" "$(field completed "$recv")")"
+  cpu_ratio=$(awk -v wb="$(wrk_cpu "$bare" "$(field completed "$bare")")" \
+    -v wr="$(wrk_cpu "$recv" "$(field completed "$recv")")" \
+    -v b="$(server_cpu "$bare" "$(field completed "$bare")")" \
+    -v r="$(server_cpu "$recv" "$(field completed "$recv")")" \
+    'BEGIN { printf "%.3f", (wb + b) / (wr + r) }')
+  printf '   CPU-bound ratio (wrk + bare) / (wrk + receiver): %s\n' "$cpu_ratio"
+  summary+=("$ratio")
+  if [[ "$NULL_QUEUE" == 1 ]]; then
+    # Verify + intake with storage taken out: what the HTTP path itself costs.
+    start_server "$work/null.log" env HOOKDOCK_GITHUB_SECRET="$secret" "$null_bin"
+    null=$(load "null-$round")
+    stop_server
+    null_2xx=$(($(field completed "$null") - $(field non2xx "$null")))
+    null_rps=$(awk -v n="$null_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+    printf '   null queue:   %8s req/s  p50 %6.2f ms  p99 %6.2f ms  ratio to bare %s\n' \
+      "$null_rps" "$(awk -v u="$(field p50_us "$null")" 'BEGIN{print u/1000}')" \
+      "$(awk -v u="$(field p99_us "$null")" 'BEGIN{print u/1000}')" \
+      "$(awk -v a="$null_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')"
+    printf '   CPU per request: null queue: %s\n' "$(cpu_report "$null" "$(field completed "$null")")"
+  fi
+  if [[ "$PERF" == 1 ]]; then
+    echo "   perf profile of the receiver (self time, top symbols):"
+    perf report -i "$work/perf-$round.data" --stdio --no-children --sort dso,symbol \
+      --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]' | head -40 | sed 's/^/     /'
+    cp "$work/perf-$round.data" "target/perf-receiver-$round.data" 2>/dev/null || true
+  fi
+done
+
+median=$(printf '%s\n' "${summary[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+echo "== ratio receiver/bare per round: ${summary[*]}; median $median"
+if ((status != 0)); then
+  echo "stored rows and 2xx answers differ" >&2
+fi
+exit "$status"

@@ -1,0 +1,315 @@
+//! The receiver example as a real process on a real SQLite file, driven over real HTTP.
+//!
+//! - `crash_test`: concurrent signed deliveries, SIGKILL mid-load, restart, repeat; every
+//!   delivery that got a 2xx must be stored exactly once, byte for byte, and nothing else.
+//! - `full_queue_answers_503_and_acknowledges_nothing_it_did_not_store`: the receiver at its
+//!   depth limit.
+//!
+//! The example is built with the same features and profile as this test (so the library is
+//! not built twice) by running cargo once (see `support`).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hookdock::scheme::Preset;
+use hookdock::testing::Signer;
+use support::Receiver;
+
+const SECRET: &str = "crash-test-github-secret";
+const CYCLES: usize = 6;
+const CLIENTS: usize = 24;
+
+/// Starts the receiver (intake only: this test counts stored rows, which the worker would
+/// ack away) with `extra_env`.
+fn start(db: &Path, extra_env: &[(&str, &str)]) -> Receiver {
+    let mut env = vec![("HOOKDOCK_WORKER", "off")];
+    env.extend_from_slice(extra_env);
+    Receiver::start(db, SECRET, &env)
+}
+
+/// The body sent for a delivery id: derived from the id, so the stored bytes can be checked.
+fn body_for(id: &str) -> Bytes {
+    Bytes::from(format!(
+        "{{\"delivery\":\"{id}\",\"ref\":\"refs/heads/main\",\"pad\":\"{}\"}}",
+        "x".repeat(id.len() * 7 % 300)
+    ))
+}
+
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Acknowledged,
+    Refused(u16),
+    /// No answer: the process died with the request in flight.
+    Unknown,
+}
+
+async fn deliver(client: &reqwest::Client, signer: &Signer, addr: SocketAddr, id: &str) -> Outcome {
+    let delivery = signer
+        .delivery(body_for(id))
+        .id(id)
+        .event_type("push")
+        .sign()
+        .expect("valid id");
+    let response = client
+        .post(format!("http://{addr}/webhooks/github"))
+        .headers(delivery.headers)
+        .body(delivery.body)
+        .send()
+        .await;
+    match response {
+        Ok(r) if r.status().is_success() => Outcome::Acknowledged,
+        Ok(r) => Outcome::Refused(r.status().as_u16()),
+        Err(_) => Outcome::Unknown,
+    }
+}
+
+/// What the clients learnt, across all cycles.
+#[derive(Default)]
+struct Ledger {
+    acknowledged: BTreeSet<String>,
+    unknown: BTreeSet<String>,
+    refused: Vec<(String, u16)>,
+}
+
+/// The stored rows: (source, event_id) → (row count, body of one row).
+fn stored_rows(db: &Path) -> BTreeMap<(String, String), (i64, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(db).expect("open the database");
+    let mut stmt = conn
+        .prepare(
+            "SELECT source, event_id, COUNT(*), MIN(body) FROM hookdock_events \
+             GROUP BY source, event_id",
+        )
+        .expect("query");
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                (row.get::<_, i64>(2)?, row.get::<_, Vec<u8>>(3)?),
+            ))
+        })
+        .expect("rows");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_test() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("crash.db");
+    let signer = Arc::new(Signer::new(&Preset::github([SECRET]).expect("secret")).expect("signer"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .expect("client");
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+
+    for cycle in 0..CYCLES {
+        let receiver = start(&db, &[]);
+        let addr = receiver.addr;
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked_this_cycle = Arc::new(AtomicU64::new(0));
+        let next = Arc::new(AtomicU64::new(0));
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let (client, signer, ledger, stop, acked, next) = (
+                client.clone(),
+                Arc::clone(&signer),
+                Arc::clone(&ledger),
+                Arc::clone(&stop),
+                Arc::clone(&acked_this_cycle),
+                Arc::clone(&next),
+            );
+            clients.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    // Every tenth delivery is a redelivery of an earlier one, as providers
+                    // retry: it must be acknowledged again and still stored once.
+                    let earlier = (n % 10 == 9)
+                        .then(|| {
+                            let l = ledger.lock().expect("ledger");
+                            let pool = &l.acknowledged;
+                            pool.iter()
+                                .nth((n as usize * 7919) % pool.len().max(1))
+                                .cloned()
+                        })
+                        .flatten();
+                    let id = earlier.unwrap_or_else(|| format!("c{cycle}-{n}"));
+                    let outcome = deliver(&client, &signer, addr, &id).await;
+                    let unknown = outcome == Outcome::Unknown;
+                    {
+                        let mut l = ledger.lock().expect("ledger");
+                        match outcome {
+                            Outcome::Acknowledged => {
+                                acked.fetch_add(1, Ordering::Relaxed);
+                                l.unknown.remove(&id);
+                                l.acknowledged.insert(id);
+                            }
+                            Outcome::Unknown => {
+                                if !l.acknowledged.contains(&id) {
+                                    l.unknown.insert(id);
+                                }
+                            }
+                            Outcome::Refused(status) => l.refused.push((id, status)),
+                        }
+                    }
+                    if unknown {
+                        // The server is gone (or going): stop hammering it.
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }));
+        }
+        // Kill once this cycle has acknowledged a few hundred deliveries: mid-load, with
+        // requests in flight on every connection.
+        let target = 150 + 60 * cycle as u64;
+        while acked_this_cycle.load(Ordering::Relaxed) < target {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        receiver.kill();
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            c.await.expect("client task");
+        }
+        let l = ledger.lock().expect("ledger");
+        println!(
+            "cycle {cycle}: SIGKILL after {} acknowledged in this cycle; {} acknowledged so far, \
+             {} without an answer",
+            acked_this_cycle.load(Ordering::Relaxed),
+            l.acknowledged.len(),
+            l.unknown.len()
+        );
+    }
+
+    // The provider's retries: redeliver everything that never got an answer.
+    let receiver = start(&db, &[]);
+    let unknown: Vec<String> = ledger
+        .lock()
+        .expect("ledger")
+        .unknown
+        .iter()
+        .cloned()
+        .collect();
+    let mut stored_before_answer = 0;
+    for id in &unknown {
+        let delivery = signer
+            .delivery(body_for(id))
+            .id(id)
+            .sign()
+            .expect("valid id");
+        let response = client
+            .post(format!("http://{}/webhooks/github", receiver.addr))
+            .headers(delivery.headers)
+            .body(delivery.body)
+            .send()
+            .await
+            .expect("the restarted receiver answers");
+        assert_eq!(response.status(), 200, "{id}");
+        if response.text().await.expect("body") == "duplicate\n" {
+            stored_before_answer += 1;
+        }
+    }
+    receiver.stop();
+
+    let l = ledger.lock().expect("ledger");
+    assert!(
+        l.refused.is_empty(),
+        "unexpected refusals: {:?}",
+        &l.refused[..l.refused.len().min(5)]
+    );
+    let rows = stored_rows(&db);
+    let acked_total = l.acknowledged.len() + unknown.len();
+    println!(
+        "acknowledged {} (+{} redelivered after no answer, {} of which had been stored before \
+         the kill), stored {} rows",
+        l.acknowledged.len(),
+        unknown.len(),
+        stored_before_answer,
+        rows.len()
+    );
+    for id in l.acknowledged.iter().chain(&unknown) {
+        match rows.get(&("github".to_owned(), id.clone())) {
+            None => panic!("delivery {id} was acknowledged but is not stored"),
+            Some((count, body)) => {
+                assert_eq!(*count, 1, "delivery {id} stored {count} times");
+                assert_eq!(
+                    body[..],
+                    body_for(id)[..],
+                    "delivery {id} stored with other bytes"
+                );
+            }
+        }
+    }
+    assert_eq!(rows.len(), acked_total, "rows that nobody acknowledged");
+    assert!(l.acknowledged.len() >= CYCLES * 150);
+}
+
+#[tokio::test]
+async fn full_queue_answers_503_and_acknowledges_nothing_it_did_not_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("full.db");
+    let signer = Signer::new(&Preset::github([SECRET]).expect("secret")).expect("signer");
+    let client = reqwest::Client::new();
+    let receiver = start(&db, &[("HOOKDOCK_MAX_DEPTH", "20")]);
+
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = BTreeSet::new();
+    for n in 0..30 {
+        let id = format!("full-{n}");
+        let delivery = signer
+            .delivery(body_for(&id))
+            .id(&id)
+            .sign()
+            .expect("valid id");
+        let response = client
+            .post(format!("http://{}/webhooks/github", receiver.addr))
+            .headers(delivery.headers)
+            .body(delivery.body)
+            .send()
+            .await
+            .expect("answer");
+        match response.status().as_u16() {
+            200 => {
+                acknowledged.insert(id);
+            }
+            503 => {
+                let retry_after = response.headers().get("retry-after").cloned();
+                assert!(
+                    retry_after.is_some_and(|v| v.to_str().is_ok_and(|s| s.parse::<u64>().is_ok())),
+                    "503 carries Retry-After in seconds"
+                );
+                refused.insert(id);
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // A redelivery of a stored event is still acknowledged at the limit: it is stored.
+    let id = "full-0";
+    let delivery = signer
+        .delivery(body_for(id))
+        .id(id)
+        .sign()
+        .expect("valid id");
+    let response = client
+        .post(format!("http://{}/webhooks/github", receiver.addr))
+        .headers(delivery.headers)
+        .body(delivery.body)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    receiver.stop();
+
+    assert_eq!(acknowledged.len(), 20);
+    assert_eq!(refused.len(), 10);
+    let stored: BTreeSet<String> = stored_rows(&db).into_keys().map(|(_, id)| id).collect();
+    assert_eq!(stored, acknowledged, "stored exactly what was acknowledged");
+}
