@@ -8,6 +8,17 @@
 //! Routes (POST only): `/webhooks/github`, `/webhooks/stripe`, `/webhooks/standard`. Each is
 //! a verify layer in front of an intake; all three intakes share one queue.
 //!
+//! A [`Worker`](hookdock::worker::Worker) in the same process drains that queue through the
+//! dedupe layer (claims in the same SQLite database) into a demo handler that logs each event
+//! (source, id, type) and can be told to fail. JSON admin routes: `GET /admin/stats` (queue
+//! counts and worker totals), `GET /admin/dead` (dead letters with reasons and attempts;
+//! `?source=`, `?event_id=`, `?reason=`, `?after=`, `?limit=`), `POST /admin/dead/replay`
+//! (every dead letter, or `?id=<message>`, or `?source=`). The worker's settings
+//! (`HOOKDOCK_WORKER`, `HOOKDOCK_DEMO_FAIL_RATE`, `HOOKDOCK_DEMO_FAIL_KIND`,
+//! `HOOKDOCK_DEMO_DELAY_MS`, `HOOKDOCK_DEMO_EFFECTS`, `HOOKDOCK_LEASE_MS`,
+//! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN_TOKEN`) are listed in
+//! `examples/demo/worker.rs`.
+//!
 //! Configuration, from the environment:
 //!
 //! | variable | default |
@@ -21,7 +32,11 @@
 //! | `RUST_LOG` | `info` |
 //!
 //! Secrets taken from the environment are never printed. Stops gracefully on Ctrl-C and
-//! SIGTERM: in-flight deliveries finish (and are stored) before the process exits.
+//! SIGTERM: in-flight deliveries finish (and are stored) before the process exits, and the
+//! worker finishes what it is handling (up to 30 s) and hands the rest back to the queue.
+
+#[path = "demo/worker.rs"]
+mod demo;
 
 use std::error::Error;
 use std::sync::Arc;
@@ -34,6 +49,7 @@ use hookdock::queue::{Queue, QueueOptions};
 use hookdock::scheme::Preset;
 use hookdock::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::verify::VerifyLayer;
+use hookdock::worker::WakeOnEnqueue;
 use hookdock::Scheme;
 use tower::ServiceBuilder;
 
@@ -107,16 +123,30 @@ impl Config {
     }
 }
 
+/// The database, the queue every route stores into, and the signal that wakes the worker.
+struct Storage {
+    store: SqliteStore,
+    queue: Arc<dyn Queue>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
 /// The queue every route stores into: one SQLite database, one writer thread, group
 /// commit. (Any other backend fits here: the routes only see `Arc<dyn Queue>`.)
-fn open_queue(config: &Config) -> Result<(SqliteStore, Arc<dyn Queue>), Box<dyn Error>> {
+///
+/// The queue wakes the in-process worker whenever it stores a new event.
+fn open_queue(config: &Config) -> Result<Storage, Box<dyn Error>> {
     let store = SqliteStore::open(&config.db, SqliteOptions::default())?;
     let mut options = QueueOptions::default();
     if let Some(max) = config.max_depth {
         options = options.max_depth(max);
     }
-    let queue = Arc::new(store.queue(options));
-    Ok((store, queue))
+    let queue = WakeOnEnqueue::new(store.queue(options));
+    let wake = queue.signal();
+    Ok(Storage {
+        store,
+        queue: Arc::new(queue),
+        wake,
+    })
 }
 
 /// One webhook endpoint: verify with `scheme`, then store into `queue`.
@@ -165,23 +195,42 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .init();
 
     let config = Config::from_env()?;
-    let (store, queue) = open_queue(&config)?;
-    let app = webhook_routes(&config, &queue)?;
+    let worker_config = demo::WorkerConfig::from_env()?;
+    let Storage { store, queue, wake } = open_queue(&config)?;
+    let worker = worker_config.start(Arc::clone(&queue), wake, store.idempotency())?;
+    let app = webhook_routes(&config, &queue)?.merge(worker_config.admin_routes(
+        Arc::clone(&queue),
+        worker.as_ref().map(|w| w.worker().clone()),
+    ));
 
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     let addr = listener.local_addr()?;
-    print_banner(&config, addr, queue.durability());
+    print_banner(&config, addr, queue.durability(), &worker_config.describe());
 
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Some(worker) = worker {
+        let report = worker.shutdown().await;
+        if !report.given_back.is_empty() {
+            println!(
+                "worker stopped: {} event(s) handed back to the queue",
+                report.given_back.len()
+            );
+        }
+    }
     // Every acknowledged delivery is already durable; this checkpoints the WAL.
     store.close().await;
     println!("hookdock receiver stopped");
     Ok(())
 }
 
-fn print_banner(config: &Config, addr: std::net::SocketAddr, durability: impl std::fmt::Debug) {
+fn print_banner(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    durability: impl std::fmt::Debug,
+    worker: &[String],
+) {
     println!("hookdock receiver listening on http://{addr}");
     match config.max_depth {
         Some(max) => println!(
@@ -202,6 +251,9 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr, durability: impl st
         "  POST /webhooks/standard  {}",
         config.standard.describe("HOOKDOCK_STANDARD_SECRET")
     );
+    for line in worker {
+        println!("{line}");
+    }
     if config.github.from_env {
         // A signature under a real secret would be a delivery anyone reading the log could
         // replay forever (GitHub signs no timestamp): print none.

@@ -6,125 +6,32 @@
 //!   depth limit.
 //!
 //! The example is built with the same features and profile as this test (so the library is
-//! not built twice) by running cargo once.
+//! not built twice) by running cargo once (see `support`).
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hookdock::scheme::Preset;
 use hookdock::testing::Signer;
+use support::Receiver;
 
 const SECRET: &str = "crash-test-github-secret";
 const CYCLES: usize = 6;
 const CLIENTS: usize = 24;
 
-/// Builds the receiver example once; returns its executable.
-fn receiver_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let features: Vec<&str> = [
-            ("sqlite", cfg!(feature = "sqlite")),
-            ("postgres", cfg!(feature = "postgres")),
-            ("ed25519", cfg!(feature = "ed25519")),
-            ("test-util", cfg!(feature = "test-util")),
-        ]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "--example",
-            "receiver",
-            "--message-format=json",
-            "--no-default-features",
-            "--features",
-            &features.join(","),
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let output = cmd.output().expect("run cargo");
-        assert!(
-            output.status.success(),
-            "building the receiver failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|msg| {
-                msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "receiver"
-            })
-            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the receiver executable")
-    })
-}
-
-/// A running receiver process.
-struct Receiver {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Receiver {
-    fn start(db: &Path, extra_env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(receiver_binary())
-            .env("HOOKDOCK_ADDR", "127.0.0.1:0")
-            .env("HOOKDOCK_DB", db)
-            .env("HOOKDOCK_GITHUB_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .envs(extra_env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the receiver");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the address, then keeps draining stdout so the child never blocks on it.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.trim().to_owned());
-                    }
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the receiver printed its address")
-            .parse()
-            .expect("a socket address");
-        Self { child, addr }
-    }
-
-    /// SIGKILL: no chance to flush or finish anything.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-
-    /// SIGTERM, and wait for the graceful exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let exit = self.child.wait().expect("reap");
-        assert!(exit.success(), "graceful exit, got {exit:?}");
-    }
+/// Starts the receiver (intake only: this test counts stored rows, which the worker would
+/// ack away) with `extra_env`.
+fn start(db: &Path, extra_env: &[(&str, &str)]) -> Receiver {
+    let mut env = vec![("HOOKDOCK_WORKER", "off")];
+    env.extend_from_slice(extra_env);
+    Receiver::start(db, SECRET, &env)
 }
 
 /// The body sent for a delivery id: derived from the id, so the stored bytes can be checked.
@@ -203,7 +110,7 @@ async fn crash_test() {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
 
     for cycle in 0..CYCLES {
-        let receiver = Receiver::start(&db, &[]);
+        let receiver = start(&db, &[]);
         let addr = receiver.addr;
         let stop = Arc::new(AtomicBool::new(false));
         let acked_this_cycle = Arc::new(AtomicU64::new(0));
@@ -283,7 +190,7 @@ async fn crash_test() {
     }
 
     // The provider's retries: redeliver everything that never got an answer.
-    let receiver = Receiver::start(&db, &[]);
+    let receiver = start(&db, &[]);
     let unknown: Vec<String> = ledger
         .lock()
         .expect("ledger")
@@ -351,7 +258,7 @@ async fn full_queue_answers_503_and_acknowledges_nothing_it_did_not_store() {
     let db = dir.path().join("full.db");
     let signer = Signer::new(&Preset::github([SECRET]).expect("secret")).expect("signer");
     let client = reqwest::Client::new();
-    let receiver = Receiver::start(&db, &[("HOOKDOCK_MAX_DEPTH", "20")]);
+    let receiver = start(&db, &[("HOOKDOCK_MAX_DEPTH", "20")]);
 
     let mut acknowledged = BTreeSet::new();
     let mut refused = BTreeSet::new();

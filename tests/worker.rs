@@ -657,3 +657,53 @@ async fn bad_configuration_is_refused_at_build() {
         .build()
         .is_err());
 }
+
+#[tokio::test]
+async fn a_running_worker_purges_keys_past_their_retention() {
+    let f = Fixture::new();
+    let effects = f.effects.clone();
+    let worker = f
+        .worker_builder()
+        .purge_interval(Some(Duration::from_millis(10)))
+        .build(service_fn(move |event: Event| {
+            let effects = effects.clone();
+            async move {
+                effects.apply(&event);
+                Ok::<_, HandlerError>(())
+            }
+        }))
+        .unwrap();
+    f.deliver("d-1", "{}").await;
+    worker.run_until_idle().await.unwrap();
+    let key = IdempotencyKey::new("github", "d-1");
+    let fp = Fingerprint::of(b"{}");
+
+    // Within the 72 h retention the key stays completed, through purges.
+    f.clock.advance(Duration::from_secs(71 * 3600));
+    let handle = worker.clone().spawn();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(handle.stats().purged, 0);
+    let claim = f
+        .store
+        .claim(&key, &fp, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Completed(None));
+
+    // Past it, the running worker purges the key.
+    f.clock.advance(Duration::from_secs(2 * 3600));
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while handle.stats().purged == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the worker never purged the expired key");
+    handle.shutdown().await;
+    let claim = f
+        .store
+        .claim(&key, &fp, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(matches!(claim, Claim::Acquired(_)), "{claim:?}");
+}

@@ -33,6 +33,13 @@
 //!
 //! Long handlers keep their lease: after two thirds of it the worker extends it, and again.
 //!
+//! # Polling, wake-ups and housekeeping
+//!
+//! An idle worker polls with backoff (50 ms doubling to 1 s by default). A [`Wake`] signal cuts
+//! the wait short: [`WakeOnEnqueue`] for a queue in the same process, PostgreSQL's
+//! `LISTEN/NOTIFY` wake-up for many processes. A running worker also purges its dedupe store
+//! of keys past their retention, hourly by default.
+//!
 //! # Replay
 //!
 //! [`DeadLetters`] lists dead letters (reason, attempts) and replays one, a
@@ -82,6 +89,7 @@ mod event;
 mod replay;
 mod retry;
 mod runner;
+mod wake;
 
 pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};
 pub use error::{BoxError, ErrorKind, HandlerError};
@@ -89,6 +97,7 @@ pub use event::Event;
 pub use replay::{DeadLetterInfo, DeadLetters};
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use runner::{
-    BatchReport, Settled, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
-    SHUTDOWN_REASON,
+    BatchReport, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
+    DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON,
 };
+pub use wake::{Wake, WakeOnEnqueue};

@@ -9,16 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-use super::{ErrorKind, Event, HandlerError, RetryPolicy};
+use super::{ErrorKind, Event, HandlerError, RetryPolicy, Wake};
 use crate::clock::{Clock, SharedClock};
 use crate::error::{ConfigError, StoreError};
 use crate::idempotency::{DedupeLayer, Deduped, IdempotencyStore};
-use crate::queue::{Lease, Leased, MessageId, Queue};
+use crate::queue::{Lease, LeaseToken, Leased, MessageId, Queue};
+
+/// How often a running worker purges its dedupe store unless configured otherwise: hourly.
+pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Reason recorded for work handed back because the worker shut down first.
 pub const SHUTDOWN_REASON: &str = "the worker shut down before the handler finished";
@@ -82,9 +85,11 @@ struct Shared {
     handler: Handler,
     config: Config,
     clock: SharedClock,
-    wake: Option<Arc<Notify>>,
+    wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
     slots: Arc<Semaphore>,
     counters: Counters,
+    /// The dedupe store and how often to purge it.
+    purge: Option<(Arc<dyn IdempotencyStore>, Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,9 +130,10 @@ impl fmt::Debug for Worker {
 pub struct WorkerBuilder {
     queue: Arc<dyn Queue>,
     dedupe: Option<DedupeLayer>,
+    purge_every: Option<Duration>,
     config: Config,
     clock: SharedClock,
-    wake: Option<Arc<Notify>>,
+    wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -145,6 +151,7 @@ impl Worker {
         WorkerBuilder {
             queue: Arc::new(queue),
             dedupe: None,
+            purge_every: Some(DEFAULT_PURGE_INTERVAL),
             config: Config::default(),
             clock: SharedClock::default(),
             wake: None,
@@ -202,6 +209,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// How often a running worker purges its dedupe store of keys past their retention
+    /// ([`IdempotencyStore::purge_expired`]; default hourly, `None` to leave it to you).
+    pub fn purge_interval(mut self, every: Option<Duration>) -> Self {
+        self.purge_every = every;
+        self
+    }
+
     /// How long a shutdown waits for in-flight handlers before abandoning them and handing
     /// their messages back (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -215,11 +229,12 @@ impl WorkerBuilder {
         self
     }
 
-    /// Wakes an idle worker when `signal` is notified (`notify_one` or `notify_waiters`),
-    /// instead of waiting for the next poll. For backends that can announce new events
-    /// (PostgreSQL `LISTEN/NOTIFY`, an in-process enqueue).
-    pub fn wake_on(mut self, signal: Arc<Notify>) -> Self {
-        self.wake = Some(signal);
+    /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll: an
+    /// `Arc<tokio::sync::Notify>` you notify after an in-process enqueue, or a backend's own
+    /// signal such as PostgreSQL's [`PgWakeup`](crate::postgres::PgWakeup)
+    /// (`LISTEN/NOTIFY`). See [`Wake`].
+    pub fn wake_on(mut self, signal: impl Wake) -> Self {
+        self.wake = Some(Arc::new(tokio::sync::Mutex::new(Box::new(signal))));
         self
     }
 
@@ -256,6 +271,11 @@ impl WorkerBuilder {
                 clock: self.clock,
                 wake: self.wake,
                 counters: Counters::default(),
+                purge: self
+                    .dedupe
+                    .as_ref()
+                    .zip(self.purge_every)
+                    .map(|(layer, every)| (layer.store().clone(), every)),
             }),
         })
     }
@@ -287,8 +307,7 @@ impl WorkerBuilder {
 
 /// How one message was settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Settled {
+enum Settled {
     /// Handled and acked.
     Acked,
     /// A completed duplicate: acked without running the handler.
@@ -365,6 +384,8 @@ pub struct ShutdownReport {
 pub struct WorkerStats {
     /// Messages leased.
     pub leased: u64,
+    /// Lease calls that returned at least one message (`leased / leases` is the mean batch).
+    pub leases: u64,
     /// Handled and acked.
     pub succeeded: u64,
     /// Completed duplicates acked without running the handler.
@@ -383,6 +404,8 @@ pub struct WorkerStats {
     pub given_back: u64,
     /// Lease calls that failed.
     pub lease_errors: u64,
+    /// Dedupe keys purged after their retention.
+    pub purged: u64,
     /// Handlers running now.
     pub in_flight: u64,
 }
@@ -390,6 +413,7 @@ pub struct WorkerStats {
 #[derive(Debug, Default)]
 struct Counters {
     leased: AtomicU64,
+    leases: AtomicU64,
     succeeded: AtomicU64,
     duplicates: AtomicU64,
     retried: AtomicU64,
@@ -399,6 +423,7 @@ struct Counters {
     unsettled: AtomicU64,
     given_back: AtomicU64,
     lease_errors: AtomicU64,
+    purged: AtomicU64,
     in_flight: AtomicU64,
 }
 
@@ -423,6 +448,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         WorkerStats {
             leased: get(&self.leased),
+            leases: get(&self.leases),
             succeeded: get(&self.succeeded),
             duplicates: get(&self.duplicates),
             retried: get(&self.retried),
@@ -432,6 +458,7 @@ impl Counters {
             unsettled: get(&self.unsettled),
             given_back: get(&self.given_back),
             lease_errors: get(&self.lease_errors),
+            purged: get(&self.purged),
             in_flight: get(&self.in_flight),
         }
     }
@@ -439,9 +466,15 @@ impl Counters {
 
 /// The leases of the messages one run is handling, kept current by the heartbeat, so a
 /// shutdown can hand back what did not finish.
-type InFlight = Arc<Mutex<HashMap<MessageId, Lease>>>;
+///
+/// Keyed by the message and the token it was leased with: should a lease be lost and the
+/// message leased again by this same run, the two are tracked apart.
+type InFlight = Arc<Mutex<HashMap<Slot, Lease>>>;
 
-fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<MessageId, Lease>> {
+/// A leased message as this run first got it.
+type Slot = (MessageId, LeaseToken);
+
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Slot, Lease>> {
     // Every update is one map operation; a poisoned map is still consistent.
     in_flight.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -480,6 +513,7 @@ impl Worker {
         let max = shared.config.batch_size.min(shared.config.concurrency);
         let batch = shared.queue.lease(max, shared.config.lease_for).await?;
         Counters::bump(&shared.counters.leased, batch.len() as u64);
+        Counters::bump(&shared.counters.leases, u64::from(!batch.is_empty()));
         let mut report = BatchReport {
             leased: batch.len() as u64,
             ..BatchReport::default()
@@ -524,6 +558,10 @@ impl Worker {
         let in_flight = InFlight::default();
         let mut tasks: JoinSet<Settled> = JoinSet::new();
         let mut idle = config.poll_min;
+        let purger = shared.purge.clone().map(|(store, every)| {
+            let shared = shared.clone();
+            tokio::spawn(purge_periodically(shared, store, every))
+        });
         tokio::pin!(shutdown);
         loop {
             while tasks.try_join_next().is_some() {}
@@ -547,6 +585,7 @@ impl Worker {
                 Ok(batch) if !batch.is_empty() => {
                     idle = config.poll_min;
                     Counters::bump(&shared.counters.leased, batch.len() as u64);
+                    Counters::bump(&shared.counters.leases, 1);
                     for leased in batch {
                         let slot = slots.pop();
                         tasks.spawn(handle(shared.clone(), in_flight.clone(), leased, slot));
@@ -564,7 +603,7 @@ impl Worker {
             idle = (idle * 2).min(config.poll_max);
             let woken = async {
                 match &shared.wake {
-                    Some(signal) => signal.notified().await,
+                    Some(signal) => signal.lock().await.woken().await,
                     None => std::future::pending().await,
                 }
             };
@@ -574,6 +613,9 @@ impl Worker {
                 _ = woken => idle = config.poll_min,
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+        if let Some(purger) = purger {
+            purger.abort();
         }
         drain(&shared, tasks, &in_flight).await
     }
@@ -699,11 +741,12 @@ async fn handle(
     let message = leased.lease.message;
     let (attempt, max_attempts) = (leased.attempt, leased.max_attempts);
     let last = leased.is_last_attempt();
-    lock(&in_flight).insert(message, leased.lease);
+    let slot = (message, leased.lease.token);
+    lock(&in_flight).insert(slot, leased.lease);
 
     let call = AssertUnwindSafe(shared.handler.clone().oneshot(Event::from(leased))).catch_unwind();
-    let outcome = heartbeat(&shared, &in_flight, message, call).await;
-    let lease = lock(&in_flight).get(&message).copied();
+    let outcome = heartbeat(&shared, &in_flight, slot, call).await;
+    let lease = lock(&in_flight).get(&slot).copied();
     let Some(lease) = lease else {
         // Not reachable: only this task removes its entry.
         return Settled::Unsettled("lease not tracked".into());
@@ -716,7 +759,7 @@ async fn handle(
                 Ran::Duplicate => Settled::Duplicate,
             };
             let result = shared.queue.ack(&lease).await;
-            return finish(&shared, &in_flight, &lease, result, settled);
+            return finish(&shared, &in_flight, slot, &lease, result, settled);
         }
         Ok(Err(error)) => error,
         Err(panic) => {
@@ -761,17 +804,18 @@ async fn handle(
             )
         }
     };
-    finish(&shared, &in_flight, &lease, result, settled)
+    finish(&shared, &in_flight, slot, &lease, result, settled)
 }
 
 fn finish(
     shared: &Shared,
     in_flight: &InFlight,
+    slot: Slot,
     lease: &Lease,
     result: Result<(), StoreError>,
     settled: Settled,
 ) -> Settled {
-    lock(in_flight).remove(&lease.message);
+    lock(in_flight).remove(&slot);
     let settled = match result {
         Ok(()) => settled,
         Err(error) => {
@@ -788,9 +832,10 @@ fn finish(
 async fn heartbeat<F: Future>(
     shared: &Shared,
     in_flight: &InFlight,
-    message: MessageId,
+    slot: Slot,
     work: F,
 ) -> F::Output {
+    let message = slot.0;
     let lease_for = shared.config.lease_for;
     // Check the clock at least this often, so renewal follows the clock even when it is not
     // the system clock (a fake clock in tests, a clock corrected by NTP).
@@ -800,7 +845,7 @@ async fn heartbeat<F: Future>(
     let mut pause: Option<Duration> = None;
     let mut extended = false;
     loop {
-        let Some(lease) = lock(in_flight).get(&message).copied() else {
+        let Some(lease) = lock(in_flight).get(&slot).copied() else {
             return work.await;
         };
         let renew_at = lease
@@ -834,7 +879,7 @@ async fn heartbeat<F: Future>(
         extended = true;
         match shared.queue.extend(&lease, lease_for).await {
             Ok(renewed) => {
-                lock(in_flight).insert(message, renewed);
+                lock(in_flight).insert(slot, renewed);
             }
             Err(StoreError::LeaseLost) => {
                 tracing::warn!(%message, "lease lost while the handler runs; its outcome will not be recorded here");
@@ -844,6 +889,28 @@ async fn heartbeat<F: Future>(
                 tracing::warn!(%message, %error, "could not extend a lease; trying again shortly");
                 pause = Some((lease_for / 10).max(Duration::from_millis(10)));
             }
+        }
+    }
+}
+
+/// Purges the dedupe store every `every` (the first purge right away) until aborted.
+async fn purge_periodically(
+    shared: Arc<Shared>,
+    store: Arc<dyn IdempotencyStore>,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.purge_expired().await {
+            Ok(purged) => {
+                Counters::bump(&shared.counters.purged, purged);
+                if purged > 0 {
+                    tracing::debug!(purged, "purged idempotency keys past their retention");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "purging the idempotency store failed"),
         }
     }
 }

@@ -1,0 +1,152 @@
+//! Running the receiver example as a real process, for the end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Builds the receiver example once, with the same features and profile as the test (so the
+/// library is not built twice); returns its executable.
+pub fn receiver_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let features: Vec<&str> = [
+            ("sqlite", cfg!(feature = "sqlite")),
+            ("postgres", cfg!(feature = "postgres")),
+            ("ed25519", cfg!(feature = "ed25519")),
+            ("test-util", cfg!(feature = "test-util")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "--example",
+            "receiver",
+            "--message-format=json",
+            "--no-default-features",
+            "--features",
+            &features.join(","),
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let output = cmd.output().expect("run cargo");
+        assert!(
+            output.status.success(),
+            "building the receiver failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|msg| {
+                msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "receiver"
+            })
+            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+            .expect("cargo names the receiver executable")
+    })
+}
+
+/// A running receiver process, with everything it printed on stdout.
+pub struct Receiver {
+    child: Child,
+    pub addr: SocketAddr,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    /// Starts the receiver on a free port over `db`, with `env` on top of a GitHub secret.
+    pub fn start(db: &Path, github_secret: &str, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(receiver_binary())
+            .env("HOOKDOCK_ADDR", "127.0.0.1:0")
+            .env("HOOKDOCK_DB", db)
+            .env("HOOKDOCK_GITHUB_SECRET", github_secret)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the receiver");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        // Reads the address, then keeps every line (and the child never blocks on stdout).
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(rest.trim().to_owned());
+                    }
+                }
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the receiver printed its address")
+            .parse()
+            .expect("a socket address");
+        Self { child, addr, lines }
+    }
+
+    /// The lines printed so far that contain `needle`.
+    pub fn printed(&self, needle: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (up to a minute) until a printed line contains `needle`.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = self.printed(needle).into_iter().next() {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the receiver never printed {needle:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: no chance to finish or release anything.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, and wait for the graceful exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("reap");
+        assert!(exit.success(), "graceful exit, got {exit:?}");
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // A failing test must not leave the process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
