@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hookdock::queue::{Enqueued, Queue, QueueOptions};
 use hookdock::sqlite::{SqliteOptions, SqliteStore};
