@@ -83,8 +83,8 @@ fn stored_rows(db: &Path) -> BTreeMap<(String, String), (i64, Vec<u8>)> {
     let conn = rusqlite::Connection::open(db).expect("open the database");
     let mut stmt = conn
         .prepare(
-            "SELECT source, event_id, COUNT(*), MIN(body) FROM hookdock_events \
-             GROUP BY source, event_id",
+            "SELECT e.source, e.event_id, COUNT(*), MIN(b.body) FROM hookdock_events e \
+             JOIN hookdock_event_bodies b ON b.id = e.id GROUP BY e.source, e.event_id",
         )
         .expect("query");
     let rows = stmt
