@@ -515,6 +515,9 @@ impl Queue for BrokenQueue {
     async fn retry(&self, _l: &Lease, _at: SystemTime, _e: &str) -> Result<(), StoreError> {
         Err(disk_error())
     }
+    async fn defer(&self, _l: &Lease, _at: SystemTime) -> Result<(), StoreError> {
+        Err(disk_error())
+    }
     async fn dead_letter(&self, _lease: &Lease, _reason: &str) -> Result<(), StoreError> {
         Err(disk_error())
     }

@@ -338,7 +338,12 @@ async fn in_progress_elsewhere_is_deferred_until_the_claim_expires() {
         .await
         .unwrap();
     assert!(matches!(claim, Claim::Acquired(_)));
-    let worker = f.worker(|_, _| None);
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let worker = f.worker(move |event, _| {
+        seen.lock().unwrap().push(event.attempt());
+        None
+    });
     f.deliver("d-1", "{}").await;
 
     let report = worker.run_once().await.unwrap();
@@ -358,6 +363,11 @@ async fn in_progress_elsewhere_is_deferred_until_the_claim_expires() {
     let report = worker.run_until_idle().await.unwrap();
     assert_eq!(report.succeeded, 1);
     assert_eq!(f.effects.of("d-1"), 1);
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [1],
+        "the deferral gave its attempt back: the handler runs on attempt 1"
+    );
 }
 
 #[tokio::test]
@@ -481,7 +491,11 @@ async fn graceful_shutdown_finishes_quick_work_and_hands_back_the_rest() {
     let stats = f.stats().await;
     assert_eq!((stats.ready, stats.leased), (1, 0));
     let leased = f.queue.lease(1, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(leased[0].last_error.as_deref(), Some(SHUTDOWN_REASON));
+    assert_eq!(
+        leased[0].attempt, 1,
+        "the hand-back gave its attempt back (Queue::defer)"
+    );
+    assert_eq!(leased[0].last_error, None, "a hand-back is not an error");
     assert_eq!(leased[0].event.id.as_str(), "slow");
     f.queue
         .retry(&leased[0].lease, f.clock.now_for_test(), SHUTDOWN_REASON)
@@ -570,6 +584,9 @@ impl Queue for Watched {
     }
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
         self.inner.retry(lease, at, error).await
+    }
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+        self.inner.defer(lease, at).await
     }
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
         self.inner.dead_letter(lease, reason).await

@@ -47,6 +47,9 @@ impl Queue for NullQueue {
     async fn retry(&self, _: &Lease, _: SystemTime, _: &str) -> Result<(), StoreError> {
         Err(StoreError::LeaseLost)
     }
+    async fn defer(&self, _: &Lease, _: SystemTime) -> Result<(), StoreError> {
+        Err(StoreError::LeaseLost)
+    }
     async fn dead_letter(&self, _: &Lease, _: &str) -> Result<(), StoreError> {
         Err(StoreError::LeaseLost)
     }

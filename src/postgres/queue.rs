@@ -133,10 +133,13 @@ WITH gone AS (
 DELETE FROM {schema}.hookdock_events e USING gone WHERE e.id = gone.id
 RETURNING e.id";
 
-/// $1 id, $2 token, $3 at, $4 error, $5 now, $6 channel.
+/// $1 id, $2 token, $3 at, $4 error (NULL: a deferral, which gives the attempt back and
+/// records no error), $5 now, $6 channel.
 const RETRY: &str = "
 WITH u AS (
-    UPDATE {schema}.hookdock_queue SET state = 0, available_at = $3, last_error = $4
+    UPDATE {schema}.hookdock_queue
+    SET state = 0, available_at = $3, last_error = COALESCE($4, last_error),
+        attempts = CASE WHEN $4::text IS NULL THEN GREATEST(attempts - 1, 0) ELSE attempts END
     WHERE id = $1 AND lease_token = $2 AND state = 1
     RETURNING id
 ), wake AS (
@@ -690,19 +693,12 @@ impl Queue for PgQueue {
     }
 
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
-        let row = sqlx::query(self.shared.sql.retry.q())
-            .bind(lease.message.0)
-            .bind(token_i64(lease.token))
-            .bind(unix_millis(at))
-            .bind(error)
-            .bind(self.now())
-            .bind(&self.shared.channel)
-            .fetch_optional(&self.shared.pool)
-            .await
-            .map_err(store_error)?;
-        row.map(|_| ()).ok_or(StoreError::LeaseLost)
+        self.requeue(lease, at, Some(error)).await
     }
 
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+        self.requeue(lease, at, None).await
+    }
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
         let row = sqlx::query(self.shared.sql.dead_letter.q())
             .bind(lease.message.0)
@@ -783,5 +779,28 @@ impl PgQueue {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+}
+
+impl PgQueue {
+    /// A retry (`error` given: kept, attempt kept) or a deferral (no error: attempt given
+    /// back), in one statement that also wakes idle workers if the message is ready now.
+    async fn requeue(
+        &self,
+        lease: &Lease,
+        at: SystemTime,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(self.shared.sql.retry.q())
+            .bind(lease.message.0)
+            .bind(token_i64(lease.token))
+            .bind(unix_millis(at))
+            .bind(error)
+            .bind(self.now())
+            .bind(&self.shared.channel)
+            .fetch_optional(&self.shared.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(|_| ()).ok_or(StoreError::LeaseLost)
     }
 }

@@ -108,6 +108,28 @@ impl MemoryQueue {
     fn now(&self) -> i64 {
         unix_millis(self.clock.now())
     }
+
+    /// Makes a leased message wait until `at`: a retry records its error and keeps the
+    /// attempt; a deferral (no error) gives the attempt back.
+    fn requeue(
+        &self,
+        lease: &Lease,
+        at: SystemTime,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let to = unix_millis(at);
+        let mut s = self.lock();
+        let m = s.current(lease)?;
+        let from = m.at;
+        m.at = to;
+        m.status = Status::Waiting;
+        match error {
+            Some(error) => m.last_error = Some(error.to_owned()),
+            None => m.attempts = m.attempts.saturating_sub(1),
+        }
+        s.move_to(lease.message, from, to);
+        Ok(())
+    }
 }
 
 impl State {
@@ -239,15 +261,11 @@ impl Queue for MemoryQueue {
     }
 
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
-        let to = unix_millis(at);
-        let mut s = self.lock();
-        let m = s.current(lease)?;
-        let from = m.at;
-        m.at = to;
-        m.status = Status::Waiting;
-        m.last_error = Some(error.to_owned());
-        s.move_to(lease.message, from, to);
-        Ok(())
+        self.requeue(lease, at, Some(error))
+    }
+
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+        self.requeue(lease, at, None)
     }
 
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {

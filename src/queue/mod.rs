@@ -25,8 +25,12 @@
 //!    lease was its last allowed attempt ([`QueueOptions::max_attempts`]); then it goes to the
 //!    dead letters with a reason saying so.
 //! 4. **Settling.** `ack` removes the message. `retry` makes it ready again at the given
-//!    time (not before), keeping its attempt count and recording the error. `dead_letter`
-//!    parks it with a reason; it is never leased again until replayed.
+//!    time (not before), keeping its attempt count and recording the error.
+//!    [`defer`](Queue::defer) does the same but gives back the attempt the lease counted, so
+//!    the next lease carries the same attempt number (for work that was not tried at all,
+//!    such as an event whose idempotency claim is held elsewhere, or one handed back at
+//!    shutdown). `dead_letter` parks it with a reason; it is never leased again until
+//!    replayed.
 //! 5. **Dead letters are replayable.** [`Queue::dead_letters`] lists them with reasons and
 //!    attempt counts; [`Queue::replay`] makes the matching ones ready again with their
 //!    original bytes, id and source, and the attempt count reset to zero.
@@ -356,6 +360,10 @@ pub trait Queue: Send + Sync + 'static {
     /// Makes a message ready again at `at`, recording `error`.
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError>;
 
+    /// Makes a message ready again at `at` without counting the attempt its lease took: the
+    /// next lease has the same attempt number. Records no error.
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError>;
+
     /// Moves a message to the dead letters with `reason`.
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError>;
 
@@ -388,6 +396,9 @@ impl<Q: Queue + ?Sized> Queue for std::sync::Arc<Q> {
     }
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
         (**self).retry(lease, at, error).await
+    }
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+        (**self).defer(lease, at).await
     }
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
         (**self).dead_letter(lease, reason).await

@@ -166,7 +166,18 @@ impl Queue for SqliteQueue {
             id,
             token,
             at: unix_millis(at),
-            error: error.to_owned(),
+            error: Some(error.to_owned()),
+        })
+        .await
+    }
+
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+        let (id, token) = Self::fence(lease)?;
+        self.settle(Request::Retry {
+            id,
+            token,
+            at: unix_millis(at),
+            error: None,
         })
         .await
     }

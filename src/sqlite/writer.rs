@@ -60,11 +60,13 @@ pub(crate) enum Request {
         id: i64,
         token: i64,
     },
+    /// A retry (with its error, keeping the attempt) or a deferral (no error, the attempt
+    /// given back).
     Retry {
         id: i64,
         token: i64,
         at: i64,
-        error: String,
+        error: Option<String>,
     },
     DeadLetter {
         id: i64,
@@ -482,6 +484,10 @@ const RETRY: &str = "UPDATE hookdock_events
     SET state = 0, available_at = ?3, last_error = ?4, token = NULL
     WHERE id = ?1 AND state = 1 AND token = ?2";
 
+const DEFER: &str = "UPDATE hookdock_events
+    SET state = 0, available_at = ?3, attempts = MAX(attempts - 1, 0), token = NULL
+    WHERE id = ?1 AND state = 1 AND token = ?2";
+
 const DEAD_LETTER: &str = "UPDATE hookdock_events
     SET state = 2, dead_reason = ?3, dead_at = ?4, token = NULL
     WHERE id = ?1 AND state = 1 AND token = ?2";
@@ -714,7 +720,10 @@ fn exec(
             token,
             at,
             error,
-        } => fenced(conn, RETRY, params![id, token, at, error]),
+        } => match error {
+            Some(error) => fenced(conn, RETRY, params![id, token, at, error]),
+            None => fenced(conn, DEFER, params![id, token, at]),
+        },
         Request::DeadLetter {
             id,
             token,

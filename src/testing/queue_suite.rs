@@ -182,6 +182,7 @@ macro_rules! queue_conformance {
             settled_tokens_are_no_longer_current,
             extend_moves_the_expiry,
             retry_waits_until_its_time,
+            defer_gives_the_attempt_back,
             ack_removes_the_message,
             dead_letter_parks_the_message,
             expiry_on_last_attempt_dead_letters,
@@ -744,6 +745,64 @@ pub async fn extend_moves_the_expiry<H: QueueHarness>(h: &H) {
     assert_eq!(
         again.attempt, 2,
         "past the extended expiry the message comes back"
+    );
+}
+
+/// Clause 4: defer makes the message ready again at the given time and not before, gives
+/// back the attempt its lease counted (so even the last attempt is not dead-lettered),
+/// records no error, and is fenced like every settling call.
+pub async fn defer_gives_the_attempt_back<H: QueueHarness>(h: &H) {
+    let f = fixture(h, QueueOptions::default().max_attempts(2)).await;
+    let q = &*f.queue;
+    enqueue_new(q, event("github", "a", "x")).await;
+    let first = lease_one(q).await;
+    assert_eq!(first.attempt, 1);
+    ok(
+        "retry",
+        q.retry(&first.lease, f.clock.now_plus(Duration::ZERO), "boom")
+            .await,
+    );
+    let second = lease_one(q).await;
+    assert_eq!(second.attempt, 2);
+    assert!(second.is_last_attempt());
+    let at = f.clock.now_plus(Duration::from_secs(60));
+    ok("defer", q.defer(&second.lease, at).await);
+    assert_lease_lost("ack after defer", q.ack(&second.lease).await);
+    assert_lease_lost("defer after defer", q.defer(&second.lease, at).await);
+    assert_eq!(
+        stats(q).await,
+        counts(0, 0, 1, 0),
+        "a deferral in the future is scheduled"
+    );
+    f.clock.advance(Duration::from_secs(59));
+    assert!(lease(q, 10).await.is_empty(), "not ready before its time");
+    f.clock.advance(Duration::from_secs(1));
+    let third = lease_one(q).await;
+    assert_eq!(third.attempt, 2, "defer gives the attempt back");
+    assert_eq!(
+        third.last_error.as_deref(),
+        Some("boom"),
+        "defer records no error of its own"
+    );
+    // Deferring the last attempt again and again never dead-letters it.
+    let mut current = third;
+    for _ in 0..3 {
+        ok(
+            "defer",
+            q.defer(&current.lease, f.clock.now_plus(Duration::ZERO))
+                .await,
+        );
+        current = lease_one(q).await;
+        assert_eq!(
+            current.attempt, 2,
+            "repeated deferrals keep the attempt number"
+        );
+    }
+    f.clock.advance(PAST_LEASE);
+    assert_eq!(
+        stats(q).await,
+        counts(0, 0, 0, 1),
+        "an expired lease on the last attempt still counts as dead: defer only gives back what it is told"
     );
 }
 

@@ -78,10 +78,10 @@
 //!
 //! # Deferral and attempts
 //!
-//! The issue asks that an in-progress deferral not consume an attempt. The queue contract
-//! counts an attempt at every lease and `Queue::retry` keeps it, so today a deferral (and a
-//! shutdown hand-back) uses one attempt; a `Queue::defer` that gives the attempt back has been
-//! proposed, and the worker switches to it in one place (`give_back`).
+//! A message handed back without being tried (its dedupe claim is held elsewhere, or the
+//! shutdown deadline passed) goes back with [`Queue::defer`](crate::queue::Queue::defer),
+//! which gives back the attempt its lease counted: deferrals never bring an event closer to
+//! the dead letters.
 
 mod decode;
 mod error;

@@ -711,19 +711,16 @@ async fn drain(
     report
 }
 
-/// Makes a message ready again at `at` without it having been handled.
-///
-/// The queue contract has no way yet to do this without counting the attempt the lease took
-/// (`Queue::retry` keeps the attempt count), so a deferral or a shutdown hand-back uses one
-/// attempt. A `Queue::defer` that gives the attempt back is proposed; this is the one place
-/// to change when it lands.
+/// Makes a message ready again at `at` without it having been handled, giving back the
+/// attempt its lease counted ([`Queue::defer`]); `reason` is only logged.
 async fn give_back(
     queue: &dyn Queue,
     lease: &Lease,
     at: SystemTime,
     reason: &str,
 ) -> Result<(), StoreError> {
-    queue.retry(lease, at, reason).await
+    tracing::debug!(message = %lease.message, reason, "handing a message back without using an attempt");
+    queue.defer(lease, at).await
 }
 
 /// Handles one leased message: runs the handler under a heartbeat, then settles.

@@ -111,6 +111,9 @@ impl<Q: Queue> Queue for WakeOnEnqueue<Q> {
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
         self.inner.retry(lease, at, error).await
     }
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+        self.inner.defer(lease, at).await
+    }
     async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
         self.inner.dead_letter(lease, reason).await
     }
