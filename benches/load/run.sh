@@ -26,7 +26,14 @@ THREADS=${THREADS:-2}           # wrk threads
 ROUNDS=${ROUNDS:-3}             # bare/receiver pairs, alternating
 PERF=${PERF:-0}
 NULL_QUEUE=${NULL_QUEUE:-0}
+IDS=${IDS:-both}                # delivery ids: random (UUIDs, as providers send), sequential, both
 DRAIN=3                         # seconds after the load for the last answers to arrive
+
+case "$IDS" in
+  random | sequential) styles=$IDS ;;
+  both) styles="random sequential" ;;
+  *) echo "IDS must be random, sequential or both, not $IDS" >&2; exit 2 ;;
+esac
 
 for tool in wrk openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "run.sh needs $tool" >&2; exit 2; }
@@ -90,15 +97,15 @@ cpu_by_thread() {
          END { for (k in t) printf "%s=%d ", k, t[k] }'
 }
 
-# load RUN_ID: drives $server_addr; prints the RESULT line, then the server's CPU per
+# load RUN_ID STYLE: drives $server_addr; prints the RESULT line, then the server's CPU per
 # thread group over the run and wrk's own CPU, in ticks.
 load() {
-  local run_id=$1 before after wrk_out
+  local run_id=$1 style=$2 before after wrk_out
   before=$(cpu_by_thread "$server_pid")
   wrk_out=$(/usr/bin/time -f 'WRKCPU %U %S' \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + DRAIN))s" --timeout 60s \
     -s benches/load/github.lua "http://$server_addr" \
-    -- "$DURATION" "$run_id" "$signature" /webhooks/github "$body_file" 2>&1)
+    -- "$DURATION" "$run_id" "$signature" /webhooks/github "$body_file" "$style" 2>&1)
   after=$(cpu_by_thread "$server_pid")
   grep '^RESULT' <<<"$wrk_out" | tr '\n' ' '
   awk -v b="$before" -v a="$after" 'BEGIN {
@@ -136,31 +143,38 @@ count_rows() {
   fi
 }
 
-printf '== %s s per measurement, wrk -t%s -c%s, %s rounds, body %s bytes, %s cores\n' \
-  "$DURATION" "$THREADS" "$CONNECTIONS" "$ROUNDS" "$(wc -c <"$body_file")" "$(nproc)"
+printf '== %s s per measurement, wrk -t%s -c%s, %s rounds, ids: %s, body %s bytes, %s cores\n' \
+  "$DURATION" "$THREADS" "$CONNECTIONS" "$ROUNDS" "$styles" "$(wc -c <"$body_file")" "$(nproc)"
 
 status=0
-summary=()
-for round in $(seq 1 "$ROUNDS"); do
-  # Bare handler.
+declare -A ratios cpu_ratios recv_cpus bare_cpus recv_p99s bare_p99s
+
+# p99/p50 fields in ms.
+ms() { awk -v u="$(field "$1" "$2")" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+# pair STYLE ROUND: the bare handler, then the receiver on a fresh database, both driven with
+# STYLE delivery ids; prints the figures and records them for the summary.
+pair() {
+  local style=$1 round=$2 bare recv bare_2xx bare_rps recv_2xx recv_rps db stored ratio match
+  local perf_pid="" cpu_ratio bare_n recv_n
   start_server "$work/bare.log" "$bare_bin"
-  bare=$(load "bare-$round")
+  bare=$(load "bare-$round" "$style")
   stop_server
   bare_2xx=$(($(field completed "$bare") - $(field non2xx "$bare")))
   bare_rps=$(awk -v n="$bare_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
 
-  # Receiver on a fresh database.
-  db="$work/bench-$round.db"
-  start_server "$work/receiver.log" env RUST_LOG=warn HOOKDOCK_DB="$db" \
+  # The receiver alone (HOOKDOCK_WORKER=off): this measures intake, and every stored row
+  # stays in the table to be counted.
+  db="$work/bench-$style-$round.db"
+  start_server "$work/receiver.log" env RUST_LOG=warn HOOKDOCK_DB="$db" HOOKDOCK_WORKER=off \
     HOOKDOCK_GITHUB_SECRET="$secret" "$receiver_bin"
-  perf_pid=""
   if [[ "$PERF" == 1 ]]; then
-    perf record -F 999 -g -p "$server_pid" -o "$work/perf-$round.data" -- sleep "$((DURATION - 1))" \
+    perf record -F 999 -g -p "$server_pid" -o "$work/perf-$style-$round.data" -- sleep "$((DURATION - 1))" \
       >"$work/perf-record.log" 2>&1 &
     perf_pid=$!
   fi
-  recv=$(load "receiver-$round")
-  [[ -n "$perf_pid" ]] && wait "$perf_pid" || true
+  recv=$(load "receiver-$round" "$style")
+  if [[ -n "$perf_pid" ]]; then wait "$perf_pid" || true; fi
   stop_server
   recv_2xx=$(($(field completed "$recv") - $(field non2xx "$recv")))
   recv_rps=$(awk -v n="$recv_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
@@ -169,52 +183,64 @@ for round in $(seq 1 "$ROUNDS"); do
   ratio=$(awk -v a="$recv_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')
   match="match"
   if [[ "$stored" != "$recv_2xx" ]]; then match="MISMATCH"; status=1; fi
-  echo "-- round $round"
-  printf '   bare handler: %8s req/s  p50 %6.2f ms  p99 %6.2f ms  (%s answered, %s non-2xx, %s sent)\n' \
-    "$bare_rps" "$(awk -v u="$(field p50_us "$bare")" 'BEGIN{print u/1000}')" \
-    "$(awk -v u="$(field p99_us "$bare")" 'BEGIN{print u/1000}')" \
+  echo "-- round $round, $style ids"
+  printf '   bare handler: %8s req/s  p50 %6s ms  p99 %6s ms  (%s answered, %s non-2xx, %s sent)\n' \
+    "$bare_rps" "$(ms p50_us "$bare")" "$(ms p99_us "$bare")" \
     "$(field completed "$bare")" "$(field non2xx "$bare")" "$(field sent "$bare")"
-  printf '   receiver:     %8s req/s  p50 %6.2f ms  p99 %6.2f ms  (%s answered, %s non-2xx, %s sent)\n' \
-    "$recv_rps" "$(awk -v u="$(field p50_us "$recv")" 'BEGIN{print u/1000}')" \
-    "$(awk -v u="$(field p99_us "$recv")" 'BEGIN{print u/1000}')" \
+  printf '   receiver:     %8s req/s  p50 %6s ms  p99 %6s ms  (%s answered, %s non-2xx, %s sent)\n' \
+    "$recv_rps" "$(ms p50_us "$recv")" "$(ms p99_us "$recv")" \
     "$(field completed "$recv")" "$(field non2xx "$recv")" "$(field sent "$recv")"
   printf '   ratio receiver/bare: %s   stored rows %s vs 2xx %s: %s\n' \
     "$ratio" "$stored" "$recv_2xx" "$match"
   # CPU per request does not depend on what else the machine is doing; with it, the ratio
   # the two would reach on two cores of their own, CPU-bound with wrk beside them, is
   # (wrk + bare) / (wrk + receiver).
-  printf '   CPU per request: bare: %s\n' "$(cpu_report "$bare" "$(field completed "$bare")")"
-  printf '                    receiver: %s\n' "$(cpu_report "$recv" "$(field completed "$recv")")"
-  cpu_ratio=$(awk -v wb="$(wrk_cpu "$bare" "$(field completed "$bare")")" \
-    -v wr="$(wrk_cpu "$recv" "$(field completed "$recv")")" \
-    -v b="$(server_cpu "$bare" "$(field completed "$bare")")" \
-    -v r="$(server_cpu "$recv" "$(field completed "$recv")")" \
+  bare_n=$(field completed "$bare")
+  recv_n=$(field completed "$recv")
+  printf '   CPU per request: bare: %s\n' "$(cpu_report "$bare" "$bare_n")"
+  printf '                    receiver: %s\n' "$(cpu_report "$recv" "$recv_n")"
+  cpu_ratio=$(awk -v wb="$(wrk_cpu "$bare" "$bare_n")" -v wr="$(wrk_cpu "$recv" "$recv_n")" \
+    -v b="$(server_cpu "$bare" "$bare_n")" -v r="$(server_cpu "$recv" "$recv_n")" \
     'BEGIN { printf "%.3f", (wb + b) / (wr + r) }')
   printf '   CPU-bound ratio (wrk + bare) / (wrk + receiver): %s\n' "$cpu_ratio"
-  summary+=("$ratio")
+  ratios[$style]+="$ratio "
+  cpu_ratios[$style]+="$cpu_ratio "
+  recv_cpus[$style]+="$(awk -v w="$(wrk_cpu "$recv" "$recv_n")" -v r="$(server_cpu "$recv" "$recv_n")" 'BEGIN { printf "%.1f", w + r }') "
+  bare_cpus[$style]+="$(awk -v w="$(wrk_cpu "$bare" "$bare_n")" -v r="$(server_cpu "$bare" "$bare_n")" 'BEGIN { printf "%.1f", w + r }') "
+  recv_p99s[$style]+="$(ms p99_us "$recv") "
+  bare_p99s[$style]+="$(ms p99_us "$bare") "
+  if [[ "$PERF" == 1 ]]; then
+    echo "   perf profile of the receiver (self time, top symbols):"
+    perf report -i "$work/perf-$style-$round.data" --stdio --no-children --sort dso,symbol \
+      --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]' | head -40 | sed 's/^/     /'
+    cp "$work/perf-$style-$round.data" "target/perf-receiver-$style-$round.data" 2>/dev/null || true
+  fi
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for style in $styles; do
+    pair "$style" "$round"
+  done
   if [[ "$NULL_QUEUE" == 1 ]]; then
     # Verify + intake with storage taken out: what the HTTP path itself costs.
     start_server "$work/null.log" env HOOKDOCK_GITHUB_SECRET="$secret" "$null_bin"
-    null=$(load "null-$round")
+    null=$(load "null-$round" random)
     stop_server
     null_2xx=$(($(field completed "$null") - $(field non2xx "$null")))
     null_rps=$(awk -v n="$null_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
-    printf '   null queue:   %8s req/s  p50 %6.2f ms  p99 %6.2f ms  ratio to bare %s\n' \
-      "$null_rps" "$(awk -v u="$(field p50_us "$null")" 'BEGIN{print u/1000}')" \
-      "$(awk -v u="$(field p99_us "$null")" 'BEGIN{print u/1000}')" \
-      "$(awk -v a="$null_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')"
+    printf '   null queue:   %8s req/s  p50 %6s ms  p99 %6s ms\n' \
+      "$null_rps" "$(ms p50_us "$null")" "$(ms p99_us "$null")"
     printf '   CPU per request: null queue: %s\n' "$(cpu_report "$null" "$(field completed "$null")")"
-  fi
-  if [[ "$PERF" == 1 ]]; then
-    echo "   perf profile of the receiver (self time, top symbols):"
-    perf report -i "$work/perf-$round.data" --stdio --no-children --sort dso,symbol \
-      --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]' | head -40 | sed 's/^/     /'
-    cp "$work/perf-$round.data" "target/perf-receiver-$round.data" 2>/dev/null || true
   fi
 done
 
-median=$(printf '%s\n' "${summary[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-echo "== ratio receiver/bare per round: ${summary[*]}; median $median"
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for style in $styles; do
+  echo "== $style ids: ratio receiver/bare per round: ${ratios[$style]}; median $(median <<<"${ratios[$style]}")"
+  echo "   CPU-bound ratio per round: ${cpu_ratios[$style]}; median $(median <<<"${cpu_ratios[$style]}")"
+  echo "   CPU per request incl. wrk (us), median: bare $(median <<<"${bare_cpus[$style]}"), receiver $(median <<<"${recv_cpus[$style]}")"
+  echo "   p99 (ms), median: bare $(median <<<"${bare_p99s[$style]}"), receiver $(median <<<"${recv_p99s[$style]}")"
+done
 if ((status != 0)); then
   echo "stored rows and 2xx answers differ" >&2
 fi
