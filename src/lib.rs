@@ -14,8 +14,8 @@
 //! - [`intake`]: the terminal service that stores the verified delivery in a
 //!   [`queue::Queue`] and answers `2xx` only once it is durable (`503` + `Retry-After` when it
 //!   cannot be stored);
-//! - [`queue`]: the durable hand-off, with backends in memory, [SQLite](crate::sqlite)
-//!   (feature `sqlite`, the default) and [PostgreSQL](crate::postgres) (feature `postgres`);
+//! - [`queue`]: the durable hand-off, with backends in memory, SQLite (`sqlite`, feature
+//!   `sqlite`, the default) and PostgreSQL (`postgres`, feature `postgres`);
 //! - [`idempotency`]: the store and the [`DedupeLayer`](idempotency::DedupeLayer) that make
 //!   redeliveries apply once;
 //! - [`worker`]: leases events and runs your `tower::Service` with retries, backoff, dead
@@ -84,9 +84,9 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `sqlite` | yes | [`sqlite`]: the embedded durable queue and idempotency store (bundled SQLite) |
-//! | `postgres` | no | [`postgres`]: queue and idempotency store on PostgreSQL (sqlx) |
-//! | `ed25519` | no | Standard Webhooks `v1a` signatures ([`scheme::Preset::standard_webhooks_ed25519`]) |
+//! | `sqlite` | yes | `sqlite`: the embedded durable queue and idempotency store (bundled SQLite) |
+//! | `postgres` | no | `postgres`: queue and idempotency store on PostgreSQL (sqlx) |
+//! | `ed25519` | no | Standard Webhooks `v1a` signatures (`Preset::standard_webhooks_ed25519`) |
 //! | `test-util` | no | `testing`: test signer, fake clock, conformance suites |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
