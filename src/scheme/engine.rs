@@ -169,7 +169,7 @@ impl Engine {
         let id_header = find_header(req.headers, &self.id.headers)
             .map(|(_, v)| v.as_bytes())
             .filter(|v| !v.is_empty());
-        if id_header.is_none() && self.signs(&SignedPart::Id) {
+        if id_header.is_none() && self.signs_id() {
             return Err(Rejection::missing(&self.id.headers[0]));
         }
 
@@ -189,7 +189,7 @@ impl Engine {
         let secret_index = matched.ok_or_else(|| Rejection::bad_signature(sig_name))?;
 
         let (id, id_origin) = match id_header {
-            Some(v) => (EventId::new(String::from_utf8_lossy(v)), IdOrigin::Provider),
+            Some(v) => (EventId::new(text(v)), IdOrigin::Provider),
             None => match self
                 .id
                 .json
@@ -203,7 +203,7 @@ impl Engine {
             .event_type
             .as_ref()
             .and_then(|h| req.headers.get(h))
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            .map(|v| text(v.as_bytes()));
         let timestamp = timestamp.map(|(_, value)| {
             let value = u64::try_from(value).unwrap_or(0);
             UNIX_EPOCH
@@ -224,8 +224,9 @@ impl Engine {
         })
     }
 
-    fn signs(&self, part: &SignedPart) -> bool {
-        matches!(&self.content, Content::Parts(parts) if parts.contains(part))
+    fn signs_id(&self) -> bool {
+        matches!(&self.content, Content::Parts(parts)
+            if parts.iter().any(|p| matches!(p, SignedPart::Id)))
     }
 
     /// The timestamp's raw text and value, after the tolerance check.
@@ -287,9 +288,7 @@ impl Engine {
             Some(messages) => {
                 for (k, key) in keys.iter().enumerate() {
                     for (v, message) in messages.iter().enumerate() {
-                        let mut mac = key.start();
-                        mac.update(message);
-                        tags[k * variants + v] = mac.finish();
+                        tags[k * variants + v] = key.mac(|sink| sink(message));
                     }
                 }
             }
@@ -355,13 +354,13 @@ impl Engine {
     /// [`twilio_variants`](super::presets::twilio_variants)).
     #[inline]
     fn mac_parts(&self, key: &HmacKey, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> Tag {
-        let mut mac = key.start();
-        if let Content::Parts(parts) = &self.content {
-            for part in parts {
-                self.feed(part, req, id, ts, &mut |b| mac.update(b));
+        key.mac(|sink| {
+            if let Content::Parts(parts) = &self.content {
+                for part in parts {
+                    self.feed(part, req, id, ts, sink);
+                }
             }
-        }
-        mac.finish()
+        })
     }
 
     /// The signed parts, concatenated (for signatures that need the whole message at once).
@@ -395,9 +394,8 @@ impl Engine {
             SigningKey::Hmac(key) => match &self.content {
                 Content::Twilio => {
                     let messages = super::presets::twilio_variants(self, req).ok()?;
-                    let mut mac = key.start();
-                    mac.update(messages.first()?);
-                    mac.finish().as_bytes().to_vec()
+                    let message = messages.first()?;
+                    key.mac(|sink| sink(message)).as_bytes().to_vec()
                 }
                 Content::Parts(_) => self.mac_parts(key, req, id, ts).as_bytes().to_vec(),
             },
@@ -461,6 +459,16 @@ impl Engine {
         } else {
             sink(pq.as_bytes());
         }
+    }
+}
+
+/// A header value as text: copied as-is when it is UTF-8 (the usual case, checked quickly),
+/// with invalid sequences replaced otherwise.
+#[inline]
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
