@@ -21,7 +21,6 @@ use http::{HeaderMap, HeaderName};
 use super::keys::{HmacKey, Matcher, Tag, TokenHash};
 use super::parse::{self, find_header, items, MAX_SIG};
 use super::{IdOrigin, Rejection, RejectionKind, SignedRequest, Verified};
-use crate::clock::unix_millis;
 use crate::event::EventId;
 
 pub use super::parse::Encoding;
@@ -309,7 +308,9 @@ impl Engine {
             matcher.check(bytes, valid, tags.iter().map(Tag::as_bytes));
         }
         // With several content variants, a match at tag `i` belongs to key `i / variants`.
-        Ok(matcher.result().map(|i| i / variants))
+        Ok(matcher
+            .result()
+            .map(|i| if variants == 1 { i } else { i / variants }))
     }
 
     fn match_token(&self, tokens: &[TokenHash], sig_value: &[u8]) -> Option<usize> {
@@ -480,17 +481,18 @@ fn check_window(
     tolerance: Duration,
     now: SystemTime,
 ) -> Result<(), RejectionKind> {
-    let now_ms = unix_millis(now);
+    // Whole seconds (or milliseconds) since the epoch, without 128-bit arithmetic; a `now`
+    // before the epoch counts as the epoch.
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
     let (now, tolerance) = if millis {
         (
-            now_ms,
+            secs.saturating_mul(1000)
+                .saturating_add(i64::from(since.subsec_millis())),
             i64::try_from(tolerance.as_millis()).unwrap_or(i64::MAX),
         )
     } else {
-        (
-            now_ms.div_euclid(1000),
-            i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX),
-        )
+        (secs, i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX))
     };
     let age = now.saturating_sub(value);
     if age > tolerance {

@@ -75,29 +75,47 @@ impl HmacKey {
     }
 }
 
-/// Passes what `feed` produces on to `update`, joining runs of small pieces into one call:
-/// each call into the hash costs more than copying a few dozen bytes.
+/// Passes what `feed` produces on to `update`, in a shape the hash digests fastest:
+///
+/// - runs of small pieces (an id, a separator, a timestamp) are joined on the stack and hashed
+///   in one call, since each call into the hash costs more than copying a few dozen bytes;
+/// - before a large piece (the body), the joined bytes are topped up with the piece's first
+///   bytes to a whole number of blocks, so that the hash never has to assemble a block from
+///   two sources in its own buffer, and the rest of the piece goes straight to the compression
+///   function in whole blocks.
+///
+/// Every call but the last passes a whole number of 64-byte blocks (the block size of both
+/// SHA-256 and SHA-1).
 #[inline]
 fn gather(feed: impl FnOnce(&mut dyn FnMut(&[u8])), mut update: impl FnMut(&[u8])) {
-    const SMALL: usize = 128;
-    let mut buf = [0u8; SMALL];
+    const BLOCK: usize = 64;
+    /// Small pieces are joined up to this many bytes.
+    const JOIN: usize = 2 * BLOCK;
+    let mut buf = [0u8; JOIN + BLOCK];
     let mut len = 0;
     feed(&mut |piece: &[u8]| {
-        if piece.len() <= SMALL - len {
+        if piece.len() <= JOIN - len {
             buf[len..len + piece.len()].copy_from_slice(piece);
             len += piece.len();
-        } else {
-            update(&buf[..len]);
-            len = 0;
-            if piece.len() < SMALL / 2 {
-                buf[..piece.len()].copy_from_slice(piece);
-                len = piece.len();
-            } else {
-                update(piece);
-            }
+            return;
         }
+        let take = ((BLOCK - len % BLOCK) % BLOCK).min(piece.len());
+        buf[len..len + take].copy_from_slice(&piece[..take]);
+        len += take;
+        let piece = &piece[take..];
+        if len > 0 {
+            update(&buf[..len]);
+        }
+        let whole = piece.len() / BLOCK * BLOCK;
+        if whole > 0 {
+            update(&piece[..whole]);
+        }
+        len = piece.len() - whole;
+        buf[..len].copy_from_slice(&piece[whole..]);
     });
-    update(&buf[..len]);
+    if len > 0 {
+        update(&buf[..len]);
+    }
 }
 
 impl fmt::Debug for HmacKey {
