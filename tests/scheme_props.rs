@@ -322,7 +322,11 @@ macro_rules! props {
                     // first item: `t=<ts>,v1=...` / `ts=<ts>;h1=...`.
                     let expected = match embedded_timestamp(&original) {
                         Some((start, end)) if (start..end).contains(&i) => {
-                            case.expected_for_timestamp(&value[start..end], at)
+                            // The changed byte may itself be the list separator, which ends
+                            // the timestamp item early.
+                            let sep = if start == 2 { b',' } else { b';' };
+                            let item = value[start..].split(|&b| b == sep).next().unwrap_or(&[]);
+                            case.expected_for_timestamp(item, at)
                         }
                         // The `t=` prefix or the separator after the timestamp.
                         Some((_, end)) if i <= end => RejectionKind::MalformedHeader,

@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, HeaderName};
 
 use super::keys::{HmacKey, Matcher, Tag, TokenHash};
-use super::parse::{self, find_header, items, MAX_SIG};
+#[cfg(feature = "ed25519")]
+use super::parse::MAX_SIG;
+use super::parse::{self, find_header, items, Text};
 use super::{IdOrigin, Rejection, RejectionKind, SignedRequest, Verified};
 use crate::event::EventId;
 
@@ -297,15 +299,23 @@ impl Engine {
                 }
             }
         }
+        // Compare as text: each expected MAC is written the one way the encoding allows (lowercase
+        // hex, canonical base64), so a candidate matches exactly when it decodes to that MAC,
+        // and nothing needs decoding.
+        let mut inline_texts = [Text::EMPTY; INLINE_TAGS];
+        let mut heap_texts = Vec::new();
+        let texts: &mut [Text] = if count <= INLINE_TAGS {
+            &mut inline_texts[..count]
+        } else {
+            heap_texts.resize(count, Text::EMPTY);
+            &mut heap_texts
+        };
+        for (text, tag) in texts.iter_mut().zip(tags.iter()) {
+            self.signature.encoding.encode_into(tag.as_bytes(), text);
+        }
         let mut matcher = Matcher::new();
-        let mut buf = [0u8; MAX_SIG];
         for candidate in self.candidates(sig_value) {
-            let decoded = self.signature.encoding.decode(candidate, &mut buf);
-            let (bytes, valid) = match decoded {
-                Some(n) => (&buf[..n], true),
-                None => (&buf[..0], false),
-            };
-            matcher.check(bytes, valid, tags.iter().map(Tag::as_bytes));
+            matcher.check(candidate, texts.iter().map(Text::as_bytes));
         }
         // With several content variants, a match at tag `i` belongs to key `i / variants`.
         Ok(matcher
@@ -316,11 +326,7 @@ impl Engine {
     fn match_token(&self, tokens: &[TokenHash], sig_value: &[u8]) -> Option<usize> {
         let presented = TokenHash::new(sig_value);
         let mut matcher = Matcher::new();
-        matcher.check(
-            presented.as_bytes(),
-            true,
-            tokens.iter().map(TokenHash::as_bytes),
-        );
+        matcher.check(presented.as_bytes(), tokens.iter().map(TokenHash::as_bytes));
         matcher.result()
     }
 

@@ -26,6 +26,7 @@ pub(crate) const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Largest signature we decode; anything longer cannot match a 32- or 64-byte value.
+#[cfg(any(test, feature = "ed25519"))]
 pub(crate) const MAX_SIG: usize = 64;
 
 /// How a signature is written as text.
@@ -44,6 +45,7 @@ pub enum Encoding {
 impl Encoding {
     /// Decodes `text` into `out`, returning the decoded length, or `None` if `text` is not valid
     /// in this encoding or decodes to more than [`MAX_SIG`] bytes.
+    #[cfg(any(test, feature = "ed25519"))]
     #[inline]
     pub(crate) fn decode(self, text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
         match self {
@@ -51,6 +53,27 @@ impl Encoding {
             Self::HexUpper => decode_hex(text, out, &HEX_UPPER),
             Self::Base64 => decode_base64(text, out),
         }
+    }
+
+    /// Writes `bytes` (at most 32: a MAC) as text in this encoding, exactly as a provider
+    /// would: lowercase or uppercase hex, or canonical padded base64.
+    #[inline]
+    pub(crate) fn encode_into(self, bytes: &[u8], out: &mut Text) {
+        let bytes = &bytes[..bytes.len().min(MAX_MAC)];
+        out.len = match self {
+            Self::Hex | Self::HexUpper => {
+                let table = if self == Self::Hex {
+                    &HEX_PAIRS_LOWER
+                } else {
+                    &HEX_PAIRS_UPPER
+                };
+                for (pair, &b) in out.bytes.as_chunks_mut::<2>().0.iter_mut().zip(bytes) {
+                    *pair = table[usize::from(b)];
+                }
+                bytes.len() * 2
+            }
+            Self::Base64 => encode_base64(bytes, &mut out.bytes),
+        } as u8;
     }
 
     /// Encodes bytes as text.
@@ -64,7 +87,79 @@ impl Encoding {
     }
 }
 
+/// The largest MAC written with [`Encoding::encode_into`] (HMAC-SHA256).
+pub(crate) const MAX_MAC: usize = 32;
+
+/// A MAC written as text, as it appears in a signature header.
+#[derive(Clone, Copy)]
+pub(crate) struct Text {
+    bytes: [u8; 2 * MAX_MAC],
+    len: u8,
+}
+
+impl Text {
+    pub(crate) const EMPTY: Text = Text {
+        bytes: [0; 2 * MAX_MAC],
+        len: 0,
+    };
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Each byte's two hex digits.
+const fn hex_pairs(digits: &[u8; 16]) -> [[u8; 2]; 256] {
+    let mut table = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [digits[i >> 4], digits[i & 15]];
+        i += 1;
+    }
+    table
+}
+
+static HEX_PAIRS_LOWER: [[u8; 2]; 256] = hex_pairs(b"0123456789abcdef");
+static HEX_PAIRS_UPPER: [[u8; 2]; 256] = hex_pairs(b"0123456789ABCDEF");
+
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Canonical padded base64 of `bytes` into `out`; returns the length written. `out` holds
+/// the encoding of up to 47 bytes.
+#[inline]
+fn encode_base64(bytes: &[u8], out: &mut [u8; 2 * MAX_MAC]) -> usize {
+    let (groups, rest) = bytes.as_chunks::<3>();
+    let mut o = 0;
+    for g in groups {
+        let n = u32::from(g[0]) << 16 | u32::from(g[1]) << 8 | u32::from(g[2]);
+        out[o..o + 4].copy_from_slice(&[
+            BASE64_ALPHABET[(n >> 18) as usize & 63],
+            BASE64_ALPHABET[(n >> 12) as usize & 63],
+            BASE64_ALPHABET[(n >> 6) as usize & 63],
+            BASE64_ALPHABET[n as usize & 63],
+        ]);
+        o += 4;
+    }
+    if !rest.is_empty() {
+        let n = u32::from(rest[0]) << 16 | rest.get(1).map_or(0, |&b| u32::from(b) << 8);
+        out[o..o + 4].copy_from_slice(&[
+            BASE64_ALPHABET[(n >> 18) as usize & 63],
+            BASE64_ALPHABET[(n >> 12) as usize & 63],
+            if rest.len() == 2 {
+                BASE64_ALPHABET[(n >> 6) as usize & 63]
+            } else {
+                b'='
+            },
+            b'=',
+        ]);
+        o += 4;
+    }
+    o
+}
+
 /// Values of the standard base64 alphabet; 0xff for anything else (`=` included).
+#[cfg(any(test, feature = "ed25519"))]
 static BASE64_VALUES: [u8; 256] = {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut table = [0xff; 256];
@@ -83,6 +178,7 @@ static BASE64_VALUES: [u8; 256] = {
 /// A table-driven decoder for the few dozen characters of a signature: the general-purpose
 /// engine's setup costs more than the decoding itself at this size. It visits every character
 /// whatever they are, like the hex decoder.
+#[cfg(any(test, feature = "ed25519"))]
 #[inline]
 fn decode_base64(text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
     if !text.len().is_multiple_of(4) {
@@ -138,6 +234,7 @@ fn decode_base64(text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
 
 /// Nibble values of hex digits, lowercase (`HEX_LOWER`) or uppercase (`HEX_UPPER`) letters
 /// only; 0xff for anything else.
+#[cfg(any(test, feature = "ed25519"))]
 const fn hex_table(a: u8) -> [u8; 256] {
     let mut table = [0xff; 256];
     let mut i = 0;
@@ -153,11 +250,14 @@ const fn hex_table(a: u8) -> [u8; 256] {
     table
 }
 
+#[cfg(any(test, feature = "ed25519"))]
 static HEX_LOWER: [u8; 256] = hex_table(b'a');
+#[cfg(any(test, feature = "ed25519"))]
 static HEX_UPPER: [u8; 256] = hex_table(b'A');
 
 /// Decodes hex digits through `table`; `None` for an odd length, a non-digit, or more than
 /// [`MAX_SIG`] bytes.
+#[cfg(any(test, feature = "ed25519"))]
 #[inline]
 fn decode_hex(text: &[u8], out: &mut [u8; MAX_SIG], table: &[u8; 256]) -> Option<usize> {
     if !text.len().is_multiple_of(2) || text.len() / 2 > MAX_SIG {
@@ -409,6 +509,30 @@ mod tests {
             assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(&text));
             if let Some(n) = ours {
                 assert_eq!(buf[..n], reference[..n]);
+            }
+        }
+    }
+
+    #[test]
+    fn encoding_matches_the_reference_crates() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut text = Text::EMPTY;
+        for len in 0..=MAX_MAC {
+            for _ in 0..50 {
+                let bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+                Encoding::Hex.encode_into(&bytes, &mut text);
+                assert_eq!(text.as_bytes(), hex::encode(&bytes).as_bytes());
+                Encoding::HexUpper.encode_into(&bytes, &mut text);
+                assert_eq!(text.as_bytes(), hex::encode_upper(&bytes).as_bytes());
+                Encoding::Base64.encode_into(&bytes, &mut text);
+                assert_eq!(text.as_bytes(), BASE64.encode(&bytes).as_bytes());
+                // What is written decodes back to the same bytes.
+                let mut back = [0u8; MAX_SIG];
+                for enc in [Encoding::Hex, Encoding::HexUpper, Encoding::Base64] {
+                    enc.encode_into(&bytes, &mut text);
+                    assert_eq!(enc.decode(text.as_bytes(), &mut back), Some(len));
+                    assert_eq!(back[..len], bytes[..]);
+                }
             }
         }
     }
