@@ -37,6 +37,12 @@
 //! bare (lease a batch, ack every message; no worker, no dedupe) with the same number of
 //! processes, and the worker's rate is printed as a fraction of it. A last table puts the two
 //! backends side by side.
+//!
+//! Each drain also reports the CPU time it took per event, in the draining processes and (for
+//! PostgreSQL) in the server's processes (the server of `scripts/postgres-test-server.sh`,
+//! found through `HOOKDOCK_POSTGRES_TEST_DIR`, else every `postgres` process). Unlike events/s,
+//! that does not depend on what else the machine is running: on a machine of its own with
+//! `c` cores, a CPU-bound drain approaches `c / (drain + server CPU per event)` events/s.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -337,9 +343,10 @@ fn drain_worker(target: Target, n: usize) -> RoleFuture {
             .into());
         }
         Ok(format!(
-            "worker count={} start_ns={start} end_ns={end} mean_lease={:.1} hwm_kib={} {}",
+            "worker count={} start_ns={start} end_ns={end} mean_lease={:.1} cpu_ticks={} hwm_kib={} {}",
             worker_stats.succeeded,
             worker_stats.leased as f64 / worker_stats.leases.max(1) as f64,
+            cpu_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default()),
             vm_hwm_kib(),
             rss_breakdown()
         ))
@@ -381,7 +388,8 @@ fn drain_bare(target: Target, _n: usize) -> RoleFuture {
         }
         close.close().await;
         Ok(format!(
-            "bare count={acked} start_ns={start} end_ns={end} hwm_kib={}",
+            "bare count={acked} start_ns={start} end_ns={end} cpu_ticks={} hwm_kib={}",
+            cpu_ticks(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default()),
             vm_hwm_kib()
         ))
     })
@@ -407,6 +415,61 @@ fn vm_hwm_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// User + system CPU time in a `/proc/PID/stat` line, in clock ticks (0 if unreadable).
+fn cpu_ticks(stat: &str) -> u64 {
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    stat.rsplit_once(") ")
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// CPU ticks used so far by the PostgreSQL server's processes: the postmaster named in
+/// `$HOOKDOCK_POSTGRES_TEST_DIR/data/postmaster.pid` (the throwaway server of
+/// `scripts/postgres-test-server.sh`) and its children, else every process named
+/// `postgres` on this machine. Zero while no such process runs (SQLite).
+fn server_ticks() -> u64 {
+    let postmaster: Option<String> = std::env::var("HOOKDOCK_POSTGRES_TEST_DIR")
+        .ok()
+        .and_then(|dir| std::fs::read_to_string(format!("{dir}/data/postmaster.pid")).ok())
+        .and_then(|pid| pid.lines().next().map(|l| l.trim().to_owned()));
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let pid = e.file_name().to_string_lossy().into_owned();
+            Some((pid, stat))
+        })
+        .filter(|(pid, stat)| {
+            if !stat.contains("(postgres)") {
+                return false;
+            }
+            match &postmaster {
+                // The parent pid is the second field after the command name.
+                Some(pm) => {
+                    pid == pm
+                        || stat
+                            .rsplit_once(") ")
+                            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                            == Some(pm.as_str())
+                }
+                None => true,
+            }
+        })
+        .map(|(_, stat)| cpu_ticks(&stat))
+        .sum()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
 
 /// Current resident memory by kind (anonymous, file-backed, shared), for the record.
 fn rss_breakdown() -> String {
@@ -477,6 +540,10 @@ struct Drained {
     mean_lease: f64,
     rss_anon_kib: f64,
     rss_file_kib: f64,
+    /// CPU time of the drain processes, and of the database server's processes (0 for
+    /// SQLite), per event, in microseconds.
+    client_cpu_us: f64,
+    server_cpu_us: f64,
 }
 
 /// Starts `processes` children of `role` (`worker` or `bare`), lets them connect, starts them
@@ -506,6 +573,7 @@ fn drain(
         }
         children.push((child, lines));
     }
+    let server_before = server_ticks();
     for (child, _) in &mut children {
         let stdin = child.stdin.as_mut().ok_or("no stdin")?;
         stdin.write_all(b"go\n")?;
@@ -520,6 +588,7 @@ fn drain(
         }
         results.push(line);
     }
+    let server = server_ticks().saturating_sub(server_before);
     let (mut start, mut end, mut count) = (f64::MAX, 0f64, 0f64);
     let mut drained = Drained {
         secs: 0.0,
@@ -528,11 +597,14 @@ fn drain(
         mean_lease: 0.0,
         rss_anon_kib: 0.0,
         rss_file_kib: 0.0,
+        client_cpu_us: 0.0,
+        server_cpu_us: server as f64 / TICKS_PER_SEC * 1e6 / n as f64,
     };
     for line in &results {
         start = start.min(field(line, "start_ns")?);
         end = end.max(field(line, "end_ns")?);
         count += field(line, "count")?;
+        drained.client_cpu_us += field(line, "cpu_ticks")? / TICKS_PER_SEC * 1e6 / n as f64;
         drained.hwm_kib = drained.hwm_kib.max(field(line, "hwm_kib")?);
         if role == "worker" {
             drained.mean_lease += field(line, "mean_lease")? / processes as f64;
@@ -569,11 +641,14 @@ fn series(run: &Run, sizes: &[usize], cache_kib: Option<u32>) -> BoxResult<Vec<(
         let d = drain("worker", &target, n, run.processes, cache_kib)?;
         println!(
             "  backlog {n:>7}, {label}: prefill {:>5.2}s | drain {:>5.2}s = {:>6.0} events/s \
-             (mean lease {:.0}), peak RSS {:>5.1} MiB (at exit: anon {:.1}, file {:.1} MiB)",
+             (mean lease {:.0}, CPU per event: drain processes {:.0} us, server {:.0} us), \
+             peak RSS {:>5.1} MiB (at exit: anon {:.1}, file {:.1} MiB)",
             field(&fill, "secs")?,
             d.secs,
             d.rate,
             d.mean_lease,
+            d.client_cpu_us,
+            d.server_cpu_us,
             d.hwm_kib / 1024.0,
             d.rss_anon_kib / 1024.0,
             d.rss_file_kib / 1024.0,
@@ -590,9 +665,11 @@ fn baseline(run: &Run, n: usize) -> BoxResult<Drained> {
     let bare = drain("bare", &target, n, run.processes, None)?;
     println!(
         "  baseline, backlog {n}, {}: bare lease+ack drain (no worker, no dedupe) {:.0} \
-         events/s, peak RSS {:.1} MiB",
+         events/s (CPU per event: drain processes {:.0} us, server {:.0} us), peak RSS {:.1} MiB",
         run.label,
         bare.rate,
+        bare.client_cpu_us,
+        bare.server_cpu_us,
         bare.hwm_kib / 1024.0
     );
     Ok(bare)
@@ -674,17 +751,19 @@ fn driver() -> BoxResult<()> {
 
     println!("side by side, backlog {largest}:");
     println!(
-        "  {:<26} {:>10} {:>10} {:>12} {:>16}",
-        "backend", "events/s", "bare ev/s", "worker/bare", "peak RSS / proc"
+        "  {:<26} {:>10} {:>10} {:>12} {:>16} {:>22}",
+        "backend", "events/s", "bare ev/s", "worker/bare", "peak RSS / proc", "CPU/event (+server)"
     );
     for s in &summary {
         println!(
-            "  {:<26} {:>10.0} {:>10.0} {:>12.2} {:>12.1} MiB",
+            "  {:<26} {:>10.0} {:>10.0} {:>12.2} {:>12.1} MiB {:>10.0} us (+{:.0} us)",
             s.backend,
             s.worker.rate,
             s.bare.rate,
             s.worker.rate / s.bare.rate,
-            s.worker.hwm_kib / 1024.0
+            s.worker.hwm_kib / 1024.0,
+            s.worker.client_cpu_us,
+            s.worker.server_cpu_us,
         );
     }
     Ok(())
