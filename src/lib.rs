@@ -113,5 +113,5 @@ pub mod worker;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{ConfigError, StoreError};
-pub use event::{EventId, RawEvent};
+pub use event::{EventId, EventType, RawEvent};
 pub use scheme::Scheme;

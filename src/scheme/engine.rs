@@ -16,14 +16,14 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::keys::{HmacKey, Matcher, Tag, TokenHash};
 #[cfg(feature = "ed25519")]
 use super::parse::MAX_SIG;
 use super::parse::{self, find_header, items, Text};
 use super::{IdOrigin, Rejection, RejectionKind, SignedRequest, Verified};
-use crate::event::EventId;
+use crate::event::{EventId, EventType};
 
 pub use super::parse::Encoding;
 
@@ -168,7 +168,7 @@ impl Engine {
         let sig_value = sig_value.as_bytes();
 
         let id_header = find_header(req.headers, &self.id.headers)
-            .map(|(_, v)| v.as_bytes())
+            .map(|(_, v)| v)
             .filter(|v| !v.is_empty());
         if id_header.is_none() && self.signs_id() {
             return Err(Rejection::missing(&self.id.headers[0]));
@@ -179,7 +179,7 @@ impl Engine {
             None => None,
         };
         let ts_raw = timestamp.map_or(&b""[..], |(raw, _)| raw);
-        let id_raw = id_header.unwrap_or_default();
+        let id_raw = id_header.map_or(&b""[..], HeaderValue::as_bytes);
 
         let matched = match &self.keys {
             Keys::Hmac(keys) => self.match_hmac(keys, req, sig_value, id_raw, ts_raw)?,
@@ -190,7 +190,7 @@ impl Engine {
         let secret_index = matched.ok_or_else(|| Rejection::bad_signature(sig_name))?;
 
         let (id, id_origin) = match id_header {
-            Some(v) => (EventId::new(text(v)), IdOrigin::Provider),
+            Some(v) => (EventId::from(v), IdOrigin::Provider),
             None => match self
                 .id
                 .json
@@ -204,7 +204,7 @@ impl Engine {
             .event_type
             .as_ref()
             .and_then(|h| req.headers.get(h))
-            .map(|v| text(v.as_bytes()));
+            .map(EventType::from);
         let timestamp = timestamp.map(|(_, value)| {
             let value = u64::try_from(value).unwrap_or(0);
             UNIX_EPOCH
@@ -466,16 +466,6 @@ impl Engine {
         } else {
             sink(pq.as_bytes());
         }
-    }
-}
-
-/// A header value as text: copied as-is when it is UTF-8 (the usual case, checked quickly),
-/// with invalid sequences replaced otherwise.
-#[inline]
-fn text(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
