@@ -17,7 +17,7 @@ use super::{ClaimToken, IdempotencyKey};
 /// unfinished, and the redelivered event runs the handler again. A handler whose effect lives
 /// in the same database as the idempotency store closes that gap by completing the claim in
 /// the transaction that writes the effect (for PostgreSQL,
-/// [`PgIdempotencyStore::complete_in`](crate::postgres::PgIdempotencyStore::complete_in)):
+/// `postgres::PgIdempotencyStore::complete_in`):
 /// either both commit or neither does, so the effect is applied exactly once even if the
 /// process dies at any point. After the commit it calls [`mark_completed`](Self::mark_completed)
 /// so the layer does not complete (or release) the claim again. The

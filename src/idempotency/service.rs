@@ -103,7 +103,7 @@ pub enum DedupeError {
 /// effect and `complete`. Handlers that need the effect applied strictly once even then
 /// either key their own write on [`Event::id`], or, when the effect lives in the same
 /// database as the store, complete the claim in the effect's own transaction (for PostgreSQL,
-/// [`PgIdempotencyStore::complete_in`](crate::postgres::PgIdempotencyStore::complete_in) with
+/// `postgres::PgIdempotencyStore::complete_in` with
 /// the key and token from [`Event::claim`]) and then call [`HeldClaim::mark_completed`]: the
 /// effect and the completion commit together, and the layer leaves the claim alone.
 ///

@@ -9,7 +9,7 @@
 //! | provider | constructor | signature | replay window (default) |
 //! |---|---|---|---|
 //! | Standard Webhooks / Svix (Clerk, Resend, ...) | [`Preset::standard_webhooks`] | `webhook-signature: v1,<base64>` over `id.timestamp.body` | 5 min, both ways |
-//! | Standard Webhooks `v1a` (Ed25519) | [`Preset::standard_webhooks_ed25519`] | `v1a,<base64>` | 5 min |
+//! | Standard Webhooks `v1a` (Ed25519) | `Preset::standard_webhooks_ed25519` (feature `ed25519`) | `v1a,<base64>` | 5 min |
 //! | GitHub | [`Preset::github`] | `X-Hub-Signature-256: sha256=<hex>` over the body | none (unsigned) |
 //! | Stripe | [`Preset::stripe`] | `Stripe-Signature: t=..,v1=<hex>` over `t.body` | 5 min |
 //! | Shopify | [`Preset::shopify`] | `X-Shopify-Hmac-Sha256: <base64>` over the body | none |
