@@ -8,8 +8,16 @@
 //! Routes (POST only): `/webhooks/github`, `/webhooks/stripe`, `/webhooks/standard`. Each is
 //! a verify layer in front of an intake; all three intakes share one queue.
 //!
+//! The queue is an embedded SQLite database by default. With `HOOKDOCK_DATABASE_URL` set
+//! (and the `postgres` feature) it is PostgreSQL instead, so several receivers and workers
+//! can share it:
+//!
+//! ```sh
+//! HOOKDOCK_DATABASE_URL=postgres://app@localhost/app cargo run --features postgres --example receiver
+//! ```
+//!
 //! A [`Worker`](hookdock::worker::Worker) in the same process drains that queue through the
-//! dedupe layer (claims in the same SQLite database) into a demo handler that logs each event
+//! dedupe layer (claims in the same database) into a demo handler that logs each event
 //! (source, id, type) and can be told to fail. JSON admin routes: `GET /admin/stats` (queue
 //! counts and worker totals), `GET /admin/dead` (dead letters with reasons and attempts;
 //! `?source=`, `?event_id=`, `?reason=`, `?after=`, `?limit=`), `POST /admin/dead/replay`
@@ -24,7 +32,9 @@
 //! | variable | default |
 //! |---|---|
 //! | `HOOKDOCK_ADDR` | `127.0.0.1:3000` (port `0` picks a free port) |
-//! | `HOOKDOCK_DB` | `hookdock.db` (SQLite, WAL, `synchronous=FULL`) |
+//! | `HOOKDOCK_DB` | `hookdock.db` (SQLite, WAL, `synchronous=FULL`); ignored with `HOOKDOCK_DATABASE_URL` |
+//! | `HOOKDOCK_DATABASE_URL` | unset: SQLite. Set: PostgreSQL at this URL (`postgres://user:password@host:5432/database`; needs the `postgres` feature). The receiver creates its tables (migrations) at start-up; an unreachable server or a bad URL stops it with exit code 1. Every receiver and worker process pointed at the same database and schema shares one queue; the worker wakes through `LISTEN/NOTIFY`. |
+//! | `HOOKDOCK_DATABASE_SCHEMA` | `public`: the PostgreSQL schema of hookdock's tables (a lowercase identifier; created if missing) |
 //! | `HOOKDOCK_MAX_DEPTH` | no limit; with a limit, deliveries beyond it get `503` + `Retry-After` |
 //! | `HOOKDOCK_GITHUB_SECRET` | a development secret, printed at start-up |
 //! | `HOOKDOCK_STRIPE_SECRET` | a development secret, printed at start-up |
@@ -44,6 +54,7 @@ use std::sync::Arc;
 use axum::routing::{post_service, MethodRouter};
 use axum::Router;
 use hmac::{KeyInit, Mac};
+use hookdock::idempotency::IdempotencyStore;
 use hookdock::intake::Intake;
 use hookdock::queue::{Queue, QueueOptions};
 use hookdock::scheme::Preset;
@@ -51,6 +62,7 @@ use hookdock::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::verify::VerifyLayer;
 use hookdock::worker::WakeOnEnqueue;
 use hookdock::Scheme;
+use tokio::sync::Notify;
 use tower::ServiceBuilder;
 
 const DEV_GITHUB_SECRET: &str = "hookdock-dev-github-secret";
@@ -61,6 +73,10 @@ const DEV_STANDARD_SECRET: &str = "whsec_aG9va2RvY2stZGV2LXN0YW5kYXJkLXNlY3JldC0
 struct Config {
     addr: String,
     db: String,
+    /// PostgreSQL instead of SQLite, when set.
+    database_url: Option<String>,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    database_schema: String,
     max_depth: Option<u64>,
     github: Secret,
     stripe: Secret,
@@ -110,6 +126,10 @@ impl Config {
         Ok(Self {
             addr: var("HOOKDOCK_ADDR", "127.0.0.1:3000"),
             db: var("HOOKDOCK_DB", "hookdock.db"),
+            database_url: std::env::var("HOOKDOCK_DATABASE_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            database_schema: var("HOOKDOCK_DATABASE_SCHEMA", "public"),
             max_depth: match std::env::var("HOOKDOCK_MAX_DEPTH") {
                 Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
                     format!("HOOKDOCK_MAX_DEPTH must be a whole number of events, not {v:?}")
@@ -123,30 +143,158 @@ impl Config {
     }
 }
 
-/// The database, the queue every route stores into, and the signal that wakes the worker.
+/// The database: the queue every route stores into, the dedupe store of the worker, and the
+/// signal that wakes the worker. Everything past this point sees only the trait objects, so
+/// the routes, the worker and the admin API are one code path for every backend.
 struct Storage {
-    store: SqliteStore,
     queue: Arc<dyn Queue>,
-    wake: Arc<tokio::sync::Notify>,
+    dedupe: Arc<dyn IdempotencyStore>,
+    wake: Arc<Notify>,
+    /// What the banner says about it.
+    describe: String,
+    closer: Closer,
 }
 
-/// The queue every route stores into: one SQLite database, one writer thread, group
-/// commit. (Any other backend fits here: the routes only see `Arc<dyn Queue>`.)
-///
-/// The queue wakes the in-process worker whenever it stores a new event.
-fn open_queue(config: &Config) -> Result<Storage, Box<dyn Error>> {
-    let store = SqliteStore::open(&config.db, SqliteOptions::default())?;
+/// How to shut the backend down once the server and the worker have stopped.
+enum Closer {
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(hookdock::postgres::Pool),
+}
+
+impl Closer {
+    async fn close(self) {
+        match self {
+            // Every acknowledged delivery is already durable; this checkpoints the WAL.
+            Self::Sqlite(store) => store.close().await,
+            // Every acknowledged delivery is already committed; this closes the connections.
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn queue_options(config: &Config) -> QueueOptions {
     let mut options = QueueOptions::default();
     if let Some(max) = config.max_depth {
         options = options.max_depth(max);
     }
-    let queue = WakeOnEnqueue::new(store.queue(options));
+    options
+}
+
+/// PostgreSQL when `HOOKDOCK_DATABASE_URL` is set, else SQLite.
+async fn open_storage(config: &Config) -> Result<Storage, Box<dyn Error>> {
+    match &config.database_url {
+        None => open_sqlite(config),
+        Some(url) => open_postgres(config, url).await,
+    }
+}
+
+/// One SQLite database, one writer thread, group commit. The queue wakes the in-process
+/// worker whenever it stores a new event.
+fn open_sqlite(config: &Config) -> Result<Storage, Box<dyn Error>> {
+    let store = SqliteStore::open(&config.db, SqliteOptions::default())
+        .map_err(|e| format!("cannot open the SQLite database {}: {e}", config.db))?;
+    let queue = WakeOnEnqueue::new(store.queue(queue_options(config)));
     let wake = queue.signal();
     Ok(Storage {
-        store,
         queue: Arc::new(queue),
+        dedupe: Arc::new(store.idempotency()),
         wake,
+        describe: format!("SQLite {}", config.db),
+        closer: Closer::Sqlite(store),
     })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_config: &Config, _url: &str) -> Result<Storage, Box<dyn Error>> {
+    Err(
+        "HOOKDOCK_DATABASE_URL is set, but this receiver was built without PostgreSQL \
+         support: run it with `cargo run --features postgres --example receiver` (or unset \
+         HOOKDOCK_DATABASE_URL to use SQLite)"
+            .into(),
+    )
+}
+
+/// PostgreSQL: connect, apply the migrations, and wake the worker through `LISTEN/NOTIFY`
+/// (enqueues by any receiver process sharing the database wake it).
+#[cfg(feature = "postgres")]
+async fn open_postgres(config: &Config, url: &str) -> Result<Storage, Box<dyn Error>> {
+    use hookdock::postgres::PgBackend;
+    use sqlx::ConnectOptions;
+
+    let shown = redact_url(url);
+    // A bad URL, and an unreachable server, each get their own clear message (the pool alone
+    // would retry a refused connection for 30 s and then only say that it timed out).
+    let bad_url = |why: String| {
+        format!(
+            "HOOKDOCK_DATABASE_URL is not a valid PostgreSQL URL ({shown}): {why}; expected \
+             postgres://user:password@host:5432/database"
+        )
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(bad_url("it must start with postgres:// or postgresql://".into()).into());
+    }
+    let options: sqlx::postgres::PgConnectOptions =
+        url.parse().map_err(|e| bad_url(format!("{e}")))?;
+    let probe = tokio::time::timeout(std::time::Duration::from_secs(10), options.connect())
+        .await
+        .map_err(|_| format!("cannot connect to PostgreSQL at {shown}: no answer within 10 s"))?
+        .map_err(|e| format!("cannot connect to PostgreSQL at {shown}: {e}"))?;
+    let _ = sqlx::Connection::close(probe).await;
+
+    let backend = PgBackend::connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL at {shown}: {e}"))?
+        .with_schema(&config.database_schema)
+        .map_err(|e| format!("HOOKDOCK_DATABASE_SCHEMA: {e}"))?;
+    backend.migrate().await.map_err(|e| {
+        format!(
+            "cannot create hookdock's tables in schema {:?} at {shown}: {e}",
+            config.database_schema
+        )
+    })?;
+    let queue = backend.queue(queue_options(config));
+    let wake = queue.wake_notify().await;
+    Ok(Storage {
+        queue: Arc::new(queue),
+        dedupe: Arc::new(backend.idempotency_store()),
+        wake,
+        describe: format!("PostgreSQL {shown}, schema {}", config.database_schema),
+        closer: Closer::Postgres(backend.pool().clone()),
+    })
+}
+
+/// The URL without its password (in the user part or a `password=` parameter), for messages.
+#[cfg(feature = "postgres")]
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
 }
 
 /// One webhook endpoint: verify with `scheme`, then store into `queue`.
@@ -196,8 +344,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     let config = Config::from_env()?;
     let worker_config = demo::WorkerConfig::from_env()?;
-    let Storage { store, queue, wake } = open_queue(&config)?;
-    let worker = worker_config.start(Arc::clone(&queue), wake, store.idempotency())?;
+    let Storage {
+        queue,
+        dedupe,
+        wake,
+        describe,
+        closer,
+    } = open_storage(&config).await?;
+    let worker = worker_config.start(Arc::clone(&queue), wake, dedupe)?;
     let app = webhook_routes(&config, &queue)?.merge(worker_config.admin_routes(
         Arc::clone(&queue),
         worker.as_ref().map(|w| w.worker().clone()),
@@ -205,7 +359,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     let addr = listener.local_addr()?;
-    print_banner(&config, addr, queue.durability(), &worker_config.describe());
+    print_banner(
+        &config,
+        addr,
+        &describe,
+        queue.durability(),
+        &worker_config.describe(),
+    );
 
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -219,8 +379,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
             );
         }
     }
-    // Every acknowledged delivery is already durable; this checkpoints the WAL.
-    store.close().await;
+    closer.close().await;
     println!("hookdock receiver stopped");
     Ok(())
 }
@@ -228,16 +387,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
 fn print_banner(
     config: &Config,
     addr: std::net::SocketAddr,
+    storage: &str,
     durability: impl std::fmt::Debug,
     worker: &[String],
 ) {
     println!("hookdock receiver listening on http://{addr}");
     match config.max_depth {
-        Some(max) => println!(
-            "  queue: {} ({durability:?}, at most {max} waiting)",
-            config.db
-        ),
-        None => println!("  queue: {} ({durability:?})", config.db),
+        Some(max) => println!("  queue: {storage} ({durability:?}, at most {max} waiting)"),
+        None => println!("  queue: {storage} ({durability:?})"),
     }
     println!(
         "  POST /webhooks/github    {}",
@@ -302,4 +459,32 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight deliveries");
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db.internal:5432/app",
+                "postgres://app:***@db.internal:5432/app",
+            ),
+            (
+                "postgres://app:p@ss@db/app?sslmode=require",
+                "postgres://app:***@db/app?sslmode=require",
+            ),
+            (
+                "postgres://app@db/app?password=s3cret&application_name=x",
+                "postgres://app@db/app?password=***&application_name=x",
+            ),
+            ("postgres://db/app", "postgres://db/app"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+            assert!(!redact_url(url).contains("s3cret"));
+        }
+    }
 }

@@ -6,66 +6,193 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+/// Text that is either owned or shares a request header's bytes.
+///
+/// A header value received by hyper is a slice of the connection's read buffer, so keeping
+/// it costs a reference count, not an allocation and a copy. Only ASCII values are kept as
+/// headers (ASCII is UTF-8, so reading them as text cannot fail); anything else is decoded
+/// to an owned `String` once.
+#[derive(Clone)]
+enum Text {
+    Owned(String),
+    Header(HeaderValue),
+}
+
+impl Text {
+    fn from_header(value: &HeaderValue) -> Self {
+        if value.as_bytes().is_ascii() {
+            Self::Header(value.clone())
+        } else {
+            Self::Owned(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Owned(s) => s,
+            // ASCII, checked in `from_header`: this never falls back.
+            Self::Header(v) => std::str::from_utf8(v.as_bytes()).unwrap_or_default(),
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Self::Owned(s) => s,
+            Self::Header(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        }
+    }
+}
+
+/// Implements the string-like traits of a newtype over [`Text`], all by its text.
+macro_rules! text_newtype {
+    ($name:ident) => {
+        impl $name {
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+
+            /// Unwraps the text (copies it if it shares a header's bytes).
+            pub fn into_string(self) -> String {
+                self.0.into_string()
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_str() == other.as_str()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.as_str().hash(state)
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(Text::Owned(s.to_owned()))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(Text::Owned(s))
+            }
+        }
+
+        impl From<&HeaderValue> for $name {
+            /// Shares the header's bytes when they are ASCII; otherwise decodes them
+            /// as UTF-8, replacing invalid sequences with U+FFFD.
+            fn from(value: &HeaderValue) -> Self {
+                Self(Text::from_header(value))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                String::deserialize(deserializer).map(Self::from)
+            }
+        }
+    };
+}
+
 /// The identity of an event within its source: the provider's delivery or event id where it
 /// sends one, otherwise the lowercase hex SHA-256 of the raw body.
 ///
-/// Queues and idempotency stores key on `(source, EventId)`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct EventId(String);
+/// Queues and idempotency stores key on `(source, EventId)`. Equality, ordering, hashing and
+/// serialization are those of the text; an id read from a request header shares the header's
+/// bytes instead of copying them.
+#[derive(Clone)]
+pub struct EventId(Text);
 
 impl EventId {
     /// Wraps an id.
     pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
+        Self(Text::Owned(id.into()))
     }
 
     /// The id derived from a body when the provider sends none: lowercase hex SHA-256.
     pub fn from_body_hash(body: &[u8]) -> Self {
         use sha2::Digest;
-        Self(hex::encode(sha2::Sha256::digest(body)))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Unwraps the id.
-    pub fn into_string(self) -> String {
-        self.0
+        Self::new(hex::encode(sha2::Sha256::digest(body)))
     }
 }
 
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
+text_newtype!(EventId);
 
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// The provider's name for what happened (`push`, `invoice.paid`), where it sends one in a
+/// header such as `X-GitHub-Event`; see [`Verified::event_type`](crate::scheme::Verified).
+///
+/// Compares, hashes and prints as its text, and dereferences to `str`.
+#[derive(Clone)]
+pub struct EventType(Text);
 
-impl From<&str> for EventId {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
-
-impl From<String> for EventId {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
-
-impl AsRef<str> for EventId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+text_newtype!(EventType);
 
 /// One delivery as it is stored: the exact bytes the provider sent and what is needed to
 /// identify, re-verify and replay it.
@@ -162,6 +289,46 @@ pub fn decode_headers(blob: &[u8]) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_from_headers_equal_owned_ids_by_text() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        fn hash(id: &EventId) -> u64 {
+            let mut h = DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish()
+        }
+        let shared = EventId::from(&HeaderValue::from_static("72d3162e-cc78"));
+        let owned = EventId::new("72d3162e-cc78");
+        assert_eq!(shared, owned);
+        assert_eq!(hash(&shared), hash(&owned));
+        assert_eq!(shared.cmp(&owned), std::cmp::Ordering::Equal);
+        assert_eq!(shared.as_str(), "72d3162e-cc78");
+        assert_eq!(
+            format!("{shared} {shared:?}"),
+            "72d3162e-cc78 \"72d3162e-cc78\""
+        );
+        assert_eq!(serde_json::to_string(&shared).unwrap(), "\"72d3162e-cc78\"");
+        let back: EventId = serde_json::from_str("\"72d3162e-cc78\"").unwrap();
+        assert_eq!(back, shared);
+        assert_eq!(shared.clone().into_string(), "72d3162e-cc78");
+        assert!(shared < EventId::new("8"));
+    }
+
+    #[test]
+    fn non_ascii_header_text_is_decoded_once() {
+        // UTF-8 is kept as written; other bytes become U+FFFD.
+        let utf8 = EventType::from(&HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        assert_eq!(utf8.as_str(), "caf\u{e9}");
+        let latin1 = EventId::from(&HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        assert_eq!(latin1.as_str(), "caf\u{fffd}");
+        assert_eq!(latin1, EventId::new("caf\u{fffd}"));
+        // Tabs are ASCII: shared, and read back exactly.
+        let tab = EventType::from(&HeaderValue::from_static("a\tb"));
+        assert_eq!(&*tab, "a\tb");
+        assert_eq!(tab, "a\tb");
+    }
 
     #[test]
     fn headers_round_trip_including_repeats_and_obs_text() {

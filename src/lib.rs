@@ -1,20 +1,93 @@
 //! # hookdock
 //!
 //! Receive webhooks safely: verify every delivery in constant time over the exact raw bytes,
-//! store it durably before answering 2xx, and run your handler once in effect, with retries,
-//! a dead-letter queue and replay.
+//! store it durably before answering `2xx`, and run your handler once in effect, with
+//! retries, a dead-letter queue and replay.
 //!
 //! The parts, in the order a delivery meets them:
 //!
-//! - [`scheme`]: signing rules for real providers ([`scheme::Preset`]) and the [`Scheme`]
-//!   trait for your own;
+//! - [`scheme`]: signing rules for real providers ([`scheme::Preset`]: GitHub, Stripe,
+//!   Standard Webhooks/Svix, Shopify, Slack, Twilio, GitLab, Paddle, Square, HubSpot,
+//!   PagerDuty, and a [`scheme::GenericHmac`] builder) and the [`Scheme`] trait for your own;
 //! - [`verify`]: a tower layer that limits the body, verifies it, and passes the request on
-//!   with its [`scheme::Verified`] identity;
-//! - [`intake`]: the terminal service that stores the verified delivery in a [`queue::Queue`]
-//!   and answers 2xx only once it is durable;
-//! - [`queue`]: the durable hand-off between receiving and handling;
-//! - [`idempotency`]: the store and layer that make redeliveries apply once;
-//! - [`worker`]: leases events and runs your handler with retries and dead letters.
+//!   with its [`scheme::Verified`] identity, or answers `401`/`400`/`413`;
+//! - [`intake`]: the terminal service that stores the verified delivery in a
+//!   [`queue::Queue`] and answers `2xx` only once it is durable (`503` + `Retry-After` when it
+//!   cannot be stored);
+//! - [`queue`]: the durable hand-off, with backends in memory, SQLite (`sqlite`, feature
+//!   `sqlite`, the default) and PostgreSQL (`postgres`, feature `postgres`);
+//! - [`idempotency`]: the store and the [`DedupeLayer`](idempotency::DedupeLayer) that make
+//!   redeliveries apply once;
+//! - [`worker`]: leases events and runs your `tower::Service` with retries, backoff, dead
+//!   letters, replay and graceful shutdown;
+//! - `testing` (feature `test-util`): a signer for every preset, a fake clock, and the
+//!   conformance suites every backend passes, yours included.
+//!
+//! # The whole path
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use bytes::Bytes;
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
+//! use hookdock::idempotency::MemoryIdempotencyStore;
+//! use hookdock::intake::Intake;
+//! use hookdock::queue::MemoryQueue;
+//! use hookdock::scheme::Preset;
+//! use hookdock::verify::VerifyLayer;
+//! use hookdock::worker::{Event, HandlerError, Worker};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! // Receiving: verify, then store durably before answering. (Use `hookdock::sqlite` or
+//! // `hookdock::postgres` for a queue that survives the process.)
+//! let queue = Arc::new(MemoryQueue::new());
+//! let endpoint = ServiceBuilder::new()
+//!     .layer(VerifyLayer::new(Preset::github(["It's a Secret to Everybody"])?))
+//!     .service(Intake::new(Arc::clone(&queue)));
+//!
+//! // GitHub's documented example delivery, sent twice (providers retry).
+//! let delivery = || {
+//!     Request::post("/webhooks/github")
+//!         .header("x-hub-signature-256",
+//!                 "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+//!         .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+//!         .body(Full::new(Bytes::from_static(b"Hello, World!")))
+//! };
+//! for _ in 0..2 {
+//!     let response = endpoint.clone().oneshot(delivery()?).await?;
+//!     assert_eq!(response.status(), StatusCode::OK);
+//! }
+//!
+//! // Handling: a worker with dedupe in front of your handler.
+//! let applied = Arc::new(AtomicUsize::new(0));
+//! let counter = Arc::clone(&applied);
+//! let handler = service_fn(move |event: Event| {
+//!     let counter = Arc::clone(&counter);
+//!     async move {
+//!         assert_eq!(event.body().as_ref(), b"Hello, World!"); // the exact bytes
+//!         counter.fetch_add(1, Ordering::SeqCst);
+//!         Ok::<_, HandlerError>(())
+//!     }
+//! });
+//! let worker = Worker::builder(Arc::clone(&queue))
+//!     .idempotency(MemoryIdempotencyStore::new())
+//!     .build(handler)?;
+//! worker.run_until_idle().await?; // in a service: `worker.spawn()`, then `shutdown()`
+//! assert_eq!(applied.load(Ordering::SeqCst), 1); // delivered twice, applied once
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | `sqlite`: the embedded durable queue and idempotency store (bundled SQLite) |
+//! | `postgres` | no | `postgres`: queue and idempotency store on PostgreSQL (sqlx) |
+//! | `ed25519` | no | Standard Webhooks `v1a` signatures (`Preset::standard_webhooks_ed25519`) |
+//! | `test-util` | no | `testing`: test signer, fake clock, conformance suites |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -40,5 +113,5 @@ pub mod worker;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{ConfigError, StoreError};
-pub use event::{EventId, RawEvent};
+pub use event::{EventId, EventType, RawEvent};
 pub use scheme::Scheme;

@@ -1,4 +1,4 @@
-//! End to end over real HTTP and a real SQLite file: the receiver example (verify → durable
+//! End to end over real HTTP and a real database: the receiver example (verify → durable
 //! intake → worker with dedupe → demo handler) as a child process, driven by signed GitHub
 //! deliveries, with the handler's *effects* counted in a separate file it appends to and
 //! fsyncs (one line per applied event), never its calls.
@@ -6,12 +6,20 @@
 //! - `same_delivery_three_times_is_applied_once`
 //! - `killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once`
 //! - `permanent_failure_dead_letters_then_replay_after_fix_applies_once`
+//!
+//! Each runs twice, from the same body: `sqlite::NAME` on a SQLite file in a temporary
+//! directory, and `postgres::NAME` on the PostgreSQL server named by
+//! `HOOKDOCK_TEST_POSTGRES_URL`, in a fresh schema (the receiver gets
+//! `HOOKDOCK_DATABASE_URL` and `HOOKDOCK_DATABASE_SCHEMA`). Without that variable the
+//! PostgreSQL runs print a notice and pass, unless `HOOKDOCK_REQUIRE_POSTGRES=1`.
 
+#[cfg(feature = "postgres")]
+mod postgres_support;
 mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hookdock::scheme::Preset;
@@ -21,6 +29,123 @@ use support::Receiver;
 const SECRET: &str = "e2e-worker-github-secret";
 /// Short leases, so a killed worker's event comes back within seconds.
 const LEASE_MS: &str = "1500";
+
+/// Where one test's receivers keep their queue and claims, and where their effects go.
+struct Setup {
+    dir: tempfile::TempDir,
+    /// Environment for every receiver of the test (the database, the effects file, leases).
+    env: Vec<(&'static str, String)>,
+    #[cfg(feature = "postgres")]
+    postgres: Option<postgres_support::TestDb>,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let effects = dir.path().join("effects");
+        let effects = effects.to_str().expect("utf-8 path").to_owned();
+        Self {
+            dir,
+            env: vec![
+                ("HOOKDOCK_DEMO_EFFECTS", effects),
+                ("HOOKDOCK_LEASE_MS", LEASE_MS.to_owned()),
+            ],
+            #[cfg(feature = "postgres")]
+            postgres: None,
+        }
+    }
+
+    /// A SQLite file in a temporary directory.
+    fn sqlite() -> Self {
+        Self::new()
+    }
+
+    /// A fresh schema on the test server; `None` (after a notice) when there is none.
+    #[cfg(feature = "postgres")]
+    async fn postgres(test: &str) -> Option<Self> {
+        let db = postgres_support::TestDb::new(test).await?;
+        let mut setup = Self::new();
+        setup.env.push(("HOOKDOCK_DATABASE_URL", db.url.clone()));
+        setup
+            .env
+            .push(("HOOKDOCK_DATABASE_SCHEMA", db.schema.clone()));
+        setup.postgres = Some(db);
+        Some(setup)
+    }
+
+    /// The SQLite file (ignored by a receiver on PostgreSQL).
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("q.db")
+    }
+
+    fn effects(&self) -> HashMap<String, usize> {
+        effects(&self.dir.path().join("effects"))
+    }
+
+    /// Starts a receiver on this test's database with `extra` settings on top.
+    fn start(&self, extra: &[(&str, &str)]) -> Receiver {
+        let mut env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend_from_slice(extra);
+        let receiver = Receiver::start(&self.db(), SECRET, &env);
+        // The banner names the backend: make sure the test runs on the one it claims.
+        let queue = receiver.wait_for_line("  queue: ");
+        assert!(queue.contains(self.backend()), "{queue}");
+        receiver
+    }
+
+    /// How the receiver's banner names this test's backend.
+    fn backend(&self) -> &'static str {
+        #[cfg(feature = "postgres")]
+        if self.postgres.is_some() {
+            return "queue: PostgreSQL";
+        }
+        "queue: SQLite"
+    }
+
+    /// Drops the test's schema (after the test passed).
+    async fn finish(self) {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = self.postgres {
+            db.cleanup().await;
+        }
+    }
+}
+
+/// Expands each test body into `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let setup = super::Setup::sqlite();
+                    super::$name(&setup).await;
+                    setup.finish().await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(setup) = super::Setup::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&setup).await;
+                    setup.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    same_delivery_three_times_is_applied_once,
+    killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once,
+    permanent_failure_dead_letters_then_replay_after_fix_applies_once,
+);
 
 /// How many times each event's effect was applied, from the effects file.
 fn effects(path: &Path) -> HashMap<String, usize> {
@@ -89,19 +214,8 @@ async fn queue_depth(addr: SocketAddr) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_delivery_three_times_is_applied_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, fx) = (dir.path().join("q.db"), dir.path().join("effects"));
-    let fx_s = fx.to_str().expect("utf-8 path");
-    let receiver = Receiver::start(
-        &db,
-        SECRET,
-        &[
-            ("HOOKDOCK_DEMO_EFFECTS", fx_s),
-            ("HOOKDOCK_LEASE_MS", LEASE_MS),
-        ],
-    );
+async fn same_delivery_three_times_is_applied_once(setup: &Setup) {
+    let receiver = setup.start(&[]);
     let addr = receiver.addr;
     let body = r#"{"ref":"refs/heads/main","after":"abc123"}"#;
     for n in 1..=3u64 {
@@ -117,8 +231,8 @@ async fn same_delivery_three_times_is_applied_once() {
         })
         .await;
     }
-    assert_eq!(effects(&fx).get("github/dup-1"), Some(&1));
-    assert_eq!(effects(&fx).len(), 1);
+    assert_eq!(setup.effects().get("github/dup-1"), Some(&1));
+    assert_eq!(setup.effects().len(), 1);
     let stats = admin(addr, "GET", "/admin/stats").await;
     assert_eq!(
         stats["worker"]["duplicates"], 2,
@@ -127,39 +241,20 @@ async fn same_delivery_three_times_is_applied_once() {
     receiver.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, fx) = (dir.path().join("q.db"), dir.path().join("effects"));
-    let fx_s = fx.to_str().expect("utf-8 path");
+async fn killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once(setup: &Setup) {
     // The first process takes a minute per event: it is killed in the middle.
-    let slow = Receiver::start(
-        &db,
-        SECRET,
-        &[
-            ("HOOKDOCK_DEMO_EFFECTS", fx_s),
-            ("HOOKDOCK_LEASE_MS", LEASE_MS),
-            ("HOOKDOCK_DEMO_DELAY_MS", "60000"),
-        ],
-    );
+    let slow = setup.start(&[("HOOKDOCK_DEMO_DELAY_MS", "60000")]);
     assert_eq!(deliver(slow.addr, "crash-1", r#"{"n":1}"#).await, 200);
     let first = slow.wait_for_line("handling github/crash-1");
     assert!(first.ends_with("attempt=1"), "{first}");
     slow.kill();
-    assert!(effects(&fx).is_empty(), "killed before the effect");
+    assert!(setup.effects().is_empty(), "killed before the effect");
 
     // A new process: the event comes back once the dead worker's lease expires.
-    let fixed = Receiver::start(
-        &db,
-        SECRET,
-        &[
-            ("HOOKDOCK_DEMO_EFFECTS", fx_s),
-            ("HOOKDOCK_LEASE_MS", LEASE_MS),
-        ],
-    );
+    let fixed = setup.start(&[]);
     let addr = fixed.addr;
     eventually("the redelivered event is applied", || async {
-        effects(&fx).contains_key("github/crash-1") && queue_depth(addr).await == 0
+        setup.effects().contains_key("github/crash-1") && queue_depth(addr).await == 0
     })
     .await;
     let again = fixed.printed("handling github/crash-1");
@@ -167,29 +262,19 @@ async fn killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once(
         again.iter().any(|l| l.ends_with("attempt=2")),
         "redelivered as the second attempt: {again:?}"
     );
-    assert_eq!(effects(&fx).get("github/crash-1"), Some(&1));
+    assert_eq!(setup.effects().get("github/crash-1"), Some(&1));
     // And it stays applied once: nothing else is pending or dead.
     let stats = admin(addr, "GET", "/admin/stats").await;
     assert_eq!(stats["queue"]["dead"], 0);
     fixed.stop();
-    assert_eq!(effects(&fx).get("github/crash-1"), Some(&1));
+    assert_eq!(setup.effects().get("github/crash-1"), Some(&1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permanent_failure_dead_letters_then_replay_after_fix_applies_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, fx) = (dir.path().join("q.db"), dir.path().join("effects"));
-    let fx_s = fx.to_str().expect("utf-8 path");
-    let broken = Receiver::start(
-        &db,
-        SECRET,
-        &[
-            ("HOOKDOCK_DEMO_EFFECTS", fx_s),
-            ("HOOKDOCK_LEASE_MS", LEASE_MS),
-            ("HOOKDOCK_DEMO_FAIL_RATE", "1"),
-            ("HOOKDOCK_DEMO_FAIL_KIND", "permanent"),
-        ],
-    );
+async fn permanent_failure_dead_letters_then_replay_after_fix_applies_once(setup: &Setup) {
+    let broken = setup.start(&[
+        ("HOOKDOCK_DEMO_FAIL_RATE", "1"),
+        ("HOOKDOCK_DEMO_FAIL_KIND", "permanent"),
+    ]);
     let body = r#"{"action":"opened","number":7}"#;
     assert_eq!(deliver(broken.addr, "perm-1", body).await, 200);
     let addr = broken.addr;
@@ -208,23 +293,16 @@ async fn permanent_failure_dead_letters_then_replay_after_fix_applies_once() {
         "{reason}"
     );
     let message = letter["message"].as_i64().expect("message id");
-    assert!(effects(&fx).is_empty());
+    assert!(setup.effects().is_empty());
     broken.stop();
 
     // The handler is fixed (the new process does not fail); replay that one event.
-    let fixed = Receiver::start(
-        &db,
-        SECRET,
-        &[
-            ("HOOKDOCK_DEMO_EFFECTS", fx_s),
-            ("HOOKDOCK_LEASE_MS", LEASE_MS),
-        ],
-    );
+    let fixed = setup.start(&[]);
     let addr = fixed.addr;
     let replayed = admin(addr, "POST", &format!("/admin/dead/replay?id={message}")).await;
     assert_eq!(replayed["replayed"], 1);
     eventually("the replayed event is applied", || async {
-        effects(&fx).contains_key("github/perm-1") && queue_depth(addr).await == 0
+        setup.effects().contains_key("github/perm-1") && queue_depth(addr).await == 0
     })
     .await;
     assert_eq!(
@@ -245,6 +323,6 @@ async fn permanent_failure_dead_letters_then_replay_after_fix_applies_once() {
     })
     .await;
     fixed.stop();
-    assert_eq!(effects(&fx).get("github/perm-1"), Some(&1));
-    assert_eq!(effects(&fx).len(), 1);
+    assert_eq!(setup.effects().get("github/perm-1"), Some(&1));
+    assert_eq!(setup.effects().len(), 1);
 }

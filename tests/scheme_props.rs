@@ -322,11 +322,11 @@ macro_rules! props {
                     // first item: `t=<ts>,v1=...` / `ts=<ts>;h1=...`.
                     let expected = match embedded_timestamp(&original) {
                         Some((start, end)) if (start..end).contains(&i) => {
-                            // The timestamp item now runs to the first list separator (the
-                            // byte that followed it), which the change may have moved closer.
-                            let sep = original[end];
-                            let len = value[start..].iter().position(|&b| b == sep).unwrap_or(value.len() - start);
-                            case.expected_for_timestamp(&value[start..start + len], at)
+                            // The changed byte may itself be the list separator, which ends
+                            // the timestamp item early.
+                            let sep = if start == 2 { b',' } else { b';' };
+                            let item = value[start..].split(|&b| b == sep).next().unwrap_or(&[]);
+                            case.expected_for_timestamp(item, at)
                         }
                         // The `t=` prefix or the separator after the timestamp.
                         Some((_, end)) if i <= end => RejectionKind::MalformedHeader,

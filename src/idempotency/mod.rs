@@ -30,6 +30,7 @@
 //! Times are read from the store's [`Clock`](crate::Clock).
 
 mod future;
+mod held;
 mod layer;
 mod memory;
 mod service;
@@ -43,6 +44,7 @@ use crate::error::StoreError;
 use crate::event::EventId;
 
 pub use future::ResponseFuture;
+pub use held::HeldClaim;
 pub use layer::{DedupeLayer, DedupeLayerBuilder, DEFAULT_CLAIM_LEASE};
 pub use memory::MemoryIdempotencyStore;
 pub use service::{Dedupe, DedupeError, Deduped};

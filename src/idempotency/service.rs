@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::{Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore};
+use super::{Claim, ClaimToken, Fingerprint, HeldClaim, IdempotencyKey, IdempotencyStore};
 use crate::clock::unix_millis;
 use crate::error::StoreError;
 use crate::worker::{Event, HandlerError};
@@ -84,7 +84,7 @@ pub enum DedupeError {
 ///
 /// | claim | what happens | returns |
 /// |---|---|---|
-/// | `Acquired` | runs the inner service; on success [`complete`](IdempotencyStore::complete)s the key, on any failure [`release`](IdempotencyStore::release)s it | `Ok(Handled(response))` or the inner error |
+/// | `Acquired` | runs the inner service with the claim attached ([`Event::claim`]); on success [`complete`](IdempotencyStore::complete)s the key, on any failure [`release`](IdempotencyStore::release)s it; neither if the handler [completed the claim itself](HeldClaim::mark_completed) | `Ok(Handled(response))` or the inner error |
 /// | `Completed` | skips the handler | `Ok(Duplicate(result))` (the worker acks) |
 /// | `InProgress` | skips the handler | a [deferred](crate::worker::ErrorKind::Deferred) error until the claim expires |
 /// | `FingerprintMismatch` | skips the handler | a [permanent](HandlerError::permanent) error (dead letter) |
@@ -100,8 +100,12 @@ pub enum DedupeError {
 /// still counts as handled (`Ok`): the effect has happened, and acking stops the queue from
 /// running it again. The claim then expires, so a later duplicate delivery within the
 /// retention period would run the handler again; so would a crash between the handler's
-/// effect and `complete`. Handlers that need the effect applied strictly once even then should
-/// also key their own write on [`Event::id`].
+/// effect and `complete`. Handlers that need the effect applied strictly once even then
+/// either key their own write on [`Event::id`], or, when the effect lives in the same
+/// database as the store, complete the claim in the effect's own transaction (for PostgreSQL,
+/// `postgres::PgIdempotencyStore::complete_in` with
+/// the key and token from [`Event::claim`]) and then call [`HeldClaim::mark_completed`]: the
+/// effect and the completion commit together, and the layer leaves the claim alone.
 ///
 /// The service's error is [`HandlerError`] rather than `S::Error` because the layer has
 /// outcomes of its own (defer, conflict, store failure) to report; `S::Error` only needs to
@@ -210,31 +214,42 @@ where
         }
     };
 
+    let held = HeldClaim::new(key.clone(), token);
     let mut guard = ReleaseOnDrop {
-        store: Some((store.clone(), key.clone(), token)),
+        store: Some((store.clone(), held.clone())),
     };
-    let outcome = AssertUnwindSafe(inner.call(event))
+    let outcome = AssertUnwindSafe(inner.call(event.with_claim(held.clone())))
         .catch_unwind()
         .await
         .map(|result| result.map_err(Into::<HandlerError>::into));
     guard.disarm();
+    // The handler completed the claim in its own (committed) transaction: it is no longer
+    // this layer's to complete or release.
+    let completed_by_handler = held.is_completed();
     match outcome {
         Ok(Ok(response)) => {
-            if let Err(error) = store.complete(&key, token, None).await {
+            if completed_by_handler {
+                tracing::trace!(source = %key.source, id = %key.id, "claim completed by the handler");
+            } else if let Err(error) = store.complete(&key, token, None).await {
                 tracing::error!(
                     source = %key.source, id = %key.id, %error,
                     "handler succeeded but its idempotency claim could not be completed; \
-                     a later duplicate of this event may run the handler again"
+                     a later duplicate of this event may run the handler again (a handler \
+                     that completes the claim itself should call HeldClaim::mark_completed)"
                 );
             }
             Ok(Deduped::Handled(response))
         }
         Ok(Err(error)) => {
-            release(&*store, &key, token).await;
+            if !completed_by_handler {
+                release(&*store, &key, token).await;
+            }
             Err(error)
         }
         Err(panic) => {
-            release(&*store, &key, token).await;
+            if !completed_by_handler {
+                release(&*store, &key, token).await;
+            }
             std::panic::resume_unwind(panic)
         }
     }
@@ -261,9 +276,10 @@ async fn release(store: &dyn IdempotencyStore, key: &IdempotencyKey, token: Clai
     }
 }
 
-/// Releases a claim whose handler future was dropped before it finished.
+/// Releases a claim whose handler future was dropped before it finished (unless the handler
+/// had completed it itself).
 struct ReleaseOnDrop {
-    store: Option<(Arc<dyn IdempotencyStore>, IdempotencyKey, ClaimToken)>,
+    store: Option<(Arc<dyn IdempotencyStore>, HeldClaim)>,
 }
 
 impl ReleaseOnDrop {
@@ -274,12 +290,15 @@ impl ReleaseOnDrop {
 
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
-        let Some((store, key, token)) = self.store.take() else {
+        let Some((store, held)) = self.store.take() else {
             return;
         };
+        if held.is_completed() {
+            return;
+        }
         // Without a runtime the claim simply expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { release(&*store, &key, token).await });
+            runtime.spawn(async move { release(&*store, held.key(), held.token()).await });
         }
     }
 }
@@ -473,6 +492,171 @@ mod tests {
         async fn purge_expired(&self) -> Result<u64, StoreError> {
             self.inner.purge_expired().await
         }
+    }
+
+    /// Wraps a store: counts completions and releases (by anyone).
+    #[derive(Debug, Default)]
+    struct Counting {
+        inner: MemoryIdempotencyStore,
+        completes: AtomicU32,
+        releases: AtomicU32,
+    }
+
+    #[async_trait]
+    impl IdempotencyStore for Counting {
+        async fn claim(
+            &self,
+            key: &IdempotencyKey,
+            fingerprint: &Fingerprint,
+            lease: Duration,
+        ) -> Result<Claim, StoreError> {
+            self.inner.claim(key, fingerprint, lease).await
+        }
+        async fn complete(
+            &self,
+            key: &IdempotencyKey,
+            token: ClaimToken,
+            result: Option<Bytes>,
+        ) -> Result<(), StoreError> {
+            self.completes.fetch_add(1, Ordering::SeqCst);
+            self.inner.complete(key, token, result).await
+        }
+        async fn release(&self, key: &IdempotencyKey, token: ClaimToken) -> Result<(), StoreError> {
+            self.releases.fetch_add(1, Ordering::SeqCst);
+            self.inner.release(key, token).await
+        }
+        async fn purge_expired(&self) -> Result<u64, StoreError> {
+            self.inner.purge_expired().await
+        }
+    }
+
+    /// A handler that completes its claim itself (as it would inside its own transaction),
+    /// with a result, then marks it and returns `outcome`.
+    fn self_completing(
+        store: Arc<Counting>,
+        calls: Arc<AtomicU32>,
+        mark: bool,
+        outcome: fn() -> Result<(), HandlerError>,
+    ) -> impl Service<Event, Response = (), Error = HandlerError, Future: Send> + Clone + Send {
+        service_fn(move |event: Event| {
+            let (store, calls) = (store.clone(), calls.clone());
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let claim = event.claim().expect("the dedupe layer attaches its claim");
+                assert_eq!(claim.key(), &IdempotencyKey::new("github", "a"));
+                assert!(!claim.is_completed());
+                store
+                    .complete(
+                        claim.key(),
+                        claim.token(),
+                        Some(Bytes::from_static(b"done")),
+                    )
+                    .await?;
+                if mark {
+                    claim.mark_completed();
+                }
+                outcome()
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_claim_the_handler_completed_itself_is_left_alone() {
+        let store = Arc::new(Counting::default());
+        let calls = Arc::new(AtomicU32::new(0));
+        let svc = DedupeLayer::new(store.clone()).layer(self_completing(
+            store.clone(),
+            calls.clone(),
+            true,
+            || Ok(()),
+        ));
+        assert!(svc
+            .clone()
+            .oneshot(event("a", "x"))
+            .await
+            .unwrap()
+            .is_handled());
+        assert_eq!(
+            store.completes.load(Ordering::SeqCst),
+            1,
+            "only the handler completed the claim"
+        );
+        assert_eq!(store.releases.load(Ordering::SeqCst), 0);
+        // The handler's completion (and its result) is what later deliveries see.
+        let dup = svc.oneshot(event("a", "x")).await.unwrap();
+        assert_eq!(dup, Deduped::Duplicate(Some(Bytes::from_static(b"done"))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unmarked_self_completion_still_counts_as_handled() {
+        let store = Arc::new(Counting::default());
+        let calls = Arc::new(AtomicU32::new(0));
+        let svc = DedupeLayer::new(store.clone()).layer(self_completing(
+            store.clone(),
+            calls.clone(),
+            false,
+            || Ok(()),
+        ));
+        // The layer completes again, gets ClaimLost, logs it, and still reports success.
+        assert!(svc
+            .clone()
+            .oneshot(event("a", "x"))
+            .await
+            .unwrap()
+            .is_handled());
+        assert_eq!(store.completes.load(Ordering::SeqCst), 2);
+        let dup = svc.oneshot(event("a", "x")).await.unwrap();
+        assert_eq!(dup, Deduped::Duplicate(Some(Bytes::from_static(b"done"))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_marked_claim_is_not_released_when_the_handler_then_fails() {
+        let store = Arc::new(Counting::default());
+        let calls = Arc::new(AtomicU32::new(0));
+        let svc = DedupeLayer::new(store.clone()).layer(self_completing(
+            store.clone(),
+            calls.clone(),
+            true,
+            || Err(HandlerError::retry("failed after the commit")),
+        ));
+        let err = svc.clone().oneshot(event("a", "x")).await.unwrap_err();
+        assert!(err.is_retryable());
+        assert_eq!(store.releases.load(Ordering::SeqCst), 0);
+        // The retry finds the claim completed: the effect is not applied again.
+        let dup = svc.oneshot(event("a", "x")).await.unwrap();
+        assert_eq!(dup, Deduped::Duplicate(Some(Bytes::from_static(b"done"))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_claim_carries_the_acquired_token() {
+        let clock = FakeClock::at_unix(1_000);
+        let store = store(&clock);
+        let seen = Arc::new(Mutex::new(None));
+        let sink = seen.clone();
+        let svc = DedupeLayer::new(store.clone()).layer(service_fn(move |event: Event| {
+            let sink = sink.clone();
+            async move {
+                *sink.lock().unwrap() = event.claim().map(|c| (c.key().clone(), c.token()));
+                Ok::<_, HandlerError>(())
+            }
+        }));
+        svc.oneshot(event("a", "x")).await.unwrap();
+        let (key, token) = seen.lock().unwrap().clone().expect("a claim");
+        assert_eq!(key, IdempotencyKey::new("github", "a"));
+        // The layer completed with that very token: completing with it again is refused as
+        // already completed, and a token one off never matched.
+        let again = store.complete(&key, token, None).await.unwrap_err();
+        assert!(matches!(again, StoreError::ClaimLost), "{again:?}");
+        assert!(matches!(
+            store
+                .claim(&key, &Fingerprint::of(b"x"), LEASE)
+                .await
+                .unwrap(),
+            Claim::Completed(None)
+        ));
     }
 
     #[tokio::test]

@@ -16,13 +16,14 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::keys::{HmacKey, Matcher, Tag, TokenHash};
-use super::parse::{self, find_header, items, MAX_SIG};
+#[cfg(feature = "ed25519")]
+use super::parse::MAX_SIG;
+use super::parse::{self, find_header, items, Text};
 use super::{IdOrigin, Rejection, RejectionKind, SignedRequest, Verified};
-use crate::clock::unix_millis;
-use crate::event::EventId;
+use crate::event::{EventId, EventType};
 
 pub use super::parse::Encoding;
 
@@ -167,9 +168,9 @@ impl Engine {
         let sig_value = sig_value.as_bytes();
 
         let id_header = find_header(req.headers, &self.id.headers)
-            .map(|(_, v)| v.as_bytes())
+            .map(|(_, v)| v)
             .filter(|v| !v.is_empty());
-        if id_header.is_none() && self.signs(&SignedPart::Id) {
+        if id_header.is_none() && self.signs_id() {
             return Err(Rejection::missing(&self.id.headers[0]));
         }
 
@@ -178,7 +179,7 @@ impl Engine {
             None => None,
         };
         let ts_raw = timestamp.map_or(&b""[..], |(raw, _)| raw);
-        let id_raw = id_header.unwrap_or_default();
+        let id_raw = id_header.map_or(&b""[..], HeaderValue::as_bytes);
 
         let matched = match &self.keys {
             Keys::Hmac(keys) => self.match_hmac(keys, req, sig_value, id_raw, ts_raw)?,
@@ -189,7 +190,7 @@ impl Engine {
         let secret_index = matched.ok_or_else(|| Rejection::bad_signature(sig_name))?;
 
         let (id, id_origin) = match id_header {
-            Some(v) => (EventId::new(String::from_utf8_lossy(v)), IdOrigin::Provider),
+            Some(v) => (EventId::from(v), IdOrigin::Provider),
             None => match self
                 .id
                 .json
@@ -203,7 +204,7 @@ impl Engine {
             .event_type
             .as_ref()
             .and_then(|h| req.headers.get(h))
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            .map(EventType::from);
         let timestamp = timestamp.map(|(_, value)| {
             let value = u64::try_from(value).unwrap_or(0);
             UNIX_EPOCH
@@ -224,8 +225,9 @@ impl Engine {
         })
     }
 
-    fn signs(&self, part: &SignedPart) -> bool {
-        matches!(&self.content, Content::Parts(parts) if parts.contains(part))
+    fn signs_id(&self) -> bool {
+        matches!(&self.content, Content::Parts(parts)
+            if parts.iter().any(|p| matches!(p, SignedPart::Id)))
     }
 
     /// The timestamp's raw text and value, after the tolerance check.
@@ -287,9 +289,7 @@ impl Engine {
             Some(messages) => {
                 for (k, key) in keys.iter().enumerate() {
                     for (v, message) in messages.iter().enumerate() {
-                        let mut mac = key.start();
-                        mac.update(message);
-                        tags[k * variants + v] = mac.finish();
+                        tags[k * variants + v] = key.mac(|sink| sink(message));
                     }
                 }
             }
@@ -299,28 +299,34 @@ impl Engine {
                 }
             }
         }
+        // Compare as text: each expected MAC is written the one way the encoding allows (lowercase
+        // hex, canonical base64), so a candidate matches exactly when it decodes to that MAC,
+        // and nothing needs decoding.
+        let mut inline_texts = [Text::EMPTY; INLINE_TAGS];
+        let mut heap_texts = Vec::new();
+        let texts: &mut [Text] = if count <= INLINE_TAGS {
+            &mut inline_texts[..count]
+        } else {
+            heap_texts.resize(count, Text::EMPTY);
+            &mut heap_texts
+        };
+        for (text, tag) in texts.iter_mut().zip(tags.iter()) {
+            self.signature.encoding.encode_into(tag.as_bytes(), text);
+        }
         let mut matcher = Matcher::new();
-        let mut buf = [0u8; MAX_SIG];
         for candidate in self.candidates(sig_value) {
-            let decoded = self.signature.encoding.decode(candidate, &mut buf);
-            let (bytes, valid) = match decoded {
-                Some(n) => (&buf[..n], true),
-                None => (&buf[..0], false),
-            };
-            matcher.check(bytes, valid, tags.iter().map(Tag::as_bytes));
+            matcher.check(candidate, texts.iter().map(Text::as_bytes));
         }
         // With several content variants, a match at tag `i` belongs to key `i / variants`.
-        Ok(matcher.result().map(|i| i / variants))
+        Ok(matcher
+            .result()
+            .map(|i| if variants == 1 { i } else { i / variants }))
     }
 
     fn match_token(&self, tokens: &[TokenHash], sig_value: &[u8]) -> Option<usize> {
         let presented = TokenHash::new(sig_value);
         let mut matcher = Matcher::new();
-        matcher.check(
-            presented.as_bytes(),
-            true,
-            tokens.iter().map(TokenHash::as_bytes),
-        );
+        matcher.check(presented.as_bytes(), tokens.iter().map(TokenHash::as_bytes));
         matcher.result()
     }
 
@@ -355,13 +361,13 @@ impl Engine {
     /// [`twilio_variants`](super::presets::twilio_variants)).
     #[inline]
     fn mac_parts(&self, key: &HmacKey, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> Tag {
-        let mut mac = key.start();
-        if let Content::Parts(parts) = &self.content {
-            for part in parts {
-                self.feed(part, req, id, ts, &mut |b| mac.update(b));
+        key.mac(|sink| {
+            if let Content::Parts(parts) = &self.content {
+                for part in parts {
+                    self.feed(part, req, id, ts, sink);
+                }
             }
-        }
-        mac.finish()
+        })
     }
 
     /// The signed parts, concatenated (for signatures that need the whole message at once).
@@ -395,9 +401,8 @@ impl Engine {
             SigningKey::Hmac(key) => match &self.content {
                 Content::Twilio => {
                     let messages = super::presets::twilio_variants(self, req).ok()?;
-                    let mut mac = key.start();
-                    mac.update(messages.first()?);
-                    mac.finish().as_bytes().to_vec()
+                    let message = messages.first()?;
+                    key.mac(|sink| sink(message)).as_bytes().to_vec()
                 }
                 Content::Parts(_) => self.mac_parts(key, req, id, ts).as_bytes().to_vec(),
             },
@@ -472,17 +477,18 @@ fn check_window(
     tolerance: Duration,
     now: SystemTime,
 ) -> Result<(), RejectionKind> {
-    let now_ms = unix_millis(now);
+    // Whole seconds (or milliseconds) since the epoch, without 128-bit arithmetic; a `now`
+    // before the epoch counts as the epoch.
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
     let (now, tolerance) = if millis {
         (
-            now_ms,
+            secs.saturating_mul(1000)
+                .saturating_add(i64::from(since.subsec_millis())),
             i64::try_from(tolerance.as_millis()).unwrap_or(i64::MAX),
         )
     } else {
-        (
-            now_ms.div_euclid(1000),
-            i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX),
-        )
+        (secs, i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX))
     };
     let age = now.saturating_sub(value);
     if age > tolerance {

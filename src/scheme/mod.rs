@@ -9,7 +9,7 @@
 //! | provider | constructor | signature | replay window (default) |
 //! |---|---|---|---|
 //! | Standard Webhooks / Svix (Clerk, Resend, ...) | [`Preset::standard_webhooks`] | `webhook-signature: v1,<base64>` over `id.timestamp.body` | 5 min, both ways |
-//! | Standard Webhooks `v1a` (Ed25519) | [`Preset::standard_webhooks_ed25519`] | `v1a,<base64>` | 5 min |
+//! | Standard Webhooks `v1a` (Ed25519) | `Preset::standard_webhooks_ed25519` (feature `ed25519`) | `v1a,<base64>` | 5 min |
 //! | GitHub | [`Preset::github`] | `X-Hub-Signature-256: sha256=<hex>` over the body | none (unsigned) |
 //! | Stripe | [`Preset::stripe`] | `Stripe-Signature: t=..,v1=<hex>` over `t.body` | 5 min |
 //! | Shopify | [`Preset::shopify`] | `X-Shopify-Hmac-Sha256: <base64>` over the body | none |
@@ -70,7 +70,7 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 
-use crate::event::EventId;
+use crate::event::{EventId, EventType};
 
 pub use engine::{Encoding, SignedPart};
 pub use generic::GenericHmac;
@@ -150,7 +150,7 @@ pub struct Verified {
     /// The provider's timestamp, where it is part of the signature.
     pub timestamp: Option<SystemTime>,
     /// The event type, where the provider sends it in a header (such as `X-GitHub-Event`).
-    pub event_type: Option<String>,
+    pub event_type: Option<EventType>,
     /// Which configured secret matched, counting from 0 in the order given (useful to see when
     /// a rotated-out secret stops being used).
     pub secret_index: usize,
@@ -176,7 +176,7 @@ impl Verified {
     }
 
     /// Sets the event type (builder style).
-    pub fn with_event_type(mut self, event_type: Option<String>) -> Self {
+    pub fn with_event_type(mut self, event_type: Option<EventType>) -> Self {
         self.event_type = event_type;
         self
     }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::event::{EventId, RawEvent};
+use crate::idempotency::HeldClaim;
 use crate::queue::{Leased, MessageId};
 
 /// One delivery as a handler sees it: the stored [`RawEvent`], where it is in its retry
@@ -35,6 +36,7 @@ pub struct Event<T = Bytes> {
     attempt: u32,
     max_attempts: u32,
     last_error: Option<String>,
+    claim: Option<HeldClaim>,
     payload: T,
 }
 
@@ -48,6 +50,7 @@ impl Event<Bytes> {
             attempt,
             max_attempts,
             last_error: None,
+            claim: None,
             payload,
         }
     }
@@ -127,6 +130,24 @@ impl<T> Event<T> {
         self.last_error.as_deref()
     }
 
+    /// The dedupe layer's claim on this event (its key and fencing token), while the handler
+    /// runs under a [`DedupeLayer`](crate::idempotency::DedupeLayer); `None` without one.
+    ///
+    /// A handler that writes its effect in the same database as the idempotency store can
+    /// complete the claim in the same transaction, then [mark it
+    /// completed](HeldClaim::mark_completed): see [`HeldClaim`] and the [worker
+    /// docs](super#exactly-once-across-a-crash).
+    pub fn claim(&self) -> Option<&HeldClaim> {
+        self.claim.as_ref()
+    }
+
+    /// Attaches a claim (builder style): what the dedupe layer does before calling the
+    /// handler, and what a test of a handler can do.
+    pub fn with_claim(mut self, claim: HeldClaim) -> Self {
+        self.claim = Some(claim);
+        self
+    }
+
     /// The payload.
     pub fn payload(&self) -> &T {
         &self.payload
@@ -156,6 +177,7 @@ impl<T> Event<T> {
                 attempt: self.attempt,
                 max_attempts: self.max_attempts,
                 last_error: self.last_error,
+                claim: self.claim,
                 payload,
             },
             self.payload,
@@ -201,8 +223,20 @@ mod tests {
         assert!(event.is_last_attempt());
         assert_eq!(event.last_error(), Some("boom"));
         assert_eq!(event.payload(), &Bytes::from_static(b"body"));
+        assert!(event.claim().is_none(), "no claim outside the dedupe layer");
 
+        let claim = HeldClaim::new(
+            crate::idempotency::IdempotencyKey::new("stripe", "evt_1"),
+            crate::idempotency::ClaimToken(5),
+        );
+        let event = event.with_claim(claim.clone());
         let mapped = event.map(|b| b.len());
+        // The claim travels with the event through payload changes, and clones share its
+        // completed flag.
+        let carried = mapped.claim().expect("claim kept");
+        assert_eq!(carried.token(), crate::idempotency::ClaimToken(5));
+        claim.mark_completed();
+        assert!(carried.is_completed());
         assert_eq!(*mapped.payload(), 4);
         assert_eq!(mapped.body(), &Bytes::from_static(b"body"));
         assert_eq!(mapped.last_error(), Some("boom"));

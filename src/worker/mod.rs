@@ -76,6 +76,72 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Exactly once across a crash
+//!
+//! The dedupe layer completes an event's claim after the handler returns. A process that dies
+//! in between (after the effect, before the completion) leaves the claim unfinished, and the
+//! redelivered event runs the handler again. When the effect lives in the same database as
+//! the idempotency store, the handler can close that gap: [`Event::claim`] gives it the
+//! layer's claim (key and fencing token, plain data, the same for every backend); it
+//! completes the claim in the transaction that writes the effect, commits, and calls
+//! [`HeldClaim::mark_completed`](crate::idempotency::HeldClaim::mark_completed) so the layer
+//! leaves the claim alone. The effect and the completion commit together or not at all: a
+//! crash before the commit rolls both back (the event is handled again), a crash after it
+//! leaves the claim completed (the redelivery is acked as a duplicate). With PostgreSQL:
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
+//! use hookdock::postgres::{PgBackend, PgIdempotencyStore, Pool};
+//! use hookdock::queue::QueueOptions;
+//! use hookdock::worker::{Event, HandlerError, Worker};
+//!
+//! async fn record_payment(
+//!     event: Event,
+//!     pool: Pool,
+//!     claims: Arc<PgIdempotencyStore>,
+//! ) -> Result<(), HandlerError> {
+//!     let claim = event
+//!         .claim()
+//!         .ok_or_else(|| HandlerError::permanent("run this handler under the dedupe layer"))?;
+//!     let mut tx = pool.begin().await?;
+//!     sqlx::query("INSERT INTO payments (event_id, body) VALUES ($1, $2)")
+//!         .bind(event.id().as_str())
+//!         .bind(&event.body()[..])
+//!         .execute(&mut *tx)
+//!         .await?;
+//!     // In the same transaction as the effect. ClaimLost (the claim was taken over): the `?`
+//!     // drops `tx`, which rolls the effect back.
+//!     claims.complete_in(&mut tx, claim.key(), claim.token(), None).await?;
+//!     tx.commit().await?;
+//!     claim.mark_completed(); // committed: the dedupe layer must not complete it again
+//!     Ok(())
+//! }
+//!
+//! let pg = PgBackend::connect("postgres://app@localhost/app").await?;
+//! pg.migrate().await?;
+//! let queue = pg.queue(QueueOptions::default());
+//! let wake = queue.wake_notify().await;
+//! let claims = Arc::new(pg.idempotency_store());
+//! let (pool, handler_claims) = (pg.pool().clone(), claims.clone());
+//! let worker = Worker::builder(queue)
+//!     .idempotency(claims) // the dedupe layer claims in the same database
+//!     .wake_on(wake)
+//!     .build(tower::service_fn(move |event: Event| {
+//!         record_payment(event, pool.clone(), handler_claims.clone())
+//!     }))?;
+//! let handle = worker.spawn();
+//! # drop(handle);
+//! # Ok(()) }
+//! # fn main() {}
+//! ```
+//!
+//! A handler whose effect is elsewhere (an HTTP call, another database) cannot commit it
+//! together with the claim; it keys its write on [`Event::id`] instead (an idempotency key
+//! for the remote API, a unique constraint), so that running it twice applies it once.
+//!
 //! # Deferral and attempts
 //!
 //! A message handed back without being tried (its dedupe claim is held elsewhere, or the

@@ -231,7 +231,7 @@ impl WorkerBuilder {
 
     /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll: an
     /// `Arc<tokio::sync::Notify>` you notify after an in-process enqueue, or a backend's own
-    /// signal such as PostgreSQL's [`PgWakeup`](crate::postgres::PgWakeup)
+    /// signal such as PostgreSQL's `postgres::PgWakeup`
     /// (`LISTEN/NOTIFY`). See [`Wake`].
     pub fn wake_on(mut self, signal: impl Wake) -> Self {
         self.wake = Some(Arc::new(tokio::sync::Mutex::new(Box::new(signal))));

@@ -22,7 +22,7 @@ use crate::queue::{
 /// retries become ready without any signal).
 ///
 /// Implemented for `Arc<tokio::sync::Notify>` (call `notify_one` after an in-process enqueue)
-/// and, with feature `postgres`, for [`PgWakeup`](crate::postgres::PgWakeup)
+/// and, with feature `postgres`, for `postgres::PgWakeup`
 /// (`LISTEN/NOTIFY`).
 pub trait Wake: Send + 'static {
     /// Resolves at the next wake-up.
