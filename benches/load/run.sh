@@ -97,17 +97,27 @@ cpu_by_thread() {
          END { for (k in t) printf "%s=%d ", k, t[k] }'
 }
 
+# ctx_switches PID: context switches (voluntary and not) of every thread of PID so far.
+ctx_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
+
 # load RUN_ID STYLE: drives $server_addr; prints the RESULT line, then the server's CPU per
 # thread group over the run and wrk's own CPU, in ticks.
 load() {
-  local run_id=$1 style=$2 before after wrk_out
+  local run_id=$1 style=$2 before after wrk_out cs_before cs_after
   before=$(cpu_by_thread "$server_pid")
-  wrk_out=$(/usr/bin/time -f 'WRKCPU %U %S' \
+  cs_before=$(ctx_switches "$server_pid")
+  wrk_out=$(/usr/bin/time -f 'WRKCPU %U %S %w %c' \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + DRAIN))s" --timeout 60s \
     -s benches/load/github.lua "http://$server_addr" \
     -- "$DURATION" "$run_id" "$signature" /webhooks/github "$body_file" "$style" 2>&1)
   after=$(cpu_by_thread "$server_pid")
+  cs_after=$(ctx_switches "$server_pid")
   grep '^RESULT' <<<"$wrk_out" | tr '\n' ' '
+  printf 'server_cs=%d ' "$((cs_after - cs_before))"
+  grep '^WRKCPU' <<<"$wrk_out" | awk '{ printf "wrk_cs=%d ", $4 + $5 }'
   awk -v b="$before" -v a="$after" 'BEGIN {
       n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); B[kv[1]] = kv[2] }
       n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); printf "cpu[%s]=%d ", kv[1], kv[2] - B[kv[1]] }
@@ -203,6 +213,11 @@ pair() {
     -v b="$(server_cpu "$bare" "$bare_n")" -v r="$(server_cpu "$recv" "$recv_n")" \
     'BEGIN { printf "%.3f", (wb + b) / (wr + r) }')
   printf '   CPU-bound ratio (wrk + bare) / (wrk + receiver): %s\n' "$cpu_ratio"
+  printf '   context switches per request (server + wrk): bare %s + %s, receiver %s + %s\n' \
+    "$(awk -v c="$(field server_cs "$bare")" -v n="$bare_n" 'BEGIN { printf "%.2f", c / n }')" \
+    "$(awk -v c="$(field wrk_cs "$bare")" -v n="$bare_n" 'BEGIN { printf "%.2f", c / n }')" \
+    "$(awk -v c="$(field server_cs "$recv")" -v n="$recv_n" 'BEGIN { printf "%.2f", c / n }')" \
+    "$(awk -v c="$(field wrk_cs "$recv")" -v n="$recv_n" 'BEGIN { printf "%.2f", c / n }')"
   ratios[$style]+="$ratio "
   cpu_ratios[$style]+="$cpu_ratio "
   recv_cpus[$style]+="$(awk -v w="$(wrk_cpu "$recv" "$recv_n")" -v r="$(server_cpu "$recv" "$recv_n")" 'BEGIN { printf "%.1f", w + r }') "

@@ -81,6 +81,10 @@ pub(crate) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, S
 /// checkpoints, and the schema brought up to date.
 pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = open(path, options)?;
+    // Only takes effect on a database that has no page yet; must come before WAL mode,
+    // which writes the first page.
+    conn.execute_batch(&format!("PRAGMA page_size = {}", options.page_size))
+        .map_err(sql_error)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(sql_error)?;

@@ -287,6 +287,32 @@ async fn checkpoints_run_in_the_background_and_on_close() {
     assert_eq!(n, 200);
 }
 
+/// The page size applies to a database the store creates, and an existing database keeps
+/// the one it was created with.
+#[tokio::test]
+async fn page_size_applies_to_new_databases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let page_size = |path: &std::path::Path| -> i64 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let store = open(&dir, SqliteOptions::new().page_size(1024));
+    store
+        .queue(QueueOptions::default())
+        .enqueue(event("a"))
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(page_size(&path), 1024);
+    let store = open(&dir, SqliteOptions::new().page_size(8192));
+    let queue = store.queue(QueueOptions::default());
+    assert_eq!(queue.stats().await.unwrap().depth(), 1);
+    store.close().await;
+    assert_eq!(page_size(&path), 1024);
+}
+
 /// A purge larger than one chunk is done in several transactions and removes everything
 /// due.
 #[tokio::test]
