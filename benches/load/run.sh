@@ -8,9 +8,23 @@
 #   DURATION=20 ROUNDS=3 benches/load/run.sh
 #   PERF=1 benches/load/run.sh           # also profile the receiver with perf
 #   NULL_QUEUE=1 benches/load/run.sh     # also verify + intake over a queue storing nothing
+#   BACKEND=both benches/load/run.sh     # the receiver on SQLite and on PostgreSQL
+#
+# BACKEND=sqlite|postgres|both (default sqlite) picks the receiver's queue. PostgreSQL runs
+# the same receiver example with HOOKDOCK_DATABASE_URL set (built with --features postgres),
+# at HOOKDOCK_BENCH_POSTGRES_URL, else HOOKDOCK_TEST_POSTGRES_URL; each measurement gets a
+# fresh schema (HOOKDOCK_DATABASE_SCHEMA), counted with psql and dropped afterwards. A
+# throwaway local server:
+#
+#   eval "$(scripts/postgres-test-server.sh start)"
+#   BACKEND=both benches/load/run.sh
+#   scripts/postgres-test-server.sh stop "$HOOKDOCK_POSTGRES_TEST_DIR"
+#
+# On PostgreSQL the server CPU per request includes the PostgreSQL server's processes
+# ("postgres"), which run on the same machine.
 #
 # Needs: wrk (Debian: apt-get install -y wrk), openssl, GNU time (/usr/bin/time), sqlite3 or
-# python3; perf for PERF=1 (Debian: apt-get install -y linux-perf).
+# python3; perf for PERF=1; psql for BACKEND=postgres (Debian: apt-get install -y linux-perf).
 #
 # Each round measures the bare handler, then the receiver on a fresh database, with the same
 # wrk script (benches/load/github.lua: unique X-GitHub-Delivery per request, no delivery left
@@ -27,6 +41,7 @@ ROUNDS=${ROUNDS:-3}             # bare/receiver pairs, alternating
 PERF=${PERF:-0}
 NULL_QUEUE=${NULL_QUEUE:-0}
 IDS=${IDS:-both}                # delivery ids: random (UUIDs, as providers send), sequential, both
+BACKEND=${BACKEND:-sqlite}      # the receiver's queue: sqlite, postgres, both
 DRAIN=3                         # seconds after the load for the last answers to arrive
 
 case "$IDS" in
@@ -35,12 +50,31 @@ case "$IDS" in
   *) echo "IDS must be random, sequential or both, not $IDS" >&2; exit 2 ;;
 esac
 
+case "$BACKEND" in
+  sqlite | postgres) backends=$BACKEND ;;
+  both) backends="sqlite postgres" ;;
+  *) echo "BACKEND must be sqlite, postgres or both, not $BACKEND" >&2; exit 2 ;;
+esac
+features=()
+pg_url=""
+if [[ "$backends" == *postgres* ]]; then
+  pg_url=${HOOKDOCK_BENCH_POSTGRES_URL:-${HOOKDOCK_TEST_POSTGRES_URL:-}}
+  if [[ -z "$pg_url" ]]; then
+    echo "BACKEND=$BACKEND needs HOOKDOCK_BENCH_POSTGRES_URL or HOOKDOCK_TEST_POSTGRES_URL" \
+      '(a throwaway server: eval "$(scripts/postgres-test-server.sh start)")' >&2
+    exit 2
+  fi
+  command -v psql >/dev/null || { echo "BACKEND=$BACKEND needs psql" >&2; exit 2; }
+  features=(--features postgres)
+fi
+
 for tool in wrk openssl /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "run.sh needs $tool" >&2; exit 2; }
 done
 
 echo "== building (release)"
-cargo build --release --quiet --example receiver --example load_bare --example load_null_queue
+cargo build --release --quiet "${features[@]}" \
+  --example receiver --example load_bare --example load_null_queue
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
   echo target)
@@ -97,6 +131,18 @@ cpu_by_thread() {
          END { for (k in t) printf "%s=%d ", k, t[k] }'
 }
 
+# pg_cpu: CPU ticks used so far by every running PostgreSQL server process (0 when the
+# receiver is on SQLite).
+pg_cpu() {
+  if [[ "$current_backend" != postgres ]]; then echo 0; return; fi
+  local pids
+  pids=$(pgrep -x postgres || true)
+  [[ -z "$pids" ]] && { echo 0; return; }
+  for p in $pids; do cat /proc/"$p"/stat 2>/dev/null || true; done |
+    awk '{ r = substr($0, index($0, ") ") + 2); split(r, f, " "); t += f[12] + f[13] } END { print t + 0 }'
+}
+current_backend=sqlite
+
 # ctx_switches PID: context switches (voluntary and not) of every thread of PID so far.
 ctx_switches() {
   cat /proc/"$1"/task/*/status 2>/dev/null |
@@ -106,14 +152,16 @@ ctx_switches() {
 # load RUN_ID STYLE: drives $server_addr; prints the RESULT line, then the server's CPU per
 # thread group over the run and wrk's own CPU, in ticks.
 load() {
-  local run_id=$1 style=$2 before after wrk_out cs_before cs_after
+  local run_id=$1 style=$2 before after wrk_out cs_before cs_after pg_before pg_after
   before=$(cpu_by_thread "$server_pid")
+  pg_before=$(pg_cpu)
   cs_before=$(ctx_switches "$server_pid")
   wrk_out=$(/usr/bin/time -f 'WRKCPU %U %S %w %c' \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$((DURATION + DRAIN))s" --timeout 60s \
     -s benches/load/github.lua "http://$server_addr" \
     -- "$DURATION" "$run_id" "$signature" /webhooks/github "$body_file" "$style" 2>&1)
   after=$(cpu_by_thread "$server_pid")
+  pg_after=$(pg_cpu)
   cs_after=$(ctx_switches "$server_pid")
   grep '^RESULT' <<<"$wrk_out" | tr '\n' ' '
   printf 'server_cs=%d ' "$((cs_after - cs_before))"
@@ -122,6 +170,7 @@ load() {
       n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); B[kv[1]] = kv[2] }
       n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); printf "cpu[%s]=%d ", kv[1], kv[2] - B[kv[1]] }
     }'
+  if [[ "$current_backend" == postgres ]]; then printf 'cpu[postgres]=%d ' "$((pg_after - pg_before))"; fi
   grep '^WRKCPU' <<<"$wrk_out" | awk -v hz="$(getconf CLK_TCK)" '{ printf "cpu[wrk]=%d\n", ($2 + $3) * hz }'
 }
 
@@ -146,15 +195,17 @@ field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $2"; }
 
 count_rows() {
   local db=$1
-  if command -v sqlite3 >/dev/null; then
+  if [[ "$current_backend" == postgres ]]; then
+    psql "$pg_url" -Atqc "SELECT count(*) FROM $db.hookdock_events WHERE source = 'github'"
+  elif command -v sqlite3 >/dev/null; then
     sqlite3 "$db" "SELECT count(*) FROM hookdock_events WHERE source = 'github'"
   else
     python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM hookdock_events WHERE source = 'github'\").fetchone()[0])" "$db"
   fi
 }
 
-printf '== %s s per measurement, wrk -t%s -c%s, %s rounds, ids: %s, body %s bytes, %s cores\n' \
-  "$DURATION" "$THREADS" "$CONNECTIONS" "$ROUNDS" "$styles" "$(wc -c <"$body_file")" "$(nproc)"
+printf '== %s s per measurement, wrk -t%s -c%s, %s rounds, ids: %s, receiver on: %s, body %s bytes, %s cores\n' \
+  "$DURATION" "$THREADS" "$CONNECTIONS" "$ROUNDS" "$styles" "$backends" "$(wc -c <"$body_file")" "$(nproc)"
 
 status=0
 declare -A ratios cpu_ratios recv_cpus bare_cpus recv_p99s bare_p99s
@@ -162,11 +213,13 @@ declare -A ratios cpu_ratios recv_cpus bare_cpus recv_p99s bare_p99s
 # p99/p50 fields in ms.
 ms() { awk -v u="$(field "$1" "$2")" 'BEGIN { printf "%.2f", u / 1000 }'; }
 
-# pair STYLE ROUND: the bare handler, then the receiver on a fresh database, both driven with
-# STYLE delivery ids; prints the figures and records them for the summary.
+# pair STYLE ROUND BACKEND: the bare handler, then the receiver on a fresh database of
+# BACKEND, both driven with STYLE delivery ids; prints the figures and records them for the
+# summary.
 pair() {
-  local style=$1 round=$2 bare recv bare_2xx bare_rps recv_2xx recv_rps db stored ratio match
+  local style=$1 round=$2 backend=$3 key="$1 ids, receiver on $3" schema="" bare recv bare_2xx bare_rps recv_2xx recv_rps db stored ratio match
   local perf_pid="" cpu_ratio bare_n recv_n
+  current_backend=sqlite
   start_server "$work/bare.log" "$bare_bin"
   bare=$(load "bare-$round" "$style")
   stop_server
@@ -175,8 +228,16 @@ pair() {
 
   # The receiver alone (HOOKDOCK_WORKER=off): this measures intake, and every stored row
   # stays in the table to be counted.
+  current_backend=$backend
   db="$work/bench-$style-$round.db"
-  start_server "$work/receiver.log" env RUST_LOG=warn HOOKDOCK_DB="$db" HOOKDOCK_WORKER=off \
+  local storage=(HOOKDOCK_DB="$db")
+  if [[ "$backend" == postgres ]]; then
+    schema="hookdock_load_${style}_$round"
+    db=$schema
+    psql "$pg_url" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+    storage=(HOOKDOCK_DATABASE_URL="$pg_url" HOOKDOCK_DATABASE_SCHEMA="$schema")
+  fi
+  start_server "$work/receiver.log" env RUST_LOG=warn "${storage[@]}" HOOKDOCK_WORKER=off \
     HOOKDOCK_GITHUB_SECRET="$secret" "$receiver_bin"
   if [[ "$PERF" == 1 ]]; then
     perf record -F 999 -g -p "$server_pid" -o "$work/perf-$style-$round.data" -- sleep "$((DURATION - 1))" \
@@ -189,11 +250,14 @@ pair() {
   recv_2xx=$(($(field completed "$recv") - $(field non2xx "$recv")))
   recv_rps=$(awk -v n="$recv_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
   stored=$(count_rows "$db" 2>/dev/null) || stored="(no table)"
+  if [[ -n "$schema" ]]; then
+    psql "$pg_url" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  fi
 
   ratio=$(awk -v a="$recv_rps" -v b="$bare_rps" 'BEGIN { printf "%.3f", a / b }')
   match="match"
   if [[ "$stored" != "$recv_2xx" ]]; then match="MISMATCH"; status=1; fi
-  echo "-- round $round, $style ids"
+  echo "-- round $round, $key"
   printf '   bare handler: %8s req/s  p50 %6s ms  p99 %6s ms  (%s answered, %s non-2xx, %s sent)\n' \
     "$bare_rps" "$(ms p50_us "$bare")" "$(ms p99_us "$bare")" \
     "$(field completed "$bare")" "$(field non2xx "$bare")" "$(field sent "$bare")"
@@ -218,12 +282,12 @@ pair() {
     "$(awk -v c="$(field wrk_cs "$bare")" -v n="$bare_n" 'BEGIN { printf "%.2f", c / n }')" \
     "$(awk -v c="$(field server_cs "$recv")" -v n="$recv_n" 'BEGIN { printf "%.2f", c / n }')" \
     "$(awk -v c="$(field wrk_cs "$recv")" -v n="$recv_n" 'BEGIN { printf "%.2f", c / n }')"
-  ratios[$style]+="$ratio "
-  cpu_ratios[$style]+="$cpu_ratio "
-  recv_cpus[$style]+="$(awk -v w="$(wrk_cpu "$recv" "$recv_n")" -v r="$(server_cpu "$recv" "$recv_n")" 'BEGIN { printf "%.1f", w + r }') "
-  bare_cpus[$style]+="$(awk -v w="$(wrk_cpu "$bare" "$bare_n")" -v r="$(server_cpu "$bare" "$bare_n")" 'BEGIN { printf "%.1f", w + r }') "
-  recv_p99s[$style]+="$(ms p99_us "$recv") "
-  bare_p99s[$style]+="$(ms p99_us "$bare") "
+  ratios[$key]+="$ratio "
+  cpu_ratios[$key]+="$cpu_ratio "
+  recv_cpus[$key]+="$(awk -v w="$(wrk_cpu "$recv" "$recv_n")" -v r="$(server_cpu "$recv" "$recv_n")" 'BEGIN { printf "%.1f", w + r }') "
+  bare_cpus[$key]+="$(awk -v w="$(wrk_cpu "$bare" "$bare_n")" -v r="$(server_cpu "$bare" "$bare_n")" 'BEGIN { printf "%.1f", w + r }') "
+  recv_p99s[$key]+="$(ms p99_us "$recv") "
+  bare_p99s[$key]+="$(ms p99_us "$bare") "
   if [[ "$PERF" == 1 ]]; then
     echo "   perf profile of the receiver (self time, top symbols):"
     perf report -i "$work/perf-$style-$round.data" --stdio --no-children --sort dso,symbol \
@@ -234,7 +298,9 @@ pair() {
 
 for round in $(seq 1 "$ROUNDS"); do
   for style in $styles; do
-    pair "$style" "$round"
+    for backend in $backends; do
+      pair "$style" "$round" "$backend"
+    done
   done
   if [[ "$NULL_QUEUE" == 1 ]]; then
     # Verify + intake with storage taken out: what the HTTP path itself costs.
@@ -251,10 +317,13 @@ done
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for style in $styles; do
-  echo "== $style ids: ratio receiver/bare per round: ${ratios[$style]}; median $(median <<<"${ratios[$style]}")"
-  echo "   CPU-bound ratio per round: ${cpu_ratios[$style]}; median $(median <<<"${cpu_ratios[$style]}")"
-  echo "   CPU per request incl. wrk (us), median: bare $(median <<<"${bare_cpus[$style]}"), receiver $(median <<<"${recv_cpus[$style]}")"
-  echo "   p99 (ms), median: bare $(median <<<"${bare_p99s[$style]}"), receiver $(median <<<"${recv_p99s[$style]}")"
+  for backend in $backends; do
+    key="$style ids, receiver on $backend"
+    echo "== $key: ratio receiver/bare per round: ${ratios[$key]}; median $(median <<<"${ratios[$key]}")"
+    echo "   CPU-bound ratio per round: ${cpu_ratios[$key]}; median $(median <<<"${cpu_ratios[$key]}")"
+    echo "   CPU per request incl. wrk (us), median: bare $(median <<<"${bare_cpus[$key]}"), receiver $(median <<<"${recv_cpus[$key]}")"
+    echo "   p99 (ms), median: bare $(median <<<"${bare_p99s[$key]}"), receiver $(median <<<"${recv_p99s[$key]}")"
+  done
 done
 if ((status != 0)); then
   echo "stored rows and 2xx answers differ" >&2
