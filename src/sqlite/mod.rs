@@ -218,7 +218,7 @@ impl SqliteOptions {
     /// memory grows until the cache is full and then stays flat. The default is small so that
     /// it fills early: with it, a worker draining a 100,000-event backlog peaks within 10%
     /// of the memory it needs for a 10,000-event one (with 8 MiB, the 10,000-event database
-    /// did not fill the cache and the larger backlog peaked about 25% higher), and intake and
+    /// did not fill the cache and the larger backlog peaked 15–26% higher), and intake and
     /// drain throughput measured the same (the hot pages of a queue are its newest rows and
     /// the index leaves next to them; the operating system's page cache holds the rest).
     pub fn cache_size_kib(mut self, kib: u32) -> Self {
@@ -403,9 +403,7 @@ impl SqliteStore {
             .send(Msg::Op(request, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
-        let (outcome, request) = outcome.await.map_err(|_| StoreError::Closed)?;
-        drop(request);
-        outcome
+        outcome.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Runs a read on the reader connection.

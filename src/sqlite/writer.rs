@@ -18,11 +18,8 @@ use crate::queue::{
     DeadLetterFilter, Enqueued, Lease, LeaseToken, Leased, MessageId, EXPIRED_ON_LAST_ATTEMPT,
 };
 
-/// What the writer answers: the outcome, and the request itself handed back so that its
-/// buffers (the event's body, id and headers) are freed by the caller's thread, which
-/// allocated them, rather than by the writer (a free into another thread's malloc arena
-/// takes that arena's lock, and the writer is the thread everybody waits for).
-pub(crate) type Reply = oneshot::Sender<(Result<Response, StoreError>, Request)>;
+/// What the writer answers.
+pub(crate) type Reply = oneshot::Sender<Result<Response, StoreError>>;
 
 /// A message to the writer thread.
 // Almost every message is an `Op`; boxing it would cost an allocation per operation.
@@ -319,7 +316,7 @@ impl Writer {
                 self.done += 1;
             }
             // A caller that went away does not need its answer.
-            let _ = reply.send((outcome, request));
+            let _ = reply.send(outcome);
         }
         if self.done >= SWEEP_AT {
             // Enough acked rows for the sweep to pay off: deleting many rows at once
@@ -1030,7 +1027,7 @@ mod tests {
         }
         writer.commit(&mut batch);
         for (i, mut answer) in answers.into_iter().enumerate() {
-            let (outcome, _) = answer.try_recv().expect("every operation is answered");
+            let outcome = answer.try_recv().expect("every operation is answered");
             if i == 4 {
                 let err = outcome.expect_err("the oversized event cannot be stored");
                 assert!(matches!(err, StoreError::Storage(_)), "{err:?}");
