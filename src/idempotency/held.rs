@@ -23,35 +23,37 @@ use super::{ClaimToken, IdempotencyKey};
 /// so the layer does not complete (or release) the claim again. The
 /// [worker docs](crate::worker#exactly-once-across-a-crash) show the whole handler.
 ///
-/// The claim is plain data: nothing here depends on the backend. Clones share the
-/// completed flag.
+/// The claim is plain data: nothing here depends on the backend. Clones are cheap (one
+/// reference count) and share the completed flag.
 #[derive(Clone)]
-pub struct HeldClaim {
+pub struct HeldClaim(Arc<Inner>);
+
+struct Inner {
     key: IdempotencyKey,
     token: ClaimToken,
-    completed: Arc<AtomicBool>,
+    completed: AtomicBool,
 }
 
 impl HeldClaim {
     /// A claim on `key` with `token`, not marked completed. The dedupe layer makes one per
     /// acquired claim; tests of a handler can make their own.
     pub fn new(key: IdempotencyKey, token: ClaimToken) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             key,
             token,
-            completed: Arc::new(AtomicBool::new(false)),
-        }
+            completed: AtomicBool::new(false),
+        }))
     }
 
     /// The claimed key: the event's source and id.
     pub fn key(&self) -> &IdempotencyKey {
-        &self.key
+        &self.0.key
     }
 
     /// The claim's fencing token: completing with it succeeds only while the claim is
     /// current.
     pub fn token(&self) -> ClaimToken {
-        self.token
+        self.0.token
     }
 
     /// Tells the dedupe layer that the handler has completed this claim itself, in a
@@ -59,21 +61,21 @@ impl HeldClaim {
     /// Call it only after the commit succeeded (if the commit fails, return the error instead
     /// and let the layer release the claim).
     pub fn mark_completed(&self) {
-        self.completed.store(true, Ordering::Release);
+        self.0.completed.store(true, Ordering::Release);
     }
 
     /// True once [`mark_completed`](Self::mark_completed) was called (on this claim or a
     /// clone).
     pub fn is_completed(&self) -> bool {
-        self.completed.load(Ordering::Acquire)
+        self.0.completed.load(Ordering::Acquire)
     }
 }
 
 impl fmt::Debug for HeldClaim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HeldClaim")
-            .field("key", &self.key)
-            .field("token", &self.token)
+            .field("key", self.key())
+            .field("token", &self.token())
             .field("completed", &self.is_completed())
             .finish()
     }

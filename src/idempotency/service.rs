@@ -214,7 +214,9 @@ where
         }
     };
 
-    let held = HeldClaim::new(key.clone(), token);
+    // The key moves into the claim, which the handler and the drop guard share.
+    let held = HeldClaim::new(key, token);
+    let key = held.key();
     let mut guard = ReleaseOnDrop {
         store: Some((store.clone(), held.clone())),
     };
@@ -225,33 +227,24 @@ where
     guard.disarm();
     // The handler completed the claim in its own (committed) transaction: it is no longer
     // this layer's to complete or release.
-    let completed_by_handler = held.is_completed();
+    if held.is_completed() {
+        tracing::trace!(source = %key.source, id = %key.id, "claim completed by the handler");
+    } else if matches!(outcome, Ok(Ok(_))) {
+        if let Err(error) = store.complete(key, token, None).await {
+            tracing::error!(
+                source = %key.source, id = %key.id, %error,
+                "handler succeeded but its idempotency claim could not be completed; \
+                 a later duplicate of this event may run the handler again (a handler \
+                 that completes the claim itself should call HeldClaim::mark_completed)"
+            );
+        }
+    } else {
+        release(&*store, key, token).await;
+    }
     match outcome {
-        Ok(Ok(response)) => {
-            if completed_by_handler {
-                tracing::trace!(source = %key.source, id = %key.id, "claim completed by the handler");
-            } else if let Err(error) = store.complete(&key, token, None).await {
-                tracing::error!(
-                    source = %key.source, id = %key.id, %error,
-                    "handler succeeded but its idempotency claim could not be completed; \
-                     a later duplicate of this event may run the handler again (a handler \
-                     that completes the claim itself should call HeldClaim::mark_completed)"
-                );
-            }
-            Ok(Deduped::Handled(response))
-        }
-        Ok(Err(error)) => {
-            if !completed_by_handler {
-                release(&*store, &key, token).await;
-            }
-            Err(error)
-        }
-        Err(panic) => {
-            if !completed_by_handler {
-                release(&*store, &key, token).await;
-            }
-            std::panic::resume_unwind(panic)
-        }
+        Ok(Ok(response)) => Ok(Deduped::Handled(response)),
+        Ok(Err(error)) => Err(error),
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
