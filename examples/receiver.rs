@@ -166,7 +166,16 @@ impl Closer {
     async fn close(self) {
         match self {
             // Every acknowledged delivery is already durable; this checkpoints the WAL.
-            Self::Sqlite(store) => store.close().await,
+            Self::Sqlite(store) => {
+                let stats = store.writer_stats();
+                println!(
+                    "sqlite writer: {} operations in {} transactions (mean batch {:.1})",
+                    stats.operations,
+                    stats.transactions,
+                    stats.mean_batch()
+                );
+                store.close().await
+            }
             // Every acknowledged delivery is already committed; this closes the connections.
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => pool.close().await,

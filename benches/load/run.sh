@@ -266,6 +266,9 @@ pair() {
     "$(field completed "$recv")" "$(field non2xx "$recv")" "$(field sent "$recv")"
   printf '   ratio receiver/bare: %s   stored rows %s vs 2xx %s: %s\n' \
     "$ratio" "$stored" "$recv_2xx" "$match"
+  # The SQLite receiver reports its group commits when it stops.
+  writer_line=$(grep -o 'sqlite writer: .*' "$work/receiver.log" 2>/dev/null | tail -1) || true
+  if [[ -n "$writer_line" ]]; then echo "   $writer_line"; fi
   # CPU per request does not depend on what else the machine is doing; with it, the ratio
   # the two would reach on two cores of their own, CPU-bound with wrk beside them, is
   # (wrk + bare) / (wrk + receiver).

@@ -158,10 +158,12 @@ UPDATE {schema}.hookdock_queue
 SET state = 2, dead_reason = $3, dead_at = $1
 WHERE state = 1 AND available_at <= $1 AND attempts >= $2";
 
-/// The filter is $1 message, $2 source, $3 event id, $4 reason text, $5 after, $6 limit.
-const DEAD_LETTERS: &str = "
-SELECT q.id, e.source, e.event_id, e.received_at_ns, e.headers, e.body, q.attempts,
-       q.dead_reason, q.dead_at
+/// The dead letters a [`DeadLetterFilter`](crate::queue::DeadLetterFilter) picks, oldest
+/// first: $1 id, $2 source, $3 event id, $4 text in the reason, $5 after id, $6 limit (each
+/// `NULL` for "any"). Listing and replaying share it, so they always pick the same rows.
+macro_rules! dead_letter_pick {
+    () => {
+        "
 FROM {schema}.hookdock_queue q
 JOIN {schema}.hookdock_events e ON e.id = q.id
 WHERE q.state = 2
@@ -171,21 +173,25 @@ WHERE q.state = 2
   AND ($4::text IS NULL OR strpos(q.dead_reason, $4) > 0)
   AND ($5::int8 IS NULL OR q.id > $5)
 ORDER BY q.id
-LIMIT $6";
+LIMIT $6"
+    };
+}
 
-const REPLAY: &str = "
+const DEAD_LETTERS: &str = concat!(
+    "
+SELECT q.id, e.source, e.event_id, e.received_at_ns, e.headers, e.body, q.attempts,
+       q.dead_reason, q.dead_at",
+    dead_letter_pick!()
+);
+
+/// $1-$6 as for [`DEAD_LETTERS`], $7 now, $8 the wake channel.
+const REPLAY: &str = concat!(
+    "
 WITH picked AS (
-    SELECT q.id FROM {schema}.hookdock_queue q
-    JOIN {schema}.hookdock_events e ON e.id = q.id
-    WHERE q.state = 2
-      AND ($1::int8 IS NULL OR q.id = $1)
-      AND ($2::text IS NULL OR e.source = $2)
-      AND ($3::text IS NULL OR e.event_id = $3)
-      AND ($4::text IS NULL OR strpos(q.dead_reason, $4) > 0)
-      AND ($5::int8 IS NULL OR q.id > $5)
-    ORDER BY q.id
-    LIMIT $6
-    FOR UPDATE OF q
+SELECT q.id",
+    dead_letter_pick!(),
+    "
+FOR UPDATE OF q
 ), u AS (
     UPDATE {schema}.hookdock_queue q
     SET state = 0, attempts = 0, available_at = $7, dead_reason = NULL, dead_at = NULL
@@ -194,7 +200,8 @@ WITH picked AS (
 ), wake AS (
     SELECT pg_notify($8, '') FROM (SELECT 1 FROM u LIMIT 1) AS any_replayed
 )
-SELECT count(*), (SELECT count(*) FROM wake) FROM u";
+SELECT count(*), (SELECT count(*) FROM wake) FROM u"
+);
 
 /// $1 now, $2 max attempts.
 const STATS: &str = "
