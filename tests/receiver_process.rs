@@ -50,20 +50,29 @@ enum Outcome {
     Unknown,
 }
 
-async fn deliver(client: &reqwest::Client, signer: &Signer, addr: SocketAddr, id: &str) -> Outcome {
+/// Sends the signed GitHub delivery `id` (its body from [`body_for`]) to the receiver.
+async fn send(
+    client: &reqwest::Client,
+    signer: &Signer,
+    addr: SocketAddr,
+    id: &str,
+) -> reqwest::Result<reqwest::Response> {
     let delivery = signer
         .delivery(body_for(id))
         .id(id)
         .event_type("push")
         .sign()
         .expect("valid id");
-    let response = client
+    client
         .post(format!("http://{addr}/webhooks/github"))
         .headers(delivery.headers)
         .body(delivery.body)
         .send()
-        .await;
-    match response {
+        .await
+}
+
+async fn deliver(client: &reqwest::Client, signer: &Signer, addr: SocketAddr, id: &str) -> Outcome {
+    match send(client, signer, addr, id).await {
         Ok(r) if r.status().is_success() => Outcome::Acknowledged,
         Ok(r) => Outcome::Refused(r.status().as_u16()),
         Err(_) => Outcome::Unknown,
@@ -200,16 +209,7 @@ async fn crash_test() {
         .collect();
     let mut stored_before_answer = 0;
     for id in &unknown {
-        let delivery = signer
-            .delivery(body_for(id))
-            .id(id)
-            .sign()
-            .expect("valid id");
-        let response = client
-            .post(format!("http://{}/webhooks/github", receiver.addr))
-            .headers(delivery.headers)
-            .body(delivery.body)
-            .send()
+        let response = send(&client, &signer, receiver.addr, id)
             .await
             .expect("the restarted receiver answers");
         assert_eq!(response.status(), 200, "{id}");
@@ -264,16 +264,7 @@ async fn full_queue_answers_503_and_acknowledges_nothing_it_did_not_store() {
     let mut refused = BTreeSet::new();
     for n in 0..30 {
         let id = format!("full-{n}");
-        let delivery = signer
-            .delivery(body_for(&id))
-            .id(&id)
-            .sign()
-            .expect("valid id");
-        let response = client
-            .post(format!("http://{}/webhooks/github", receiver.addr))
-            .headers(delivery.headers)
-            .body(delivery.body)
-            .send()
+        let response = send(&client, &signer, receiver.addr, &id)
             .await
             .expect("answer");
         match response.status().as_u16() {
@@ -293,16 +284,7 @@ async fn full_queue_answers_503_and_acknowledges_nothing_it_did_not_store() {
     }
     // A redelivery of a stored event is still acknowledged at the limit: it is stored.
     let id = "full-0";
-    let delivery = signer
-        .delivery(body_for(id))
-        .id(id)
-        .sign()
-        .expect("valid id");
-    let response = client
-        .post(format!("http://{}/webhooks/github", receiver.addr))
-        .headers(delivery.headers)
-        .body(delivery.body)
-        .send()
+    let response = send(&client, &signer, receiver.addr, id)
         .await
         .expect("answer");
     assert_eq!(response.status(), 200);

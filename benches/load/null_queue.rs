@@ -5,6 +5,9 @@
 //!
 //! Not a receiver: it acknowledges deliveries it does not keep.
 
+#[path = "serve.rs"]
+mod serve;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -71,24 +74,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(VerifyLayer::new(Preset::github([secret])?))
         .service(Intake::new(NullQueue::default()));
     let app = Router::new().route("/webhooks/github", post_service(endpoint));
-    let addr = std::env::var("HOOKDOCK_ADDR").unwrap_or_else(|_| "127.0.0.1:0".into());
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!(
-        "null-queue receiver listening on http://{}",
-        listener.local_addr()?
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(_) => return std::future::pending().await,
-                };
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-        })
-        .await?;
-    Ok(())
+    serve::serve(app, "null-queue receiver").await
 }

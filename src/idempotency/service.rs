@@ -523,16 +523,22 @@ mod tests {
         }
     }
 
-    /// A handler that completes its claim itself (as it would inside its own transaction),
-    /// with a result, then marks it and returns `outcome`.
+    /// A counting store and a dedupe layer over a handler that completes its claim itself (as
+    /// it would inside its own transaction), with a result, then marks it (if `mark`) and
+    /// returns `outcome`. Also returns the count of handler calls.
     fn self_completing(
-        store: Arc<Counting>,
-        calls: Arc<AtomicU32>,
         mark: bool,
         outcome: fn() -> Result<(), HandlerError>,
-    ) -> impl Service<Event, Response = (), Error = HandlerError, Future: Send> + Clone + Send {
-        service_fn(move |event: Event| {
-            let (store, calls) = (store.clone(), calls.clone());
+    ) -> (
+        Arc<Counting>,
+        Arc<AtomicU32>,
+        impl Service<Event, Response = Deduped<()>, Error = HandlerError> + Clone,
+    ) {
+        let store = Arc::new(Counting::default());
+        let calls = Arc::new(AtomicU32::new(0));
+        let (handler_store, handler_calls) = (store.clone(), calls.clone());
+        let handler = service_fn(move |event: Event| {
+            let (store, calls) = (handler_store.clone(), handler_calls.clone());
             async move {
                 calls.fetch_add(1, Ordering::SeqCst);
                 let claim = event.claim().expect("the dedupe layer attaches its claim");
@@ -550,19 +556,14 @@ mod tests {
                 }
                 outcome()
             }
-        })
+        });
+        let svc = DedupeLayer::new(store.clone()).layer(handler);
+        (store, calls, svc)
     }
 
     #[tokio::test]
     async fn a_claim_the_handler_completed_itself_is_left_alone() {
-        let store = Arc::new(Counting::default());
-        let calls = Arc::new(AtomicU32::new(0));
-        let svc = DedupeLayer::new(store.clone()).layer(self_completing(
-            store.clone(),
-            calls.clone(),
-            true,
-            || Ok(()),
-        ));
+        let (store, calls, svc) = self_completing(true, || Ok(()));
         assert!(svc
             .clone()
             .oneshot(event("a", "x"))
@@ -583,14 +584,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unmarked_self_completion_still_counts_as_handled() {
-        let store = Arc::new(Counting::default());
-        let calls = Arc::new(AtomicU32::new(0));
-        let svc = DedupeLayer::new(store.clone()).layer(self_completing(
-            store.clone(),
-            calls.clone(),
-            false,
-            || Ok(()),
-        ));
+        let (store, calls, svc) = self_completing(false, || Ok(()));
         // The layer completes again, gets ClaimLost, logs it, and still reports success.
         assert!(svc
             .clone()
@@ -606,14 +600,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_marked_claim_is_not_released_when_the_handler_then_fails() {
-        let store = Arc::new(Counting::default());
-        let calls = Arc::new(AtomicU32::new(0));
-        let svc = DedupeLayer::new(store.clone()).layer(self_completing(
-            store.clone(),
-            calls.clone(),
-            true,
-            || Err(HandlerError::retry("failed after the commit")),
-        ));
+        let (store, calls, svc) =
+            self_completing(true, || Err(HandlerError::retry("failed after the commit")));
         let err = svc.clone().oneshot(event("a", "x")).await.unwrap_err();
         assert!(err.is_retryable());
         assert_eq!(store.releases.load(Ordering::SeqCst), 0);
