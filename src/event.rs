@@ -347,6 +347,49 @@ mod tests {
         assert_eq!(h["x-ok"], "1");
     }
 
+    /// A header value's bytes: visible ASCII, space, tab and obs-text (what `HeaderValue`
+    /// accepts), so values may start or end with whitespace and contain `: `.
+    fn value_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let byte = prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff];
+        proptest::collection::vec(byte, 0..40)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_map_survives_the_stored_form(
+            fields in proptest::collection::vec(("[a-z0-9!#$%&'*+.^_`|~-]{1,24}", value_bytes()), 0..12)
+        ) {
+            let mut h = HeaderMap::new();
+            for (name, value) in &fields {
+                h.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_bytes(value).unwrap(),
+                );
+            }
+            proptest::prop_assert_eq!(decode_headers(&encode_headers(&h)), h);
+        }
+
+        #[test]
+        fn any_blob_decodes_to_fields_that_round_trip(
+            blob in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b':'),
+                    proptest::strategy::Just(b' '),
+                    proptest::strategy::Just(b'\r'),
+                    proptest::strategy::Just(b'\n'),
+                    b'a'..=b'e',
+                    proptest::num::u8::ANY,
+                ],
+                0..300,
+            )
+        ) {
+            // A damaged or hand-edited blob never panics; what it yields is stable.
+            let h = decode_headers(&blob);
+            proptest::prop_assert_eq!(decode_headers(&encode_headers(&h)), h);
+        }
+    }
+
     #[test]
     fn body_hash_id_is_lowercase_hex_sha256() {
         assert_eq!(
