@@ -7,7 +7,8 @@
 #   benches/load/run.sh                  # defaults below
 #   DURATION=20 ROUNDS=3 benches/load/run.sh
 #   PERF=1 benches/load/run.sh           # also profile the receiver with perf
-#   NULL_QUEUE=1 benches/load/run.sh     # also verify + intake over a queue storing nothing
+#   NULL_QUEUE=1 benches/load/run.sh     # also verify + intake over a queue storing nothing,
+#                                        # answered at once and after a writer-like hand-off
 #   BACKEND=both benches/load/run.sh     # the receiver on SQLite and on PostgreSQL
 #
 # BACKEND=sqlite|postgres|both (default sqlite) picks the receiver's queue. PostgreSQL runs
@@ -40,6 +41,9 @@ THREADS=${THREADS:-2}           # wrk threads
 ROUNDS=${ROUNDS:-3}             # bare/receiver pairs, alternating
 PERF=${PERF:-0}
 NULL_QUEUE=${NULL_QUEUE:-0}
+# The hand-off's CPU per event and per batch, in microseconds: by default what the SQLite
+# writer spent on this machine (a fit of its CPU time against its batch sizes).
+NULL_WRITER_US=${NULL_WRITER_US:-5.9,144}
 IDS=${IDS:-both}                # delivery ids: random (UUIDs, as providers send), sequential, both
 BACKEND=${BACKEND:-sqlite}      # the receiver's queue: sqlite, postgres, both
 DRAIN=3                         # seconds after the load for the last answers to arrive
@@ -315,6 +319,17 @@ for round in $(seq 1 "$ROUNDS"); do
     printf '   null queue:   %8s req/s  p50 %6s ms  p99 %6s ms\n' \
       "$null_rps" "$(ms p50_us "$null")" "$(ms p99_us "$null")"
     printf '   CPU per request: null queue: %s\n' "$(cpu_report "$null" "$(field completed "$null")")"
+    # The same, each delivery handed to a thread that batches like the SQLite writer and
+    # spends its CPU time without storing anything: the cost of the hand-off pattern itself.
+    start_server "$work/handoff.log" env HOOKDOCK_GITHUB_SECRET="$secret" \
+      HOOKDOCK_NULL_WRITER_US="$NULL_WRITER_US" "$null_bin"
+    handoff=$(load "handoff-$round" random)
+    stop_server
+    handoff_2xx=$(($(field completed "$handoff") - $(field non2xx "$handoff")))
+    handoff_rps=$(awk -v n="$handoff_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+    printf '   hand-off (%s us): %8s req/s  p50 %6s ms  p99 %6s ms\n' \
+      "$NULL_WRITER_US" "$handoff_rps" "$(ms p50_us "$handoff")" "$(ms p99_us "$handoff")"
+    printf '   CPU per request: hand-off: %s\n' "$(cpu_report "$handoff" "$(field completed "$handoff")")"
   fi
 done
 
