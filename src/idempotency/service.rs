@@ -448,16 +448,31 @@ mod tests {
         assert!(matches!(again, Claim::Acquired(_)), "{again:?}");
     }
 
-    /// Wraps a store: fails claims on demand, reports releases.
+    /// Wraps a store: fails claims on demand, counts completions and releases (by anyone),
+    /// and reports each release.
     #[derive(Debug)]
-    struct Flaky {
+    struct Watched {
         inner: Arc<MemoryIdempotencyStore>,
         fail_claims: std::sync::atomic::AtomicBool,
+        completes: AtomicU32,
+        releases: AtomicU32,
         released: tokio::sync::Notify,
     }
 
+    impl Watched {
+        fn over(inner: Arc<MemoryIdempotencyStore>) -> Self {
+            Self {
+                inner,
+                fail_claims: false.into(),
+                completes: AtomicU32::new(0),
+                releases: AtomicU32::new(0),
+                released: tokio::sync::Notify::new(),
+            }
+        }
+    }
+
     #[async_trait]
-    impl IdempotencyStore for Flaky {
+    impl IdempotencyStore for Watched {
         async fn claim(
             &self,
             key: &IdempotencyKey,
@@ -475,9 +490,11 @@ mod tests {
             token: ClaimToken,
             result: Option<Bytes>,
         ) -> Result<(), StoreError> {
+            self.completes.fetch_add(1, Ordering::SeqCst);
             self.inner.complete(key, token, result).await
         }
         async fn release(&self, key: &IdempotencyKey, token: ClaimToken) -> Result<(), StoreError> {
+            self.releases.fetch_add(1, Ordering::SeqCst);
             let r = self.inner.release(key, token).await;
             self.released.notify_one();
             r
@@ -487,54 +504,18 @@ mod tests {
         }
     }
 
-    /// Wraps a store: counts completions and releases (by anyone).
-    #[derive(Debug, Default)]
-    struct Counting {
-        inner: MemoryIdempotencyStore,
-        completes: AtomicU32,
-        releases: AtomicU32,
-    }
-
-    #[async_trait]
-    impl IdempotencyStore for Counting {
-        async fn claim(
-            &self,
-            key: &IdempotencyKey,
-            fingerprint: &Fingerprint,
-            lease: Duration,
-        ) -> Result<Claim, StoreError> {
-            self.inner.claim(key, fingerprint, lease).await
-        }
-        async fn complete(
-            &self,
-            key: &IdempotencyKey,
-            token: ClaimToken,
-            result: Option<Bytes>,
-        ) -> Result<(), StoreError> {
-            self.completes.fetch_add(1, Ordering::SeqCst);
-            self.inner.complete(key, token, result).await
-        }
-        async fn release(&self, key: &IdempotencyKey, token: ClaimToken) -> Result<(), StoreError> {
-            self.releases.fetch_add(1, Ordering::SeqCst);
-            self.inner.release(key, token).await
-        }
-        async fn purge_expired(&self) -> Result<u64, StoreError> {
-            self.inner.purge_expired().await
-        }
-    }
-
-    /// A counting store and a dedupe layer over a handler that completes its claim itself (as
+    /// A watched store and a dedupe layer over a handler that completes its claim itself (as
     /// it would inside its own transaction), with a result, then marks it (if `mark`) and
     /// returns `outcome`. Also returns the count of handler calls.
     fn self_completing(
         mark: bool,
         outcome: fn() -> Result<(), HandlerError>,
     ) -> (
-        Arc<Counting>,
+        Arc<Watched>,
         Arc<AtomicU32>,
         impl Service<Event, Response = Deduped<()>, Error = HandlerError> + Clone,
     ) {
-        let store = Arc::new(Counting::default());
+        let store = Arc::new(Watched::over(Arc::default()));
         let calls = Arc::new(AtomicU32::new(0));
         let (handler_store, handler_calls) = (store.clone(), calls.clone());
         let handler = service_fn(move |event: Event| {
@@ -643,11 +624,8 @@ mod tests {
     #[tokio::test]
     async fn store_failure_is_retryable_and_a_dropped_handler_releases() {
         let clock = FakeClock::at_unix(1_000);
-        let flaky = Arc::new(Flaky {
-            inner: store(&clock),
-            fail_claims: true.into(),
-            released: tokio::sync::Notify::new(),
-        });
+        let flaky = Arc::new(Watched::over(store(&clock)));
+        flaky.fail_claims.store(true, Ordering::SeqCst);
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let started_tx = Arc::new(Mutex::new(Some(started_tx)));
         let svc = DedupeLayer::new(flaky.clone()).layer(service_fn(move |_: Event| {
