@@ -142,6 +142,9 @@ pub(crate) struct Engine {
     pub(crate) public_url: Option<String>,
     /// Decode the escapes HubSpot decodes before signing (`%3A` → `:` and so on).
     pub(crate) decode_uri: bool,
+    /// The event id is always the body's SHA-256, whatever id the provider sends
+    /// ([`Preset::id_from_body_hash`](super::Preset::id_from_body_hash)).
+    pub(crate) id_from_body_hash: bool,
 }
 
 /// The sender's side of a key, for [`Engine::sign`].
@@ -190,6 +193,7 @@ impl Engine {
         let secret_index = matched.ok_or_else(|| Rejection::bad_signature(sig_name))?;
 
         let (id, id_origin) = match id_header {
+            _ if self.id_from_body_hash => (EventId::from_body_hash(req.body), IdOrigin::BodyHash),
             Some(v) => (EventId::from(v), IdOrigin::Provider),
             None => match self
                 .id

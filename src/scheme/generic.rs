@@ -193,6 +193,7 @@ impl GenericHmac {
                 event_type: self.event_type_header.as_deref().map(header).transpose()?,
                 public_url: self.public_url,
                 decode_uri: false,
+                id_from_body_hash: false,
             },
         })
     }

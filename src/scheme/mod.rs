@@ -207,6 +207,9 @@ pub enum RejectionKind {
     PayloadTooLarge,
     /// The body could not be read from the connection.
     BodyUnreadable,
+    /// The body did not arrive within the verify layer's body timeout (a client sending it
+    /// too slowly, or announcing more bytes than it sends).
+    BodyTimeout,
 }
 
 impl RejectionKind {
@@ -220,15 +223,18 @@ impl RejectionKind {
             Self::TimestampInFuture => "timestamp_in_future",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyUnreadable => "body_unreadable",
+            Self::BodyTimeout => "body_timeout",
         }
     }
 
     /// The HTTP status the verify layer answers with: 400 for a malformed header or an
-    /// unreadable body, 413 for a body over the limit, 401 otherwise.
+    /// unreadable body, 413 for a body over the limit, 408 for a body that did not arrive in
+    /// time, 401 otherwise.
     pub fn status(self) -> StatusCode {
         match self {
             Self::MalformedHeader | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::UNAUTHORIZED,
         }
     }

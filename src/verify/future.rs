@@ -4,15 +4,17 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::collect::Collector;
@@ -23,8 +25,8 @@ use crate::scheme::{Rejection, RejectionKind, Scheme, SignedRequest};
 pin_project! {
     /// The response future of [`Verify`](super::Verify).
     ///
-    /// A small state machine: it reads the body (refusing it as soon as it passes the limit),
-    /// runs the scheme over the request and the raw bytes, then either calls the inner service
+    /// A small state machine: it reads the body (refusing it as soon as it passes the limit,
+    /// or when it has not arrived within the body timeout), runs the scheme over the request and the raw bytes, then either calls the inner service
     /// with the verified request or resolves to a rejection response.
     pub struct ResponseFuture<S, V: ?Sized, B>
     where
@@ -35,6 +37,7 @@ pin_project! {
         scheme: Arc<V>,
         clock: SharedClock,
         limit: usize,
+        timeout: Option<Duration>,
     }
 }
 
@@ -46,6 +49,8 @@ pin_project! {
             body: B,
             collector: Collector,
             head: Option<(Parts, S)>,
+            // Armed the first time the body is not there yet.
+            deadline: Option<Pin<Box<Sleep>>>,
         },
         Calling {
             #[pin]
@@ -68,6 +73,7 @@ where
         inner: S,
         scheme: Arc<V>,
         limit: usize,
+        timeout: Option<Duration>,
         clock: SharedClock,
     ) -> Self {
         let (parts, body) = request.into_parts();
@@ -84,6 +90,7 @@ where
                 body,
                 collector: Collector::with_hint(declared.map_or(0, |len| len as usize)),
                 head: Some((parts, inner)),
+                deadline: None,
             },
         };
         Self {
@@ -91,6 +98,7 @@ where
             scheme,
             clock,
             limit,
+            timeout,
         }
     }
 }
@@ -112,9 +120,27 @@ where
                     mut body,
                     collector,
                     head,
+                    deadline,
                 } => {
                     let read = loop {
-                        match ready!(body.as_mut().poll_frame(cx)) {
+                        let frame = match body.as_mut().poll_frame(cx) {
+                            Poll::Ready(frame) => frame,
+                            Poll::Pending => {
+                                let Some(timeout) = *this.timeout else {
+                                    return Poll::Pending;
+                                };
+                                let timer = deadline
+                                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                                if timer.as_mut().poll(cx).is_pending() {
+                                    return Poll::Pending;
+                                }
+                                break Err(Rejection::new(
+                                    RejectionKind::BodyTimeout,
+                                    "the body did not arrive within the body timeout",
+                                ));
+                            }
+                        };
+                        match frame {
                             None => break Ok(()),
                             Some(Ok(frame)) => {
                                 if let Ok(data) = frame.into_data() {
@@ -235,6 +261,12 @@ fn rejection_response<B>(rejection: Rejection) -> Response<ResponseBody<B>> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if rejection.kind() == RejectionKind::BodyTimeout {
+        // The rest of the body may still come: the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     response.extensions_mut().insert(rejection);
     response
 }
@@ -268,5 +300,105 @@ fn log_rejection(scheme: &'static str, parts: &Parts, rejection: &Rejection) {
             detail = rejection.detail(),
             "webhook rejected"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures_util::stream::{self, StreamExt};
+    use http::{Request, Response, StatusCode};
+    use http_body::Frame;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use tower::{service_fn, ServiceExt};
+
+    use crate::scheme::{Preset, Rejection, RejectionKind};
+    use crate::verify::VerifyLayer;
+
+    /// A body that sends `first`, then nothing more for `stall` (forever if `None`), then ends.
+    fn stalling(
+        first: &'static [u8],
+        stall: Option<Duration>,
+    ) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>>> {
+        let head = stream::iter([Ok(Frame::data(Bytes::from_static(first)))]);
+        let tail = stream::once(async move {
+            match stall {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+            Ok(Frame::data(Bytes::from_static(b"}")))
+        });
+        StreamBody::new(head.chain(tail))
+    }
+
+    async fn answer<B>(layer: VerifyLayer<Preset>, body: B) -> (Response<Bytes>, usize)
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let inner = service_fn(move |_req: Request<Full<Bytes>>| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+        });
+        let svc = tower_layer::Layer::layer(&layer, inner);
+        let request = Request::post("/webhooks/github").body(body).unwrap();
+        let response = svc.oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (
+            Response::from_parts(parts, body),
+            calls.load(Ordering::Relaxed),
+        )
+    }
+
+    fn layer(timeout: Duration) -> VerifyLayer<Preset> {
+        VerifyLayer::new(Preset::github(["s"]).unwrap()).body_timeout(timeout)
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_gets_408_and_the_inner_service_is_not_called() {
+        let answered = answer(layer(Duration::from_millis(50)), stalling(b"{\"a\":", None));
+        let (response, calls) = tokio::time::timeout(Duration::from_secs(10), answered)
+            .await
+            .expect("answered (not waiting forever)");
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.headers()["connection"], "close");
+        let rejection = response.extensions().get::<Rejection>().unwrap();
+        assert_eq!(rejection.kind(), RejectionKind::BodyTimeout);
+        assert!(response.body().starts_with(b"body_timeout: "));
+        assert_eq!(calls, 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_finishing_within_the_timeout_is_verified() {
+        // Unsigned, so refused, but by the scheme: the whole body was read.
+        let (response, calls) = answer(
+            layer(Duration::from_secs(30)),
+            stalling(b"{\"a\":1", Some(Duration::from_millis(20))),
+        )
+        .await;
+        let rejection = response.extensions().get::<Rejection>().unwrap();
+        assert_eq!(rejection.kind(), RejectionKind::MissingHeader);
+        assert_eq!(calls, 0);
+    }
+
+    #[tokio::test]
+    async fn without_a_timeout_a_slow_body_is_waited_for() {
+        let layer = VerifyLayer::new(Preset::github(["s"]).unwrap()).without_body_timeout();
+        assert_eq!(layer.timeout(), None);
+        let (response, _) = answer(
+            layer,
+            stalling(b"{\"a\":1", Some(Duration::from_millis(20))),
+        )
+        .await;
+        let rejection = response.extensions().get::<Rejection>().unwrap();
+        assert_eq!(rejection.kind(), RejectionKind::MissingHeader);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tower_layer::Layer;
 
@@ -16,6 +17,13 @@ use crate::Clock;
 /// raise the limit per route where a provider really sends more.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 
+/// The body timeout used when none is set: 10 seconds.
+///
+/// A provider sends a webhook's body right behind its headers, in milliseconds; 10 s is
+/// 100 KiB/s for a body at the [default limit](DEFAULT_BODY_LIMIT). A client that takes
+/// longer (or announces more bytes than it sends) is answered `408` and nothing is stored.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A [`Layer`] that checks every request's signature with a [`Scheme`] before the inner
 /// service sees it; see the [module docs](super).
 ///
@@ -25,20 +33,25 @@ pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 /// use hookdock::scheme::Preset;
 /// use hookdock::verify::VerifyLayer;
 ///
+/// use std::time::Duration;
+///
 /// let layer = VerifyLayer::new(Preset::github(["It's a Secret to Everybody"])?)
-///     .body_limit(256 * 1024);
+///     .body_limit(256 * 1024)
+///     .body_timeout(Duration::from_secs(5));
 /// assert_eq!(layer.limit(), 256 * 1024);
+/// assert_eq!(layer.timeout(), Some(Duration::from_secs(5)));
 /// # Ok::<(), hookdock::ConfigError>(())
 /// ```
 pub struct VerifyLayer<V: ?Sized> {
     pub(super) scheme: Arc<V>,
     pub(super) limit: usize,
+    pub(super) timeout: Option<Duration>,
     pub(super) clock: SharedClock,
 }
 
 impl<V: Scheme> VerifyLayer<V> {
-    /// A layer verifying with `scheme`, with the [default body limit](DEFAULT_BODY_LIMIT) and
-    /// the system clock.
+    /// A layer verifying with `scheme`, with the [default body limit](DEFAULT_BODY_LIMIT), the
+    /// [default body timeout](DEFAULT_BODY_TIMEOUT) and the system clock.
     pub fn new(scheme: V) -> Self {
         Self::from_arc(Arc::new(scheme))
     }
@@ -51,6 +64,7 @@ impl<V: Scheme + ?Sized> VerifyLayer<V> {
         Self {
             scheme,
             limit: DEFAULT_BODY_LIMIT,
+            timeout: Some(DEFAULT_BODY_TIMEOUT),
             clock: SharedClock::default(),
         }
     }
@@ -60,6 +74,31 @@ impl<V: Scheme + ?Sized> VerifyLayer<V> {
     /// while streaming is refused as soon as it does. Both get `413 Payload Too Large`.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.limit = bytes;
+        self
+    }
+
+    /// Sets how long the body may take to arrive (builder style), counted from the moment the
+    /// layer first has to wait for it. A body still incomplete then is refused with
+    /// `408 Request Timeout` ([`RejectionKind::BodyTimeout`], `Connection: close`) and the
+    /// inner service is not called, so nothing is stored. This is what ends a client that
+    /// sends its body a byte at a time, or announces a `Content-Length` larger than what it
+    /// sends.
+    ///
+    /// The timer is a Tokio timer, armed only when the body is not already there (a body
+    /// that came in with the headers costs nothing): the layer must run on a Tokio runtime
+    /// with its time driver enabled (`#[tokio::main]` enables it).
+    ///
+    /// [`RejectionKind::BodyTimeout`]: crate::scheme::RejectionKind::BodyTimeout
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Turns the body timeout off (builder style): the layer waits for the body as long as
+    /// the connection stays open. Only for a server whose connections are bounded some other
+    /// way.
+    pub fn without_body_timeout(mut self) -> Self {
+        self.timeout = None;
         self
     }
 
@@ -75,6 +114,11 @@ impl<V: Scheme + ?Sized> VerifyLayer<V> {
         self.limit
     }
 
+    /// The body timeout, if on.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// The scheme.
     pub fn scheme(&self) -> &Arc<V> {
         &self.scheme
@@ -86,6 +130,7 @@ impl<V: ?Sized> Clone for VerifyLayer<V> {
         Self {
             scheme: Arc::clone(&self.scheme),
             limit: self.limit,
+            timeout: self.timeout,
             clock: self.clock.clone(),
         }
     }
@@ -96,6 +141,7 @@ impl<V: Scheme + ?Sized> fmt::Debug for VerifyLayer<V> {
         f.debug_struct("VerifyLayer")
             .field("scheme", &self.scheme.name())
             .field("limit", &self.limit)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +154,7 @@ impl<S, V: ?Sized> Layer<S> for VerifyLayer<V> {
             inner,
             scheme: Arc::clone(&self.scheme),
             limit: self.limit,
+            timeout: self.timeout,
             clock: self.clock.clone(),
         }
     }

@@ -7,7 +7,10 @@
 //! 1. refuses a declared `Content-Length` over the limit without reading the body
 //!    (`413 Payload Too Large`);
 //! 2. reads the body, refusing it as soon as the bytes read pass the same limit (`413`; this
-//!    catches chunked bodies that declare no length);
+//!    catches chunked bodies that declare no length), or when it has not arrived within the
+//!    body timeout (`408`, [`DEFAULT_BODY_TIMEOUT`] unless set with
+//!    [`VerifyLayer::body_timeout`]; this ends clients that send slowly or announce more
+//!    bytes than they send);
 //! 3. runs the [`Scheme`](crate::Scheme) over the method, URI, headers, raw body and the
 //!    time from its [`Clock`](crate::Clock);
 //! 4. on success calls the inner service with the body byte for byte (`Full<Bytes>`, no copy
@@ -15,7 +18,8 @@
 //!    extensions;
 //! 5. otherwise answers with the rejection's status (`401` for a missing header, a bad
 //!    signature or a timestamp outside the window; `400` for a malformed header or an
-//!    unreadable body; `413` for a body over the limit), a one-line `text/plain` body naming
+//!    unreadable body; `408` for a body that did not arrive in time; `413` for a body over
+//!    the limit), a one-line `text/plain` body naming
 //!    the [`RejectionKind`] (such as `bad_signature (x-hub-signature-256): ...`), and the
 //!    typed [`Rejection`] in the response's extensions. The inner service is not called.
 //!
@@ -81,5 +85,5 @@ mod service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::{VerifyLayer, DEFAULT_BODY_LIMIT};
+pub use layer::{VerifyLayer, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT};
 pub use service::Verify;

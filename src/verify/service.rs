@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -17,7 +18,7 @@ use crate::scheme::Scheme;
 /// and calls the inner service with `Request<Full<Bytes>>` (the body byte for byte) and the
 /// [`Verified`](crate::scheme::Verified) identity in the request's extensions.
 ///
-/// Rejections are `401`/`400`/`413` responses with a short `text/plain` body and the
+/// Rejections are `401`/`400`/`408`/`413` responses with a short `text/plain` body and the
 /// [`Rejection`](crate::scheme::Rejection) in the response's extensions; the inner service
 /// is not called. Errors of the inner service pass through unchanged
 /// (`type Error = S::Error`).
@@ -25,12 +26,13 @@ pub struct Verify<S, V: ?Sized> {
     pub(super) inner: S,
     pub(super) scheme: Arc<V>,
     pub(super) limit: usize,
+    pub(super) timeout: Option<Duration>,
     pub(super) clock: SharedClock,
 }
 
 impl<S, V: Scheme> Verify<S, V> {
-    /// Wraps `inner`, verifying with `scheme` under the default limit and the system clock.
-    /// Use [`VerifyLayer`] to set the limit or the clock.
+    /// Wraps `inner`, verifying with `scheme` under the default limit and timeout and the
+    /// system clock. Use [`VerifyLayer`] to set the limit, the timeout or the clock.
     pub fn new(inner: S, scheme: V) -> Self {
         tower_layer::Layer::layer(&VerifyLayer::new(scheme), inner)
     }
@@ -64,6 +66,7 @@ impl<S: Clone, V: ?Sized> Clone for Verify<S, V> {
             inner: self.inner.clone(),
             scheme: Arc::clone(&self.scheme),
             limit: self.limit,
+            timeout: self.timeout,
             clock: self.clock.clone(),
         }
     }
@@ -75,6 +78,7 @@ impl<S: fmt::Debug, V: Scheme + ?Sized> fmt::Debug for Verify<S, V> {
             .field("inner", &self.inner)
             .field("scheme", &self.scheme.name())
             .field("limit", &self.limit)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +108,7 @@ where
             inner,
             Arc::clone(&self.scheme),
             self.limit,
+            self.timeout,
             self.clock.clone(),
         )
     }

@@ -128,6 +128,7 @@ impl Preset {
                 event_type: None,
                 public_url: None,
                 decode_uri: false,
+                id_from_body_hash: false,
             },
         }
     }
@@ -160,6 +161,59 @@ impl Preset {
         if let Some(ts) = &mut self.engine.timestamp {
             ts.tolerance = None;
         }
+        self
+    }
+
+    /// Makes the event id the SHA-256 of the body (builder style), ignoring the provider's
+    /// delivery id: [`Verified::id_origin`](super::Verified::id_origin) is then
+    /// [`IdOrigin::BodyHash`](super::IdOrigin::BodyHash).
+    ///
+    /// For providers that sign the body's bytes but not their delivery id (GitHub, Shopify,
+    /// PagerDuty): anyone holding one captured delivery can send it again under new ids, and
+    /// each copy would be stored and handled as a new event. With the id taken from the
+    /// body, every copy has the same id and the queue and the dedupe layer absorb them, for
+    /// as long as they keep the id. It helps less elsewhere: Twilio signs the decoded form
+    /// parameters, so a copy re-encoded (`%61` for `a`) has another hash; GitLab's token is
+    /// the secret itself, so a captured delivery lets its holder send any body.
+    ///
+    /// The trade-off: two deliveries with byte-identical bodies are one event. Most
+    /// providers' bodies carry something unique (an event id, a timestamp, a commit), but a
+    /// provider that sends the same body for two distinct events (GitHub's `ping` of one
+    /// hook, a repeated status callback) has the second one skipped as a duplicate; and a
+    /// provider's own redelivery of an event whose body changed (it should not) is stored
+    /// as a new event.
+    ///
+    /// ```
+    /// use hookdock::scheme::{IdOrigin, Preset, Scheme, SignedRequest};
+    /// use std::time::UNIX_EPOCH;
+    ///
+    /// let github = Preset::github(["It's a Secret to Everybody"])?.id_from_body_hash();
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert(
+    ///     "x-hub-signature-256",
+    ///     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".parse()?,
+    /// );
+    /// let uri: http::Uri = "/webhooks/github".parse()?;
+    /// let mut ids = Vec::new();
+    /// for delivery in ["72d3162e-cc78-11e3-81ab-4c9367dc0958", "forged-new-id"] {
+    ///     headers.insert("x-github-delivery", delivery.parse()?);
+    ///     let request = SignedRequest {
+    ///         method: &http::Method::POST,
+    ///         uri: &uri,
+    ///         headers: &headers,
+    ///         body: b"Hello, World!",
+    ///         now: UNIX_EPOCH,
+    ///     };
+    ///     let verified = github.verify(&request)?;
+    ///     assert_eq!(verified.id_origin, IdOrigin::BodyHash);
+    ///     ids.push(verified.id);
+    /// }
+    /// // A replay under a new delivery id is the same event.
+    /// assert_eq!(ids[0], ids[1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn id_from_body_hash(mut self) -> Self {
+        self.engine.id_from_body_hash = true;
         self
     }
 
