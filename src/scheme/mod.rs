@@ -59,21 +59,26 @@
 
 pub(crate) mod engine;
 mod generic;
+mod graph;
 pub(crate) mod keys;
 pub(crate) mod parse;
 mod presets;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 
 use crate::event::{EventId, EventType};
+use crate::verify::handshake::Handshake;
 
 pub use engine::{Encoding, SignedPart};
 pub use generic::GenericHmac;
+pub use graph::MicrosoftGraph;
 pub use keys::Algorithm;
 pub use presets::Preset;
 
@@ -107,7 +112,32 @@ pub trait Scheme: Send + Sync + 'static {
     /// A short, stable name for the scheme (such as `"github"`), used as the default source
     /// name when events are stored.
     fn name(&self) -> &'static str;
+
+    /// The provider's handshake (the challenge requests it sends to check an endpoint), which
+    /// the verify layer answers; see [`verify::handshake`](crate::verify::handshake). `None`
+    /// (the default) for providers without one.
+    fn handshake(&self) -> Option<&dyn Handshake> {
+        None
+    }
+
+    /// Loads key material that [`verify`](Self::verify) found missing, for the schemes whose
+    /// keys are named by the delivery and fetched on first use (AWS SNS: the signing
+    /// certificate at `SigningCertURL`).
+    ///
+    /// Such a scheme answers [`RejectionKind::KeyUnavailable`] from `verify` while the key is
+    /// not loaded; the verify layer then awaits this future and verifies once more. `None`
+    /// (the default, and the answer of every scheme that holds all its keys) means there is
+    /// nothing to load. The future resolves to the rejection to answer with when the key cannot
+    /// be had (a URL the scheme does not trust, a fetch that failed).
+    fn load_key(&self, request: &SignedRequest<'_>) -> Option<KeyLoad> {
+        let _ = request;
+        None
+    }
 }
+
+/// The future of [`Scheme::load_key`]: loads a key into the scheme (its cache), or says why it
+/// could not.
+pub type KeyLoad = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send + 'static>>;
 
 impl<S: Scheme + ?Sized> Scheme for Arc<S> {
     fn verify(&self, request: &SignedRequest<'_>) -> Result<Verified, Rejection> {
@@ -115,6 +145,12 @@ impl<S: Scheme + ?Sized> Scheme for Arc<S> {
     }
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn handshake(&self) -> Option<&dyn Handshake> {
+        (**self).handshake()
+    }
+    fn load_key(&self, request: &SignedRequest<'_>) -> Option<KeyLoad> {
+        (**self).load_key(request)
     }
 }
 
@@ -124,6 +160,12 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     }
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn handshake(&self) -> Option<&dyn Handshake> {
+        (**self).handshake()
+    }
+    fn load_key(&self, request: &SignedRequest<'_>) -> Option<KeyLoad> {
+        (**self).load_key(request)
     }
 }
 
@@ -210,6 +252,22 @@ pub enum RejectionKind {
     /// The body did not arrive within the verify layer's body timeout (a client sending it
     /// too slowly, or announcing more bytes than it sends).
     BodyTimeout,
+    /// The body cannot be read where the scheme must read it: the signed fields of a body
+    /// that carries its own signature (AWS SNS), or the tokens in it (Microsoft Graph's
+    /// `clientState`). Checked only for schemes that must parse before they can verify.
+    MalformedBody,
+    /// A handshake that cannot be answered: its challenge is missing or empty.
+    BadHandshake,
+    /// The delivery names a key this scheme does not trust: an AWS SNS `SigningCertURL` that
+    /// is not `https://sns.<region>.amazonaws.com/...` (never fetched), or a certificate that
+    /// is not valid now.
+    UntrustedKey,
+    /// The delivery is authentic but from a sender this scheme was not configured to accept
+    /// (an AWS SNS topic not in the allowed list).
+    SenderNotAllowed,
+    /// The key needed to check the delivery could not be loaded now (the certificate fetch
+    /// failed); the provider's retry may succeed. Answered `503` with `Retry-After`.
+    KeyUnavailable,
 }
 
 impl RejectionKind {
@@ -224,17 +282,28 @@ impl RejectionKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyUnreadable => "body_unreadable",
             Self::BodyTimeout => "body_timeout",
+            Self::MalformedBody => "malformed_body",
+            Self::BadHandshake => "bad_handshake",
+            Self::UntrustedKey => "untrusted_key",
+            Self::SenderNotAllowed => "sender_not_allowed",
+            Self::KeyUnavailable => "key_unavailable",
         }
     }
 
-    /// The HTTP status the verify layer answers with: 400 for a malformed header or an
-    /// unreadable body, 413 for a body over the limit, 408 for a body that did not arrive in
-    /// time, 401 otherwise.
+    /// The HTTP status the verify layer answers with: 400 for a malformed header or body, an
+    /// unreadable body or a handshake without its challenge, 413 for a body over the limit,
+    /// 408 for a body that did not arrive in time, 403 for a sender not allowed, 503 for a key
+    /// that could not be loaded now, 401 otherwise.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MalformedHeader | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::MalformedHeader
+            | Self::BodyUnreadable
+            | Self::MalformedBody
+            | Self::BadHandshake => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::SenderNotAllowed => StatusCode::FORBIDDEN,
+            Self::KeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }

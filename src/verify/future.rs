@@ -1,16 +1,17 @@
-//! [`ResponseFuture`]: buffer the body under the limit → verify → call the inner service.
+//! [`ResponseFuture`]: buffer the body under the limit → answer a handshake, or verify (loading
+//! a key first where the scheme needs one) → call the inner service.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::request::Parts;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
 use pin_project_lite::pin_project;
@@ -18,16 +19,20 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::collect::Collector;
+use super::handshake::{Answer, AnswerFuture};
+use super::outcome::{decide, Outcome};
 use super::ResponseBody;
 use crate::clock::SharedClock;
-use crate::scheme::{Rejection, RejectionKind, Scheme, SignedRequest};
+use crate::scheme::{KeyLoad, Rejection, RejectionKind, Scheme, SignedRequest};
 
 pin_project! {
     /// The response future of [`Verify`](super::Verify).
     ///
     /// A small state machine: it reads the body (refusing it as soon as it passes the limit,
-    /// or when it has not arrived within the body timeout), runs the scheme over the request and the raw bytes, then either calls the inner service
-    /// with the verified request or resolves to a rejection response.
+    /// or when it has not arrived within the body timeout), then answers a handshake, or runs
+    /// the scheme over the request and the raw bytes (awaiting a key load first when the
+    /// scheme asks for one), then either calls the inner service with the verified request or
+    /// resolves to a rejection response.
     pub struct ResponseFuture<S, V: ?Sized, B>
     where
         S: Service<Request<Full<Bytes>>>,
@@ -38,6 +43,7 @@ pin_project! {
         clock: SharedClock,
         limit: usize,
         timeout: Option<Duration>,
+        handshakes: bool,
     }
 }
 
@@ -52,9 +58,20 @@ pin_project! {
             // Armed the first time the body is not there yet.
             deadline: Option<Pin<Box<Sleep>>>,
         },
+        Loading {
+            future: KeyLoad,
+            head: Option<(Parts, S, Bytes)>,
+        },
         Calling {
             #[pin]
             future: F,
+        },
+        Answering {
+            future: AnswerFuture,
+            parts: Option<Parts>,
+        },
+        Answered {
+            answer: Option<Answer>,
         },
         Rejected {
             rejection: Option<Rejection>,
@@ -75,6 +92,7 @@ where
         limit: usize,
         timeout: Option<Duration>,
         clock: SharedClock,
+        handshakes: bool,
     ) -> Self {
         let (parts, body) = request.into_parts();
         let declared = declared_length(&parts, &body);
@@ -99,7 +117,61 @@ where
             clock,
             limit,
             timeout,
+            handshakes,
         }
+    }
+}
+
+/// The state after the body is read (or a key loaded): what [`decide`] says, carried out.
+fn after_read<S, V, B>(
+    scheme: &V,
+    handshakes: bool,
+    clock: &SharedClock,
+    (mut parts, mut inner, body): (Parts, S, Bytes),
+    loaded: bool,
+) -> State<S, S::Future, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+    V: Scheme + ?Sized,
+{
+    let request = SignedRequest {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        body: &body,
+        now: clock.now(),
+    };
+    match decide(scheme, handshakes, &request, loaded) {
+        Outcome::Pass(verified) => {
+            tracing::trace!(
+                scheme = verified.scheme,
+                id = %verified.id,
+                "webhook verified"
+            );
+            parts.extensions.insert(verified);
+            let future = inner.call(Request::from_parts(parts, Full::new(body)));
+            State::Calling { future }
+        }
+        Outcome::Reject(rejection) => {
+            log_rejection(scheme.name(), &parts, &rejection);
+            State::Rejected {
+                rejection: Some(rejection),
+            }
+        }
+        Outcome::Answer(answer) => {
+            log_answer(scheme.name(), &parts, &answer);
+            State::Answered {
+                answer: Some(answer),
+            }
+        }
+        Outcome::AnswerLater(future) => State::Answering {
+            future,
+            parts: Some(parts),
+        },
+        Outcome::Load(future) => State::Loading {
+            future,
+            head: Some((parts, inner, body)),
+        },
     }
 }
 
@@ -161,35 +233,36 @@ where
                             }
                         }
                     };
-                    let Some((mut parts, mut inner)) = head.take() else {
+                    let Some((parts, inner)) = head.take() else {
                         panic!("verify future polled after completion");
                     };
-                    let outcome = read.and_then(|()| {
-                        let body = collector.take();
-                        let request = SignedRequest {
-                            method: &parts.method,
-                            uri: &parts.uri,
-                            headers: &parts.headers,
-                            body: &body,
-                            now: this.clock.now(),
-                        };
-                        this.scheme
-                            .verify(&request)
-                            .map(|verified| (verified, body))
-                    });
-                    match outcome {
-                        Ok((verified, body)) => {
-                            tracing::trace!(
-                                scheme = verified.scheme,
-                                id = %verified.id,
-                                "webhook verified"
-                            );
-                            parts.extensions.insert(verified);
-                            let future = inner.call(Request::from_parts(parts, Full::new(body)));
-                            State::Calling { future }
-                        }
+                    match read {
+                        Ok(()) => after_read(
+                            &**this.scheme,
+                            *this.handshakes,
+                            this.clock,
+                            (parts, inner, collector.take()),
+                            false,
+                        ),
                         Err(rejection) => {
                             log_rejection(this.scheme.name(), &parts, &rejection);
+                            State::Rejected {
+                                rejection: Some(rejection),
+                            }
+                        }
+                    }
+                }
+                StateProj::Loading { future, head } => {
+                    let loaded = ready!(future.as_mut().poll(cx));
+                    let Some(head) = head.take() else {
+                        panic!("verify future polled after completion");
+                    };
+                    match loaded {
+                        Ok(()) => {
+                            after_read(&**this.scheme, *this.handshakes, this.clock, head, true)
+                        }
+                        Err(rejection) => {
+                            log_rejection(this.scheme.name(), &head.0, &rejection);
                             State::Rejected {
                                 rejection: Some(rejection),
                             }
@@ -200,6 +273,23 @@ where
                     return future
                         .poll(cx)
                         .map_ok(|response| response.map(ResponseBody::inner));
+                }
+                StateProj::Answering { future, parts } => {
+                    let answer = ready!(future.as_mut().poll(cx));
+                    if let Some(parts) = parts.take() {
+                        log_answer(this.scheme.name(), &parts, &answer);
+                    }
+                    State::Answered {
+                        answer: Some(answer),
+                    }
+                }
+                StateProj::Answered { answer } => {
+                    let Some(answer) = answer.take() else {
+                        panic!("verify future polled after completion");
+                    };
+                    return Poll::Ready(Ok(
+                        answer.into_response(this.scheme.name(), ResponseBody::text)
+                    ));
                 }
                 StateProj::Rejected { rejection } => {
                     let Some(rejection) = rejection.take() else {
@@ -221,7 +311,10 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Reading { .. } => "reading body",
+            State::Loading { .. } => "loading a key",
             State::Calling { .. } => "calling inner service",
+            State::Answering { .. } => "answering a handshake",
+            State::Answered { .. } => "answered a handshake",
             State::Rejected { .. } => "rejected",
         };
         f.debug_struct("ResponseFuture")
@@ -267,8 +360,29 @@ fn rejection_response<B>(rejection: Rejection) -> Response<ResponseBody<B>> {
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    if rejection.status() == StatusCode::SERVICE_UNAVAILABLE {
+        // A key that could not be loaded now: the provider's retry may succeed.
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(KEY_RETRY_AFTER));
+    }
     response.extensions_mut().insert(rejection);
     response
+}
+
+/// The `Retry-After` of a `503` for a key that could not be loaded, in seconds.
+const KEY_RETRY_AFTER: &str = "10";
+
+/// Logs an answered handshake: which one and where, never the challenge or the answer.
+fn log_answer(scheme: &'static str, parts: &Parts, answer: &Answer) {
+    tracing::info!(
+        scheme,
+        method = parts.method.as_str(),
+        path = parts.uri.path(),
+        kind = answer.kind().as_str(),
+        status = answer.status_code().as_u16(),
+        "webhook handshake answered"
+    );
 }
 
 /// Logs a refusal: never a header value, a signature or the query string (which some senders

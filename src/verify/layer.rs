@@ -47,6 +47,7 @@ pub struct VerifyLayer<V: ?Sized> {
     pub(super) limit: usize,
     pub(super) timeout: Option<Duration>,
     pub(super) clock: SharedClock,
+    pub(super) handshakes: bool,
 }
 
 impl<V: Scheme> VerifyLayer<V> {
@@ -66,6 +67,7 @@ impl<V: Scheme + ?Sized> VerifyLayer<V> {
             limit: DEFAULT_BODY_LIMIT,
             timeout: Some(DEFAULT_BODY_TIMEOUT),
             clock: SharedClock::default(),
+            handshakes: true,
         }
     }
 
@@ -109,6 +111,19 @@ impl<V: Scheme + ?Sized> VerifyLayer<V> {
         self
     }
 
+    /// Stops answering the scheme's [handshake](super::handshake) (builder style): challenge
+    /// requests are then verified and passed on, or refused, like any delivery. Answering is
+    /// on by default for every scheme that has a handshake.
+    pub fn without_handshake(mut self) -> Self {
+        self.handshakes = false;
+        self
+    }
+
+    /// True if the scheme's handshake is answered (the default).
+    pub fn answers_handshakes(&self) -> bool {
+        self.handshakes
+    }
+
     /// The body limit in bytes.
     pub fn limit(&self) -> usize {
         self.limit
@@ -132,6 +147,7 @@ impl<V: ?Sized> Clone for VerifyLayer<V> {
             limit: self.limit,
             timeout: self.timeout,
             clock: self.clock.clone(),
+            handshakes: self.handshakes,
         }
     }
 }
@@ -142,6 +158,7 @@ impl<V: Scheme + ?Sized> fmt::Debug for VerifyLayer<V> {
             .field("scheme", &self.scheme.name())
             .field("limit", &self.limit)
             .field("timeout", &self.timeout)
+            .field("handshakes", &self.handshakes)
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +173,7 @@ impl<S, V: ?Sized> Layer<S> for VerifyLayer<V> {
             limit: self.limit,
             timeout: self.timeout,
             clock: self.clock.clone(),
+            handshakes: self.handshakes,
         }
     }
 }

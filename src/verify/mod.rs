@@ -80,7 +80,9 @@
 mod body;
 pub(crate) mod collect;
 mod future;
+pub mod handshake;
 mod layer;
+mod outcome;
 mod service;
 
 pub use body::ResponseBody;

@@ -28,6 +28,7 @@ pub struct Verify<S, V: ?Sized> {
     pub(super) limit: usize,
     pub(super) timeout: Option<Duration>,
     pub(super) clock: SharedClock,
+    pub(super) handshakes: bool,
 }
 
 impl<S, V: Scheme> Verify<S, V> {
@@ -68,6 +69,7 @@ impl<S: Clone, V: ?Sized> Clone for Verify<S, V> {
             limit: self.limit,
             timeout: self.timeout,
             clock: self.clock.clone(),
+            handshakes: self.handshakes,
         }
     }
 }
@@ -110,6 +112,7 @@ where
             self.limit,
             self.timeout,
             self.clock.clone(),
+            self.handshakes,
         )
     }
 }
