@@ -195,6 +195,7 @@ impl GenericHmac {
                 decode_uri: false,
                 id_from_body_hash: false,
             },
+            handshake: None,
         })
     }
 }

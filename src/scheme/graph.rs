@@ -190,7 +190,10 @@ mod tests {
             ),
             (r#"{"value":[]}"#, RejectionKind::MalformedBody),
             (r#"{"other":1}"#, RejectionKind::MalformedBody),
-            (r#"{"value":[{"clientState":7}]}"#, RejectionKind::MalformedBody),
+            (
+                r#"{"value":[{"clientState":7}]}"#,
+                RejectionKind::MalformedBody,
+            ),
             ("not json", RejectionKind::MalformedBody),
             ("", RejectionKind::MalformedBody),
         ] {

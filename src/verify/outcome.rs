@@ -46,7 +46,8 @@ pub(crate) fn decide<V: Scheme + ?Sized>(
     }
     match scheme.verify(request) {
         Ok(verified) => match handshake.and_then(|h| h.verified(request, &verified)) {
-            Some(reply) => reply.into(),
+            Some(Ok(reply)) => reply.into(),
+            Some(Err(rejection)) => Outcome::Reject(rejection),
             None => Outcome::Pass(verified),
         },
         Err(rejection) if rejection.kind() == RejectionKind::KeyUnavailable && !loaded => {

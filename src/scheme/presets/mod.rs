@@ -10,6 +10,7 @@
 //! constructors are written with.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -21,6 +22,7 @@ use super::keys::{collect_secrets, Algorithm, HmacKey};
 use super::parse::BASE64_LENIENT;
 use super::{Rejection, Scheme, SignedRequest, Verified};
 use crate::error::ConfigError;
+use crate::verify::handshake::Handshake;
 
 mod body;
 mod standard_webhooks;
@@ -35,9 +37,13 @@ pub(crate) use url::twilio_variants;
 /// rotation; every one is tried). The replay window defaults to the provider's documented
 /// tolerance and can be changed with [`tolerance`](Self::tolerance) or turned off with
 /// [`without_tolerance`](Self::without_tolerance).
+///
+/// A preset whose provider sends a [handshake](crate::verify::handshake) carries it, and the
+/// verify layer answers it.
 #[derive(Clone)]
 pub struct Preset {
     pub(crate) engine: Engine,
+    pub(crate) handshake: Option<Arc<dyn Handshake>>,
 }
 
 const FIVE_MINUTES: Duration = Duration::from_secs(300);
@@ -130,6 +136,7 @@ impl Preset {
                 decode_uri: false,
                 id_from_body_hash: false,
             },
+            handshake: None,
         }
     }
 
@@ -144,6 +151,14 @@ impl Preset {
 
     fn with_event_type(mut self, header: &'static str) -> Self {
         self.engine.event_type = Some(HeaderName::from_static(header));
+        self
+    }
+
+    /// Sets the [handshake](crate::verify::handshake) the verify layer answers for this preset
+    /// (builder style), replacing the provider's own if it has one. To stop answering it, use
+    /// [`VerifyLayer::without_handshake`](crate::verify::VerifyLayer::without_handshake).
+    pub fn with_handshake(mut self, handshake: impl Handshake) -> Self {
+        self.handshake = Some(Arc::new(handshake));
         self
     }
 
@@ -260,6 +275,10 @@ impl Scheme for Preset {
 
     fn name(&self) -> &'static str {
         self.engine.name
+    }
+
+    fn handshake(&self) -> Option<&dyn Handshake> {
+        self.handshake.as_deref()
     }
 }
 

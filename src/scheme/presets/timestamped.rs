@@ -8,6 +8,7 @@ use super::{hmac_keys, names, Preset, FIVE_MINUTES};
 use crate::error::ConfigError;
 use crate::scheme::engine::{Encoding, IdSpec, SigSpec, SignedPart, TsSource};
 use crate::scheme::keys::Algorithm;
+use crate::verify::handshake::SlackUrlVerification;
 
 impl Preset {
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]`, HMAC-SHA256 of `t.body`; any
@@ -42,7 +43,8 @@ impl Preset {
 
     /// Slack: `X-Slack-Signature: v0=<hex>`, HMAC-SHA256 of `v0:<ts>:<body>` with the app's
     /// signing secret, timestamp in `X-Slack-Request-Timestamp`. The event id is the body's
-    /// `event_id` (Events API), else the body's hash. Replay window: 5 minutes.
+    /// `event_id` (Events API), else the body's hash. Replay window: 5 minutes. Its handshake,
+    /// [`SlackUrlVerification`], is answered by the verify layer.
     pub fn slack<I, T>(secrets: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,
@@ -72,7 +74,8 @@ impl Preset {
             TsSource::Header(names(&["x-slack-request-timestamp"])),
             false,
             FIVE_MINUTES,
-        ))
+        )
+        .with_handshake(SlackUrlVerification))
     }
 
     /// Paddle Billing: `Paddle-Signature: ts=<unix>;h1=<hex>[;h1=...]`, HMAC-SHA256 of

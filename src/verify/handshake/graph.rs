@@ -2,8 +2,8 @@
 
 use http::Method;
 
-use super::{query_value, Answer, Handshake, HandshakeKind, Reply};
-use crate::scheme::{Rejection, RejectionKind, SignedRequest};
+use super::{challenge, query_value, Answer, Handshake, HandshakeKind, Reply};
+use crate::scheme::{Rejection, SignedRequest};
 
 /// Microsoft Graph's endpoint validation: when a subscription is created or renewed, Graph
 /// sends `POST <notificationUrl>?validationToken=<token>` (also to a `lifecycleNotificationUrl`)
@@ -28,13 +28,9 @@ impl Handshake for GraphValidation {
             return None;
         }
         let token = query_value(request, "validationToken")?;
-        Some(if token.is_empty() {
-            Err(Rejection::new(
-                RejectionKind::BadHandshake,
-                "validationToken is empty",
-            ))
-        } else {
-            Ok(Answer::text(HandshakeKind::GraphValidation, token).into())
-        })
+        Some(
+            challenge(Some(token), "validationToken is empty")
+                .map(|token| Answer::text(HandshakeKind::GraphValidation, token).into()),
+        )
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! A handshake is never stored and never reaches the inner service: the layer builds the
 //! response itself, with an [`Answered`] (scheme and [`HandshakeKind`]) in the response's
-//! extensions, as it puts a [`Rejection`](crate::scheme::Rejection) in a refusal's. Answers are
+//! extensions, as it puts a [`Rejection`] in a refusal's. Answers are
 //! logged at `INFO` (scheme, kind, path; never the challenge).
 //!
 //! # Design
@@ -46,8 +46,7 @@
 //! [`Later`](Reply::Later) for AWS SNS, which first visits the `SubscribeURL` when configured
 //! to. Keys that must be fetched before a request can be verified at all (SNS's signing
 //! certificate) are not a handshake matter: the scheme asks for them with
-//! [`Scheme::load_key`](crate::Scheme::load_key) and stays sync and pure; see
-//! [`scheme::sns`](crate::scheme) (feature `aws-sns`).
+//! [`Scheme::load_key`](crate::Scheme::load_key) and stays sync and pure.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -80,11 +79,13 @@
 
 mod answer;
 mod graph;
+mod slack;
 
 pub use answer::{Answer, AnswerFuture, Answered, HandshakeKind, Reply};
 pub use graph::GraphValidation;
+pub use slack::SlackUrlVerification;
 
-use crate::scheme::{Rejection, SignedRequest, Verified};
+use crate::scheme::{Rejection, RejectionKind, SignedRequest, Verified};
 
 /// One provider's handshake; see the [module docs](self).
 ///
@@ -102,10 +103,36 @@ pub trait Handshake: Send + Sync + 'static {
     }
 
     /// A handshake sent signed like any delivery, recognized once the scheme verified
-    /// `request`: the answer, or `None` for an ordinary delivery.
-    fn verified(&self, request: &SignedRequest<'_>, verified: &Verified) -> Option<Reply> {
+    /// `request`: `None` for an ordinary delivery (it is passed on), else the answer, or the
+    /// rejection for a handshake that cannot be answered (no challenge in it).
+    fn verified(
+        &self,
+        request: &SignedRequest<'_>,
+        verified: &Verified,
+    ) -> Option<Result<Reply, Rejection>> {
         let _ = (request, verified);
         None
+    }
+}
+
+/// The largest body read for a handshake field: every provider's challenge body is a few
+/// hundred bytes, so a larger delivery is never parsed a second time to look for one.
+const HANDSHAKE_BODY_MAX: usize = 16 * 1024;
+
+/// The string at `path` in a small JSON body that contains `marker` (a cheap test that skips
+/// ordinary deliveries without parsing them).
+pub(crate) fn small_json_field(body: &[u8], marker: &[u8], path: &[&str]) -> Option<String> {
+    if body.len() > HANDSHAKE_BODY_MAX || !body.windows(marker.len()).any(|w| w == marker) {
+        return None;
+    }
+    crate::scheme::parse::json_field(body, path)
+}
+
+/// The challenge of a handshake, or the rejection for one that has none.
+pub(crate) fn challenge(value: Option<String>, what: &'static str) -> Result<String, Rejection> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(Rejection::new(RejectionKind::BadHandshake, what)),
     }
 }
 
