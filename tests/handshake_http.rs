@@ -241,3 +241,68 @@ mod graph {
         assert_eq!(server.stored().await, 1);
     }
 }
+
+mod okta {
+    use super::*;
+    use hookdock::scheme::Preset;
+
+    const SECRET: &str = "Basic b2t0YTpob29rZG9jay10ZXN0";
+
+    async fn get(server: &Server, auth: Option<&str>, challenge: &str) -> reqwest::Response {
+        let mut request = server
+            .client
+            .get(server.url("/okta"))
+            .header("x-okta-verification-challenge", challenge);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send().await.expect("request")
+    }
+
+    #[tokio::test]
+    async fn verification_challenge_is_answered_only_with_the_configured_authorization() {
+        let server = Server::start(vec![(
+            "/okta",
+            layer(Preset::okta([SECRET]).expect("valid")),
+        )])
+        .await;
+
+        let challenge = "rvu6iw5ZfQ6YPCqLbZhl0S5WNgkcLx9Y0JLaFHtY";
+        let (status, content_type, body) = read(get(&server, Some(SECRET), challenge).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(content_type, "application/json");
+        let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(answer, serde_json::json!({ "verification": challenge }));
+        assert_eq!(server.stored().await, 0);
+
+        // No Authorization, or another value: refused, the challenge is not echoed.
+        for auth in [None, Some("Basic b2t0YTpndWVzc2Vk"), Some("")] {
+            let (status, _, body) = read(get(&server, auth, challenge).await).await;
+            assert_eq!(status, 401, "{auth:?}: {body}");
+            assert!(!body.contains(challenge));
+        }
+        // Authorized, but no challenge in the header.
+        let (status, _, body) = read(get(&server, Some(SECRET), "").await).await;
+        assert_eq!(status, 400);
+        assert!(body.starts_with("bad_handshake"), "{body}");
+        assert_eq!(server.stored().await, 0);
+
+        // Event deliveries: stored only with the configured Authorization.
+        let event = r#"{"eventType":"com.okta.event_hook","eventTypeVersion":"1.0","cloudEventsVersion":"0.1","source":"https://example.okta.com/api/v1/eventHooks/whoql0HfiLGPWc8Jx0g3","eventId":"3o9jBzq1SmOGmmsDsqyyeQ","data":{"events":[{"uuid":"b627b9e7-50b8-11e9-9e6e-21b5ff5b2ea9","eventType":"user.session.start"}]},"eventTime":"2019-03-27T16:59:53.032Z","contentType":"application/json"}"#;
+        let post = |auth: &'static str| {
+            server
+                .client
+                .post(server.url("/okta"))
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(event)
+                .send()
+        };
+        let (status, _, _) = read(post("Basic b2t0YTpndWVzc2Vk").await.expect("request")).await;
+        assert_eq!(status, 401);
+        assert_eq!(server.stored().await, 0);
+        let (status, _, _) = read(post(SECRET).await.expect("request")).await;
+        assert_eq!(status, 200);
+        assert_eq!(server.stored().await, 1);
+    }
+}

@@ -7,6 +7,7 @@ use super::{hmac_keys, names, Preset};
 use crate::error::ConfigError;
 use crate::scheme::engine::{Encoding, IdSpec, Keys, SigSpec, SignedPart};
 use crate::scheme::keys::{collect_secrets, Algorithm, TokenHash};
+use crate::verify::handshake::OktaVerification;
 
 impl Preset {
     /// GitHub: `X-Hub-Signature-256: sha256=<hex>`, HMAC-SHA256 of the body. The event id is
@@ -112,5 +113,40 @@ impl Preset {
             },
         )
         .with_event_type("x-gitlab-event"))
+    }
+
+    /// Okta event hooks: Okta signs nothing; it sends the value you set as the hook's
+    /// "Authentication secret" in the `Authorization` header (the "Authentication field") of
+    /// every request, including the one-time verification. That value must equal one of
+    /// `secrets`, compared in constant time, as SHA-256 digests (GitLab's rule). The event id is
+    /// the body's `eventId`. No signed timestamp.
+    ///
+    /// Only `Authorization` is read: it is a header the intake never stores, while a header of
+    /// another name would be stored with the event, secret included.
+    ///
+    /// Its handshake, [`OktaVerification`] (the `GET` with `X-Okta-Verification-Challenge`),
+    /// is answered by the verify layer once the `Authorization` value matched.
+    pub fn okta<I, T>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let keys = collect_secrets(secrets, |_, s| Ok(TokenHash::new(s)))?;
+        Ok(Self::hmac(
+            "okta",
+            Keys::Token(keys),
+            SigSpec {
+                headers: names(&["authorization"]),
+                list_sep: None,
+                prefix: Cow::Borrowed(b""),
+                encoding: Encoding::Hex,
+            },
+            Vec::new(),
+            IdSpec {
+                headers: Vec::new(),
+                json: Some(&["eventId"]),
+            },
+        )
+        .with_handshake(OktaVerification))
     }
 }

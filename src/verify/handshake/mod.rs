@@ -79,10 +79,12 @@
 
 mod answer;
 mod graph;
+mod okta;
 mod slack;
 
 pub use answer::{Answer, AnswerFuture, Answered, HandshakeKind, Reply};
 pub use graph::GraphValidation;
+pub use okta::OktaVerification;
 pub use slack::SlackUrlVerification;
 
 use crate::scheme::{Rejection, RejectionKind, SignedRequest, Verified};
