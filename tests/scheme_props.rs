@@ -30,8 +30,10 @@ struct Case {
     body_signed: bool,
     /// Where the id header is signed (Standard Webhooks, the generic case).
     id_signed: bool,
-    /// The timestamp is in milliseconds (HubSpot).
+    /// The timestamp is compared in milliseconds (HubSpot, Linear; Twitch's RFC 3339).
     millis: bool,
+    /// The timestamp is RFC 3339 text (Twitch).
+    rfc3339: bool,
 }
 
 fn case(name: &str) -> Case {
@@ -62,6 +64,33 @@ fn case(name: &str) -> Case {
         ),
         "hubspot" => hmac(Preset::hubspot(["client-secret"], "https://example.com").unwrap()),
         "pagerduty" => hmac(Preset::pagerduty(["pd-secret"]).unwrap()),
+        "clerk" => hmac(Preset::clerk(["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).unwrap()),
+        "resend" => hmac(Preset::resend(["whsec_c2Vjb25kIHNlY3JldA=="]).unwrap()),
+        "openai" => hmac(Preset::openai(["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).unwrap()),
+        "replicate" => hmac(Preset::replicate(["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).unwrap()),
+        "discord" => {
+            Signer::discord("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .map(|s| (s.preset().clone(), s))
+        }
+        "sendgrid" => Signer::sendgrid("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=")
+            .map(|s| (s.preset().clone(), s)),
+        "meta" => hmac(Preset::meta(["app-secret", "old-app-secret"]).unwrap()),
+        "zoom" => hmac(Preset::zoom(["zoom-secret-token"]).unwrap()),
+        "twitch" => hmac(Preset::twitch(["twitch-secret-0123"]).unwrap()),
+        "linear" => hmac(Preset::linear(["lin_wh_secret"]).unwrap()),
+        "intercom" => hmac(Preset::intercom(["ic-client-secret"]).unwrap()),
+        "typeform" => hmac(Preset::typeform(["tf-secret"]).unwrap()),
+        "calendly" => hmac(Preset::calendly(["calendly-key"]).unwrap()),
+        "bitbucket_cloud" => hmac(Preset::bitbucket_cloud(["bb-secret"]).unwrap()),
+        "vercel" => hmac(Preset::vercel(["vercel-secret"]).unwrap()),
+        "lemonsqueezy" => hmac(Preset::lemonsqueezy(["ls-secret"]).unwrap()),
+        "mux" => hmac(Preset::mux(["mux-secret"]).unwrap()),
+        "coinbase_commerce" => hmac(Preset::coinbase_commerce(["cc-secret"]).unwrap()),
+        "razorpay" => hmac(Preset::razorpay(["rzp-secret"]).unwrap()),
+        "paystack" => hmac(Preset::paystack(["sk_test_x"]).unwrap()),
+        "sentry" => hmac(Preset::sentry(["sentry-secret"]).unwrap()),
+        "circleci" => hmac(Preset::circleci(["circleci-secret"]).unwrap()),
+        "docusign" => hmac(Preset::docusign(["dsk-1", "dsk-2"]).unwrap()),
         "generic" => hmac(
             GenericHmac::new("acme", "x-acme-signature")
                 .algorithm(Algorithm::Sha1)
@@ -90,9 +119,17 @@ fn case(name: &str) -> Case {
         body_signed: name != "gitlab",
         id_signed: matches!(
             name,
-            "standard_webhooks" | "standard_webhooks_ed25519" | "generic"
+            "standard_webhooks"
+                | "standard_webhooks_ed25519"
+                | "generic"
+                | "clerk"
+                | "resend"
+                | "openai"
+                | "replicate"
+                | "twitch"
         ),
-        millis: name == "hubspot",
+        millis: matches!(name, "hubspot" | "twitch" | "linear"),
+        rfc3339: name == "twitch",
     }
 }
 
@@ -108,6 +145,18 @@ impl Case {
     }
 
     fn sign(&self, body: &[u8], id: &str, at: SystemTime) -> SignedDelivery {
+        // Linear's timestamp lives in the body, which the signer rewrites as JSON: the body
+        // under test is a field of it.
+        let wrapped;
+        let body = if self.preset.name() == "linear" {
+            wrapped = serde_json::to_vec(&serde_json::json!({
+                "data": String::from_utf8_lossy(body)
+            }))
+            .unwrap();
+            &wrapped[..]
+        } else {
+            body
+        };
         let mut d = self
             .signer
             .delivery(Bytes::copy_from_slice(body))
@@ -129,7 +178,9 @@ impl Case {
                 continue;
             }
             let n = name.as_str();
-            if n.ends_with("timestamp") {
+            if n.ends_with("timestamp") && self.rfc3339 {
+                out.push((name.clone(), SignedKind::Rfc3339));
+            } else if n.ends_with("timestamp") {
                 out.push((name.clone(), SignedKind::Timestamp));
             } else if self.id_signed && (n.ends_with("-id") || n.ends_with("delivery")) {
                 out.push((name.clone(), SignedKind::Id));
@@ -160,6 +211,7 @@ impl Case {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SignedKind {
     Timestamp,
+    Rfc3339,
     Id,
 }
 
@@ -424,6 +476,29 @@ props!(
     hubspot,
     pagerduty,
     generic,
+    clerk,
+    resend,
+    openai,
+    replicate,
+    discord,
+    sendgrid,
+    meta,
+    zoom,
+    twitch,
+    linear,
+    intercom,
+    typeform,
+    calendly,
+    bitbucket_cloud,
+    vercel,
+    lemonsqueezy,
+    mux,
+    coinbase_commerce,
+    razorpay,
+    paystack,
+    sentry,
+    circleci,
+    docusign,
 );
 
 /// For the schemes that sign header values (a timestamp header, an id header).
@@ -451,13 +526,30 @@ macro_rules! signed_header_props {
                     let mut value = d.headers[&name].as_bytes().to_vec();
                     let i = at_index.index(value.len());
                     prop_assume!(value[i] != replacement);
+                    // A digit of an RFC 3339 fraction, changed to another digit: still a
+                    // valid time, within the window, but not the signed text.
+                    let fraction_digit = kind == SignedKind::Rfc3339
+                        && i > 20
+                        && value[i].is_ascii_digit()
+                        && replacement.is_ascii_digit();
                     value[i] = replacement;
                     d.headers.insert(name, HeaderValue::from_bytes(&value).unwrap());
-                    let expected = match kind {
-                        SignedKind::Timestamp => case.expected_for_timestamp(&value, at),
-                        SignedKind::Id => RejectionKind::BadSignature,
-                    };
-                    prop_assert_eq!(verify(&case, &d, at), Err(expected));
+                    let outcome = verify(&case, &d, at);
+                    match kind {
+                        SignedKind::Timestamp => prop_assert_eq!(
+                            outcome,
+                            Err(case.expected_for_timestamp(&value, at))
+                        ),
+                        SignedKind::Id => {
+                            prop_assert_eq!(outcome, Err(RejectionKind::BadSignature))
+                        }
+                        SignedKind::Rfc3339 if fraction_digit => {
+                            prop_assert_eq!(outcome, Err(RejectionKind::BadSignature))
+                        }
+                        // Any other change: malformed, out of the window, or not what was
+                        // signed; never accepted.
+                        SignedKind::Rfc3339 => prop_assert!(outcome.is_err(), "{outcome:?}"),
+                    }
                 }
 
             }
@@ -473,7 +565,12 @@ mod signed_headers {
         standard_webhooks_ed25519,
         slack,
         hubspot,
-        generic
+        generic,
+        clerk,
+        discord,
+        sendgrid,
+        zoom,
+        twitch,
     );
 }
 
@@ -499,7 +596,19 @@ fn every_vector_rejection_kind_is_distinguishable() {
     let mut bad = good.clone();
     bad.body = Bytes::from_static(b"{ }");
 
+    let mut conflicting = good.clone();
+    let other = signer
+        .delivery("{}")
+        .timestamp(at + Duration::from_secs(1))
+        .sign()
+        .unwrap();
+    conflicting.headers.append(
+        "stripe-signature",
+        other.headers["stripe-signature"].clone(),
+    );
+
     let produced = [
+        (kind(&conflicting, at), "conflicting_header"),
         (kind(&missing, at), "missing_header"),
         (kind(&malformed, at), "malformed_header"),
         (kind(&bad, at), "bad_signature"),
@@ -517,11 +626,262 @@ fn every_vector_rejection_kind_is_distinguishable() {
         for (other, _) in &produced[i + 1..] {
             assert_ne!(kind, other);
         }
-        let status = if *name == "malformed_header" {
+        let status = if matches!(*name, "malformed_header" | "conflicting_header") {
             400
         } else {
             401
         };
         assert_eq!(kind.status().as_u16(), status, "{name}");
+    }
+}
+
+/// Every case the header-level properties run over.
+const ALL_CASES: &[&str] = &[
+    "standard_webhooks",
+    "standard_webhooks_ed25519",
+    "github",
+    "stripe",
+    "shopify",
+    "slack",
+    "twilio_form",
+    "twilio_json",
+    "gitlab",
+    "paddle",
+    "square",
+    "hubspot",
+    "pagerduty",
+    "generic",
+    "clerk",
+    "resend",
+    "openai",
+    "replicate",
+    "discord",
+    "sendgrid",
+    "meta",
+    "zoom",
+    "twitch",
+    "linear",
+    "intercom",
+    "typeform",
+    "calendly",
+    "bitbucket_cloud",
+    "vercel",
+    "lemonsqueezy",
+    "mux",
+    "coinbase_commerce",
+    "razorpay",
+    "paystack",
+    "sentry",
+    "circleci",
+    "docusign",
+];
+
+/// A signature header value that no longer matches: its last letter or digit changed.
+fn spoiled(value: &HeaderValue) -> HeaderValue {
+    spoiled_at(value, 0)
+}
+
+/// `value` with its `nth` letter or digit from the end changed.
+fn spoiled_at(value: &HeaderValue, nth: usize) -> HeaderValue {
+    let mut bytes = value.as_bytes().to_vec();
+    let i = (0..bytes.len())
+        .rev()
+        .filter(|&i| bytes[i].is_ascii_alphanumeric())
+        .nth(nth)
+        .expect("a signature has letters or digits");
+    bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+    HeaderValue::from_bytes(&bytes).unwrap()
+}
+
+/// Issue 17: a repeated signature header is checked value by value, whatever the order, and
+/// with the same rules as one value (any match is enough; no match is `bad_signature`).
+#[test]
+fn every_value_of_a_repeated_signature_header_is_checked() {
+    let at = UNIX_EPOCH + Duration::from_secs(T0);
+    for name in ALL_CASES {
+        let case = case(name);
+        let good = case.sign(b"{\"id\":\"evt_1\",\"event_id\":\"e1\"}", "id-1", at);
+        let sig = case.preset.header_names().next().unwrap().clone();
+        let value = good.headers[&sig].clone();
+        let bad = spoiled(&value);
+        for (order, values, expected) in [
+            ("good, bad", [value.clone(), bad.clone()], Ok(())),
+            ("bad, good", [bad.clone(), value.clone()], Ok(())),
+            (
+                "bad, bad",
+                [bad.clone(), spoiled_at(&value, 1)],
+                Err(RejectionKind::BadSignature),
+            ),
+        ] {
+            let mut d = good.clone();
+            d.headers.remove(&sig);
+            for v in values {
+                d.headers.append(sig.clone(), v);
+            }
+            assert_eq!(verify(&case, &d, at), expected, "{name}: {order}");
+        }
+    }
+}
+
+/// Issue 17: two different values of the id header (or of a signed timestamp header) cannot
+/// both be the delivery's; the request is refused as `conflicting_header` (400). The same
+/// value twice is one value.
+#[test]
+fn conflicting_id_and_timestamp_headers_are_refused() {
+    let at = UNIX_EPOCH + Duration::from_secs(T0);
+    let mut checked = 0;
+    for name in ALL_CASES {
+        let case = case(name);
+        let good = case.sign(b"{}", "id-1", at);
+        for header in case.preset.header_names().skip(1) {
+            let n = header.as_str();
+            let single = n.ends_with("-id")
+                || n.ends_with("delivery")
+                || n.ends_with("uuid")
+                || n.ends_with("timestamp")
+                || n.ends_with("idempotency-key");
+            let Some(value) = good.headers.get(header).filter(|_| single).cloned() else {
+                continue;
+            };
+            let mut same = good.clone();
+            same.headers.append(header.clone(), value.clone());
+            assert_eq!(verify(&case, &same, at), Ok(()), "{name}: {n} twice");
+            let mut other = good.clone();
+            other.headers.append(header.clone(), spoiled(&value));
+            let rejection = case.preset.verify(&other.signed_request(at)).unwrap_err();
+            assert_eq!(
+                rejection.kind(),
+                RejectionKind::ConflictingHeader,
+                "{name}: {n}"
+            );
+            assert_eq!(rejection.header(), Some(header));
+            assert_eq!(rejection.status().as_u16(), 400);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} headers checked");
+}
+
+/// Stripe-style headers carry the timestamp inside: two values must agree on it.
+#[test]
+fn signature_values_with_different_timestamps_conflict() {
+    let at = UNIX_EPOCH + Duration::from_secs(T0);
+    for name in ["stripe", "paddle", "calendly", "mux"] {
+        let case = case(name);
+        let first = case.sign(b"{}", "id-1", at);
+        let second = case.sign(b"{}", "id-1", at + Duration::from_secs(1));
+        let sig = case.preset.header_names().next().unwrap().clone();
+        let mut d = first.clone();
+        d.headers.append(sig.clone(), second.headers[&sig].clone());
+        assert_eq!(
+            verify(&case, &d, at),
+            Err(RejectionKind::ConflictingHeader),
+            "{name}"
+        );
+    }
+}
+
+/// Mailgun signs fields of the body (`signature.timestamp` and `.token`), not the body.
+mod mailgun {
+    use super::*;
+
+    fn signer() -> Signer {
+        Signer::new(&Preset::mailgun(["key-3ax6xnjp29jd6fds4gc373sgvjxteol0"]).unwrap()).unwrap()
+    }
+
+    fn body(event: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "event-data": {"event": event, "id": "CPgfbmQMTCKtHW6uIWtuVe"}
+        }))
+        .unwrap()
+    }
+
+    fn field_path(d: &SignedDelivery, field: &str) -> (serde_json::Value, String) {
+        let v: serde_json::Value = serde_json::from_slice(&d.body).unwrap();
+        let text = v["signature"][field].as_str().unwrap().to_owned();
+        (v, text)
+    }
+
+    fn with_field(d: &SignedDelivery, field: &str, text: &str) -> SignedDelivery {
+        let (mut v, _) = field_path(d, field);
+        v["signature"][field] = text.into();
+        let mut d = d.clone();
+        d.body = Bytes::from(serde_json::to_vec(&v).unwrap());
+        d
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn round_trip(token in "[a-z0-9]{20,50}", secs in 0u64..100_000_000) {
+            let at = UNIX_EPOCH + Duration::from_secs(T0 + secs);
+            let d = signer().delivery(body("delivered")).timestamp(at).id(token.clone()).sign().unwrap();
+            let v = signer().preset().verify(&d.signed_request(at)).unwrap();
+            prop_assert_eq!(v.id.as_str(), token.as_str());
+            prop_assert_eq!(v.event_type.as_deref(), Some("delivered"));
+            prop_assert_eq!(v.timestamp, Some(at - Duration::from_nanos(u64::from(at.duration_since(UNIX_EPOCH).unwrap().subsec_nanos()))));
+        }
+
+        #[test]
+        fn one_signed_field_byte_changed(
+            field in prop::sample::select(vec!["signature", "token", "timestamp"]),
+            at_index in any::<Index>(),
+            replacement in "[a-z0-9]",
+        ) {
+            let at = UNIX_EPOCH + Duration::from_secs(T0);
+            let d = signer().delivery(body("opened")).timestamp(at).sign().unwrap();
+            let (_, text) = field_path(&d, field);
+            let mut bytes = text.into_bytes();
+            let i = at_index.index(bytes.len());
+            prop_assume!(bytes[i] != replacement.as_bytes()[0]);
+            bytes[i] = replacement.as_bytes()[0];
+            let changed = with_field(&d, field, &String::from_utf8(bytes.clone()).unwrap());
+            let expected = if field == "timestamp" && !bytes.iter().all(u8::is_ascii_digit) {
+                RejectionKind::MalformedHeader
+            } else {
+                RejectionKind::BadSignature
+            };
+            prop_assert_eq!(
+                signer().preset().verify(&changed.signed_request(at)).map(|_| ()).map_err(|r| r.kind()),
+                Err(expected)
+            );
+        }
+    }
+
+    #[test]
+    fn the_event_data_is_not_signed_but_the_token_dedupes_a_replay() {
+        let at = UNIX_EPOCH + Duration::from_secs(T0);
+        let d = signer()
+            .delivery(body("opened"))
+            .timestamp(at)
+            .id("tok-1")
+            .sign()
+            .unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&d.body).unwrap();
+        v["event-data"]["event"] = "clicked".into();
+        let mut forged = d.clone();
+        forged.body = Bytes::from(serde_json::to_vec(&v).unwrap());
+        let verified = signer()
+            .preset()
+            .verify(&forged.signed_request(at))
+            .unwrap();
+        assert_eq!(
+            verified.id.as_str(),
+            "tok-1",
+            "same id as the original delivery"
+        );
+    }
+
+    #[test]
+    fn a_missing_signature_is_missing() {
+        let at = UNIX_EPOCH + Duration::from_secs(T0);
+        for body in [&b"{\"event-data\":{}}"[..], b"not json", b""] {
+            let mut d = signer().delivery("{}").timestamp(at).sign().unwrap();
+            d.body = Bytes::copy_from_slice(body);
+            let r = signer().preset().verify(&d.signed_request(at)).unwrap_err();
+            assert_eq!(r.kind(), RejectionKind::MissingHeader);
+            assert_eq!(r.header(), None);
+        }
     }
 }

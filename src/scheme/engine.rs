@@ -2,55 +2,38 @@
 //!
 //! A preset is data: where the signature is and how it is written ([`SigSpec`]), where the
 //! timestamp is and how fresh it must be ([`TsSpec`]), what bytes are signed ([`Content`]),
-//! where the event id comes from ([`IdSpec`]), and the keys. [`Engine::verify`] runs the same
-//! steps for all of them:
+//! where the event id and type come from ([`IdSpec`], [`Field`]), and the keys.
+//! [`Engine::verify`] runs the same steps for all of them:
 //!
-//! 1. find the signature header (absent: `missing_header`);
-//! 2. read and check the timestamp, if the scheme signs one (absent: `missing_header`, or
-//!    `malformed_header` inside the signature header; unparsable: `malformed_header`; outside
-//!    the window: `timestamp_too_old` / `timestamp_in_future`);
+//! 1. gather the signatures: every value of the signature header (and of each of its numbered
+//!    siblings, for DocuSign), or the body field that carries it (Mailgun); absent:
+//!    `missing_header`;
+//! 2. read the id and timestamp the signature covers: a header repeated with different values
+//!    is `conflicting_header`; absent: `missing_header`; unparsable: `malformed_header`;
+//!    outside the window: `timestamp_too_old` / `timestamp_in_future`;
 //! 3. compute the expected MAC once per key (and per content variant), then compare every
-//!    candidate signature in the header against every expected MAC in constant time;
-//! 4. derive the event id: provider header, else a field of a JSON body, else SHA-256 of body.
+//!    candidate signature of every value against every expected MAC in constant time, with no
+//!    early exit;
+//! 4. only then read what the body says: the event id (provider header, else a field of a
+//!    JSON body, else SHA-256 of the body), the event type, and a timestamp that lives in the
+//!    (signed) body.
 
-use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::keys::{HmacKey, Matcher, Tag, TokenHash};
-#[cfg(feature = "ed25519")]
+#[cfg(any(feature = "ed25519", feature = "p256"))]
 use super::parse::MAX_SIG;
-use super::parse::{self, find_header, items, Text};
+use super::parse::{self, items, Text};
+use super::timestamp::{window_detail, Stamp};
 use super::{IdOrigin, Rejection, RejectionKind, SignedRequest, Verified};
 use crate::event::{EventId, EventType};
 
+pub use super::content::SignedPart;
+pub(crate) use super::content::{is_form, query_param, Content};
 pub use super::parse::Encoding;
-
-/// One piece of the signed content, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SignedPart {
-    /// Fixed bytes, such as a `.` separator or a version prefix.
-    Literal(Cow<'static, [u8]>),
-    /// The raw value of the id header.
-    Id,
-    /// The raw text of the timestamp, exactly as sent.
-    Timestamp,
-    /// The raw body.
-    Body,
-    /// The request method (`POST`).
-    Method,
-    /// The configured public URL followed by the request's path and query.
-    Url,
-}
-
-impl SignedPart {
-    /// A literal part from a static string.
-    pub const fn lit(s: &'static str) -> Self {
-        Self::Literal(Cow::Borrowed(s.as_bytes()))
-    }
-}
+pub(crate) use super::timestamp::{TsFormat, TsSource, TsSpec};
 
 /// Where the keys come from and how a candidate is checked.
 #[derive(Clone)]
@@ -59,9 +42,12 @@ pub(crate) enum Keys {
     Hmac(Vec<HmacKey>),
     /// Shared tokens that the header must equal (GitLab).
     Token(Vec<TokenHash>),
-    /// Ed25519 public keys (Standard Webhooks `v1a`).
+    /// Ed25519 public keys (Standard Webhooks `v1a`, Discord).
     #[cfg(feature = "ed25519")]
     Ed25519(Vec<ed25519_dalek::VerifyingKey>),
+    /// ECDSA P-256 public keys over SHA-256, DER signatures (SendGrid).
+    #[cfg(feature = "p256")]
+    P256(Vec<p256::ecdsa::VerifyingKey>),
 }
 
 impl Keys {
@@ -71,6 +57,8 @@ impl Keys {
             Self::Token(k) => k.len(),
             #[cfg(feature = "ed25519")]
             Self::Ed25519(k) => k.len(),
+            #[cfg(feature = "p256")]
+            Self::P256(k) => k.len(),
         }
     }
 }
@@ -78,45 +66,21 @@ impl Keys {
 /// Where the signatures are and how they are written.
 #[derive(Debug, Clone)]
 pub(crate) struct SigSpec {
-    /// Header names, first present wins (e.g. `webhook-signature`, then `svix-signature`).
+    /// Header names, first present wins (e.g. `webhook-signature`, then `svix-signature`),
+    /// unless [`every_header`](Self::every_header) is set.
     pub(crate) headers: Vec<HeaderName>,
+    /// Consider every present name, not just the first (DocuSign's
+    /// `X-DocuSign-Signature-1`, `-2`, ...: one per active key).
+    pub(crate) every_header: bool,
+    /// The signature is a field of a JSON object body instead (Mailgun); `headers` is empty.
+    pub(crate) json: Option<&'static [&'static str]>,
     /// Separator between items of the header value, if it holds a list.
     pub(crate) list_sep: Option<u8>,
     /// Text before the encoded signature in an item (`sha256=`, `v1,`, `h1=`); items without it
     /// are not signatures of this scheme and are skipped.
-    pub(crate) prefix: Cow<'static, [u8]>,
+    pub(crate) prefix: std::borrow::Cow<'static, [u8]>,
     /// How the signature bytes are written.
     pub(crate) encoding: Encoding,
-}
-
-/// Where the signed timestamp is.
-#[derive(Debug, Clone)]
-pub(crate) enum TsSource {
-    /// Its own header.
-    Header(Vec<HeaderName>),
-    /// An item of the signature header with this prefix (`t=`, `ts=`).
-    InSignature(&'static [u8]),
-}
-
-/// The signed timestamp and the replay window.
-#[derive(Debug, Clone)]
-pub(crate) struct TsSpec {
-    pub(crate) source: TsSource,
-    /// Milliseconds rather than seconds since the epoch.
-    pub(crate) millis: bool,
-    /// The largest allowed distance from `now`, either way; `None` accepts any time.
-    pub(crate) tolerance: Option<Duration>,
-}
-
-/// What bytes are signed.
-#[derive(Debug, Clone)]
-pub(crate) enum Content {
-    /// The concatenation of these parts.
-    Parts(Vec<SignedPart>),
-    /// Twilio: the URL, followed by the sorted form parameters (or, with `bodySHA256` in the
-    /// query, the URL alone plus a check of the body's hash), tried with and without the
-    /// default port.
-    Twilio,
 }
 
 /// Where the event id comes from.
@@ -128,6 +92,13 @@ pub(crate) struct IdSpec {
     pub(crate) json: Option<&'static [&'static str]>,
 }
 
+/// Where a value (the event type) is: a header, or a field of a JSON object body.
+#[derive(Debug, Clone)]
+pub(crate) enum Field {
+    Header(HeaderName),
+    Json(&'static [&'static str]),
+}
+
 /// A fully configured scheme.
 #[derive(Clone)]
 pub(crate) struct Engine {
@@ -137,7 +108,7 @@ pub(crate) struct Engine {
     pub(crate) timestamp: Option<TsSpec>,
     pub(crate) content: Content,
     pub(crate) id: IdSpec,
-    pub(crate) event_type: Option<HeaderName>,
+    pub(crate) event_type: Option<Field>,
     /// `scheme://host[:port]` of the URL the provider calls, for [`SignedPart::Url`] and Twilio.
     pub(crate) public_url: Option<String>,
     /// Decode the escapes HubSpot decodes before signing (`%3A` → `:` and so on).
@@ -158,120 +129,308 @@ pub(crate) enum SigningKey<'k> {
     /// An Ed25519 private key.
     #[cfg(feature = "ed25519")]
     Ed25519(&'k ed25519_dalek::SigningKey),
+    /// An ECDSA P-256 private key.
+    #[cfg(feature = "p256")]
+    P256(&'k p256::ecdsa::SigningKey),
 }
 
-/// Expected MACs: inline for the common case of a few keys, so checking does not allocate.
-const INLINE_TAGS: usize = 4;
+/// Values read from a JSON object body, by slot.
+#[derive(Default)]
+pub(crate) struct BodyFields([Option<String>; 4]);
+
+const SIG: usize = 0;
+const TS: usize = 1;
+const ID: usize = 2;
+const TYPE: usize = 3;
+
+impl BodyFields {
+    fn get(&self, slot: usize) -> Option<&[u8]> {
+        self.0[slot].as_deref().map(str::as_bytes)
+    }
+}
+
+/// The signature texts of one request: every value of the signature header(s), or the body
+/// field that carries the signature.
+pub(crate) struct Signatures<'r> {
+    /// The header they came from, for rejections (`None` for a body field).
+    name: Option<&'r HeaderName>,
+    first: &'r [u8],
+    /// Further values (a repeated header, DocuSign's numbered headers); empty almost always,
+    /// so this does not allocate on the common path.
+    more: Vec<&'r [u8]>,
+}
+
+impl<'r> Signatures<'r> {
+    fn values(&self) -> impl Iterator<Item = &'r [u8]> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+
+    fn bad(&self) -> Rejection {
+        let r = Rejection::new(
+            RejectionKind::BadSignature,
+            "no signature matches any configured secret",
+        );
+        match self.name {
+            Some(name) => r.with_header(name.clone()),
+            None => r,
+        }
+    }
+}
+
+/// The value of the first of `names` present, checking that a repeated header repeats the
+/// same value (two different delivery ids, or timestamps, in one request are refused).
+#[inline]
+pub(crate) fn single_header<'h, 'n>(
+    headers: &'h HeaderMap,
+    names: &'n [HeaderName],
+) -> Result<Option<(&'n HeaderName, &'h HeaderValue)>, Rejection> {
+    for name in names {
+        let mut values = headers.get_all(name).iter();
+        if let Some(first) = values.next() {
+            if values.any(|v| v != first) {
+                return Err(Rejection::new(
+                    RejectionKind::ConflictingHeader,
+                    "header repeated with different values",
+                )
+                .with_header(name.clone()));
+            }
+            return Ok(Some((name, first)));
+        }
+    }
+    Ok(None)
+}
 
 impl Engine {
     pub(crate) fn verify(&self, req: &SignedRequest<'_>) -> Result<Verified, Rejection> {
-        let sig_names = &self.signature.headers;
-        let (sig_name, sig_value) =
-            find_header(req.headers, sig_names).ok_or_else(|| Rejection::missing(&sig_names[0]))?;
-        let sig_value = sig_value.as_bytes();
+        // A signature inside the body (Mailgun) needs the body's fields before anything else.
+        let early = self.signature.json.is_some();
+        let mut fields = if early {
+            self.body_fields(req.body, true)
+        } else {
+            BodyFields::default()
+        };
+        let sigs = self.signatures(req, &fields)?;
 
-        let id_header = find_header(req.headers, &self.id.headers)
+        let id_header = single_header(req.headers, &self.id.headers)?
             .map(|(_, v)| v)
             .filter(|v| !v.is_empty());
-        if id_header.is_none() && self.signs_id() {
-            return Err(Rejection::missing(&self.id.headers[0]));
+        let id_raw = id_header
+            .map(HeaderValue::as_bytes)
+            .or_else(|| fields.get(ID).filter(|id| !id.is_empty()));
+        if id_raw.is_none() && self.content.signs(&SignedPart::Id) {
+            return Err(match self.id.headers.first() {
+                Some(name) => Rejection::missing(name),
+                None => Rejection::missing_field("the body carries no id"),
+            });
         }
 
+        // A timestamp in the (signed) body is read after verification, unless it is itself
+        // one of the signed pieces read from the body.
         let timestamp = match &self.timestamp {
-            Some(spec) => Some(self.read_timestamp(spec, sig_name, sig_value, req)?),
-            None => None,
+            Some(spec) if early || !matches!(spec.source, TsSource::Json(_)) => {
+                Some(self.read_timestamp(spec, &sigs, req, &fields)?)
+            }
+            _ => None,
         };
         let ts_raw = timestamp.map_or(&b""[..], |(raw, _)| raw);
-        let id_raw = id_header.map_or(&b""[..], HeaderValue::as_bytes);
+        let id_bytes = id_raw.unwrap_or_default();
 
         let matched = match &self.keys {
-            Keys::Hmac(keys) => self.match_hmac(keys, req, sig_value, id_raw, ts_raw)?,
-            Keys::Token(tokens) => self.match_token(tokens, sig_value),
+            Keys::Hmac(keys) => self.match_hmac(keys, req, &sigs, id_bytes, ts_raw)?,
+            Keys::Token(tokens) => self.match_token(tokens, &sigs),
             #[cfg(feature = "ed25519")]
-            Keys::Ed25519(keys) => self.match_ed25519(keys, req, sig_value, id_raw, ts_raw),
+            Keys::Ed25519(keys) => self.match_ed25519(keys, req, &sigs, id_bytes, ts_raw),
+            #[cfg(feature = "p256")]
+            Keys::P256(keys) => self.match_p256(keys, req, &sigs, id_bytes, ts_raw),
         };
-        let secret_index = matched.ok_or_else(|| Rejection::bad_signature(sig_name))?;
+        let secret_index = matched.ok_or_else(|| sigs.bad())?;
+        let mut stamp = timestamp.map(|(_, stamp)| stamp);
 
-        let (id, id_origin) = match id_header {
+        // Verified: now the body may be read.
+        if !early && self.reads_body_after(id_header.is_some()) {
+            fields = self.body_fields(req.body, id_header.is_none());
+        }
+        if let (None, Some(spec)) = (stamp, &self.timestamp) {
+            let raw = fields
+                .get(TS)
+                .ok_or_else(|| Rejection::missing_field("the body carries no timestamp field"))?;
+            stamp = Some(self.check_timestamp(spec, raw, None, req.now)?);
+        }
+
+        let (id, id_origin) = match (id_header, fields.0[ID].take()) {
             _ if self.id_from_body_hash => (EventId::from_body_hash(req.body), IdOrigin::BodyHash),
-            Some(v) => (EventId::from(v), IdOrigin::Provider),
-            None => match self
-                .id
-                .json
-                .and_then(|path| parse::json_field(req.body, path))
-            {
-                Some(id) if !id.is_empty() => (EventId::new(id), IdOrigin::Provider),
-                _ => (EventId::from_body_hash(req.body), IdOrigin::BodyHash),
-            },
+            (Some(v), _) => (EventId::from(v), IdOrigin::Provider),
+            (None, Some(id)) if !id.is_empty() => (EventId::new(id), IdOrigin::Provider),
+            _ => (EventId::from_body_hash(req.body), IdOrigin::BodyHash),
         };
-        let event_type = self
-            .event_type
-            .as_ref()
-            .and_then(|h| req.headers.get(h))
-            .map(EventType::from);
-        let timestamp = timestamp.map(|(_, value)| {
-            let value = u64::try_from(value).unwrap_or(0);
-            UNIX_EPOCH
-                + if self.timestamp.as_ref().is_some_and(|t| t.millis) {
-                    Duration::from_millis(value)
-                } else {
-                    Duration::from_secs(value)
-                }
-        });
+        let event_type = match &self.event_type {
+            Some(Field::Header(name)) => single_header(req.headers, std::slice::from_ref(name))?
+                .map(|(_, v)| EventType::from(v)),
+            Some(Field::Json(_)) => fields.0[TYPE].take().map(EventType::from),
+            None => None,
+        };
 
         Ok(Verified {
             scheme: self.name,
             id,
             id_origin,
-            timestamp,
+            timestamp: stamp.map(Stamp::time),
             event_type,
             secret_index,
         })
     }
 
-    fn signs_id(&self) -> bool {
-        matches!(&self.content, Content::Parts(parts)
-            if parts.iter().any(|p| matches!(p, SignedPart::Id)))
+    /// Whether anything is read from the body after verification.
+    fn reads_body_after(&self, id_from_header: bool) -> bool {
+        (!id_from_header && self.id.json.is_some())
+            || matches!(self.event_type, Some(Field::Json(_)))
+            || matches!(
+                self.timestamp,
+                Some(TsSpec {
+                    source: TsSource::Json(_),
+                    ..
+                })
+            )
+    }
+
+    /// The JSON fields this scheme reads from the body, in one pass.
+    fn body_fields(&self, body: &[u8], want_id: bool) -> BodyFields {
+        let mut paths: [&[&str]; 4] = [&[]; 4];
+        paths[SIG] = self.signature.json.unwrap_or(&[]);
+        if let Some(TsSpec {
+            source: TsSource::Json(path),
+            ..
+        }) = &self.timestamp
+        {
+            paths[TS] = path;
+        }
+        if want_id {
+            paths[ID] = self.id.json.unwrap_or(&[]);
+        }
+        if let Some(Field::Json(path)) = &self.event_type {
+            paths[TYPE] = path;
+        }
+        let mut fields = BodyFields::default();
+        parse::json_fields(body, &paths, &mut fields.0);
+        fields
+    }
+
+    /// Every signature text the request carries for this scheme.
+    fn signatures<'r>(
+        &'r self,
+        req: &SignedRequest<'r>,
+        fields: &'r BodyFields,
+    ) -> Result<Signatures<'r>, Rejection> {
+        if self.signature.json.is_some() {
+            let first = fields
+                .get(SIG)
+                .ok_or_else(|| Rejection::missing_field("the body carries no signature"))?;
+            return Ok(Signatures {
+                name: None,
+                first,
+                more: Vec::new(),
+            });
+        }
+        let mut found: Option<Signatures<'r>> = None;
+        for name in &self.signature.headers {
+            let mut values = req.headers.get_all(name).iter();
+            let Some(value) = values.next() else {
+                continue;
+            };
+            match &mut found {
+                None => {
+                    found = Some(Signatures {
+                        name: Some(name),
+                        first: value.as_bytes(),
+                        more: Vec::new(),
+                    })
+                }
+                Some(s) => s.more.push(value.as_bytes()),
+            }
+            if let Some(s) = &mut found {
+                s.more.extend(values.map(HeaderValue::as_bytes));
+            }
+            if !self.signature.every_header {
+                break;
+            }
+        }
+        found.ok_or_else(|| Rejection::missing(&self.signature.headers[0]))
     }
 
     /// The timestamp's raw text and value, after the tolerance check.
     fn read_timestamp<'r>(
         &self,
         spec: &TsSpec,
-        sig_name: &HeaderName,
-        sig_value: &'r [u8],
+        sigs: &Signatures<'r>,
         req: &SignedRequest<'r>,
-    ) -> Result<(&'r [u8], i64), Rejection> {
+        fields: &'r BodyFields,
+    ) -> Result<(&'r [u8], Stamp), Rejection> {
         let (header, raw) = match &spec.source {
             TsSource::Header(names) => {
-                let (name, value) =
-                    find_header(req.headers, names).ok_or_else(|| Rejection::missing(&names[0]))?;
-                (name, value.as_bytes())
+                let (name, value) = single_header(req.headers, names)?
+                    .ok_or_else(|| Rejection::missing(&names[0]))?;
+                (Some(name), value.as_bytes())
             }
             TsSource::InSignature(prefix) => {
-                let raw = items(sig_value, self.signature.list_sep)
-                    .find_map(|item| item.strip_prefix(*prefix))
-                    .ok_or_else(|| {
-                        Rejection::malformed(sig_name, "signature header carries no timestamp")
-                    })?;
-                (sig_name, raw)
+                let name = sigs.name;
+                let mut texts = sigs
+                    .values()
+                    .flat_map(|v| items(v, self.signature.list_sep))
+                    .filter_map(|item| item.strip_prefix(*prefix));
+                let raw = texts.next().ok_or_else(|| {
+                    Rejection::new(
+                        RejectionKind::MalformedHeader,
+                        "signature header carries no timestamp",
+                    )
+                    .with_optional_header(name)
+                })?;
+                if texts.any(|other| other != raw) {
+                    return Err(Rejection::new(
+                        RejectionKind::ConflictingHeader,
+                        "signature header carries different timestamps",
+                    )
+                    .with_optional_header(name));
+                }
+                (name, raw)
             }
+            TsSource::Json(_) => (
+                None,
+                fields.get(TS).ok_or_else(|| {
+                    Rejection::missing_field("the body carries no timestamp field")
+                })?,
+            ),
         };
-        let value = parse::parse_decimal(raw)
-            .ok_or_else(|| Rejection::malformed(header, "timestamp is not a decimal number"))?;
+        Ok((raw, self.check_timestamp(spec, raw, header, req.now)?))
+    }
+
+    /// Parses a timestamp's text and checks it against the replay window.
+    fn check_timestamp(
+        &self,
+        spec: &TsSpec,
+        raw: &[u8],
+        header: Option<&HeaderName>,
+        now: SystemTime,
+    ) -> Result<Stamp, Rejection> {
+        let stamp = spec.format.parse(raw).ok_or_else(|| {
+            Rejection::new(
+                RejectionKind::MalformedHeader,
+                spec.format.malformed_detail(),
+            )
+            .with_optional_header(header)
+        })?;
         if let Some(tolerance) = spec.tolerance {
-            check_window(value, spec.millis, tolerance, req.now).map_err(|kind| {
-                Rejection::new(kind, window_detail(kind)).with_header(header.clone())
+            stamp.check(tolerance, now).map_err(|kind| {
+                Rejection::new(kind, window_detail(kind)).with_optional_header(header)
             })?;
         }
-        Ok((raw, value))
+        Ok(stamp)
     }
 
     fn match_hmac(
         &self,
         keys: &[HmacKey],
         req: &SignedRequest<'_>,
-        sig_value: &[u8],
+        sigs: &Signatures<'_>,
         id: &[u8],
         ts: &[u8],
     ) -> Result<Option<usize>, Rejection> {
@@ -279,58 +438,38 @@ impl Engine {
             Content::Twilio => Some(super::presets::twilio_variants(self, req)?),
             Content::Parts(_) => None,
         };
-        let variants = twilio.as_ref().map_or(1, Vec::len);
-        let count = keys.len() * variants;
-        let mut inline = [Tag::EMPTY; INLINE_TAGS];
-        let mut heap = Vec::new();
-        let tags: &mut [Tag] = if count <= INLINE_TAGS {
-            &mut inline[..count]
-        } else {
-            heap.resize(count, Tag::EMPTY);
-            &mut heap
+        let mut matcher = Matcher::new();
+        let mut text = Text::EMPTY;
+        // One key (and content variant) at a time: its MAC, written the one way the encoding
+        // allows (lowercase hex, canonical base64), compared as text with every candidate, so
+        // a candidate matches exactly when it decodes to that MAC and nothing needs decoding.
+        let mut check = |index: usize, tag: Tag| {
+            self.signature
+                .encoding
+                .encode_into(tag.as_bytes(), &mut text);
+            for candidate in self.candidates(sigs) {
+                matcher.check_one(index, candidate, text.as_bytes());
+            }
         };
-        match &twilio {
-            Some(messages) => {
-                for (k, key) in keys.iter().enumerate() {
-                    for (v, message) in messages.iter().enumerate() {
-                        tags[k * variants + v] = key.mac(|sink| sink(message));
+        for (k, key) in keys.iter().enumerate() {
+            match &twilio {
+                Some(messages) => {
+                    for message in messages {
+                        check(k, key.mac(|sink| sink(message)));
                     }
                 }
-            }
-            None => {
-                for (tag, key) in tags.iter_mut().zip(keys) {
-                    *tag = self.mac_parts(key, req, id, ts);
-                }
+                None => check(k, self.mac_parts(key, req, id, ts)),
             }
         }
-        // Compare as text: each expected MAC is written the one way the encoding allows (lowercase
-        // hex, canonical base64), so a candidate matches exactly when it decodes to that MAC,
-        // and nothing needs decoding.
-        let mut inline_texts = [Text::EMPTY; INLINE_TAGS];
-        let mut heap_texts = Vec::new();
-        let texts: &mut [Text] = if count <= INLINE_TAGS {
-            &mut inline_texts[..count]
-        } else {
-            heap_texts.resize(count, Text::EMPTY);
-            &mut heap_texts
-        };
-        for (text, tag) in texts.iter_mut().zip(tags.iter()) {
-            self.signature.encoding.encode_into(tag.as_bytes(), text);
-        }
-        let mut matcher = Matcher::new();
-        for candidate in self.candidates(sig_value) {
-            matcher.check(candidate, texts.iter().map(Text::as_bytes));
-        }
-        // With several content variants, a match at tag `i` belongs to key `i / variants`.
-        Ok(matcher
-            .result()
-            .map(|i| if variants == 1 { i } else { i / variants }))
+        Ok(matcher.result())
     }
 
-    fn match_token(&self, tokens: &[TokenHash], sig_value: &[u8]) -> Option<usize> {
-        let presented = TokenHash::new(sig_value);
+    fn match_token(&self, tokens: &[TokenHash], sigs: &Signatures<'_>) -> Option<usize> {
         let mut matcher = Matcher::new();
-        matcher.check(presented.as_bytes(), tokens.iter().map(TokenHash::as_bytes));
+        for value in sigs.values() {
+            let presented = TokenHash::new(value);
+            matcher.check(presented.as_bytes(), tokens.iter().map(TokenHash::as_bytes));
+        }
         matcher.result()
     }
 
@@ -339,16 +478,18 @@ impl Engine {
         &self,
         keys: &[ed25519_dalek::VerifyingKey],
         req: &SignedRequest<'_>,
-        sig_value: &[u8],
+        sigs: &Signatures<'_>,
         id: &[u8],
         ts: &[u8],
     ) -> Option<usize> {
         let message = self.message(req, id, ts);
         let mut matcher = Matcher::new();
         let mut buf = [0u8; MAX_SIG];
-        for candidate in self.candidates(sig_value) {
+        for candidate in self.candidates(sigs) {
             let signature = match self.signature.encoding.decode(candidate, &mut buf) {
-                Some(64) => Some(ed25519_dalek::Signature::from_bytes(&buf)),
+                Some(64) => <&[u8; 64]>::try_from(&buf[..64])
+                    .ok()
+                    .map(ed25519_dalek::Signature::from_bytes),
                 _ => None,
             };
             for (i, key) in keys.iter().enumerate() {
@@ -361,35 +502,79 @@ impl Engine {
         matcher.result()
     }
 
+    #[cfg(feature = "p256")]
+    fn match_p256(
+        &self,
+        keys: &[p256::ecdsa::VerifyingKey],
+        req: &SignedRequest<'_>,
+        sigs: &Signatures<'_>,
+        id: &[u8],
+        ts: &[u8],
+    ) -> Option<usize> {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        let digest = self.sha256_parts(req, id, ts);
+        let mut matcher = Matcher::new();
+        let mut buf = [0u8; MAX_SIG];
+        for candidate in self.candidates(sigs) {
+            let signature = self
+                .signature
+                .encoding
+                .decode(candidate, &mut buf)
+                .and_then(|n| p256::ecdsa::Signature::from_der(&buf[..n]).ok());
+            for (i, key) in keys.iter().enumerate() {
+                let ok = signature
+                    .as_ref()
+                    .is_some_and(|s| key.verify_prehash(&digest, s).is_ok());
+                matcher.record(i, ok);
+            }
+        }
+        matcher.result()
+    }
+
     /// The MAC of the signed parts (not for Twilio, whose content is built by
     /// [`twilio_variants`](super::presets::twilio_variants)).
     #[inline]
     fn mac_parts(&self, key: &HmacKey, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> Tag {
-        key.mac(|sink| {
-            if let Content::Parts(parts) = &self.content {
-                for part in parts {
-                    self.feed(part, req, id, ts, sink);
-                }
+        key.mac(|sink| self.feed_parts(req, id, ts, sink))
+    }
+
+    /// Feeds every signed part, in order.
+    #[inline]
+    fn feed_parts(
+        &self,
+        req: &SignedRequest<'_>,
+        id: &[u8],
+        ts: &[u8],
+        sink: &mut dyn FnMut(&[u8]),
+    ) {
+        if let Content::Parts(parts) = &self.content {
+            for part in parts {
+                self.feed(part, req, id, ts, sink);
             }
-        })
+        }
+    }
+
+    /// The SHA-256 of the signed parts (ECDSA verifies the digest).
+    #[cfg(feature = "p256")]
+    fn sha256_parts(&self, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        self.feed_parts(req, id, ts, &mut |b| hash.update(b));
+        hash.finalize().into()
     }
 
     /// The signed parts, concatenated (for signatures that need the whole message at once).
     #[cfg(feature = "ed25519")]
     fn message(&self, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> Vec<u8> {
         let mut message = Vec::with_capacity(req.body.len() + id.len() + ts.len() + 64);
-        if let Content::Parts(parts) = &self.content {
-            for part in parts {
-                self.feed(part, req, id, ts, &mut |b| message.extend_from_slice(b));
-            }
-        }
+        self.feed_parts(req, id, ts, &mut |b| message.extend_from_slice(b));
         message
     }
 
-    /// The value of the signature header a sender holding `key` would send for this request,
-    /// built from the same specification [`verify`](Self::verify) checks: the signed content,
-    /// the encoding, the prefix, and (for `t=`/`ts=` schemes) the timestamp item. `id` and
-    /// `ts` are the raw id and timestamp texts the sender puts in their headers.
+    /// The value of the signature a sender holding `key` would send for this request, built
+    /// from the same specification [`verify`](Self::verify) checks: the signed content, the
+    /// encoding, the prefix, and (for `t=`/`ts=` schemes) the timestamp item. `id` and `ts`
+    /// are the raw id and timestamp texts the sender puts in their headers (or body fields).
     ///
     /// `None` when the request cannot be signed as given (a Twilio request whose
     /// `bodySHA256` does not match its body).
@@ -417,6 +602,13 @@ impl Engine {
                 use ed25519_dalek::Signer as _;
                 key.sign(&self.message(req, id, ts)).to_bytes().to_vec()
             }
+            #[cfg(feature = "p256")]
+            SigningKey::P256(key) => {
+                use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+                let signature: p256::ecdsa::Signature =
+                    key.sign_prehash(&self.sha256_parts(req, id, ts)).ok()?;
+                signature.to_der().as_bytes().to_vec()
+            }
         };
         let mut value = Vec::new();
         if let Some(TsSpec {
@@ -433,191 +625,12 @@ impl Engine {
         Some(value)
     }
 
-    /// The encoded signatures in the header that carry this scheme's prefix.
-    fn candidates<'v>(&'v self, sig_value: &'v [u8]) -> impl Iterator<Item = &'v [u8]> {
+    /// The encoded signatures, in every value, that carry this scheme's prefix.
+    fn candidates<'v>(&'v self, sigs: &'v Signatures<'_>) -> impl Iterator<Item = &'v [u8]> {
         let prefix: &[u8] = &self.signature.prefix;
-        items(sig_value, self.signature.list_sep).filter_map(move |item| item.strip_prefix(prefix))
-    }
-
-    /// Feeds one signed part to `sink`.
-    #[inline]
-    pub(crate) fn feed(
-        &self,
-        part: &SignedPart,
-        req: &SignedRequest<'_>,
-        id: &[u8],
-        ts: &[u8],
-        sink: &mut dyn FnMut(&[u8]),
-    ) {
-        match part {
-            SignedPart::Literal(bytes) => sink(bytes),
-            SignedPart::Id => sink(id),
-            SignedPart::Timestamp => sink(ts),
-            SignedPart::Body => sink(req.body),
-            SignedPart::Method => sink(req.method.as_str().as_bytes()),
-            SignedPart::Url => self.feed_url(req, sink),
-        }
-    }
-
-    /// The public URL followed by the request's path and query.
-    pub(crate) fn feed_url(&self, req: &SignedRequest<'_>, sink: &mut dyn FnMut(&[u8])) {
-        if let Some(base) = &self.public_url {
-            sink(base.as_bytes());
-        }
-        let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        if self.decode_uri {
-            feed_hubspot_decoded(pq.as_bytes(), sink);
-        } else {
-            sink(pq.as_bytes());
-        }
-    }
-}
-
-/// Checks a timestamp (in seconds, or milliseconds) against `now` and a symmetric window.
-/// Seconds are compared in whole seconds, as providers' own libraries do.
-fn check_window(
-    value: i64,
-    millis: bool,
-    tolerance: Duration,
-    now: SystemTime,
-) -> Result<(), RejectionKind> {
-    // Whole seconds (or milliseconds) since the epoch, without 128-bit arithmetic; a `now`
-    // before the epoch counts as the epoch.
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-    let (now, tolerance) = if millis {
-        (
-            secs.saturating_mul(1000)
-                .saturating_add(i64::from(since.subsec_millis())),
-            i64::try_from(tolerance.as_millis()).unwrap_or(i64::MAX),
-        )
-    } else {
-        (secs, i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX))
-    };
-    let age = now.saturating_sub(value);
-    if age > tolerance {
-        Err(RejectionKind::TimestampTooOld)
-    } else if age < -tolerance {
-        Err(RejectionKind::TimestampInFuture)
-    } else {
-        Ok(())
-    }
-}
-
-fn window_detail(kind: RejectionKind) -> &'static str {
-    match kind {
-        RejectionKind::TimestampTooOld => "signed timestamp is older than the replay window",
-        _ => "signed timestamp is further in the future than the replay window",
-    }
-}
-
-/// HubSpot v3 decodes these escapes in the URI before signing.
-fn feed_hubspot_decoded(uri: &[u8], sink: &mut dyn FnMut(&[u8])) {
-    const DECODED: [(&[u8; 2], u8); 11] = [
-        (b"3A", b':'),
-        (b"2F", b'/'),
-        (b"3F", b'?'),
-        (b"40", b'@'),
-        (b"21", b'!'),
-        (b"24", b'$'),
-        (b"27", b'\''),
-        (b"28", b'('),
-        (b"29", b')'),
-        (b"2A", b'*'),
-        (b"2C", b','),
-    ];
-    let mut start = 0;
-    let mut i = 0;
-    while i < uri.len() {
-        if uri[i] == b'%' && i + 2 < uri.len() {
-            let code = [
-                uri[i + 1].to_ascii_uppercase(),
-                uri[i + 2].to_ascii_uppercase(),
-            ];
-            let hit = DECODED
-                .iter()
-                .find(|(esc, _)| **esc == code)
-                .map(|(_, c)| *c)
-                .or((code == *b"3B").then_some(b';'));
-            if let Some(c) = hit {
-                sink(&uri[start..i]);
-                sink(&[c]);
-                i += 3;
-                start = i;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    sink(&uri[start..]);
-}
-
-/// The request's query value for `name`, if present (no percent-decoding needed for the
-/// hex values it is used for).
-pub(crate) fn query_param<'a>(req: &SignedRequest<'a>, name: &str) -> Option<&'a str> {
-    req.uri.query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then_some(v)
-    })
-}
-
-/// True if the content type names a form body.
-pub(crate) fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    #[test]
-    fn window_is_inclusive_and_symmetric() {
-        let tol = Duration::from_secs(300);
-        assert_eq!(check_window(1000, false, tol, at(1300)), Ok(()));
-        assert_eq!(
-            check_window(1000, false, tol, at(1301)),
-            Err(RejectionKind::TimestampTooOld)
-        );
-        assert_eq!(check_window(1000, false, tol, at(700)), Ok(()));
-        assert_eq!(
-            check_window(1000, false, tol, at(699)),
-            Err(RejectionKind::TimestampInFuture)
-        );
-        // Sub-second parts of `now` do not count against a seconds timestamp.
-        assert_eq!(
-            check_window(1000, false, tol, at(1300) + Duration::from_millis(999)),
-            Ok(())
-        );
-        assert_eq!(
-            check_window(1_000_000, true, Duration::from_millis(5), at(1000)),
-            Ok(())
-        );
-        assert_eq!(
-            check_window(999_994, true, Duration::from_millis(5), at(1000)),
-            Err(RejectionKind::TimestampTooOld)
-        );
-        // Absurd values do not overflow.
-        assert_eq!(check_window(0, false, Duration::MAX, at(1000)), Ok(()));
-    }
-
-    #[test]
-    fn hubspot_decoding() {
-        let mut out = Vec::new();
-        feed_hubspot_decoded(b"/a%3Ab%2fc%20d%3b%", &mut |b| out.extend_from_slice(b));
-        assert_eq!(out, b"/a:b/c%20d;%");
-        out.clear();
-        feed_hubspot_decoded(b"%4", &mut |b| out.extend_from_slice(b));
-        assert_eq!(out, b"%4");
+        let sep = self.signature.list_sep;
+        sigs.values()
+            .flat_map(move |v| items(v, sep))
+            .filter_map(move |item| item.strip_prefix(prefix))
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::HeaderName;
 
 use super::engine::{
-    Content, Encoding, Engine, IdSpec, Keys, SigSpec, SignedPart, TsSource, TsSpec,
+    Content, Encoding, Engine, Field, IdSpec, Keys, SigSpec, SignedPart, TsFormat, TsSource, TsSpec,
 };
 use super::keys::{collect_secrets, Algorithm, HmacKey};
 use super::presets::Preset;
@@ -163,7 +163,11 @@ impl GenericHmac {
         let timestamp = match self.timestamp {
             Some((name, millis, tolerance)) => Some(TsSpec {
                 source: TsSource::Header(vec![header(&name)?]),
-                millis,
+                format: if millis {
+                    TsFormat::Millis
+                } else {
+                    TsFormat::Seconds
+                },
                 tolerance,
             }),
             None => None,
@@ -174,6 +178,8 @@ impl GenericHmac {
                 keys: Keys::Hmac(keys),
                 signature: SigSpec {
                     headers: vec![header(&self.header)?],
+                    every_header: false,
+                    json: None,
                     list_sep: self.list_sep,
                     prefix: Cow::Owned(self.prefix.into_bytes()),
                     encoding: self.encoding,
@@ -190,7 +196,12 @@ impl GenericHmac {
                         .collect(),
                     json: None,
                 },
-                event_type: self.event_type_header.as_deref().map(header).transpose()?,
+                event_type: self
+                    .event_type_header
+                    .as_deref()
+                    .map(header)
+                    .transpose()?
+                    .map(Field::Header),
                 public_url: self.public_url,
                 decode_uri: false,
                 id_from_body_hash: false,

@@ -5,6 +5,7 @@ use std::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
+use super::parse::MAX_MAC;
 use crate::error::ConfigError;
 
 /// The hash function under an HMAC.
@@ -14,8 +15,10 @@ pub enum Algorithm {
     /// HMAC-SHA256 (almost every provider).
     #[default]
     Sha256,
-    /// HMAC-SHA1 (Twilio, some older providers).
+    /// HMAC-SHA1 (Twilio, Intercom, Vercel, some older providers).
     Sha1,
+    /// HMAC-SHA512 (Paystack).
+    Sha512,
 }
 
 impl Algorithm {
@@ -24,6 +27,7 @@ impl Algorithm {
         match self {
             Self::Sha256 => 32,
             Self::Sha1 => 20,
+            Self::Sha512 => 64,
         }
     }
 }
@@ -34,6 +38,7 @@ impl Algorithm {
 pub(crate) enum HmacKey {
     Sha256(Hmac<sha2::Sha256>),
     Sha1(Hmac<sha1::Sha1>),
+    Sha512(Hmac<sha2::Sha512>),
 }
 
 impl HmacKey {
@@ -46,6 +51,10 @@ impl HmacKey {
             ),
             Algorithm::Sha1 => Self::Sha1(
                 <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key)
+                    .expect("HMAC takes keys of any length"),
+            ),
+            Algorithm::Sha512 => Self::Sha512(
+                <Hmac<sha2::Sha512> as KeyInit>::new_from_slice(key)
                     .expect("HMAC takes keys of any length"),
             ),
         }
@@ -63,7 +72,7 @@ impl HmacKey {
             Self::Sha256(key) => {
                 let mut mac = key.clone();
                 feed(&mut |b| mac.update(b));
-                tag.bytes.copy_from_slice(&mac.finalize().into_bytes());
+                tag.bytes[..32].copy_from_slice(&mac.finalize().into_bytes());
                 tag.len = 32;
             }
             Self::Sha1(key) => {
@@ -71,6 +80,12 @@ impl HmacKey {
                 feed(&mut |b| mac.update(b));
                 tag.bytes[..20].copy_from_slice(&mac.finalize().into_bytes());
                 tag.len = 20;
+            }
+            Self::Sha512(key) => {
+                let mut mac = key.clone();
+                feed(&mut |b| mac.update(b));
+                tag.bytes.copy_from_slice(&mac.finalize().into_bytes());
+                tag.len = 64;
             }
         }
         tag
@@ -82,6 +97,7 @@ impl fmt::Debug for HmacKey {
         let alg = match self {
             Self::Sha256(_) => "sha256",
             Self::Sha1(_) => "sha1",
+            Self::Sha512(_) => "sha512",
         };
         write!(f, "HmacKey({alg}, <redacted>)")
     }
@@ -90,13 +106,13 @@ impl fmt::Debug for HmacKey {
 /// A computed MAC.
 #[derive(Clone, Copy)]
 pub(crate) struct Tag {
-    bytes: [u8; 32],
+    bytes: [u8; MAX_MAC],
     len: u8,
 }
 
 impl Tag {
     pub(crate) const EMPTY: Tag = Tag {
-        bytes: [0; 32],
+        bytes: [0; MAX_MAC],
         len: 0,
     };
 
@@ -155,8 +171,18 @@ impl Matcher {
         }
     }
 
-    /// Records a match decided elsewhere (Ed25519 verification) for expected value `index`.
-    #[cfg(feature = "ed25519")]
+    /// Compares one candidate with the expected value at `index`.
+    #[inline]
+    pub(crate) fn check_one(&mut self, index: usize, candidate: &[u8], expected: &[u8]) {
+        let eq = ct_eq(expected, candidate);
+        let first = eq & !self.found;
+        self.index = u32::conditional_select(&self.index, &(index as u32), first);
+        self.found |= eq;
+    }
+
+    /// Records a match decided elsewhere (an Ed25519 or ECDSA verification) for expected
+    /// value `index`.
+    #[cfg(any(feature = "ed25519", feature = "p256"))]
     pub(crate) fn record(&mut self, index: usize, matched: bool) {
         let eq = Choice::from(u8::from(matched));
         let first = eq & !self.found;

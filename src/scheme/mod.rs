@@ -57,12 +57,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod content;
 pub(crate) mod engine;
 mod generic;
 mod graph;
 pub(crate) mod keys;
 pub(crate) mod parse;
 mod presets;
+pub(crate) mod timestamp;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -234,7 +236,8 @@ impl Verified {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectionKind {
-    /// A header the scheme needs is absent.
+    /// A header the scheme needs is absent (or, for a scheme that signs fields of the body,
+    /// such as Mailgun, a field it needs).
     MissingHeader,
     /// A header is present but cannot be parsed (such as a non-numeric timestamp).
     MalformedHeader,
@@ -268,6 +271,10 @@ pub enum RejectionKind {
     /// The key needed to check the delivery could not be loaded now (the certificate fetch
     /// failed); the provider's retry may succeed. Answered `503` with `Retry-After`.
     KeyUnavailable,
+    /// A header that must have one value (a delivery id, a signed timestamp) is repeated with
+    /// different values, or the signature header carries different timestamps: which one the
+    /// sender meant cannot be told.
+    ConflictingHeader,
 }
 
 impl RejectionKind {
@@ -287,16 +294,18 @@ impl RejectionKind {
             Self::UntrustedKey => "untrusted_key",
             Self::SenderNotAllowed => "sender_not_allowed",
             Self::KeyUnavailable => "key_unavailable",
+            Self::ConflictingHeader => "conflicting_header",
         }
     }
 
-    /// The HTTP status the verify layer answers with: 400 for a malformed header or body, an
-    /// unreadable body or a handshake without its challenge, 413 for a body over the limit,
-    /// 408 for a body that did not arrive in time, 403 for a sender not allowed, 503 for a key
-    /// that could not be loaded now, 401 otherwise.
+    /// The HTTP status the verify layer answers with: 400 for a malformed or conflicting
+    /// header, a malformed or unreadable body or a handshake without its challenge, 413 for a
+    /// body over the limit, 408 for a body that did not arrive in time, 403 for a sender not
+    /// allowed, 503 for a key that could not be loaded now, 401 otherwise.
     pub fn status(self) -> StatusCode {
         match self {
             Self::MalformedHeader
+            | Self::ConflictingHeader
             | Self::BodyUnreadable
             | Self::MalformedBody
             | Self::BadHandshake => StatusCode::BAD_REQUEST,
@@ -366,16 +375,16 @@ impl Rejection {
             .with_header(header.clone())
     }
 
-    pub(crate) fn malformed(header: &HeaderName, detail: &'static str) -> Self {
-        Self::new(RejectionKind::MalformedHeader, detail).with_header(header.clone())
+    /// A field of the body the scheme needs is absent (`missing_header` with no header).
+    pub(crate) fn missing_field(detail: &'static str) -> Self {
+        Self::new(RejectionKind::MissingHeader, detail)
     }
 
-    pub(crate) fn bad_signature(header: &HeaderName) -> Self {
-        Self::new(
-            RejectionKind::BadSignature,
-            "no signature matches any configured secret",
-        )
-        .with_header(header.clone())
+    pub(crate) fn with_optional_header(self, header: Option<&HeaderName>) -> Self {
+        match header {
+            Some(h) => self.with_header(h.clone()),
+            None => self,
+        }
     }
 }
 

@@ -6,7 +6,6 @@ use std::fmt;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 #[cfg(any(test, feature = "test-util"))]
 use base64::Engine as _;
-use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 /// Standard base64 for signatures: canonical padding required, as providers send it and as
@@ -25,9 +24,10 @@ pub(crate) const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Largest signature we decode; anything longer cannot match a 32- or 64-byte value.
-#[cfg(any(test, feature = "ed25519"))]
-pub(crate) const MAX_SIG: usize = 64;
+/// Largest signature we decode: an Ed25519 signature (64 bytes) or a DER-encoded ECDSA P-256
+/// signature (at most 72 bytes); anything longer cannot match.
+#[cfg(any(test, feature = "ed25519", feature = "p256"))]
+pub(crate) const MAX_SIG: usize = 72;
 
 /// How a signature is written as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,7 +45,7 @@ pub enum Encoding {
 impl Encoding {
     /// Decodes `text` into `out`, returning the decoded length, or `None` if `text` is not valid
     /// in this encoding or decodes to more than [`MAX_SIG`] bytes.
-    #[cfg(any(test, feature = "ed25519"))]
+    #[cfg(any(test, feature = "ed25519", feature = "p256"))]
     #[inline]
     pub(crate) fn decode(self, text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
         match self {
@@ -55,7 +55,7 @@ impl Encoding {
         }
     }
 
-    /// Writes `bytes` (at most 32: a MAC) as text in this encoding, exactly as a provider
+    /// Writes `bytes` (at most [`MAX_MAC`]: a MAC) as text in this encoding, exactly as a provider
     /// would: lowercase or uppercase hex, or canonical padded base64.
     #[inline]
     pub(crate) fn encode_into(self, bytes: &[u8], out: &mut Text) {
@@ -87,8 +87,8 @@ impl Encoding {
     }
 }
 
-/// The largest MAC written with [`Encoding::encode_into`] (HMAC-SHA256).
-pub(crate) const MAX_MAC: usize = 32;
+/// The largest MAC written with [`Encoding::encode_into`] (HMAC-SHA512).
+pub(crate) const MAX_MAC: usize = 64;
 
 /// A MAC written as text, as it appears in a signature header.
 #[derive(Clone, Copy)]
@@ -126,7 +126,7 @@ const BASE64_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Canonical padded base64 of `bytes` into `out`; returns the length written. `out` holds
-/// the encoding of up to 47 bytes.
+/// the encoding of up to 95 bytes.
 #[inline]
 fn encode_base64(bytes: &[u8], out: &mut [u8; 2 * MAX_MAC]) -> usize {
     let (groups, rest) = bytes.as_chunks::<3>();
@@ -159,7 +159,7 @@ fn encode_base64(bytes: &[u8], out: &mut [u8; 2 * MAX_MAC]) -> usize {
 }
 
 /// Values of the standard base64 alphabet; 0xff for anything else (`=` included).
-#[cfg(any(test, feature = "ed25519"))]
+#[cfg(any(test, feature = "ed25519", feature = "p256"))]
 static BASE64_VALUES: [u8; 256] = {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut table = [0xff; 256];
@@ -178,7 +178,7 @@ static BASE64_VALUES: [u8; 256] = {
 /// A table-driven decoder for the few dozen characters of a signature: the general-purpose
 /// engine's setup costs more than the decoding itself at this size. It visits every character
 /// whatever they are, like the hex decoder.
-#[cfg(any(test, feature = "ed25519"))]
+#[cfg(any(test, feature = "ed25519", feature = "p256"))]
 #[inline]
 fn decode_base64(text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
     if !text.len().is_multiple_of(4) {
@@ -234,7 +234,7 @@ fn decode_base64(text: &[u8], out: &mut [u8; MAX_SIG]) -> Option<usize> {
 
 /// Nibble values of hex digits, lowercase (`HEX_LOWER`) or uppercase (`HEX_UPPER`) letters
 /// only; 0xff for anything else.
-#[cfg(any(test, feature = "ed25519"))]
+#[cfg(any(test, feature = "ed25519", feature = "p256"))]
 const fn hex_table(a: u8) -> [u8; 256] {
     let mut table = [0xff; 256];
     let mut i = 0;
@@ -250,14 +250,14 @@ const fn hex_table(a: u8) -> [u8; 256] {
     table
 }
 
-#[cfg(any(test, feature = "ed25519"))]
+#[cfg(any(test, feature = "ed25519", feature = "p256"))]
 static HEX_LOWER: [u8; 256] = hex_table(b'a');
-#[cfg(any(test, feature = "ed25519"))]
+#[cfg(any(test, feature = "ed25519", feature = "p256"))]
 static HEX_UPPER: [u8; 256] = hex_table(b'A');
 
 /// Decodes hex digits through `table`; `None` for an odd length, a non-digit, or more than
 /// [`MAX_SIG`] bytes.
-#[cfg(any(test, feature = "ed25519"))]
+#[cfg(any(test, feature = "ed25519", feature = "p256"))]
 #[inline]
 fn decode_hex(text: &[u8], out: &mut [u8; MAX_SIG], table: &[u8; 256]) -> Option<usize> {
     if !text.len().is_multiple_of(2) || text.len() / 2 > MAX_SIG {
@@ -270,17 +270,6 @@ fn decode_hex(text: &[u8], out: &mut [u8; MAX_SIG], table: &[u8; 256]) -> Option
         *byte = (hi << 4) | (lo & 0x0f);
     }
     (bad == 0).then_some(text.len() / 2)
-}
-
-/// The first of `names` present in `headers`, with its value.
-#[inline]
-pub(crate) fn find_header<'h, 'n>(
-    headers: &'h HeaderMap,
-    names: &'n [HeaderName],
-) -> Option<(&'n HeaderName, &'h HeaderValue)> {
-    names
-        .iter()
-        .find_map(|n| headers.get(n).map(|value| (n, value)))
 }
 
 /// Splits a header value into trimmed, non-empty items on `sep`; with no separator the whole
@@ -319,76 +308,134 @@ pub(crate) fn parse_decimal(text: &[u8]) -> Option<i64> {
     Some(n)
 }
 
-/// Reads the string (or number) at `path` in a JSON object body, without building a tree.
-/// Returns `None` when the body is not a JSON object or the path is absent.
-pub(crate) fn json_field(body: &[u8], path: &[&str]) -> Option<String> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' || path.is_empty() {
-        return None;
+/// Reads the strings (or integers, as their decimal text) at several paths of a JSON object
+/// body in one pass, without building a tree: `out[i]` gets the first value found at
+/// `paths[i]`. Nothing is written when the body is not a JSON object or is not valid JSON up
+/// to where the reading stopped; a path left empty or absent leaves its slot as it was.
+pub(crate) fn json_fields(body: &[u8], paths: &[&[&str]], out: &mut [Option<String>]) {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return;
     }
+    let active: Vec<(usize, &[&str])> = paths
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(i, p)| (i, *p))
+        .collect();
+    if active.is_empty() {
+        return;
+    }
+    let mut found: Vec<Option<String>> = vec![None; out.len()];
     let mut de = serde_json::Deserializer::from_slice(body);
-    PathSeed(path).deserialize(&mut de).ok().flatten()
+    let seed = PathsSeed {
+        active: &active,
+        out: &mut found,
+    };
+    if seed.deserialize(&mut de).is_ok() {
+        for (slot, value) in out.iter_mut().zip(found) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+    }
 }
 
-struct PathSeed<'p>(&'p [&'p str]);
+/// The string (or integer) at `path` in a JSON object body; see [`json_fields`].
+pub(crate) fn json_field(body: &[u8], path: &[&str]) -> Option<String> {
+    let mut out = [None];
+    json_fields(body, &[path], &mut out);
+    out[0].take()
+}
 
-impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
-    type Value = Option<String>;
+/// The paths still being looked for below the current value (each with its slot), and the
+/// slots.
+struct PathsSeed<'a, 'p> {
+    active: &'a [(usize, &'p [&'p str])],
+    out: &'a mut [Option<String>],
+}
+
+impl PathsSeed<'_, '_> {
+    /// Stores a leaf value in every slot whose path ends here.
+    fn leaf(self, value: impl FnOnce() -> String) {
+        let mut value = Some(value);
+        let mut text = None;
+        for &(i, path) in self.active {
+            if path.is_empty() && self.out[i].is_none() {
+                if let Some(make) = value.take() {
+                    text = Some(make());
+                }
+                self.out[i] = text.clone();
+            }
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for PathsSeed<'_, '_> {
+    type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for PathSeed<'_> {
-    type Value = Option<String>;
+impl<'de> Visitor<'de> for PathsSeed<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object, string or number")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
+        let PathsSeed { active, out } = self;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.0.split_first() {
-                Some((head, tail)) if found.is_none() && key == *head => {
-                    found = map.next_value_seed(PathSeed(tail))?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+            let below: Vec<(usize, &[&str])> = active
+                .iter()
+                .filter(|(i, p)| out[*i].is_none() && p.first().is_some_and(|h| *h == key))
+                .map(|&(i, p)| (i, &p[1..]))
+                .collect();
+            if below.is_empty() {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                map.next_value_seed(PathsSeed {
+                    active: &below,
+                    out: &mut *out,
+                })?;
             }
         }
-        Ok(found)
+        Ok(())
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.is_empty().then(|| v.to_owned()))
+        self.leaf(|| v.to_owned());
+        Ok(())
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(self.0.is_empty().then(|| v.to_string()))
+        self.leaf(|| v.to_string());
+        Ok(())
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(self.0.is_empty().then(|| v.to_string()))
+        self.leaf(|| v.to_string());
+        Ok(())
     }
 
     fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
 
     fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
 
     fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(())
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(())
     }
 }
 
@@ -555,5 +602,27 @@ mod tests {
         assert_eq!(json_field(b"token=abc&x=1", &["id"]), None);
         assert_eq!(json_field(b"{\"id\":", &["id"]), None);
         assert_eq!(json_field(b"[{\"id\":\"x\"}]", &["id"]), None);
+        // Several paths in one pass, sharing prefixes; the first occurrence wins.
+        let body = br#"{"s":{"t":"1","k":"tok"},"e":{"event":"opened","id":9},"s":{"t":"2"}}"#;
+        let mut out = [None, None, None, None, None];
+        json_fields(
+            body,
+            &[&["s", "t"], &["s", "k"], &["e", "event"], &["e", "id"], &[]],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                Some("1".into()),
+                Some("tok".into()),
+                Some("opened".into()),
+                Some("9".into()),
+                None
+            ]
+        );
+        // Invalid JSON after a match writes nothing.
+        let mut out = [None];
+        json_fields(br#"{"id":"x","#, &[&["id"]], &mut out);
+        assert_eq!(out, [None]);
     }
 }

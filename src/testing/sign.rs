@@ -17,9 +17,11 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::clock::unix_millis;
+#[cfg(any(feature = "ed25519", feature = "p256"))]
+use base64::Engine as _;
+
 use crate::error::ConfigError;
-use crate::scheme::engine::{Content, Engine, Keys, SigningKey, TsSource};
+use crate::scheme::engine::{Content, Engine, Field, Keys, SigningKey, TsSource};
 use crate::scheme::keys::HmacKey;
 use crate::scheme::{Preset, SignedRequest};
 
@@ -70,18 +72,20 @@ pub struct Signer {
 
 #[derive(Clone)]
 enum Key {
-    Hmac(HmacKey),
+    Hmac(Box<HmacKey>),
     Token(Vec<u8>),
     #[cfg(feature = "ed25519")]
     Ed25519(Box<ed25519_dalek::SigningKey>),
+    #[cfg(feature = "p256")]
+    P256(Box<p256::ecdsa::SigningKey>),
 }
 
 impl Signer {
     /// A signer using the first secret of `preset`.
     ///
     /// Fails for a GitLab preset (it keeps only a hash of the token; use [`Signer::gitlab`])
-    /// and a Standard Webhooks `v1a` preset (it holds public keys; use
-    /// [`Signer::standard_webhooks_ed25519`]).
+    /// and for presets that hold public keys (use [`Signer::standard_webhooks_ed25519`],
+    /// [`Signer::discord`] or [`Signer::sendgrid`], which take the private key).
     pub fn new(preset: &Preset) -> Result<Self, ConfigError> {
         Self::for_secret(preset, 0)
     }
@@ -89,12 +93,12 @@ impl Signer {
     /// A signer using secret number `index` (from 0, in the order given to the preset).
     pub fn for_secret(preset: &Preset, index: usize) -> Result<Self, ConfigError> {
         let key = match &preset.engine.keys {
-            Keys::Hmac(keys) => {
-                Key::Hmac(keys.get(index).cloned().ok_or(ConfigError::InvalidValue {
+            Keys::Hmac(keys) => Key::Hmac(Box::new(keys.get(index).cloned().ok_or(
+                ConfigError::InvalidValue {
                     what: "secret index",
                     reason: "the preset has fewer secrets",
-                })?)
-            }
+                },
+            )?)),
             Keys::Token(_) => {
                 return Err(ConfigError::InvalidValue {
                     what: "signer",
@@ -105,7 +109,15 @@ impl Signer {
             Keys::Ed25519(_) => {
                 return Err(ConfigError::InvalidValue {
                     what: "signer",
-                    reason: "a v1a preset holds public keys: use Signer::standard_webhooks_ed25519",
+                    reason: "an Ed25519 preset holds public keys: use \
+                             Signer::standard_webhooks_ed25519 or Signer::discord",
+                })
+            }
+            #[cfg(feature = "p256")]
+            Keys::P256(_) => {
+                return Err(ConfigError::InvalidValue {
+                    what: "signer",
+                    reason: "a SendGrid preset holds public keys: use Signer::sendgrid",
                 })
             }
         };
@@ -130,7 +142,6 @@ impl Signer {
     #[cfg(feature = "ed25519")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
     pub fn standard_webhooks_ed25519(private_key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        use base64::Engine as _;
         let undecodable = |reason| ConfigError::UndecodableSecret { index: 0, reason };
         let text = private_key.as_ref();
         let text = text.strip_prefix(b"whsk_").unwrap_or(text);
@@ -158,18 +169,72 @@ impl Signer {
         })
     }
 
-    /// The `whpk_...` public key a receiver verifies this signer's `v1a` signatures with;
-    /// `None` for other schemes.
+    /// A Discord interactions signer from an Ed25519 private key (the hex of its 32-byte
+    /// seed; Discord never shows one, so this is for tests). Its preset is
+    /// [`Preset::discord`] with the matching public key, which
+    /// [`public_key`](Self::public_key) gives as hex.
+    #[cfg(feature = "ed25519")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
+    pub fn discord(private_key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let seed: [u8; 32] = hex::decode(private_key.as_ref().trim_ascii())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(ConfigError::UndecodableSecret {
+                index: 0,
+                reason: "an Ed25519 private key is 64 hex digits",
+            })?;
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        Ok(Self {
+            preset: Preset::discord([hex::encode(key.verifying_key().to_bytes())])?,
+            key: Key::Ed25519(Box::new(key)),
+        })
+    }
+
+    /// A SendGrid Event Webhook signer from an ECDSA P-256 private key (the base64 of its
+    /// PKCS#8 DER form, or of its 32-byte scalar; SendGrid never shows one, so this is for
+    /// tests). Its preset is [`Preset::sendgrid`] with the matching public key, which
+    /// [`public_key`](Self::public_key) gives as base64 DER, the form SendGrid shows.
+    #[cfg(feature = "p256")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "p256")))]
+    pub fn sendgrid(private_key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
+        let undecodable = |reason| ConfigError::UndecodableSecret { index: 0, reason };
+        let bytes = crate::scheme::parse::BASE64_LENIENT
+            .decode(private_key.as_ref().trim_ascii())
+            .map_err(|_| undecodable("not valid base64"))?;
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(&bytes)
+            .or_else(|_| p256::ecdsa::SigningKey::from_slice(&bytes))
+            .map_err(|_| undecodable("not a P-256 private key (PKCS#8 DER or 32-byte scalar)"))?;
+        let public = key
+            .verifying_key()
+            .to_public_key_der()
+            .map_err(|_| undecodable("the public key cannot be encoded"))?;
+        Ok(Self {
+            preset: Preset::sendgrid([crate::scheme::parse::BASE64.encode(public.as_bytes())])?,
+            key: Key::P256(Box::new(key)),
+        })
+    }
+
+    /// The public key a receiver verifies this signer's signatures with, written the way the
+    /// provider shows it: `whpk_...` for Standard Webhooks `v1a`, hex for Discord, base64 DER
+    /// for SendGrid; `None` for secret-key schemes.
     pub fn public_key(&self) -> Option<String> {
         match &self.key {
             #[cfg(feature = "ed25519")]
+            Key::Ed25519(key) if self.engine().name == "discord" => {
+                Some(hex::encode(key.verifying_key().to_bytes()))
+            }
+            #[cfg(feature = "ed25519")]
             Key::Ed25519(key) => Some(format!(
                 "whpk_{}",
-                base64::Engine::encode(
-                    &crate::scheme::parse::BASE64,
-                    key.verifying_key().to_bytes()
-                )
+                crate::scheme::parse::BASE64.encode(key.verifying_key().to_bytes())
             )),
+            #[cfg(feature = "p256")]
+            Key::P256(key) => {
+                use p256::pkcs8::EncodePublicKey as _;
+                let der = key.verifying_key().to_public_key_der().ok()?;
+                Some(crate::scheme::parse::BASE64.encode(der.as_bytes()))
+            }
             _ => None,
         }
     }
@@ -220,6 +285,8 @@ impl Signer {
             Key::Token(token) => SigningKey::Token(token),
             #[cfg(feature = "ed25519")]
             Key::Ed25519(key) => SigningKey::Ed25519(key),
+            #[cfg(feature = "p256")]
+            Key::P256(key) => SigningKey::P256(key),
         }
     }
 }
@@ -304,53 +371,77 @@ impl DeliveryBuilder<'_> {
             uri = with_body_sha256(&uri, &self.body)?;
         }
 
-        let ts_text = engine.timestamp.as_ref().map(|spec| {
-            let ms = unix_millis(self.timestamp.unwrap_or_else(SystemTime::now));
-            if spec.millis { ms } else { ms.div_euclid(1000) }.to_string()
-        });
-        let id_text = match engine.id.headers.first() {
-            Some(name) => {
+        let at = self.timestamp.unwrap_or_else(SystemTime::now);
+        let ts_text = engine.timestamp.as_ref().map(|spec| spec.format.format(at));
+        // A signature carried in the body (Mailgun) signs fields of the body, which the
+        // signer writes; so does a timestamp the body carries (Linear).
+        let in_body = engine.signature.json.is_some();
+        let id_text = match (engine.id.headers.first(), engine.id.json) {
+            (Some(name), _) => {
                 let id = self.id.unwrap_or_else(random_id);
                 headers.insert(name.clone(), HeaderValue::try_from(id.as_str())?);
                 Some(id)
             }
-            None => None,
+            (None, Some(_)) if in_body => Some(self.id.unwrap_or_else(random_id)),
+            _ => None,
         };
-        if let (Some(name), Some(event_type)) = (&engine.event_type, self.event_type) {
+        if let (Some(Field::Header(name)), Some(event_type)) = (&engine.event_type, self.event_type)
+        {
             headers.insert(name.clone(), HeaderValue::try_from(event_type)?);
         }
+        let mut body = self.body;
+        let mut fields: Vec<(&[&str], serde_json::Value)> = Vec::new();
         if let (Some(spec), Some(ts)) = (&engine.timestamp, &ts_text) {
-            if let TsSource::Header(names) = &spec.source {
-                if let Some(name) = names.first() {
-                    headers.insert(name.clone(), HeaderValue::try_from(ts.as_str())?);
+            match &spec.source {
+                TsSource::Header(names) => {
+                    if let Some(name) = names.first() {
+                        headers.insert(name.clone(), HeaderValue::try_from(ts.as_str())?);
+                    }
                 }
+                // Mailgun writes its signed timestamp as a string, Linear as a number.
+                TsSource::Json(path) if in_body => fields.push((path, ts.as_str().into())),
+                TsSource::Json(path) => fields.push((
+                    path,
+                    ts.parse::<u64>().map_or(ts.as_str().into(), Into::into),
+                )),
+                TsSource::InSignature(_) => {}
             }
         }
+        if let (Some(path), Some(id), true) = (engine.id.json, &id_text, in_body) {
+            fields.push((path, id.as_str().into()));
+        }
+        body = with_json_fields(&body, &fields);
 
         let request = SignedRequest {
             method: &self.method,
             uri: &uri,
             headers: &headers,
-            body: &self.body,
+            body: &body,
             now: SystemTime::UNIX_EPOCH,
         };
-        let signature = engine
-            .sign(
-                signer.signing_key(),
-                &request,
-                id_text.as_deref().unwrap_or_default().as_bytes(),
-                ts_text.as_deref().unwrap_or_default().as_bytes(),
-            )
-            .map(HeaderValue::try_from)
-            .transpose()?;
-        if let (Some(name), Some(value)) = (engine.signature.headers.first(), signature) {
-            headers.insert(name.clone(), value);
+        let signature = engine.sign(
+            signer.signing_key(),
+            &request,
+            id_text.as_deref().unwrap_or_default().as_bytes(),
+            ts_text.as_deref().unwrap_or_default().as_bytes(),
+        );
+        match (engine.signature.json, signature) {
+            (Some(path), Some(value)) => {
+                let value = String::from_utf8_lossy(&value).into_owned();
+                body = with_json_fields(&body, &[(path, value.into())]);
+            }
+            (None, Some(value)) => {
+                if let Some(name) = engine.signature.headers.first() {
+                    headers.insert(name.clone(), HeaderValue::try_from(value)?);
+                }
+            }
+            (_, None) => {}
         }
         Ok(SignedDelivery {
             method: self.method,
             uri,
             headers,
-            body: self.body,
+            body,
         })
     }
 }
@@ -420,6 +511,34 @@ fn with_body_sha256(uri: &Uri, body: &[u8]) -> Result<Uri, http::Error> {
     let mut parts = uri.clone().into_parts();
     parts.path_and_query = Some(pq.parse()?);
     Ok(Uri::from_parts(parts)?)
+}
+
+/// `body` with each value set at its path, when there are any: the body is read as a JSON
+/// object (anything else counts as an empty one) and written again (keys in sorted order).
+fn with_json_fields(body: &Bytes, fields: &[(&[&str], serde_json::Value)]) -> Bytes {
+    if fields.is_empty() {
+        return body.clone();
+    }
+    let mut root = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => serde_json::Value::Object(serde_json::Map::new()),
+    };
+    for (path, value) in fields {
+        let mut node = &mut root;
+        for key in path.iter() {
+            if !node.is_object() {
+                *node = serde_json::Value::Object(serde_json::Map::new());
+            }
+            match node {
+                serde_json::Value::Object(map) => {
+                    node = map.entry(*key).or_insert(serde_json::Value::Null);
+                }
+                _ => break,
+            }
+        }
+        *node = value.clone();
+    }
+    Bytes::from(serde_json::to_vec(&root).unwrap_or_default())
 }
 
 /// A random delivery id in the UUID v4 format.

@@ -1,15 +1,41 @@
-//! Providers that sign the raw body alone (no timestamp): an HMAC of the body in a header, or
-//! a shared token in a header.
+//! Providers that sign the raw body alone, with no signed timestamp: an HMAC of the body in a
+//! header (most of them), or a shared token in a header (GitLab).
+//!
+//! With nothing but the body signed, a captured delivery can be sent again as it is; the
+//! event id then dedupes it where the id is part of the body (or, with no id, the body's hash
+//! is). Where the id is an unsigned header (GitHub's `X-GitHub-Delivery`), a replay with a new
+//! id is a new event.
 
-use std::borrow::Cow;
+use std::time::Duration;
 
-use super::{hmac_keys, names, Preset};
+use super::{hmac_keys, id_field, id_header, names, sig, sig_list, Preset};
 use crate::error::ConfigError;
-use crate::scheme::engine::{Encoding, IdSpec, Keys, SigSpec, SignedPart};
+use crate::scheme::engine::{Encoding, IdSpec, Keys, SignedPart, TsFormat, TsSource};
 use crate::scheme::keys::{collect_secrets, Algorithm, TokenHash};
 use crate::verify::handshake::OktaVerification;
 
 impl Preset {
+    /// A signature header holding `<prefix><encoded HMAC of the body>`.
+    fn body_hmac<I, T>(
+        name: &'static str,
+        secrets: I,
+        algorithm: Algorithm,
+        signature: crate::scheme::engine::SigSpec,
+        id: IdSpec,
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        Ok(Self::scheme(
+            name,
+            hmac_keys(secrets, algorithm)?,
+            signature,
+            vec![SignedPart::Body],
+            id,
+        ))
+    }
+
     /// GitHub: `X-Hub-Signature-256: sha256=<hex>`, HMAC-SHA256 of the body. The event id is
     /// `X-GitHub-Delivery` (kept on redelivery) and the type `X-GitHub-Event`. GitHub signs no
     /// timestamp, so there is no replay window.
@@ -18,22 +44,63 @@ impl Preset {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        Ok(Self::hmac(
-            "github",
-            hmac_keys(secrets, Algorithm::Sha256)?,
-            SigSpec {
-                headers: names(&["x-hub-signature-256"]),
-                list_sep: None,
-                prefix: Cow::Borrowed(b"sha256="),
-                encoding: Encoding::Hex,
-            },
-            vec![SignedPart::Body],
-            IdSpec {
-                headers: names(&["x-github-delivery"]),
-                json: None,
-            },
+        let signature = sig(&["x-hub-signature-256"], "sha256=", Encoding::Hex);
+        let id = id_header(&["x-github-delivery"]);
+        Ok(
+            Self::body_hmac("github", secrets, Algorithm::Sha256, signature, id)?
+                .with_event_type("x-github-event"),
         )
-        .with_event_type("x-github-event"))
+    }
+
+    /// Meta (Facebook, Instagram, WhatsApp, Messenger): `X-Hub-Signature-256: sha256=<hex>`,
+    /// HMAC-SHA256 of the body with the app secret. Meta sends no delivery id, so the id is
+    /// the body's hash; the type is the body's `object` (`page`, `instagram`,
+    /// `whatsapp_business_account`, ...). No signed timestamp.
+    pub fn meta<I, T>(app_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-hub-signature-256"], "sha256=", Encoding::Hex);
+        Ok(Self::body_hmac(
+            "meta",
+            app_secrets,
+            Algorithm::Sha256,
+            signature,
+            IdSpec::default(),
+        )?
+        .with_event_type_field(&["object"]))
+    }
+
+    /// Bitbucket Cloud: `X-Hub-Signature: sha256=<hex>`, HMAC-SHA256 of the body. The event id
+    /// is `X-Request-UUID` and the type `X-Event-Key` (`repo:push`, ...). No signed timestamp.
+    pub fn bitbucket_cloud<I, T>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-hub-signature"], "sha256=", Encoding::Hex);
+        let id = id_header(&["x-request-uuid"]);
+        Ok(
+            Self::body_hmac("bitbucket-cloud", secrets, Algorithm::Sha256, signature, id)?
+                .with_event_type("x-event-key"),
+        )
+    }
+
+    /// Intercom: `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body with the app's client
+    /// secret. The event id is the body's `id` (`notif_...`), the type its `topic`. No signed
+    /// timestamp.
+    pub fn intercom<I, T>(client_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-hub-signature"], "sha1=", Encoding::Hex);
+        let id = id_field(&["id"]);
+        Ok(
+            Self::body_hmac("intercom", client_secrets, Algorithm::Sha1, signature, id)?
+                .with_event_type_field(&["topic"]),
+        )
     }
 
     /// Shopify: `X-Shopify-Hmac-Sha256: <base64>`, HMAC-SHA256 of the body with the app's
@@ -44,22 +111,27 @@ impl Preset {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        Ok(Self::hmac(
-            "shopify",
-            hmac_keys(secrets, Algorithm::Sha256)?,
-            SigSpec {
-                headers: names(&["x-shopify-hmac-sha256"]),
-                list_sep: None,
-                prefix: Cow::Borrowed(b""),
-                encoding: Encoding::Base64,
-            },
-            vec![SignedPart::Body],
-            IdSpec {
-                headers: names(&["x-shopify-event-id", "x-shopify-webhook-id"]),
-                json: None,
-            },
+        let signature = sig(&["x-shopify-hmac-sha256"], "", Encoding::Base64);
+        let id = id_header(&["x-shopify-event-id", "x-shopify-webhook-id"]);
+        Ok(
+            Self::body_hmac("shopify", secrets, Algorithm::Sha256, signature, id)?
+                .with_event_type("x-shopify-topic"),
         )
-        .with_event_type("x-shopify-topic"))
+    }
+
+    /// Typeform: `Typeform-Signature: sha256=<base64>`, HMAC-SHA256 of the body. The event id
+    /// is the body's `event_id`, the type its `event_type`. No signed timestamp.
+    pub fn typeform<I, T>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["typeform-signature"], "sha256=", Encoding::Base64);
+        let id = id_field(&["event_id"]);
+        Ok(
+            Self::body_hmac("typeform", secrets, Algorithm::Sha256, signature, id)?
+                .with_event_type_field(&["event_type"]),
+        )
     }
 
     /// PagerDuty v3: `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>...]`, HMAC-SHA256 of the body;
@@ -70,21 +142,199 @@ impl Preset {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        Ok(Self::hmac(
-            "pagerduty",
-            hmac_keys(secrets, Algorithm::Sha256)?,
-            SigSpec {
-                headers: names(&["x-pagerduty-signature"]),
-                list_sep: Some(b','),
-                prefix: Cow::Borrowed(b"v1="),
-                encoding: Encoding::Hex,
-            },
-            vec![SignedPart::Body],
-            IdSpec {
-                headers: names(&["x-webhook-id"]),
-                json: Some(&["event", "id"]),
-            },
-        ))
+        let signature = sig_list("x-pagerduty-signature", b',', "v1=", Encoding::Hex);
+        let id = IdSpec {
+            json: Some(&["event", "id"]),
+            ..id_header(&["x-webhook-id"])
+        };
+        Self::body_hmac("pagerduty", secrets, Algorithm::Sha256, signature, id)
+    }
+
+    /// CircleCI: `circleci-signature: v1=<hex>[,...]`, HMAC-SHA256 of the body; only `v1`
+    /// items count. The event id is the body's `id`, the type `circleci-event-type`. No signed
+    /// timestamp.
+    pub fn circleci<I, T>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig_list("circleci-signature", b',', "v1=", Encoding::Hex);
+        Ok(Self::body_hmac(
+            "circleci",
+            secrets,
+            Algorithm::Sha256,
+            signature,
+            id_field(&["id"]),
+        )?
+        .with_event_type("circleci-event-type"))
+    }
+
+    /// Vercel: `x-vercel-signature: <hex>`, HMAC-SHA1 of the body with the webhook secret (or
+    /// the integration's client secret). The event id is the body's `id`, the type its
+    /// `type`. No signed timestamp.
+    pub fn vercel<I, T>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-vercel-signature"], "", Encoding::Hex);
+        Ok(Self::body_hmac(
+            "vercel",
+            secrets,
+            Algorithm::Sha1,
+            signature,
+            id_field(&["id"]),
+        )?
+        .with_event_type_field(&["type"]))
+    }
+
+    /// Lemon Squeezy: `X-Signature: <hex>`, HMAC-SHA256 of the body with the signing secret.
+    /// The type is `X-Event-Name`; Lemon Squeezy sends no delivery id, so the id is the body's
+    /// hash. No signed timestamp.
+    pub fn lemonsqueezy<I, T>(signing_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-signature"], "", Encoding::Hex);
+        Ok(Self::body_hmac(
+            "lemonsqueezy",
+            signing_secrets,
+            Algorithm::Sha256,
+            signature,
+            IdSpec::default(),
+        )?
+        .with_event_type("x-event-name"))
+    }
+
+    /// Coinbase Commerce: `X-CC-Webhook-Signature: <hex>`, HMAC-SHA256 of the body with the
+    /// shared secret. The event id is the body's `event.id`, the type `event.type`. No signed
+    /// timestamp.
+    pub fn coinbase_commerce<I, T>(shared_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-cc-webhook-signature"], "", Encoding::Hex);
+        let id = id_field(&["event", "id"]);
+        Ok(Self::body_hmac(
+            "coinbase-commerce",
+            shared_secrets,
+            Algorithm::Sha256,
+            signature,
+            id,
+        )?
+        .with_event_type_field(&["event", "type"]))
+    }
+
+    /// Razorpay: `X-Razorpay-Signature: <hex>`, HMAC-SHA256 of the body with the webhook
+    /// secret. The event id is `X-Razorpay-Event-Id`, the type the body's `event`. No signed
+    /// timestamp.
+    pub fn razorpay<I, T>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-razorpay-signature"], "", Encoding::Hex);
+        let id = id_header(&["x-razorpay-event-id"]);
+        Ok(
+            Self::body_hmac("razorpay", secrets, Algorithm::Sha256, signature, id)?
+                .with_event_type_field(&["event"]),
+        )
+    }
+
+    /// Paystack: `x-paystack-signature: <hex>`, HMAC-SHA512 of the body with the secret key.
+    /// Paystack sends no delivery id, so the id is the body's hash; the type is the body's
+    /// `event`. No signed timestamp.
+    pub fn paystack<I, T>(secret_keys: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["x-paystack-signature"], "", Encoding::Hex);
+        Ok(Self::body_hmac(
+            "paystack",
+            secret_keys,
+            Algorithm::Sha512,
+            signature,
+            IdSpec::default(),
+        )?
+        .with_event_type_field(&["event"]))
+    }
+
+    /// Sentry integrations: `Sentry-Hook-Signature: <hex>`, HMAC-SHA256 of the body with the
+    /// integration's client secret. The event id is `Request-ID`, the type
+    /// `Sentry-Hook-Resource` (`issue`, `error`, ...). `Sentry-Hook-Timestamp` is not signed,
+    /// so there is no replay window.
+    pub fn sentry<I, T>(client_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["sentry-hook-signature"], "", Encoding::Hex);
+        let id = id_header(&["request-id"]);
+        Ok(
+            Self::body_hmac("sentry", client_secrets, Algorithm::Sha256, signature, id)?
+                .with_event_type("sentry-hook-resource"),
+        )
+    }
+
+    /// Docusign Connect: one `X-DocuSign-Signature-<n>` header per active HMAC key
+    /// (`-1` to `-10` are read), each the base64 HMAC-SHA256 of the body; any one matching
+    /// is enough. The Connect key is used as its text, exactly as shown. Connect sends no
+    /// event id (and its body counts retries), so the id is the body's hash; the type is the
+    /// body's `event`. No signed timestamp.
+    pub fn docusign<I, T>(connect_keys: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let mut signature = sig(
+            &[
+                "x-docusign-signature-1",
+                "x-docusign-signature-2",
+                "x-docusign-signature-3",
+                "x-docusign-signature-4",
+                "x-docusign-signature-5",
+                "x-docusign-signature-6",
+                "x-docusign-signature-7",
+                "x-docusign-signature-8",
+                "x-docusign-signature-9",
+                "x-docusign-signature-10",
+            ],
+            "",
+            Encoding::Base64,
+        );
+        signature.every_header = true;
+        Ok(Self::body_hmac(
+            "docusign",
+            connect_keys,
+            Algorithm::Sha256,
+            signature,
+            IdSpec::default(),
+        )?
+        .with_event_type_field(&["event"]))
+    }
+
+    /// Linear: `Linear-Signature: <hex>`, HMAC-SHA256 of the body. The body's
+    /// `webhookTimestamp` (milliseconds) is checked after the signature: replay window 60
+    /// seconds, as in Linear's SDK. The event id is `Linear-Delivery`, the type `Linear-Event`.
+    pub fn linear<I, T>(secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let signature = sig(&["linear-signature"], "", Encoding::Hex);
+        let id = id_header(&["linear-delivery"]);
+        Ok(
+            Self::body_hmac("linear", secrets, Algorithm::Sha256, signature, id)?
+                .with_event_type("linear-event")
+                .with_timestamp(
+                    TsSource::Json(&["webhookTimestamp"]),
+                    TsFormat::Millis,
+                    Some(Duration::from_secs(60)),
+                ),
+        )
     }
 
     /// GitLab: the `X-Gitlab-Token` header must equal the webhook's secret token (compared in
@@ -97,15 +347,10 @@ impl Preset {
         T: AsRef<[u8]>,
     {
         let keys = collect_secrets(tokens, |_, s| Ok(TokenHash::new(s)))?;
-        Ok(Self::hmac(
+        Ok(Self::scheme(
             "gitlab",
             Keys::Token(keys),
-            SigSpec {
-                headers: names(&["x-gitlab-token"]),
-                list_sep: None,
-                prefix: Cow::Borrowed(b""),
-                encoding: Encoding::Hex,
-            },
+            sig(&["x-gitlab-token"], "", Encoding::Hex),
             Vec::new(),
             IdSpec {
                 headers: names(&["idempotency-key", "x-gitlab-event-uuid"]),
@@ -132,20 +377,12 @@ impl Preset {
         T: AsRef<[u8]>,
     {
         let keys = collect_secrets(secrets, |_, s| Ok(TokenHash::new(s)))?;
-        Ok(Self::hmac(
+        Ok(Self::scheme(
             "okta",
             Keys::Token(keys),
-            SigSpec {
-                headers: names(&["authorization"]),
-                list_sep: None,
-                prefix: Cow::Borrowed(b""),
-                encoding: Encoding::Hex,
-            },
+            sig(&["authorization"], "", Encoding::Hex),
             Vec::new(),
-            IdSpec {
-                headers: Vec::new(),
-                json: Some(&["eventId"]),
-            },
+            id_field(&["eventId"]),
         )
         .with_handshake(OktaVerification))
     }

@@ -9,6 +9,7 @@
 //! This file holds [`Preset`] itself, the settings every preset shares, and the helpers the
 //! constructors are written with.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,9 @@ use http::HeaderName;
 
 use base64::Engine as _;
 
-use super::engine::{Content, Engine, IdSpec, Keys, SigSpec, SignedPart, TsSource, TsSpec};
+use super::engine::{
+    Content, Encoding, Engine, Field, IdSpec, Keys, SigSpec, SignedPart, TsFormat, TsSource, TsSpec,
+};
 use super::keys::{collect_secrets, Algorithm, HmacKey};
 use super::parse::BASE64_LENIENT;
 use super::{Rejection, Scheme, SignedRequest, Verified};
@@ -30,6 +33,9 @@ mod timestamped;
 mod url;
 
 pub(crate) use url::twilio_variants;
+
+mod public_key;
+mod signed_fields;
 
 /// A ready-made [`Scheme`] for one provider; see the [module docs](super) for the list.
 ///
@@ -50,6 +56,42 @@ const FIVE_MINUTES: Duration = Duration::from_secs(300);
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {
     list.iter().map(|n| HeaderName::from_static(n)).collect()
+}
+
+/// A signature in the first present of `headers`, written `<prefix><encoded signature>`.
+fn sig(headers: &[&'static str], prefix: &'static str, encoding: Encoding) -> SigSpec {
+    SigSpec {
+        headers: names(headers),
+        every_header: false,
+        json: None,
+        list_sep: None,
+        prefix: Cow::Borrowed(prefix.as_bytes()),
+        encoding,
+    }
+}
+
+/// As [`sig`], the header holding a list of items separated by `sep`.
+fn sig_list(header: &'static str, sep: u8, prefix: &'static str, encoding: Encoding) -> SigSpec {
+    SigSpec {
+        list_sep: Some(sep),
+        ..sig(&[header], prefix, encoding)
+    }
+}
+
+/// The event id is in the first present of these headers.
+fn id_header(list: &[&'static str]) -> IdSpec {
+    IdSpec {
+        headers: names(list),
+        json: None,
+    }
+}
+
+/// The event id is this field of the JSON body.
+fn id_field(path: &'static [&'static str]) -> IdSpec {
+    IdSpec {
+        headers: Vec::new(),
+        json: Some(path),
+    }
 }
 
 fn hmac_keys<I, T>(secrets: I, algorithm: Algorithm) -> Result<Keys, ConfigError>
@@ -116,7 +158,7 @@ fn public_base(url: &str) -> Result<String, ConfigError> {
 }
 
 impl Preset {
-    fn hmac(
+    fn scheme(
         name: &'static str,
         keys: Keys,
         signature: SigSpec,
@@ -140,17 +182,31 @@ impl Preset {
         }
     }
 
-    fn with_timestamp(mut self, source: TsSource, millis: bool, tolerance: Duration) -> Self {
+    /// Signs a timestamp, read from `source`, written as `format`, and checked against a replay
+    /// window of `tolerance` (`None`: the provider documents none).
+    fn with_timestamp(
+        mut self,
+        source: TsSource,
+        format: TsFormat,
+        tolerance: Option<Duration>,
+    ) -> Self {
         self.engine.timestamp = Some(TsSpec {
             source,
-            millis,
-            tolerance: Some(tolerance),
+            format,
+            tolerance,
         });
         self
     }
 
+    /// The event type is in this header.
     fn with_event_type(mut self, header: &'static str) -> Self {
-        self.engine.event_type = Some(HeaderName::from_static(header));
+        self.engine.event_type = Some(Field::Header(HeaderName::from_static(header)));
+        self
+    }
+
+    /// The event type is this field of the JSON body.
+    fn with_event_type_field(mut self, path: &'static [&'static str]) -> Self {
+        self.engine.event_type = Some(Field::Json(path));
         self
     }
 
@@ -257,7 +313,10 @@ impl Preset {
             .iter()
             .chain(timestamp)
             .chain(&e.id.headers)
-            .chain(&e.event_type)
+            .chain(match &e.event_type {
+                Some(Field::Header(name)) => std::slice::from_ref(name),
+                _ => &[],
+            })
             .chain(content_type)
     }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::{names, prefixed_base64, Preset, FIVE_MINUTES};
 use crate::error::ConfigError;
-use crate::scheme::engine::{Encoding, IdSpec, Keys, SigSpec, SignedPart, TsSource};
+use crate::scheme::engine::{Encoding, IdSpec, Keys, SigSpec, SignedPart, TsFormat, TsSource};
 use crate::scheme::keys::{collect_secrets, Algorithm, HmacKey};
 
 impl Preset {
@@ -21,13 +21,64 @@ impl Preset {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
+        Self::standard_hmac("standard-webhooks", secrets)
+    }
+
+    /// Clerk, which sends its webhooks through Svix: [Standard Webhooks](Self::standard_webhooks)
+    /// (`svix-*` headers, `whsec_` signing secret), with the event type from the body's `type`
+    /// (`user.created`, ...).
+    pub fn clerk<I, T>(signing_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        Ok(Self::standard_hmac("clerk", signing_secrets)?.with_event_type_field(&["type"]))
+    }
+
+    /// Resend, which sends its webhooks through Svix: [Standard Webhooks](Self::standard_webhooks)
+    /// (`svix-*` headers, `whsec_` signing secret), with the event type from the body's `type`
+    /// (`email.delivered`, ...).
+    pub fn resend<I, T>(signing_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        Ok(Self::standard_hmac("resend", signing_secrets)?.with_event_type_field(&["type"]))
+    }
+
+    /// OpenAI webhooks: [Standard Webhooks](Self::standard_webhooks) (`webhook-*` headers,
+    /// `whsec_` secret), with the event type from the body's `type` (`batch.completed`, ...).
+    pub fn openai<I, T>(webhook_secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        Ok(Self::standard_hmac("openai", webhook_secrets)?.with_event_type_field(&["type"]))
+    }
+
+    /// Replicate: [Standard Webhooks](Self::standard_webhooks) (`webhook-*` headers, the
+    /// account's `whsec_` signing key). The body is the prediction, which names no event type.
+    pub fn replicate<I, T>(signing_keys: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        Self::standard_hmac("replicate", signing_keys)
+    }
+
+    /// Standard Webhooks `v1` under the given name.
+    fn standard_hmac<I, T>(name: &'static str, secrets: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
         let keys = collect_secrets(secrets, |i, s| {
             Ok(HmacKey::new(
                 Algorithm::Sha256,
                 &prefixed_base64(i, s, b"whsec_")?,
             ))
         })?;
-        Ok(Self::standard(Keys::Hmac(keys), "standard-webhooks", "v1,"))
+        Ok(Self::standard(Keys::Hmac(keys), name, "v1,"))
     }
 
     /// Standard Webhooks `v1a`: Ed25519 signatures, verified with the sender's public keys
@@ -63,10 +114,12 @@ impl Preset {
     }
 
     fn standard(keys: Keys, name: &'static str, prefix: &'static str) -> Self {
-        Self::hmac(
+        Self::scheme(
             name,
             keys,
             SigSpec {
+                every_header: false,
+                json: None,
                 headers: names(&["webhook-signature", "svix-signature"]),
                 list_sep: Some(b' '),
                 prefix: Cow::Borrowed(prefix.as_bytes()),
@@ -86,8 +139,8 @@ impl Preset {
         )
         .with_timestamp(
             TsSource::Header(names(&["webhook-timestamp", "svix-timestamp"])),
-            false,
-            FIVE_MINUTES,
+            TsFormat::Seconds,
+            Some(FIVE_MINUTES),
         )
     }
 }

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 use super::{hmac_keys, names, parse_url, public_base, Preset, FIVE_MINUTES};
 use crate::error::ConfigError;
-use crate::scheme::engine::{Content, Encoding, Engine, IdSpec, SigSpec, SignedPart, TsSource};
+use crate::scheme::engine::{
+    Content, Encoding, Engine, IdSpec, SigSpec, SignedPart, TsFormat, TsSource,
+};
 use crate::scheme::keys::Algorithm;
 use crate::scheme::{Rejection, SignedRequest};
 
@@ -29,10 +31,12 @@ impl Preset {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        let mut preset = Self::hmac(
+        let mut preset = Self::scheme(
             "twilio",
             hmac_keys(auth_tokens, Algorithm::Sha1)?,
             SigSpec {
+                every_header: false,
+                json: None,
                 headers: names(&["x-twilio-signature"]),
                 list_sep: None,
                 prefix: Cow::Borrowed(b""),
@@ -58,10 +62,12 @@ impl Preset {
         T: AsRef<[u8]>,
     {
         parse_url("notification URL", notification_url)?;
-        Ok(Self::hmac(
+        Ok(Self::scheme(
             "square",
             hmac_keys(signature_keys, Algorithm::Sha256)?,
             SigSpec {
+                every_header: false,
+                json: None,
                 headers: names(&["x-square-hmacsha256-signature"]),
                 list_sep: None,
                 prefix: Cow::Borrowed(b""),
@@ -89,10 +95,12 @@ impl Preset {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        let mut preset = Self::hmac(
+        let mut preset = Self::scheme(
             "hubspot",
             hmac_keys(client_secrets, Algorithm::Sha256)?,
             SigSpec {
+                every_header: false,
+                json: None,
                 headers: names(&["x-hubspot-signature-v3"]),
                 list_sep: None,
                 prefix: Cow::Borrowed(b""),
@@ -108,8 +116,8 @@ impl Preset {
         )
         .with_timestamp(
             TsSource::Header(names(&["x-hubspot-request-timestamp"])),
-            true,
-            FIVE_MINUTES,
+            TsFormat::Millis,
+            Some(FIVE_MINUTES),
         );
         preset.engine.public_url = Some(public_base(public_url)?);
         preset.engine.decode_uri = true;
