@@ -12,10 +12,12 @@
 //!   → {"method":"POST","uri":"/hooks","headers":[["x-hub-signature-256","sha256=..."]],"body":"..."}
 //! ```
 //!
-//! `config` holds `public_url` (Twilio, HubSpot) or `notification_url` (Square). A request that
-//! cannot be carried out gets `{"error":"..."}`.
+//! `config` holds `public_url` (Twilio, HubSpot) or `notification_url` (Square). For the
+//! public-key schemes (`standard-webhooks-v1a`, `discord`, `sendgrid`) a `sign` request's
+//! secret is the private key, and the answer carries the `public_key` to verify with. A
+//! request that cannot be carried out gets `{"error":"..."}`.
 //!
-//! Run: `echo '[...]' | cargo run --example interop --features test-util,ed25519`.
+//! Run: `echo '[...]' | cargo run --example interop --features test-util,ed25519,p256`.
 
 use std::io::Read;
 use std::time::{Duration, UNIX_EPOCH};
@@ -98,6 +100,15 @@ impl SchemeSpec {
             "square" => Preset::square(s, self.config("notification_url")?)?,
             "hubspot" => Preset::hubspot(s, self.config("public_url")?)?,
             "pagerduty" => Preset::pagerduty(s)?,
+            "clerk" => Preset::clerk(s)?,
+            "resend" => Preset::resend(s)?,
+            "openai" => Preset::openai(s)?,
+            "replicate" => Preset::replicate(s)?,
+            "discord" => Preset::discord(s)?,
+            "sendgrid" => Preset::sendgrid(s)?,
+            "razorpay" => Preset::razorpay(s)?,
+            "coinbase-commerce" => Preset::coinbase_commerce(s)?,
+            "mux" => Preset::mux(s)?,
             other => return Err(format!("unknown provider {other:?}").into()),
         })
     }
@@ -107,6 +118,9 @@ impl SchemeSpec {
         Ok(match self.provider.as_str() {
             "gitlab" => Signer::gitlab(secret)?,
             "standard-webhooks-v1a" => Signer::standard_webhooks_ed25519(secret)?,
+            // For the public-key schemes, the secret given to sign with is the private key.
+            "discord" => Signer::discord(secret)?,
+            "sendgrid" => Signer::sendgrid(secret)?,
             _ => Signer::for_secret(&self.preset()?, index)?,
         })
     }
@@ -190,6 +204,7 @@ fn answer(request: Request) -> Result<Value, Error> {
                 "uri": d.uri.to_string(),
                 "headers": headers_json(&d.headers),
                 "body": String::from_utf8_lossy(&d.body),
+                "public_key": signer.public_key(),
             }))
         }
     }

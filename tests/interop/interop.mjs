@@ -3,7 +3,9 @@
 // GitHub through @octokit/webhooks-methods, Standard Webhooks through the `standardwebhooks`
 // npm package: what they sign, hookdock must accept (and refuse once the body is changed);
 // what hookdock's test signer signs, they must accept (and refuse once the body is changed).
-// hookdock is driven through `examples/interop.rs`.
+// Discord (discord-interactions), SendGrid (@sendgrid/eventwebhook) and Mux (@mux/mux-node)
+// only verify, so for them only the second direction is checked. hookdock is driven through
+// `examples/interop.rs`.
 //
 // Usage: node interop.mjs PATH_TO_INTEROP_BINARY   (run from a directory whose node_modules
 // holds the libraries; exits non-zero on any mismatch)
@@ -12,8 +14,12 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { sign as githubSign, verify as githubVerify } from "@octokit/webhooks-methods";
 import swPkg from "standardwebhooks";
+import { verifyKey as discordVerify } from "discord-interactions";
+import sendgridPkg from "@sendgrid/eventwebhook";
+import Mux from "@mux/mux-node";
 
 const { Webhook } = swPkg;
+const { EventWebhook } = sendgridPkg;
 const HOOKDOCK = process.argv[2];
 const NOW = Math.floor(Date.now() / 1000);
 const BODIES = [
@@ -104,6 +110,36 @@ for (const [i, body] of BODIES.entries()) {
     },
     { id: msgId },
   );
+}
+
+for (const [i, body] of BODIES.entries()) {
+  // Discord: hookdock signs with an Ed25519 key; discord-interactions verifies with its
+  // public key (hex, as the Developer Portal shows it).
+  fromUs(`discord-interactions verifyKey #${i}`, "discord", [randomBytes(32).toString("hex")],
+    body, (a) => discordVerify(a.body, header(a, "x-signature-ed25519"),
+      header(a, "x-signature-timestamp"), a.public_key));
+
+  // SendGrid: an ECDSA P-256 key; the verification key SendGrid shows is base64 DER.
+  fromUs(`@sendgrid/eventwebhook verifySignature #${i}`, "sendgrid",
+    [randomBytes(32).toString("base64")], body, (a) => {
+      const ew = new EventWebhook();
+      const pem = `-----BEGIN PUBLIC KEY-----\n${a.public_key}\n-----END PUBLIC KEY-----`;
+      return ew.verifySignature(ew.convertPublicKeyToECDSA(pem), a.body,
+        header(a, "x-twilio-email-event-webhook-signature"),
+        header(a, "x-twilio-email-event-webhook-timestamp"));
+    });
+
+  // Mux
+  const muxSecret = randomBytes(16).toString("hex");
+  const mux = new Mux({ tokenId: "interop", tokenSecret: "interop" });
+  fromUs(`@mux/mux-node webhooks.verifySignature #${i}`, "mux", [muxSecret], body, async (a) => {
+    try {
+      await mux.webhooks.verifySignature(a.body, Object.fromEntries(a.headers), muxSecret);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 const answers = hookdock(theirs.map(([, r]) => r));

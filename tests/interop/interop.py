@@ -6,7 +6,9 @@ body is changed); what hookdock's test signer signs, the official library must a
 refuse once the body is changed). hookdock is driven through `examples/interop.rs`; nothing
 of hookdock is reimplemented here.
 
-Libraries: standardwebhooks and svix (Standard Webhooks v1), stripe, slack_sdk, twilio.
+Libraries: standardwebhooks and svix (Standard Webhooks v1, and the Clerk, Resend, OpenAI and
+Replicate presets built on it), stripe, slack_sdk, twilio, and (hookdock signs, they verify:
+they cannot sign) discord-interactions, razorpay, coinbase-commerce.
 
 Usage: interop.py PATH_TO_INTEROP_BINARY    (exits non-zero on any mismatch)
 """
@@ -20,6 +22,9 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode
 
+import coinbase_commerce.webhook
+import discord_interactions
+import razorpay
 import slack_sdk.signature
 import standardwebhooks
 import stripe
@@ -202,6 +207,58 @@ for i, body in enumerate(BODIES):
     expect_from_us(f"twilio validate (JSON, bodySHA256) #{i}", "twilio", [token], body,
                    twilio_json_accepts, config, uri=f"/twilio/json?tenant={i}",
                    content_type="application/json")
+
+# --- Standard Webhooks senders: Clerk and Resend (through Svix), OpenAI and Replicate ------
+NAMED = [("clerk", svix.webhooks.Webhook, "svix"), ("resend", svix.webhooks.Webhook, "svix"),
+         ("openai", standardwebhooks.Webhook, "webhook"),
+         ("replicate", standardwebhooks.Webhook, "webhook")]
+for provider, lib, prefix in NAMED:
+    for i, body in enumerate(BODIES[:3]):
+        secret = random_whsec()
+        at = datetime.fromtimestamp(NOW, tz=timezone.utc)
+        msg_id = f"msg_{provider}_{i}"
+        sig = lib(secret).sign(msg_id, at, body)
+        expect_from_them(f"{lib.__module__} sign as {provider} #{i}", provider, [secret],
+                         [[f"{prefix}-id", msg_id], [f"{prefix}-timestamp", str(NOW)],
+                          [f"{prefix}-signature", sig]], body, expect_id=msg_id)
+
+        def named_accepts(answer, lib=lib, secret=secret):
+            h = headers_dict(answer)
+            return not raises(lambda: lib(secret).verify(answer["body"], h), Exception)
+
+        expect_from_us(f"{lib.__module__} verify ({provider}) #{i}", provider, [secret], body,
+                       named_accepts, id=msg_id)
+
+# --- Discord (Ed25519): discord-interactions verifies -------------------------------------
+for i, body in enumerate(BODIES):
+    private = os.urandom(32).hex()
+
+    def discord_accepts(answer):
+        return discord_interactions.verify_key(
+            answer["body"].encode(), header(answer, "x-signature-ed25519"),
+            header(answer, "x-signature-timestamp"), answer["public_key"])
+
+    expect_from_us(f"discord-interactions verify_key #{i}", "discord", [private], body,
+                   discord_accepts)
+
+# --- Razorpay and Coinbase Commerce: their libraries verify --------------------------------
+rzp = razorpay.Utility(razorpay.Client(auth=("rzp_test_key", "rzp_test_secret")))
+for i, body in enumerate(BODIES):
+    secret = base64.b16encode(os.urandom(12)).decode().lower()
+
+    def razorpay_accepts(answer, secret=secret):
+        return not raises(lambda: rzp.verify_webhook_signature(
+            answer["body"], header(answer, "x-razorpay-signature"), secret), Exception)
+
+    expect_from_us(f"razorpay verify_webhook_signature #{i}", "razorpay", [secret], body,
+                   razorpay_accepts, id=f"evt_{i}")
+
+    def coinbase_accepts(answer, secret=secret):
+        return not raises(lambda: coinbase_commerce.webhook.WebhookSignature.verify_sig_header(
+            answer["body"], header(answer, "x-cc-webhook-signature"), secret), Exception)
+
+    expect_from_us(f"coinbase-commerce verify_sig_header #{i}", "coinbase-commerce", [secret],
+                   body, coinbase_accepts)
 
 # --- Run ----------------------------------------------------------------------------------
 answers = hookdock([r for _, r, _, _ in theirs])

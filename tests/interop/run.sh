@@ -14,7 +14,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 echo "== interop: building hookdock's interop driver (examples/interop.rs)"
-bin="$(cd "$root" && cargo build --quiet --example interop --features test-util,ed25519 \
+bin="$(cd "$root" && cargo build --quiet --example interop --features test-util,ed25519,p256 \
     --message-format=json |
     python3 -c 'import json, sys
 for line in sys.stdin:
@@ -26,19 +26,21 @@ for line in sys.stdin:
 echo "== interop: installing official Python libraries"
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check \
-    standardwebhooks==1.1.0 svix==2.9.1 stripe==16.1.0 slack_sdk==3.48.0 twilio==9.13.0
+    standardwebhooks==1.1.0 svix==2.9.1 stripe==16.1.0 slack_sdk==3.48.0 twilio==9.13.0 \
+    discord-interactions==0.4.0 razorpay==2.0.1 coinbase-commerce==1.0.1
 
 echo "== interop: installing official Node libraries"
 mkdir -p "$work/node"
 cp "$here/interop.mjs" "$work/node/"
 (cd "$work/node" && printf '{"private":true}\n' > package.json &&
     npm install --silent --no-audit --no-fund \
-        @octokit/webhooks-methods@6.0.0 standardwebhooks@1.1.1 >/dev/null)
+        @octokit/webhooks-methods@6.0.0 standardwebhooks@1.1.1 discord-interactions@4.4.0 \
+        @sendgrid/eventwebhook@8.0.0 @mux/mux-node@15.3.0 >/dev/null)
 
 status=0
-echo "== interop: Python (standardwebhooks, svix, stripe, slack_sdk, twilio)"
+echo "== interop: Python (standardwebhooks, svix, stripe, slack_sdk, twilio, discord-interactions, razorpay, coinbase-commerce)"
 "$work/venv/bin/python" "$here/interop.py" "$bin" || status=1
-echo "== interop: Node (@octokit/webhooks-methods, standardwebhooks)"
+echo "== interop: Node (@octokit/webhooks-methods, standardwebhooks, discord-interactions, @sendgrid/eventwebhook, @mux/mux-node)"
 (cd "$work/node" && node interop.mjs "$bin") || status=1
 
 if [ "$status" -ne 0 ]; then
