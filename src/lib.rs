@@ -87,6 +87,8 @@
 //! | `sqlite` | yes | `sqlite`: the embedded durable queue and idempotency store (bundled SQLite) |
 //! | `postgres` | no | `postgres`: queue and idempotency store on PostgreSQL (sqlx) |
 //! | `ed25519` | no | Standard Webhooks `v1a` signatures (`Preset::standard_webhooks_ed25519`) |
+//! | `aws-sns` | no | the AWS SNS scheme (`scheme::sns`: RSA, X.509 certificates through a pluggable cached source) |
+//! | `aws-sns-https` | no | `scheme::sns::HttpsFetcher`, the default HTTPS certificate source and subscription confirmer (hyper, rustls with ring) |
 //! | `test-util` | no | `testing`: test signer, fake clock, conformance suites |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

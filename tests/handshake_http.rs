@@ -45,7 +45,6 @@ impl Server {
         let queue = Arc::new(MemoryQueue::new());
         let mut app = Router::new();
         for (path, layer) in routes {
-            let layer = layer.clock(|| UNIX_EPOCH + Duration::from_secs(NOW));
             app = app.route_service(
                 path,
                 ServiceBuilder::new()
@@ -73,8 +72,10 @@ impl Server {
     }
 }
 
+/// A verify layer over `scheme` whose clock reads [`NOW`].
 fn layer(scheme: impl Scheme) -> VerifyLayer<Box<dyn Scheme>> {
     VerifyLayer::new(Box::new(scheme) as Box<dyn Scheme>)
+        .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
 }
 
 /// Status, content type and body of a response.
@@ -304,5 +305,455 @@ mod okta {
         let (status, _, _) = read(post(SECRET).await.expect("request")).await;
         assert_eq!(status, 200);
         assert_eq!(server.stored().await, 1);
+    }
+}
+
+mod sns {
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::OnceLock;
+    use std::time::SystemTime;
+
+    use base64::Engine as _;
+    use hookdock::scheme::sns::AwsSns;
+    use hookdock::testing::{RecordingConfirmer, SnsSigner, StaticCertificates};
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:orders";
+    const CERT_URL: &str =
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem";
+    const ROGUE_URL: &str =
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-rogue.pem";
+    const CN_URL: &str = "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-cn.pem";
+    const SUBSCRIBE_URL: &str = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:orders&Token=2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736";
+
+    /// A CA, a signing certificate it issued, and a self-signed "rogue" certificate, made with
+    /// the `openssl` command line once per test run, valid from now for two days.
+    struct Pki {
+        dir: tempfile::TempDir,
+        ca: String,
+        leaf: String,
+        leaf_key: String,
+        rogue: String,
+    }
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("the openssl command line (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn pki() -> &'static Pki {
+        static PKI: OnceLock<Pki> = OnceLock::new();
+        PKI.get_or_init(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let d = dir.path();
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=hookdock test SNS CA",
+                ],
+            );
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "leaf.key",
+                    "-out",
+                    "leaf.csr",
+                    "-subj",
+                    "/CN=sns.amazonaws.com",
+                ],
+            );
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "leaf.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-sha256",
+                    "-days",
+                    "2",
+                    "-out",
+                    "leaf.pem",
+                ],
+            );
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    "rogue.key",
+                    "-out",
+                    "rogue.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=sns.amazonaws.com",
+                ],
+            );
+            let read = |name: &str| std::fs::read_to_string(d.join(name)).expect("PKI file");
+            Pki {
+                ca: read("ca.pem"),
+                leaf: read("leaf.pem"),
+                leaf_key: read("leaf.key"),
+                rogue: read("rogue.pem"),
+                dir,
+            }
+        })
+    }
+
+    /// The canonical string, written here from AWS's documentation (independently of the
+    /// crate's own).
+    fn string_to_sign(fields: &serde_json::Value) -> String {
+        let names: &[&str] = if fields["Type"] == "Notification" {
+            &[
+                "Message",
+                "MessageId",
+                "Subject",
+                "Timestamp",
+                "TopicArn",
+                "Type",
+            ]
+        } else {
+            &[
+                "Message",
+                "MessageId",
+                "SubscribeURL",
+                "Timestamp",
+                "Token",
+                "TopicArn",
+                "Type",
+            ]
+        };
+        let mut out = String::new();
+        for name in names {
+            if let Some(value) = fields[*name].as_str() {
+                out.push_str(&format!("{name}\n{value}\n"));
+            }
+        }
+        out
+    }
+
+    /// Signs `fields` with `openssl dgst` and the key file `key` (an independent signer),
+    /// version 1 (SHA1withRSA) or 2 (SHA256withRSA), and returns the body.
+    fn openssl_signed(mut fields: serde_json::Value, key: &str, version: u8) -> String {
+        let dir = pki().dir.path();
+        let n = fastrand::u64(..);
+        let (data, sig) = (format!("data-{n}"), format!("sig-{n}"));
+        std::fs::write(dir.join(&data), string_to_sign(&fields)).expect("write");
+        let digest = if version == 1 { "-sha1" } else { "-sha256" };
+        openssl(dir, &["dgst", digest, "-sign", key, "-out", &sig, &data]);
+        let signature = std::fs::read(dir.join(&sig)).expect("signature");
+        fields["SignatureVersion"] = version.to_string().into();
+        fields["Signature"] = base64::engine::general_purpose::STANDARD
+            .encode(signature)
+            .into();
+        fields.to_string()
+    }
+
+    fn notification(id: &str, cert_url: &str, topic: &str) -> serde_json::Value {
+        serde_json::json!({
+            "Type": "Notification",
+            "MessageId": id,
+            "TopicArn": topic,
+            "Subject": "Order placed",
+            "Message": "{\"order\":\"A-1042\",\"total\":\"19.90\"}\nsecond line",
+            "Timestamp": "2026-01-02T03:04:05.678Z",
+            "SigningCertURL": cert_url,
+            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
+        })
+    }
+
+    fn confirmation(kind: &str, subscribe_url: &str) -> serde_json::Value {
+        serde_json::json!({
+            "Type": kind,
+            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+            "Token": "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736",
+            "TopicArn": TOPIC,
+            "Message": "You have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:orders.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
+            "SubscribeURL": subscribe_url,
+            "Timestamp": "2026-01-02T03:04:05.678Z",
+            "SigningCertURL": CERT_URL,
+        })
+    }
+
+    fn source() -> Arc<StaticCertificates> {
+        let pki = pki();
+        Arc::new(
+            StaticCertificates::new()
+                .with(CERT_URL, pki.leaf.clone())
+                .with(CN_URL, pki.leaf.clone())
+                .with(ROGUE_URL, pki.rogue.clone()),
+        )
+    }
+
+    fn scheme(
+        source: &Arc<StaticCertificates>,
+        confirmer: Option<&Arc<RecordingConfirmer>>,
+    ) -> AwsSns {
+        let mut builder = AwsSns::builder([TOPIC])
+            .certificates(Arc::clone(source))
+            .trust_anchors([&pki().ca]);
+        if let Some(confirmer) = confirmer {
+            builder = builder.confirm_subscriptions(Arc::clone(confirmer));
+        }
+        builder.build().expect("valid SNS scheme")
+    }
+
+    /// An SNS route: the certificates were issued for two days from now.
+    fn sns_layer(scheme: AwsSns) -> VerifyLayer<Box<dyn Scheme>> {
+        layer(scheme).clock(SystemTime::now)
+    }
+
+    async fn post(server: &Server, path: &str, kind: &str, body: String) -> reqwest::Response {
+        server
+            .client
+            .post(server.url(path))
+            .header("x-amz-sns-message-type", kind)
+            .header("x-amz-sns-topic-arn", TOPIC)
+            .header("content-type", "text/plain; charset=UTF-8")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn subscriptions_are_confirmed_only_when_signed_and_configured() {
+        let source = source();
+        let confirmer = Arc::new(RecordingConfirmer::new());
+        let server = Server::start(vec![
+            ("/sns", sns_layer(scheme(&source, Some(&confirmer)))),
+            ("/sns-pending", sns_layer(scheme(&source, None))),
+        ])
+        .await;
+        let key = "leaf.key";
+        let signed = || {
+            openssl_signed(
+                confirmation("SubscriptionConfirmation", SUBSCRIBE_URL),
+                key,
+                2,
+            )
+        };
+
+        // Signed, with a confirmer: the SubscribeURL is visited, then 200; nothing stored.
+        let (status, _, _) =
+            read(post(&server, "/sns", "SubscriptionConfirmation", signed()).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(confirmer.visited(), [SUBSCRIBE_URL]);
+        assert_eq!(server.stored().await, 0);
+
+        // Signed, without a confirmer: 200, left pending, nothing visited or stored.
+        let (status, _, _) = read(
+            post(
+                &server,
+                "/sns-pending",
+                "SubscriptionConfirmation",
+                signed(),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(confirmer.visited().len(), 1);
+        assert_eq!(server.stored().await, 0);
+
+        // Forged: the token changed after signing. Refused, never visited.
+        let forged = signed().replace("Token=2336412f37", "Token=9999412f37");
+        let (status, _, body) =
+            read(post(&server, "/sns", "SubscriptionConfirmation", forged).await).await;
+        assert_eq!(status, 401);
+        assert!(body.starts_with("bad_signature"), "{body}");
+        // Unsigned: the signature of another message.
+        let mut unsigned: serde_json::Value = serde_json::from_str(&signed()).expect("JSON");
+        unsigned["Signature"] = "AAAA".into();
+        let (status, _, body) = read(
+            post(
+                &server,
+                "/sns",
+                "SubscriptionConfirmation",
+                unsigned.to_string(),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(confirmer.visited().len(), 1);
+
+        // A SubscribeURL that is not SNS's, even signed, is never visited.
+        let elsewhere = openssl_signed(
+            confirmation(
+                "SubscriptionConfirmation",
+                "https://attacker.example/?Action=ConfirmSubscription",
+            ),
+            key,
+            1,
+        );
+        let (status, _, body) =
+            read(post(&server, "/sns", "SubscriptionConfirmation", elsewhere).await).await;
+        assert_eq!(status, 401);
+        assert!(body.starts_with("untrusted_key"), "{body}");
+        assert_eq!(confirmer.visited().len(), 1);
+
+        // AWS unreachable while confirming: 503 with Retry-After, so SNS tries again.
+        confirmer.fail(true);
+        let response = post(&server, "/sns", "SubscriptionConfirmation", signed()).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "10");
+        confirmer.fail(false);
+
+        // UnsubscribeConfirmation: acknowledged, not stored.
+        let unsubscribe = openssl_signed(
+            confirmation("UnsubscribeConfirmation", SUBSCRIBE_URL),
+            key,
+            2,
+        );
+        let (status, _, _) =
+            read(post(&server, "/sns", "UnsubscribeConfirmation", unsubscribe).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(server.stored().await, 0);
+        // One certificate, fetched once by each route's scheme for all of the above.
+        assert_eq!(source.fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn notifications_are_stored_only_when_signed_with_an_issued_certificate() {
+        let source = source();
+        let server = Server::start(vec![("/sns", sns_layer(scheme(&source, None)))]).await;
+        let rust_signer = SnsSigner::new(&pki().leaf_key, CERT_URL).expect("key");
+
+        // Version 1 and 2 by openssl, version 2 and 1 by the crate's test signer: all stored.
+        for (i, body) in [
+            openssl_signed(notification("n-1", CERT_URL, TOPIC), "leaf.key", 1),
+            openssl_signed(notification("n-2", CERT_URL, TOPIC), "leaf.key", 2),
+            rust_signer.notification(TOPIC, "n-3", "hello", None),
+            SnsSigner::new(&pki().leaf_key, CN_URL)
+                .expect("key")
+                .version1()
+                .notification(TOPIC, "n-4", "from the China regions", Some("cn")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (status, _, body) = read(post(&server, "/sns", "Notification", body).await).await;
+            assert_eq!(status, 200, "message {i}: {body}");
+            assert_eq!(server.stored().await, i as u64 + 1);
+        }
+        let stored = server.stored().await;
+
+        let signed = openssl_signed(notification("n-5", CERT_URL, TOPIC), "leaf.key", 2);
+        // The message changed after signing.
+        let changed = signed.replace("A-1042", "A-9999");
+        let (status, _, body) = read(post(&server, "/sns", "Notification", changed).await).await;
+        assert_eq!(status, 401);
+        assert!(body.starts_with("bad_signature"), "{body}");
+        // The header says another type than the body.
+        let (status, _, body) =
+            read(post(&server, "/sns", "SubscriptionConfirmation", signed.clone()).await).await;
+        assert_eq!(status, 400);
+        assert!(body.starts_with("malformed_header"), "{body}");
+        // No message type header at all.
+        let response = server
+            .client
+            .post(server.url("/sns"))
+            .body(signed.clone())
+            .send()
+            .await
+            .expect("request");
+        let (status, _, body) = read(response).await;
+        assert_eq!(status, 401);
+        assert!(body.starts_with("missing_header"), "{body}");
+        // Signed by a certificate the trust anchor did not issue (on an SNS URL all the same).
+        let rogue = openssl_signed(notification("n-6", ROGUE_URL, TOPIC), "rogue.key", 2);
+        let (status, _, body) = read(post(&server, "/sns", "Notification", rogue).await).await;
+        assert_eq!(status, 401);
+        assert!(body.starts_with("untrusted_key"), "{body}");
+        // Genuinely signed, but for another account's topic.
+        let other = "arn:aws:sns:us-east-1:999999999999:not-yours";
+        let foreign = openssl_signed(notification("n-7", CERT_URL, other), "leaf.key", 2);
+        let (status, _, body) = read(post(&server, "/sns", "Notification", foreign).await).await;
+        assert_eq!(status, 403);
+        assert!(body.starts_with("sender_not_allowed"), "{body}");
+        assert_eq!(server.stored().await, stored, "nothing refused was stored");
+        // Each certificate URL fetched once: the two good ones and the rogue.
+        assert_eq!(source.fetches(), 3);
+    }
+
+    #[tokio::test]
+    async fn certificate_urls_outside_sns_are_refused_without_being_fetched() {
+        let source = source();
+        let server = Server::start(vec![("/sns", sns_layer(scheme(&source, None)))]).await;
+        for url in [
+            "https://attacker.example/SimpleNotificationService-1.pem",
+            "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-1.pem",
+            "https://sns.us-east-1.amazonaws.com.attacker.example/SimpleNotificationService-1.pem",
+            "https://sns.us-east-1.amazonaws.com:8443/SimpleNotificationService-1.pem",
+            "https://s3.amazonaws.com/bucket/SimpleNotificationService-1.pem",
+            "https://sns.us-east-1.amazonaws.com/cert.pem?x=1",
+        ] {
+            let body = openssl_signed(notification("n-1", url, TOPIC), "leaf.key", 2);
+            let (status, _, text) = read(post(&server, "/sns", "Notification", body).await).await;
+            assert_eq!(status, 401, "{url}: {text}");
+            assert!(text.starts_with("untrusted_key"), "{url}: {text}");
+        }
+        assert_eq!(
+            source.fetches(),
+            0,
+            "no certificate URL outside SNS was fetched"
+        );
+        assert_eq!(server.stored().await, 0);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_certificate_source_is_503_and_retried() {
+        let source = source();
+        let server = Server::start(vec![("/sns", sns_layer(scheme(&source, None)))]).await;
+        let body = openssl_signed(notification("n-1", CERT_URL, TOPIC), "leaf.key", 2);
+        source.fail(true);
+        let response = post(&server, "/sns", "Notification", body.clone()).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "10");
+        assert!(read(response).await.2.starts_with("key_unavailable"));
+        assert_eq!(server.stored().await, 0);
+        // SNS retries once AWS answers again: the failure was not cached.
+        source.fail(false);
+        let (status, _, _) = read(post(&server, "/sns", "Notification", body).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(server.stored().await, 1);
+        assert_eq!(source.fetches(), 2);
     }
 }

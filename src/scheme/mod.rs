@@ -64,6 +64,9 @@ mod graph;
 pub(crate) mod keys;
 pub(crate) mod parse;
 mod presets;
+#[cfg(feature = "aws-sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sns")))]
+pub mod sns;
 pub(crate) mod timestamp;
 
 use std::borrow::Cow;
@@ -83,6 +86,8 @@ pub use generic::GenericHmac;
 pub use graph::MicrosoftGraph;
 pub use keys::Algorithm;
 pub use presets::Preset;
+#[cfg(feature = "aws-sns")]
+pub use sns::AwsSns;
 
 /// The parts of a request a scheme may look at. Borrowed, so checking costs no copies.
 #[derive(Debug, Clone, Copy)]

@@ -24,5 +24,10 @@ pub use crate::clock::FakeClock;
 pub mod idempotency_suite;
 pub mod queue_suite;
 mod sign;
+#[cfg(feature = "aws-sns")]
+mod sns;
 
 pub use sign::{DeliveryBuilder, SignedDelivery, Signer};
+#[cfg(feature = "aws-sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sns")))]
+pub use sns::{RecordingConfirmer, SnsSigner, StaticCertificates};

@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use http::{Extensions, HeaderValue, Response, StatusCode};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 /// Which handshake a request was; in [`Answered`], and as a stable name in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,7 +82,7 @@ pub struct Answered {
 pub struct Answer {
     kind: HandshakeKind,
     status: StatusCode,
-    content_type: Option<HeaderValue>,
+    headers: HeaderMap,
     body: Bytes,
     extensions: Extensions,
 }
@@ -113,20 +113,27 @@ impl Answer {
         Self {
             kind,
             status,
-            content_type: None,
+            headers: HeaderMap::new(),
             body: Bytes::new(),
             extensions: Extensions::new(),
         }
     }
 
     fn with_body(kind: HandshakeKind, content_type: HeaderValue, body: Bytes) -> Self {
-        Self {
-            kind,
-            status: StatusCode::OK,
-            content_type: Some(content_type),
-            body,
-            extensions: Extensions::new(),
-        }
+        Self::empty(kind, StatusCode::OK)
+            .header(CONTENT_TYPE, content_type)
+            .with_bytes(body)
+    }
+
+    fn with_bytes(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Adds a response header (builder style), such as `Retry-After` on a `503`.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
     }
 
     /// Changes the status (builder style).
@@ -165,9 +172,7 @@ impl Answer {
         let mut response = Response::new(body(self.body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        if let Some(content_type) = self.content_type {
-            headers.insert(CONTENT_TYPE, content_type);
-        }
+        *headers = self.headers;
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         let extensions = response.extensions_mut();

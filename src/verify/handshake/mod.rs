@@ -81,11 +81,16 @@ mod answer;
 mod graph;
 mod okta;
 mod slack;
+#[cfg(feature = "aws-sns")]
+mod sns;
 
 pub use answer::{Answer, AnswerFuture, Answered, HandshakeKind, Reply};
 pub use graph::GraphValidation;
 pub use okta::OktaVerification;
 pub use slack::SlackUrlVerification;
+#[cfg(feature = "aws-sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sns")))]
+pub use sns::{SnsConfirmation, SnsSubscription};
 
 use crate::scheme::{Rejection, RejectionKind, SignedRequest, Verified};
 
