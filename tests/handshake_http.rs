@@ -757,3 +757,329 @@ mod sns {
         assert_eq!(source.fetches(), 2);
     }
 }
+
+mod zoom {
+    use super::*;
+    use hookdock::scheme::Preset;
+
+    const OLD: &str = "wvvAqk4KQUSBB9rJW5OxEw";
+    const NEW: &str = "k1ZpZ0eoQ3uS1m6xJm2Jxg";
+
+    async fn post(server: &Server, body: &str, secret: Option<&str>) -> reqwest::Response {
+        let ts = NOW.to_string();
+        let mut request = server
+            .client
+            .post(server.url("/zoom"))
+            .header("content-type", "application/json; charset=utf-8")
+            .header("x-zm-request-timestamp", &ts)
+            .body(body.to_owned());
+        if let Some(secret) = secret {
+            let sig = hmac_hex(
+                secret.as_bytes(),
+                &[b"v0:", ts.as_bytes(), b":", body.as_bytes()],
+            );
+            request = request.header("x-zm-signature", format!("v0={sig}"));
+        }
+        request.send().await.expect("request")
+    }
+
+    #[tokio::test]
+    async fn url_validation_is_answered_with_the_secret_that_signed_it() {
+        let server = Server::start(vec![(
+            "/zoom",
+            layer(Preset::zoom([OLD, NEW]).expect("valid")),
+        )])
+        .await;
+        let validation = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+
+        for secret in [OLD, NEW] {
+            let (status, content_type, body) =
+                read(post(&server, validation, Some(secret)).await).await;
+            assert_eq!(status, 200);
+            assert_eq!(content_type, "application/json");
+            let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            let expected = hmac_hex(secret.as_bytes(), &[b"qgg8vlvZRS6UYooatFL8Aw"]);
+            assert_eq!(
+                answer,
+                serde_json::json!({ "plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected })
+            );
+        }
+        assert_eq!(server.stored().await, 0);
+
+        // Unsigned, or signed with another secret: refused; no encryptedToken is handed out
+        // (it would let anyone prove to Zoom they own this endpoint).
+        for secret in [None, Some("not-the-secret-token")] {
+            let (status, _, body) = read(post(&server, validation, secret).await).await;
+            assert_eq!(status, 401, "{body}");
+            assert!(!body.contains("encryptedToken"));
+        }
+        let empty = r#"{"payload":{},"event":"endpoint.url_validation"}"#;
+        let (status, _, body) = read(post(&server, empty, Some(NEW)).await).await;
+        assert_eq!(status, 400);
+        assert!(body.starts_with("bad_handshake"), "{body}");
+        assert_eq!(server.stored().await, 0);
+
+        let event = r#"{"event":"meeting.started","payload":{"account_id":"AAAAAABBBBCCCC","object":{"id":"1234567890"}},"event_ts":1635885799302}"#;
+        let (status, _, _) = read(post(&server, event, Some(NEW)).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(server.stored().await, 1);
+    }
+}
+
+mod twitch {
+    use super::*;
+    use hookdock::scheme::Preset;
+
+    const SECRET: &str = "hey this is really secret";
+    /// [`NOW`] in RFC 3339.
+    const TIMESTAMP: &str = "2023-11-14T22:13:20.123456789Z";
+
+    async fn post(
+        server: &Server,
+        kind: &str,
+        id: &str,
+        body: &str,
+        secret: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = server
+            .client
+            .post(server.url("/twitch"))
+            .header("content-type", "application/json")
+            .header("twitch-eventsub-message-id", id)
+            .header("twitch-eventsub-message-timestamp", TIMESTAMP)
+            .header("twitch-eventsub-message-type", kind)
+            .header("twitch-eventsub-message-retry", "0")
+            .header("twitch-eventsub-subscription-type", "channel.follow")
+            .header("twitch-eventsub-subscription-version", "2")
+            .body(body.to_owned());
+        if let Some(secret) = secret {
+            let sig = hmac_hex(
+                secret.as_bytes(),
+                &[id.as_bytes(), TIMESTAMP.as_bytes(), body.as_bytes()],
+            );
+            request = request.header("twitch-eventsub-message-signature", format!("sha256={sig}"));
+        }
+        request.send().await.expect("request")
+    }
+
+    const VERIFICATION: &str = r#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2a387-161a-49f9-a165-0f21d7a4e1c4","status":"webhook_callback_verification_pending","type":"channel.follow","version":"2","condition":{"broadcaster_user_id":"12826","moderator_user_id":"12826"},"transport":{"method":"webhook","callback":"https://example.com/webhooks/callback"},"created_at":"2019-11-16T10:11:12.634234626Z","cost":0}}"#;
+
+    #[tokio::test]
+    async fn callback_verification_is_echoed_and_revocation_is_stored() {
+        let server = Server::start(vec![(
+            "/twitch",
+            layer(Preset::twitch([SECRET]).expect("valid")),
+        )])
+        .await;
+        let kind = "webhook_callback_verification";
+        let (status, content_type, body) =
+            read(post(&server, kind, "m-1", VERIFICATION, Some(SECRET)).await).await;
+        assert_eq!(status, 200);
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        assert_eq!(body, "pogchamp-kappa-360noscope-vohiyo");
+        assert_eq!(server.stored().await, 0);
+
+        for secret in [None, Some("another secret")] {
+            let (status, _, body) =
+                read(post(&server, kind, "m-2", VERIFICATION, secret).await).await;
+            assert_eq!(status, 401, "{body}");
+            assert!(!body.contains("pogchamp"));
+        }
+        let (status, _, body) =
+            read(post(&server, kind, "m-3", r#"{"subscription":{}}"#, Some(SECRET)).await).await;
+        assert_eq!(status, 400);
+        assert!(body.starts_with("bad_handshake"), "{body}");
+        assert_eq!(server.stored().await, 0);
+
+        // A revocation is signed like a notification, and stored: it is the only notice that
+        // the subscription's events have stopped.
+        let revocation = r#"{"subscription":{"id":"f1c2a387-161a-49f9-a165-0f21d7a4e1c4","status":"authorization_revoked","type":"channel.follow","version":"2","condition":{"broadcaster_user_id":"12826"},"transport":{"method":"webhook","callback":"https://example.com/webhooks/callback"},"created_at":"2019-11-16T10:11:12.634234626Z","cost":0}}"#;
+        let (status, _, _) = read(post(&server, "revocation", "m-4", revocation, None).await).await;
+        assert_eq!(status, 401, "an unsigned revocation is refused");
+        assert_eq!(server.stored().await, 0);
+        let (status, _, _) =
+            read(post(&server, "revocation", "m-4", revocation, Some(SECRET)).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(server.stored().await, 1);
+    }
+}
+
+mod discord {
+    use super::*;
+    use ed25519_dalek::Signer as _;
+    use hookdock::scheme::Preset;
+
+    /// RFC 8032 section 7.1, test 1.
+    const SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    const PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    fn key() -> ed25519_dalek::SigningKey {
+        let seed: [u8; 32] = hex::decode(SEED)
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes");
+        ed25519_dalek::SigningKey::from_bytes(&seed)
+    }
+
+    async fn post(
+        server: &Server,
+        body: &str,
+        key: Option<&ed25519_dalek::SigningKey>,
+    ) -> reqwest::Response {
+        let ts = NOW.to_string();
+        let mut request = server
+            .client
+            .post(server.url("/discord"))
+            .header("content-type", "application/json")
+            .header("x-signature-timestamp", &ts)
+            .body(body.to_owned());
+        if let Some(key) = key {
+            let message = [ts.as_bytes(), body.as_bytes()].concat();
+            request = request.header(
+                "x-signature-ed25519",
+                hex::encode(key.sign(&message).to_bytes()),
+            );
+        }
+        request.send().await.expect("request")
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_only_when_signed() {
+        let server = Server::start(vec![(
+            "/discord",
+            layer(Preset::discord([PUBLIC]).expect("valid")),
+        )])
+        .await;
+        let key = key();
+        let ping = r#"{"application_id":"123456789012345678","id":"987654321098765432","token":"aW50ZXJhY3Rpb246ZXhhbXBsZQ","type":1,"user":{"id":"111111111111111111","username":"example"},"version":1}"#;
+        let (status, content_type, body) = read(post(&server, ping, Some(&key)).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(body, r#"{"type":1}"#);
+
+        // Webhook events' PING: 204.
+        let webhook_ping = r#"{"version":1,"application_id":"123456789012345678","type":0}"#;
+        let (status, _, body) = read(post(&server, webhook_ping, Some(&key)).await).await;
+        assert_eq!(status, 204);
+        assert!(body.is_empty());
+        assert_eq!(server.stored().await, 0);
+
+        // Unsigned, and signed by another key: refused, no PONG.
+        let other = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        for signer in [None, Some(&other)] {
+            let (status, _, body) = read(post(&server, ping, signer).await).await;
+            assert_eq!(status, 401, "{body}");
+        }
+        assert_eq!(server.stored().await, 0);
+
+        // A webhook event is type 1 too, with an `event`: a delivery, stored.
+        let event = r#"{"version":1,"application_id":"123456789012345678","type":1,"event":{"type":"APPLICATION_AUTHORIZED","timestamp":"2024-10-18T14:42:53.064834","data":{"integration_type":1,"scopes":["applications.commands"],"user":{"id":"111111111111111111"}}}}"#;
+        let (status, _, _) = read(post(&server, event, Some(&key)).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(server.stored().await, 1);
+    }
+}
+
+mod meta {
+    use super::*;
+    use hookdock::scheme::Preset;
+    use hookdock::verify::handshake::MetaSubscribe;
+
+    const APP_SECRET: &str = "6c3a1f0e9b2d4a7c8e5f1b3d7a9c2e4f";
+    const VERIFY_TOKEN: &str = "meatyhamhock";
+
+    fn preset() -> Preset {
+        Preset::meta([APP_SECRET]).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn hub_challenge_is_echoed_only_for_the_verify_token() {
+        let server = Server::start(vec![
+            (
+                "/meta",
+                layer(preset().with_handshake(MetaSubscribe::new([VERIFY_TOKEN]).expect("valid"))),
+            ),
+            ("/meta-no-token", layer(preset())),
+        ])
+        .await;
+        let get = |path: &str, query: &str| {
+            server
+                .client
+                .get(server.url(&format!("{path}?{query}")))
+                .send()
+        };
+
+        let (status, content_type, body) = read(
+            get(
+                "/meta",
+                "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock",
+            )
+            .await
+            .expect("request"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        assert_eq!(body, "1158201444");
+        assert_eq!(server.stored().await, 0);
+
+        for (query, status_expected, kind) in [
+            (
+                "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhocks",
+                401,
+                "bad_signature",
+            ),
+            (
+                "hub.mode=subscribe&hub.challenge=1158201444",
+                401,
+                "bad_signature",
+            ),
+            (
+                "hub.mode=unsubscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock",
+                400,
+                "bad_handshake",
+            ),
+            (
+                "hub.mode=subscribe&hub.challenge=&hub.verify_token=meatyhamhock",
+                400,
+                "bad_handshake",
+            ),
+        ] {
+            let (status, _, body) = read(get("/meta", query).await.expect("request")).await;
+            assert_eq!(status, status_expected, "{query}: {body}");
+            assert!(body.starts_with(kind), "{query}: {body}");
+            assert!(!body.contains("1158201444"));
+        }
+        // Without a verify token configured, the GET is refused: it carries no signature.
+        let (status, _, _) = read(
+            get(
+                "/meta-no-token",
+                "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock",
+            )
+            .await
+            .expect("request"),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(server.stored().await, 0);
+
+        // Deliveries are checked with the app secret, not the verify token.
+        let event = r#"{"object":"page","entry":[{"id":"1895382890692545","time":1486464322257,"messaging":[]}]}"#;
+        let post = |secret: &str| {
+            let sig = hmac_hex(secret.as_bytes(), &[event.as_bytes()]);
+            server
+                .client
+                .post(server.url("/meta"))
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", format!("sha256={sig}"))
+                .body(event)
+                .send()
+        };
+        let (status, _, _) = read(post(VERIFY_TOKEN).await.expect("request")).await;
+        assert_eq!(status, 401);
+        assert_eq!(server.stored().await, 0);
+        let (status, _, _) = read(post(APP_SECRET).await.expect("request")).await;
+        assert_eq!(status, 200);
+        assert_eq!(server.stored().await, 1);
+    }
+}

@@ -56,6 +56,12 @@ impl Preset {
     /// HMAC-SHA256 of the body with the app secret. Meta sends no delivery id, so the id is
     /// the body's hash; the type is the body's `object` (`page`, `instagram`,
     /// `whatsapp_business_account`, ...). No signed timestamp.
+    ///
+    /// Meta's verification `GET` (`hub.mode=subscribe`) is authenticated by the verify token
+    /// you chose, not by the app secret: add it with
+    /// `.with_handshake(MetaSubscribe::new([verify_token])?)`
+    /// ([`MetaSubscribe`](crate::verify::handshake::MetaSubscribe)); without it that `GET` is
+    /// refused (it carries no signature).
     pub fn meta<I, T>(app_secrets: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,

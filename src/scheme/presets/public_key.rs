@@ -18,7 +18,9 @@ impl Preset {
     /// public key (64 hex digits, as the Developer Portal shows it). The event id is the
     /// body's `id` (the interaction id), the type its `type` (`1` is a PING). Discord
     /// documents no replay window, so none is checked unless set with
-    /// [`tolerance`](Self::tolerance).
+    /// [`tolerance`](Self::tolerance). Its handshake,
+    /// [`DiscordPing`](crate::verify::handshake::DiscordPing) (interactions and webhook
+    /// events `PING`s), is answered by the verify layer.
     #[cfg(feature = "ed25519")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
     pub fn discord<I, T>(public_keys: I) -> Result<Self, ConfigError>
@@ -50,7 +52,8 @@ impl Preset {
             TsFormat::Seconds,
             None,
         )
-        .with_event_type_field(&["type"]))
+        .with_event_type_field(&["type"])
+        .with_handshake(crate::verify::handshake::DiscordPing))
     }
 
     /// SendGrid Event Webhook: `X-Twilio-Email-Event-Webhook-Signature: <base64>`, an ECDSA

@@ -11,7 +11,7 @@ use super::{hmac_keys, id_field, id_header, names, sig, sig_list, Preset, FIVE_M
 use crate::error::ConfigError;
 use crate::scheme::engine::{Encoding, IdSpec, SignedPart, TsFormat, TsSource};
 use crate::scheme::keys::Algorithm;
-use crate::verify::handshake::SlackUrlVerification;
+use crate::verify::handshake::{SlackUrlVerification, TwitchVerification, ZoomUrlValidation};
 
 impl Preset {
     /// `<header>: t=<unix>,v1=<hex>[,v1=...]`, HMAC-SHA256 of `t.body`, any `v1` matching.
@@ -153,7 +153,8 @@ impl Preset {
     /// Zoom: `x-zm-signature: v0=<hex>`, HMAC-SHA256 of `v0:<ts>:<body>` with the app's secret
     /// token, timestamp in `x-zm-request-timestamp`. Zoom sends no delivery id, so the id is
     /// the body's hash; the type is the body's `event`. Zoom documents no replay window, so
-    /// none is checked unless set with [`tolerance`](Self::tolerance).
+    /// none is checked unless set with [`tolerance`](Self::tolerance). Its handshake,
+    /// [`ZoomUrlValidation`] (`endpoint.url_validation`), is answered by the verify layer.
     pub fn zoom<I, T>(secret_tokens: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,
@@ -168,6 +169,10 @@ impl Preset {
             IdSpec::default(),
         )?
         .with_event_type_field(&["event"]))
+        .map(|p| {
+            let handshake = ZoomUrlValidation::new(&p.engine.keys);
+            p.with_handshake(handshake)
+        })
     }
 
     /// Paddle Billing: `Paddle-Signature: ts=<unix>;h1=<hex>[;h1=...]`, HMAC-SHA256 of
@@ -200,7 +205,9 @@ impl Preset {
     /// message id, the timestamp and the body, concatenated. The timestamp
     /// (`Twitch-Eventsub-Message-Timestamp`) is RFC 3339; replay window: 10 minutes, as
     /// Twitch's docs advise. The event id is `Twitch-Eventsub-Message-Id` (kept on resends),
-    /// the type `Twitch-Eventsub-Subscription-Type` (`channel.follow`, ...).
+    /// the type `Twitch-Eventsub-Subscription-Type` (`channel.follow`, ...). Its handshake,
+    /// [`TwitchVerification`] (`webhook_callback_verification`), is answered by the verify
+    /// layer; a `revocation` is stored like a notification (see there).
     pub fn twitch<I, T>(secrets: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,
@@ -222,6 +229,7 @@ impl Preset {
             TsFormat::Rfc3339,
             Some(Duration::from_secs(600)),
         )
-        .with_event_type("twitch-eventsub-subscription-type"))
+        .with_event_type("twitch-eventsub-subscription-type")
+        .with_handshake(TwitchVerification))
     }
 }

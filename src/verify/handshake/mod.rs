@@ -78,19 +78,27 @@
 //! ```
 
 mod answer;
+mod discord;
 mod graph;
+mod meta;
 mod okta;
 mod slack;
 #[cfg(feature = "aws-sns")]
 mod sns;
+mod twitch;
+mod zoom;
 
 pub use answer::{Answer, AnswerFuture, Answered, HandshakeKind, Reply};
+pub use discord::DiscordPing;
 pub use graph::GraphValidation;
+pub use meta::MetaSubscribe;
 pub use okta::OktaVerification;
 pub use slack::SlackUrlVerification;
 #[cfg(feature = "aws-sns")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-sns")))]
 pub use sns::{SnsConfirmation, SnsSubscription};
+pub use twitch::TwitchVerification;
+pub use zoom::ZoomUrlValidation;
 
 use crate::scheme::{Rejection, RejectionKind, SignedRequest, Verified};
 
