@@ -4,7 +4,8 @@
 # (they sign → hookdock accepts; hookdock's test signer signs → they accept; and each side
 # refuses a changed body). Exits non-zero on any mismatch.
 #
-# Needs: cargo, python3 (with venv and pip), node and npm, and network access to the registries.
+# Needs: cargo, python3 (with venv and pip), node and npm, the openssl command line (SNS), and
+# network access to the registries.
 # Usage: tests/interop/run.sh
 set -euo pipefail
 
@@ -42,6 +43,20 @@ echo "== interop: Python (standardwebhooks, svix, stripe, slack_sdk, twilio, dis
 "$work/venv/bin/python" "$here/interop.py" "$bin" || status=1
 echo "== interop: Node (@octokit/webhooks-methods, standardwebhooks, discord-interactions, @sendgrid/eventwebhook, @mux/mux-node)"
 (cd "$work/node" && node interop.mjs "$bin") || status=1
+
+echo "== interop: AWS SNS (sns-validator, AWS's npm validator; Node's crypto as the independent signer)"
+sns_bin="$(cd "$root" && cargo build --quiet --example sns_interop --features test-util,aws-sns \
+    --message-format=json |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "sns_interop":
+        print(m["executable"])' | tail -n 1)"
+mkdir -p "$work/sns"
+cp "$here/sns.mjs" "$work/sns/"
+(cd "$work/sns" && printf '{"private":true}\n' > package.json &&
+    npm install --silent --no-audit --no-fund sns-validator@0.3.5 >/dev/null &&
+    node sns.mjs "$sns_bin") || status=1
 
 if [ "$status" -ne 0 ]; then
     echo "== interop: FAILED" >&2
