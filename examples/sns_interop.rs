@@ -17,12 +17,12 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hookdock::scheme::sns::AwsSns;
 use hookdock::scheme::{Rejection, Verified};
 use hookdock::testing::{SnsSigner, StaticCertificates};
 use hookdock::verify::VerifyLayer;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
 use tower::{service_fn, ServiceExt};
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:interop";
