@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Routes (POST only): `/webhooks/github`, `/webhooks/stripe`, `/webhooks/standard`. Each is
-//! a verify layer in front of an intake; all three intakes share one queue.
+//! a verify layer in front of an intake; all intakes share one queue. The server is
+//! [`hookdock::serve::serve`]: header-read, idle and body timeouts, connection and in-flight
+//! limits, and a shutdown deadline, all on by default.
 //!
 //! The queue is an embedded SQLite database by default. With `HOOKDOCK_DATABASE_URL` set
 //! (and the `postgres` feature) it is PostgreSQL instead, so several receivers and workers
@@ -24,7 +26,7 @@
 //! (every dead letter, or `?id=<message>`, or `?source=`). The worker's settings
 //! (`HOOKDOCK_WORKER`, `HOOKDOCK_DEMO_FAIL_RATE`, `HOOKDOCK_DEMO_FAIL_KIND`,
 //! `HOOKDOCK_DEMO_DELAY_MS`, `HOOKDOCK_DEMO_EFFECTS`, `HOOKDOCK_LEASE_MS`,
-//! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN_TOKEN`) are listed in
+//! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN`, `HOOKDOCK_ADMIN_TOKEN`) are listed in
 //! `examples/demo/worker.rs`.
 //!
 //! Configuration, from the environment:
@@ -36,15 +38,35 @@
 //! | `HOOKDOCK_DATABASE_URL` | unset: SQLite. Set: PostgreSQL at this URL (`postgres://user:password@host:5432/database`; needs the `postgres` feature). The receiver creates its tables (migrations) at start-up; an unreachable server or a bad URL stops it with exit code 1. Every receiver and worker process pointed at the same database and schema shares one queue; the worker wakes through `LISTEN/NOTIFY`. |
 //! | `HOOKDOCK_DATABASE_SCHEMA` | `public`: the PostgreSQL schema of hookdock's tables (a lowercase identifier; created if missing) |
 //! | `HOOKDOCK_MAX_DEPTH` | no limit; with a limit, deliveries beyond it get `503` + `Retry-After` |
-//! | `HOOKDOCK_GITHUB_SECRET` | a development secret, printed at start-up |
-//! | `HOOKDOCK_STRIPE_SECRET` | a development secret, printed at start-up |
-//! | `HOOKDOCK_STANDARD_SECRET` | a development secret (`whsec_...`), printed at start-up |
+//! | `HOOKDOCK_ROUTES` | `github,stripe,standard`: the routes served (the others need no secret) |
+//! | `HOOKDOCK_GITHUB_SECRET` | unset: a development secret, printed at start-up, on a loopback address only |
+//! | `HOOKDOCK_STRIPE_SECRET` | the same, for Stripe |
+//! | `HOOKDOCK_STANDARD_SECRET` | the same (`whsec_...`), for Standard Webhooks |
+//! | `HOOKDOCK_ID_FROM_BODY` | none: routes (such as `github`) whose event id is the SHA-256 of the body rather than the provider's unsigned delivery id, so a captured delivery re-sent under new ids is one event (and so are two deliveries with identical bodies) |
+//! | `HOOKDOCK_HEADER_TIMEOUT` | `10s`: to send a request's headers, and to idle between requests |
+//! | `HOOKDOCK_BODY_TIMEOUT` | `10s`: to send a body once its headers are in (`408` after it) |
+//! | `HOOKDOCK_MAX_CONNECTIONS` | `1024`: past it, the oldest connection with no request in flight is closed; keep it below `ulimit -n` |
+//! | `HOOKDOCK_MAX_IN_FLIGHT` | `512`: requests handled at once; beyond it `503` + `Retry-After` |
+//! | `HOOKDOCK_SHUTDOWN_DEADLINE` | `10s`: how long SIGTERM waits for open connections before closing them |
+//! | `HOOKDOCK_LIMITS` | `on`; `off` serves with `axum::serve` and none of the four settings above (to measure their cost; loopback only) |
 //! | `RUST_LOG` | `info` |
 //!
+//! Durations are written `10s` or `500ms`.
+//!
+//! It fails closed: a secret or token variable that is set but empty (or whitespace) stops it
+//! at start-up, and so does a route without its secret, or admin routes without
+//! `HOOKDOCK_ADMIN_TOKEN`, on an address other than loopback. Each secret variable takes a
+//! comma-separated list (during a rotation, the new secret and the old), every one tried
+//! like the library's presets do, so a secret cannot contain a comma here.
+//!
 //! Secrets taken from the environment are never printed. Stops gracefully on Ctrl-C and
-//! SIGTERM: in-flight deliveries finish (and are stored) before the process exits, and the
-//! worker finishes what it is handling (up to 30 s) and hands the rest back to the queue.
+//! SIGTERM: it stops accepting, in-flight deliveries finish (and are stored) and are
+//! answered, connections still open at the shutdown deadline are closed (what they were
+//! sending was never acknowledged, so the provider retries it), and the worker finishes what
+//! it is handling (up to 30 s) and hands the rest back to the queue.
 
+#[path = "demo/config.rs"]
+mod config;
 #[path = "demo/worker.rs"]
 mod demo;
 
@@ -58,90 +80,14 @@ use hookdock::idempotency::IdempotencyStore;
 use hookdock::intake::Intake;
 use hookdock::queue::{Queue, QueueOptions};
 use hookdock::scheme::Preset;
+use hookdock::serve::serve;
 use hookdock::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::verify::VerifyLayer;
 use hookdock::worker::WakeOnEnqueue;
-use hookdock::Scheme;
 use tokio::sync::Notify;
 use tower::ServiceBuilder;
 
-const DEV_GITHUB_SECRET: &str = "hookdock-dev-github-secret";
-const DEV_STRIPE_SECRET: &str = "whsec_hookdock_dev_stripe_secret";
-const DEV_STANDARD_SECRET: &str = "whsec_aG9va2RvY2stZGV2LXN0YW5kYXJkLXNlY3JldC0zMmI=";
-
-/// Everything the receiver reads from the environment.
-struct Config {
-    addr: String,
-    db: String,
-    /// PostgreSQL instead of SQLite, when set.
-    database_url: Option<String>,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    database_schema: String,
-    max_depth: Option<u64>,
-    github: Secret,
-    stripe: Secret,
-    standard: Secret,
-}
-
-/// A secret and whether it is the development default (which may be printed).
-struct Secret {
-    value: String,
-    from_env: bool,
-}
-
-impl Secret {
-    fn from_env(var: &str, dev_default: &str) -> Self {
-        match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Self {
-                value,
-                from_env: true,
-            },
-            _ => Self {
-                value: dev_default.to_owned(),
-                from_env: false,
-            },
-        }
-    }
-
-    fn describe(&self, var: &str) -> String {
-        if self.from_env {
-            format!("{var}: set (from the environment)")
-        } else {
-            format!(
-                "{var}: not set, using the development secret {:?}",
-                self.value
-            )
-        }
-    }
-}
-
-impl Config {
-    fn from_env() -> Result<Self, Box<dyn Error>> {
-        let var = |name: &str, default: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.to_owned())
-        };
-        Ok(Self {
-            addr: var("HOOKDOCK_ADDR", "127.0.0.1:3000"),
-            db: var("HOOKDOCK_DB", "hookdock.db"),
-            database_url: std::env::var("HOOKDOCK_DATABASE_URL")
-                .ok()
-                .filter(|v| !v.is_empty()),
-            database_schema: var("HOOKDOCK_DATABASE_SCHEMA", "public"),
-            max_depth: match std::env::var("HOOKDOCK_MAX_DEPTH") {
-                Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
-                    format!("HOOKDOCK_MAX_DEPTH must be a whole number of events, not {v:?}")
-                })?),
-                _ => None,
-            },
-            github: Secret::from_env("HOOKDOCK_GITHUB_SECRET", DEV_GITHUB_SECRET),
-            stripe: Secret::from_env("HOOKDOCK_STRIPE_SECRET", DEV_STRIPE_SECRET),
-            standard: Secret::from_env("HOOKDOCK_STANDARD_SECRET", DEV_STANDARD_SECRET),
-        })
-    }
-}
+use config::{Config, Route};
 
 /// The database: the queue every route stores into, the dedupe store of the worker, and the
 /// signal that wakes the worker. Everything past this point sees only the trait objects, so
@@ -306,30 +252,46 @@ fn redact_url(url: &str) -> String {
     format!("{scheme}{authority}{tail}")
 }
 
-/// One webhook endpoint: verify with `scheme`, then store into `queue`.
-fn endpoint(scheme: impl Scheme, queue: &Arc<dyn Queue>) -> MethodRouter {
-    post_service(
+/// One webhook route: verify with its preset (every configured secret), then store into
+/// `queue`.
+fn endpoint(
+    route: &Route,
+    config: &Config,
+    queue: &Arc<dyn Queue>,
+) -> Result<MethodRouter, Box<dyn Error>> {
+    let secrets = &route.secrets.values;
+    let preset = match route.name {
+        "github" => Preset::github(secrets),
+        "stripe" => Preset::stripe(secrets),
+        _ => Preset::standard_webhooks(secrets),
+    }
+    .map_err(|e| format!("{}: {e}", route.secret_var()))?;
+    let preset = if route.id_from_body {
+        preset.id_from_body_hash()
+    } else {
+        preset
+    };
+    let verify = VerifyLayer::new(preset);
+    let verify = if config.edge.limits {
+        verify.body_timeout(config.edge.body_timeout)
+    } else {
+        verify.without_body_timeout()
+    };
+    Ok(post_service(
         ServiceBuilder::new()
-            .layer(VerifyLayer::new(scheme))
+            .layer(verify)
             .service(Intake::new(Arc::clone(queue))),
-    )
+    ))
 }
 
 /// The webhook routes.
 fn webhook_routes(config: &Config, queue: &Arc<dyn Queue>) -> Result<Router, Box<dyn Error>> {
-    Ok(Router::new()
-        .route(
-            "/webhooks/github",
-            endpoint(Preset::github([&config.github.value])?, queue),
-        )
-        .route(
-            "/webhooks/stripe",
-            endpoint(Preset::stripe([&config.stripe.value])?, queue),
-        )
-        .route(
-            "/webhooks/standard",
-            endpoint(Preset::standard_webhooks([&config.standard.value])?, queue),
-        ))
+    let mut router = Router::new();
+    for route in &config.routes {
+        let path = format!("/webhooks/{}", route.name);
+        router = router.route(&path, endpoint(route, config, queue)?);
+    }
+    Ok(router)
 }
 
 #[tokio::main]
@@ -351,8 +313,20 @@ async fn run() -> Result<(), Box<dyn Error>> {
         )
         .init();
 
-    let config = Config::from_env()?;
-    let worker_config = demo::WorkerConfig::from_env()?;
+    // Whether the address is loopback decides what may run without secrets: checked before
+    // anything listens on it.
+    let addr = config::env("HOOKDOCK_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&addr)
+        .await
+        .map_err(|e| format!("HOOKDOCK_ADDR {addr:?} is not an address to listen on: {e}"))?
+        .collect();
+    let loopback = !resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback());
+    let config = Config::from_env(loopback)?;
+    let worker_config = demo::WorkerConfig::from_env(&addr, loopback)?;
+    let listener = tokio::net::TcpListener::bind(&resolved[..])
+        .await
+        .map_err(|e| format!("cannot listen on HOOKDOCK_ADDR {addr}: {e}"))?;
+    let addr = listener.local_addr()?;
     let Storage {
         queue,
         dedupe,
@@ -366,8 +340,6 @@ async fn run() -> Result<(), Box<dyn Error>> {
         worker.as_ref().map(|w| w.worker().clone()),
     ));
 
-    let listener = tokio::net::TcpListener::bind(&config.addr).await?;
-    let addr = listener.local_addr()?;
     print_banner(
         &config,
         addr,
@@ -376,9 +348,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
         &worker_config.describe(),
     );
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    if config.edge.limits {
+        let report = serve(listener, app, config.edge.serve.clone(), shutdown_signal()).await;
+        println!("edge: {report}");
+    } else {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+    }
     if let Some(worker) = worker {
         let report = worker.shutdown().await;
         if !report.given_back.is_empty() {
@@ -405,32 +382,37 @@ fn print_banner(
         Some(max) => println!("  queue: {storage} ({durability:?}, at most {max} waiting)"),
         None => println!("  queue: {storage} ({durability:?})"),
     }
-    println!(
-        "  POST /webhooks/github    {}",
-        config.github.describe("HOOKDOCK_GITHUB_SECRET")
-    );
-    println!(
-        "  POST /webhooks/stripe    {}",
-        config.stripe.describe("HOOKDOCK_STRIPE_SECRET")
-    );
-    println!(
-        "  POST /webhooks/standard  {}",
-        config.standard.describe("HOOKDOCK_STANDARD_SECRET")
-    );
+    for route in &config.routes {
+        let path = format!("/webhooks/{}", route.name);
+        let id = if route.id_from_body {
+            ", event id: SHA-256 of the body"
+        } else {
+            ""
+        };
+        println!(
+            "  POST {path:<18} {}{id}",
+            route.secrets.describe(&route.secret_var())
+        );
+    }
+    println!("{}", config.describe_edge());
     for line in worker {
         println!("{line}");
     }
-    if config.github.from_env {
+    let Some(github) = config.github() else {
+        return;
+    };
+    if !github.secrets.dev {
         // A signature under a real secret would be a delivery anyone reading the log could
         // replay forever (GitHub signs no timestamp): print none.
         println!("  (no test command printed: HOOKDOCK_GITHUB_SECRET is a real secret)");
         return;
     }
     let body = r#"{"zen":"Approachable is better than simple.","hook_id":1}"#;
-    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(config.github.value.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return,
-    };
+    let mut mac =
+        match hmac::Hmac::<sha2::Sha256>::new_from_slice(github.secrets.values[0].as_bytes()) {
+            Ok(mac) => mac,
+            Err(_) => return,
+        };
     mac.update(body.as_bytes());
     let signature = hex::encode(mac.finalize().into_bytes());
     println!("send a signed test delivery (again: it is acknowledged as a duplicate):");

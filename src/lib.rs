@@ -18,6 +18,9 @@
 //!   `sqlite`, the default) and PostgreSQL (`postgres`, feature `postgres`);
 //! - [`idempotency`]: the store and the [`DedupeLayer`](idempotency::DedupeLayer) that make
 //!   redeliveries apply once;
+//! - `serve` (feature `serve`, a default): serves the layers over HTTP/1.1 with the edge
+//!   protected: header-read and idle timeouts, connection and in-flight limits, a graceful
+//!   shutdown with a deadline;
 //! - [`worker`]: leases events and runs your `tower::Service` with retries, backoff, dead
 //!   letters, replay and graceful shutdown;
 //! - `testing` (feature `test-util`): a signer for every preset, a fake clock, and the
@@ -85,6 +88,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `sqlite` | yes | `sqlite`: the embedded durable queue and idempotency store (bundled SQLite) |
+//! | `serve` | yes | `serve`: HTTP/1.1 serving with timeouts, connection and in-flight limits, graceful shutdown with a deadline |
 //! | `postgres` | no | `postgres`: queue and idempotency store on PostgreSQL (sqlx) |
 //! | `ed25519` | no | Standard Webhooks `v1a` signatures (`Preset::standard_webhooks_ed25519`) |
 //! | `aws-sns` | no | the AWS SNS scheme (`scheme::sns`: RSA, X.509 certificates through a pluggable cached source) |
@@ -104,6 +108,9 @@ pub mod intake;
 pub mod postgres;
 pub mod queue;
 pub mod scheme;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;

@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hookdock::scheme::Preset;
 use hookdock::testing::Signer;
-use support::Receiver;
+use support::{stored_rows, Receiver};
 
 const SECRET: &str = "crash-test-github-secret";
 const CYCLES: usize = 6;
@@ -85,26 +85,6 @@ struct Ledger {
     acknowledged: BTreeSet<String>,
     unknown: BTreeSet<String>,
     refused: Vec<(String, u16)>,
-}
-
-/// The stored rows: (source, event_id) → (row count, body of one row).
-fn stored_rows(db: &Path) -> BTreeMap<(String, String), (i64, Vec<u8>)> {
-    let conn = rusqlite::Connection::open(db).expect("open the database");
-    let mut stmt = conn
-        .prepare(
-            "SELECT e.source, e.event_id, COUNT(*), MIN(b.body) FROM hookdock_events e \
-             JOIN hookdock_event_bodies b ON b.id = e.id GROUP BY e.source, e.event_id",
-        )
-        .expect("query");
-    let rows = stmt
-        .query_map([], |row| {
-            Ok((
-                (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
-                (row.get::<_, i64>(2)?, row.get::<_, Vec<u8>>(3)?),
-            ))
-        })
-        .expect("rows");
-    rows.map(|r| r.expect("row")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

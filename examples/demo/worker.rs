@@ -12,7 +12,8 @@
 //! | `HOOKDOCK_DEMO_EFFECTS` | none | a file the handler appends `source/id` to (fsynced) for each event it applies |
 //! | `HOOKDOCK_LEASE_MS` | `30000` | the worker's lease, and the dedupe claim's |
 //! | `HOOKDOCK_WORKER_CONCURRENCY` | `64` | events handled at once |
-//! | `HOOKDOCK_ADMIN_TOKEN` | none | if set, the admin routes require `Authorization: Bearer <token>` |
+//! | `HOOKDOCK_ADMIN` | `on` | `off` serves no admin routes |
+//! | `HOOKDOCK_ADMIN_TOKEN` | none | the admin routes require `Authorization: Bearer <token>`; a comma-separated list during a rotation (any one is accepted). Unset: the admin routes are open, which is only allowed on a loopback address (elsewhere the receiver refuses to start); set but empty: refused |
 
 use std::error::Error;
 use std::io::Write;
@@ -30,8 +31,10 @@ use hookdock::idempotency::{DedupeLayer, IdempotencyStore};
 use hookdock::queue::{DeadLetterFilter, MessageId, Queue};
 use hookdock::worker::{DeadLetters, Event, HandlerError, Wake, Worker, WorkerHandle};
 use hookdock::StoreError;
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 use tower::service_fn;
+
+use crate::config::{env, parse, secret_list};
 
 /// The worker's settings.
 pub struct WorkerConfig {
@@ -39,7 +42,17 @@ pub struct WorkerConfig {
     demo: Arc<Demo>,
     lease: Duration,
     concurrency: usize,
-    admin_token: Option<String>,
+    admin: AdminAccess,
+}
+
+/// Who may use the admin routes.
+enum AdminAccess {
+    /// No admin routes (`HOOKDOCK_ADMIN=off`).
+    Off,
+    /// Anyone who can connect: only on a loopback address.
+    Open,
+    /// Holders of one of these tokens (`HOOKDOCK_ADMIN_TOKEN`).
+    Tokens(Arc<[String]>),
 }
 
 /// What the demo handler does.
@@ -50,22 +63,27 @@ struct Demo {
     effects: Option<PathBuf>,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn parse<T: std::str::FromStr>(name: &str, default: T, what: &str) -> Result<T, Box<dyn Error>> {
-    match env(name) {
-        Some(v) => v
-            .parse()
-            .map_err(|_| format!("{name} must be {what}, not {v:?}").into()),
-        None => Ok(default),
-    }
-}
-
 impl WorkerConfig {
-    /// Reads the settings; a bad value is an error naming the variable.
-    pub fn from_env() -> Result<Self, Box<dyn Error>> {
+    /// Reads the settings of a receiver about to listen on `addr` (a `loopback` address or
+    /// not); a bad value is an error naming the variable, and open admin routes on an
+    /// address other than loopback are refused.
+    pub fn from_env(addr: &str, loopback: bool) -> Result<Self, Box<dyn Error>> {
+        let admin = match env("HOOKDOCK_ADMIN").as_deref() {
+            None | Some("on") => match secret_list("HOOKDOCK_ADMIN_TOKEN")? {
+                Some(tokens) => AdminAccess::Tokens(tokens.into()),
+                None if loopback => AdminAccess::Open,
+                None => {
+                    return Err(format!(
+                        "the admin routes (/admin/stats, /admin/dead, /admin/dead/replay) would                          be open to anyone who can reach {addr}: set HOOKDOCK_ADMIN_TOKEN, or                          HOOKDOCK_ADMIN=off to serve none, or bind HOOKDOCK_ADDR to a loopback                          address"
+                    )
+                    .into())
+                }
+            },
+            Some("off") => AdminAccess::Off,
+            Some(other) => {
+                return Err(format!("HOOKDOCK_ADMIN must be on or off, not {other:?}").into())
+            }
+        };
         let enabled = match env("HOOKDOCK_WORKER").as_deref() {
             None | Some("on" | "1" | "true") => true,
             Some("off" | "0" | "false") => false,
@@ -111,14 +129,17 @@ impl WorkerConfig {
             }),
             lease: Duration::from_millis(lease_ms),
             concurrency: parse("HOOKDOCK_WORKER_CONCURRENCY", 64, "a whole number")?,
-            admin_token: env("HOOKDOCK_ADMIN_TOKEN"),
+            admin,
         })
     }
 
     /// Lines for the start-up banner (never the admin token).
     pub fn describe(&self) -> Vec<String> {
         if !self.enabled {
-            return vec!["  worker: off (HOOKDOCK_WORKER=off): events stay in the queue".into()];
+            return vec![
+                "  worker: off (HOOKDOCK_WORKER=off): events stay in the queue".into(),
+                self.describe_admin(),
+            ];
         }
         let d = &self.demo;
         let mut lines = vec![format!(
@@ -140,15 +161,21 @@ impl WorkerConfig {
         if let Some(path) = &d.effects {
             lines.push(format!("  effects: appended to {}", path.display()));
         }
-        lines.push(match &self.admin_token {
-            Some(_) => "  admin: GET /admin/stats, GET /admin/dead, POST /admin/dead/replay \
-                        (Bearer token from HOOKDOCK_ADMIN_TOKEN)"
-                .into(),
-            None => "  admin: GET /admin/stats, GET /admin/dead, POST /admin/dead/replay \
-                     (no HOOKDOCK_ADMIN_TOKEN: open to anyone who can reach this address)"
-                .into(),
-        });
+        lines.push(self.describe_admin());
         lines
+    }
+
+    fn describe_admin(&self) -> String {
+        let routes = "GET /admin/stats, GET /admin/dead, POST /admin/dead/replay";
+        match &self.admin {
+            AdminAccess::Off => "  admin: off (HOOKDOCK_ADMIN=off)".into(),
+            AdminAccess::Open => format!(
+                "  admin: {routes} (no HOOKDOCK_ADMIN_TOKEN: open, on this loopback address only)"
+            ),
+            AdminAccess::Tokens(_) => {
+                format!("  admin: {routes} (Bearer token from HOOKDOCK_ADMIN_TOKEN)")
+            }
+        }
     }
 
     /// Starts the worker (unless `HOOKDOCK_WORKER=off`): dedupe over `dedupe`, then the demo
@@ -176,13 +203,19 @@ impl WorkerConfig {
         Ok(Some(worker.spawn()))
     }
 
-    /// The admin routes, over `queue` and the running worker (if any).
+    /// The admin routes, over `queue` and the running worker (if any); none with
+    /// `HOOKDOCK_ADMIN=off`.
     pub fn admin_routes(&self, queue: Arc<dyn Queue>, worker: Option<Worker>) -> Router {
+        let tokens = match &self.admin {
+            AdminAccess::Off => return Router::new(),
+            AdminAccess::Open => None,
+            AdminAccess::Tokens(tokens) => Some(Arc::clone(tokens)),
+        };
         let admin = Admin {
             dead: DeadLetters::new(queue.clone()),
             queue,
             worker,
-            token: self.admin_token.clone().map(Arc::from),
+            tokens,
         };
         Router::new()
             .route("/admin/stats", get(stats))
@@ -263,19 +296,23 @@ struct Admin {
     queue: Arc<dyn Queue>,
     dead: DeadLetters,
     worker: Option<Worker>,
-    token: Option<Arc<str>>,
+    /// `None`: open (loopback only, checked at start-up).
+    tokens: Option<Arc<[String]>>,
 }
 
-/// Without a configured token, everything passes; with one, only `Bearer <token>`
-/// (compared in constant time).
+/// Without configured tokens (loopback only), everything passes; with them, only
+/// `Bearer <token>` for one of them (each compared in constant time, all of them always).
 async fn require_token(State(admin): State<Admin>, request: Request, next: Next) -> Response {
-    if let Some(token) = &admin.token {
+    if let Some(tokens) = &admin.tokens {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
             .unwrap_or_default();
-        if !bool::from(given.ct_eq(token.as_bytes())) {
+        let matched = tokens
+            .iter()
+            .fold(Choice::from(0), |any, t| any | given.ct_eq(t.as_bytes()));
+        if !bool::from(matched) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],

@@ -26,13 +26,13 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    pub(super) fn inner(body: B) -> Self {
+    pub(crate) fn inner(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
         }
     }
 
-    pub(super) fn text(text: Bytes) -> Self {
+    pub(crate) fn text(text: Bytes) -> Self {
         Self {
             kind: Kind::Text { text: Some(text) },
         }

@@ -16,6 +16,7 @@ pub fn receiver_binary() -> &'static Path {
     BIN.get_or_init(|| {
         let features: Vec<&str> = [
             ("sqlite", cfg!(feature = "sqlite")),
+            ("serve", cfg!(feature = "serve")),
             ("postgres", cfg!(feature = "postgres")),
             ("ed25519", cfg!(feature = "ed25519")),
             ("test-util", cfg!(feature = "test-util")),
@@ -61,15 +62,55 @@ pub struct Receiver {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+/// The receiver's command over `db` on a free loopback port, with `env` on top of a GitHub
+/// secret (`RUST_LOG=warn`).
+pub fn receiver_command(db: &Path, github_secret: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(receiver_binary());
+    cmd.env("HOOKDOCK_ADDR", "127.0.0.1:0")
+        .env("HOOKDOCK_DB", db)
+        .env("HOOKDOCK_GITHUB_SECRET", github_secret)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// Runs a receiver `cmd` that must refuse to start: its exit code and what it printed on
+/// stderr. Fails the test if it starts listening instead (or has not stopped within 60 s).
+pub fn refusal(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the receiver");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("poll the child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the receiver did not stop: it was meant to refuse to start");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().expect("collect output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("listening on"),
+        "the receiver started when it should have refused:\n{stdout}"
+    );
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 impl Receiver {
     /// Starts the receiver on a free port over `db`, with `env` on top of a GitHub secret.
     pub fn start(db: &Path, github_secret: &str, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(receiver_binary())
-            .env("HOOKDOCK_ADDR", "127.0.0.1:0")
-            .env("HOOKDOCK_DB", db)
-            .env("HOOKDOCK_GITHUB_SECRET", github_secret)
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
+        Self::spawn(receiver_command(db, github_secret, env))
+    }
+
+    /// Starts `cmd` (a receiver, perhaps wrapped in a shell) and waits for its address.
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -96,6 +137,11 @@ impl Receiver {
             .parse()
             .expect("a socket address");
         Self { child, addr, lines }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The lines printed so far that contain `needle`.
@@ -132,14 +178,33 @@ impl Receiver {
 
     /// SIGTERM, and wait for the graceful exit.
     pub fn stop(mut self) {
-        let pid = self.child.id().to_string();
+        self.terminate();
+        let exit = self.child.wait().expect("reap");
+        assert!(exit.success(), "graceful exit, got {exit:?}");
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
         let status = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
-        let exit = self.child.wait().expect("reap");
-        assert!(exit.success(), "graceful exit, got {exit:?}");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it is still
+    /// running (the test decides what that means).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -149,4 +214,25 @@ impl Drop for Receiver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The stored rows of a receiver's SQLite file: (source, event_id) → (row count, body of one
+/// row).
+pub fn stored_rows(db: &Path) -> std::collections::BTreeMap<(String, String), (i64, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(db).expect("open the database");
+    let mut stmt = conn
+        .prepare(
+            "SELECT e.source, e.event_id, COUNT(*), MIN(b.body) FROM hookdock_events e \
+             JOIN hookdock_event_bodies b ON b.id = e.id GROUP BY e.source, e.event_id",
+        )
+        .expect("query");
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                (row.get::<_, i64>(2)?, row.get::<_, Vec<u8>>(3)?),
+            ))
+        })
+        .expect("rows");
+    rows.map(|r| r.expect("row")).collect()
 }
