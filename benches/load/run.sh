@@ -10,6 +10,7 @@
 #   NULL_QUEUE=1 benches/load/run.sh     # also verify + intake over a queue storing nothing,
 #                                        # answered at once and after a writer-like hand-off
 #   BACKEND=both benches/load/run.sh     # the receiver on SQLite and on PostgreSQL
+#   LIMITS=on benches/load/run.sh        # only with the edge timeouts and limits on
 #
 # BACKEND=sqlite|postgres|both (default sqlite) picks the receiver's queue. PostgreSQL runs
 # the same receiver example with HOOKDOCK_DATABASE_URL set (built with --features postgres),
@@ -20,6 +21,12 @@
 #   eval "$(scripts/postgres-test-server.sh start)"
 #   BACKEND=both benches/load/run.sh
 #   scripts/postgres-test-server.sh stop "$HOOKDOCK_POSTGRES_TEST_DIR"
+#
+# LIMITS=on|off|both (default both) measures the receiver with its edge timeouts and limits
+# on (hookdock::serve: header/idle and body timeouts, connection and in-flight limits) and
+# off (HOOKDOCK_LIMITS=off: axum::serve and no body timeout, as before they existed), each
+# against the same bare-handler measurement of the round, and prints on/off per round.
+# (wrk's 256 connections stay below the default limits: 1024 connections, 512 in flight.)
 #
 # On PostgreSQL the server CPU per request includes the PostgreSQL server's processes
 # ("postgres"), which run on the same machine.
@@ -46,12 +53,19 @@ NULL_QUEUE=${NULL_QUEUE:-0}
 NULL_WRITER_US=${NULL_WRITER_US:-5.9,144}
 IDS=${IDS:-both}                # delivery ids: random (UUIDs, as providers send), sequential, both
 BACKEND=${BACKEND:-sqlite}      # the receiver's queue: sqlite, postgres, both
+LIMITS=${LIMITS:-both}          # the receiver's edge timeouts and limits: on, off, both
 DRAIN=3                         # seconds after the load for the last answers to arrive
 
 case "$IDS" in
   random | sequential) styles=$IDS ;;
   both) styles="random sequential" ;;
   *) echo "IDS must be random, sequential or both, not $IDS" >&2; exit 2 ;;
+esac
+
+case "$LIMITS" in
+  on | off) limit_modes=$LIMITS ;;
+  both) limit_modes="on off" ;;
+  *) echo "LIMITS must be on, off or both, not $LIMITS" >&2; exit 2 ;;
 esac
 
 case "$BACKEND" in
@@ -208,43 +222,64 @@ count_rows() {
   fi
 }
 
-printf '== %s s per measurement, wrk -t%s -c%s, %s rounds, ids: %s, receiver on: %s, body %s bytes, %s cores\n' \
-  "$DURATION" "$THREADS" "$CONNECTIONS" "$ROUNDS" "$styles" "$backends" "$(wc -c <"$body_file")" "$(nproc)"
+printf '== %s s per measurement, wrk -t%s -c%s, %s rounds, ids: %s, receiver on: %s, limits: %s, body %s bytes, %s cores\n' \
+  "$DURATION" "$THREADS" "$CONNECTIONS" "$ROUNDS" "$styles" "$backends" "$limit_modes" "$(wc -c <"$body_file")" "$(nproc)"
 
 status=0
-declare -A ratios cpu_ratios recv_cpus bare_cpus recv_p99s bare_p99s
+declare -A ratios cpu_ratios recv_cpus bare_cpus recv_p99s bare_p99s on_off_rps on_off_cpu
 
 # p99/p50 fields in ms.
 ms() { awk -v u="$(field "$1" "$2")" 'BEGIN { printf "%.2f", u / 1000 }'; }
 
 # pair STYLE ROUND BACKEND: the bare handler, then the receiver on a fresh database of
-# BACKEND, both driven with STYLE delivery ids; prints the figures and records them for the
-# summary.
+# BACKEND for each LIMITS mode, all driven with STYLE delivery ids; prints the figures and
+# records them for the summary.
 pair() {
-  local style=$1 round=$2 backend=$3 key="$1 ids, receiver on $3" schema="" bare recv bare_2xx bare_rps recv_2xx recv_rps db stored ratio match
-  local perf_pid="" cpu_ratio bare_n recv_n
+  local style=$1 round=$2 backend=$3 mode
+  local -A mode_rps mode_cpu
   current_backend=sqlite
   start_server "$work/bare.log" "$bare_bin"
   bare=$(load "bare-$round" "$style")
   stop_server
   bare_2xx=$(($(field completed "$bare") - $(field non2xx "$bare")))
   bare_rps=$(awk -v n="$bare_2xx" -v s="$DURATION" 'BEGIN { printf "%.0f", n / s }')
+  for mode in $limit_modes; do
+    receiver_run "$style" "$round" "$backend" "$mode"
+    mode_rps[$mode]=$recv_rps
+    mode_cpu[$mode]=$(server_cpu "$recv" "$(field completed "$recv")")
+  done
+  if [[ "$limit_modes" == "on off" ]]; then
+    local pair_key="$style ids, receiver on $backend"
+    local rps_ratio cpu_ratio_on_off
+    rps_ratio=$(awk -v a="${mode_rps[on]}" -v b="${mode_rps[off]}" 'BEGIN { printf "%.3f", a / b }')
+    cpu_ratio_on_off=$(awk -v a="${mode_cpu[on]}" -v b="${mode_cpu[off]}" 'BEGIN { printf "%.3f", a / b }')
+    printf '   limits on/off: req/s %s, server CPU per request %s\n' "$rps_ratio" "$cpu_ratio_on_off"
+    on_off_rps[$pair_key]+="$rps_ratio "
+    on_off_cpu[$pair_key]+="$cpu_ratio_on_off "
+  fi
+}
+
+# receiver_run STYLE ROUND BACKEND MODE: the receiver with HOOKDOCK_LIMITS=MODE, against the
+# round's bare measurement ($bare, $bare_rps); sets $recv and $recv_rps.
+receiver_run() {
+  local style=$1 round=$2 backend=$3 mode=$4 key="$1 ids, receiver on $3, limits $4" schema="" recv_2xx db stored ratio match
+  local perf_pid="" cpu_ratio bare_n recv_n
 
   # The receiver alone (HOOKDOCK_WORKER=off): this measures intake, and every stored row
   # stays in the table to be counted.
   current_backend=$backend
-  db="$work/bench-$style-$round.db"
+  db="$work/bench-$style-$round-$mode.db"
   local storage=(HOOKDOCK_DB="$db")
   if [[ "$backend" == postgres ]]; then
-    schema="hookdock_load_${style}_$round"
+    schema="hookdock_load_${style}_${round}_$mode"
     db=$schema
     psql "$pg_url" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
     storage=(HOOKDOCK_DATABASE_URL="$pg_url" HOOKDOCK_DATABASE_SCHEMA="$schema")
   fi
   start_server "$work/receiver.log" env RUST_LOG=warn "${storage[@]}" HOOKDOCK_WORKER=off \
-    HOOKDOCK_GITHUB_SECRET="$secret" "$receiver_bin"
+    HOOKDOCK_LIMITS="$mode" HOOKDOCK_GITHUB_SECRET="$secret" "$receiver_bin"
   if [[ "$PERF" == 1 ]]; then
-    perf record -F 999 -g -p "$server_pid" -o "$work/perf-$style-$round.data" -- sleep "$((DURATION - 1))" \
+    perf record -F 999 -g -p "$server_pid" -o "$work/perf-$style-$round-$mode.data" -- sleep "$((DURATION - 1))" \
       >"$work/perf-record.log" 2>&1 &
     perf_pid=$!
   fi
@@ -262,7 +297,7 @@ pair() {
   match="match"
   if [[ "$stored" != "$recv_2xx" ]]; then match="MISMATCH"; status=1; fi
   echo "-- round $round, $key"
-  printf '   bare handler: %8s req/s  p50 %6s ms  p99 %6s ms  (%s answered, %s non-2xx, %s sent)\n' \
+  printf '   bare handler: %8s req/s  p50 %6s ms  p99 %6s ms  (%s answered, %s non-2xx, %s sent; this round'"'"'s)\n' \
     "$bare_rps" "$(ms p50_us "$bare")" "$(ms p99_us "$bare")" \
     "$(field completed "$bare")" "$(field non2xx "$bare")" "$(field sent "$bare")"
   printf '   receiver:     %8s req/s  p50 %6s ms  p99 %6s ms  (%s answered, %s non-2xx, %s sent)\n' \
@@ -297,9 +332,9 @@ pair() {
   bare_p99s[$key]+="$(ms p99_us "$bare") "
   if [[ "$PERF" == 1 ]]; then
     echo "   perf profile of the receiver (self time, top symbols):"
-    perf report -i "$work/perf-$style-$round.data" --stdio --no-children --sort dso,symbol \
+    perf report -i "$work/perf-$style-$round-$mode.data" --stdio --no-children --sort dso,symbol \
       --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]' | head -40 | sed 's/^/     /'
-    cp "$work/perf-$style-$round.data" "target/perf-receiver-$style-$round.data" 2>/dev/null || true
+    cp "$work/perf-$style-$round-$mode.data" "target/perf-receiver-$style-$round-$mode.data" 2>/dev/null || true
   fi
 }
 
@@ -336,11 +371,18 @@ done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for style in $styles; do
   for backend in $backends; do
+    for mode in $limit_modes; do
+      key="$style ids, receiver on $backend, limits $mode"
+      echo "== $key: ratio receiver/bare per round: ${ratios[$key]}; median $(median <<<"${ratios[$key]}")"
+      echo "   CPU-bound ratio per round: ${cpu_ratios[$key]}; median $(median <<<"${cpu_ratios[$key]}")"
+      echo "   CPU per request incl. wrk (us), median: bare $(median <<<"${bare_cpus[$key]}"), receiver $(median <<<"${recv_cpus[$key]}")"
+      echo "   p99 (ms), median: bare $(median <<<"${bare_p99s[$key]}"), receiver $(median <<<"${recv_p99s[$key]}")"
+    done
     key="$style ids, receiver on $backend"
-    echo "== $key: ratio receiver/bare per round: ${ratios[$key]}; median $(median <<<"${ratios[$key]}")"
-    echo "   CPU-bound ratio per round: ${cpu_ratios[$key]}; median $(median <<<"${cpu_ratios[$key]}")"
-    echo "   CPU per request incl. wrk (us), median: bare $(median <<<"${bare_cpus[$key]}"), receiver $(median <<<"${recv_cpus[$key]}")"
-    echo "   p99 (ms), median: bare $(median <<<"${bare_p99s[$key]}"), receiver $(median <<<"${recv_p99s[$key]}")"
+    if [[ -n "${on_off_rps[$key]:-}" ]]; then
+      echo "== $key: limits on/off, req/s per round: ${on_off_rps[$key]}; median $(median <<<"${on_off_rps[$key]}")"
+      echo "   server CPU per request, on/off per round: ${on_off_cpu[$key]}; median $(median <<<"${on_off_cpu[$key]}")"
+    fi
   done
 done
 if ((status != 0)); then

@@ -74,7 +74,10 @@ impl WorkerConfig {
                 None if loopback => AdminAccess::Open,
                 None => {
                     return Err(format!(
-                        "the admin routes (/admin/stats, /admin/dead, /admin/dead/replay) would                          be open to anyone who can reach {addr}: set HOOKDOCK_ADMIN_TOKEN, or                          HOOKDOCK_ADMIN=off to serve none, or bind HOOKDOCK_ADDR to a loopback                          address"
+                        "the admin routes (/admin/stats, /admin/dead, /admin/dead/replay) would be \
+                         open to anyone who can reach {addr}: set HOOKDOCK_ADMIN_TOKEN, or \
+                         HOOKDOCK_ADMIN=off to serve none, or bind HOOKDOCK_ADDR to a \
+                         loopback address"
                     )
                     .into())
                 }

@@ -129,6 +129,33 @@ impl fmt::Display for ServeReport {
 ///
 /// Returns once every connection is closed; errors accepting a connection are logged and
 /// retried, never returned.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use hookdock::serve::{serve, ServeConfig};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(serve(listener, app, ServeConfig::default(), async {
+///     let _ = stopped.await;
+/// }));
+///
+/// let mut client = tokio::net::TcpStream::connect(addr).await?;
+/// client.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await?;
+/// let mut answer = String::new();
+/// client.read_to_string(&mut answer).await?;
+/// assert!(answer.starts_with("HTTP/1.1 200 OK"));
+///
+/// stop.send(()).unwrap();
+/// let report = server.await?;
+/// assert_eq!(report.accepted, 1);
+/// assert_eq!(report.closed_at_deadline, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub async fn serve<S, B, F>(
     listener: TcpListener,
     service: S,

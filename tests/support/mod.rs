@@ -236,3 +236,17 @@ pub fn stored_rows(db: &Path) -> std::collections::BTreeMap<(String, String), (i
         .expect("rows");
     rows.map(|r| r.expect("row")).collect()
 }
+
+/// The completed dedupe claims of a receiver's SQLite file: (source, event_id).
+pub fn completed_claims(db: &Path) -> std::collections::BTreeSet<(String, String)> {
+    let conn = rusqlite::Connection::open(db).expect("open the database");
+    let mut stmt = conn
+        .prepare("SELECT source, event_id FROM hookdock_idempotency WHERE state = 1")
+        .expect("query");
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .expect("rows");
+    rows.map(|r| r.expect("row")).collect()
+}
