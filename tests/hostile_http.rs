@@ -318,17 +318,17 @@ async fn pipelined_deliveries_are_answered_in_order_and_all_stored() {
 }
 
 #[tokio::test]
-async fn duplicate_signature_headers_only_the_first_is_checked_today() {
-    // What main answers today. Issue 17, part 4 (the providers helper, in `src/scheme`)
-    // makes every value count: then good-then-bad is still 200 and bad-then-good becomes
-    // 200 too (some value matches), and this test changes with it.
+async fn duplicate_signature_headers_every_value_counts_and_conflicting_ids_are_refused() {
+    // Every value of a repeated signature header is checked (issue 17, part 4, landed by
+    // the providers work): one good value among them is enough, in either order.
     let setup = Setup::start(&[]);
     let body = body_for("dup-sig");
     let good = signature(&body);
     let bad = format!("sha256={}", "0".repeat(64));
     for (id, first, second, status) in [
         ("dup-good-bad", &good, &bad, 200),
-        ("dup-bad-good", &bad, &good, 401),
+        ("dup-bad-good", &bad, &good, 200),
+        ("dup-bad-bad", &bad, &bad, 401),
     ] {
         let extra = format!("X-Hub-Signature-256: {second}\r\nConnection: close\r\n");
         let request = delivery(id.as_bytes(), &body, None, &extra);
@@ -339,7 +339,24 @@ async fn duplicate_signature_headers_only_the_first_is_checked_today() {
         let answer = exchange(setup.addr(), &[request.as_bytes()]).await;
         assert_eq!(answer.statuses(), [status], "{id}: {answer:?}");
     }
-    assert_eq!(setup.stored(), ["dup-good-bad"]);
+    // Two different delivery ids on one delivery: which one would be stored? Neither.
+    let answer = exchange(
+        setup.addr(),
+        &[&delivery(
+            b"dup-id-1",
+            &body,
+            None,
+            "X-GitHub-Delivery: dup-id-2\r\nConnection: close\r\n",
+        )],
+    )
+    .await;
+    assert_eq!(answer.statuses(), [400], "{answer:?}");
+    assert!(
+        answer.text.contains("conflicting_header"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(setup.stored(), ["dup-bad-good", "dup-good-bad"]);
 }
 
 #[tokio::test]

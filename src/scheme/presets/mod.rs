@@ -240,11 +240,12 @@ impl Preset {
     /// [`IdOrigin::BodyHash`](super::IdOrigin::BodyHash).
     ///
     /// For providers that sign the body's bytes but not their delivery id (GitHub, Shopify,
-    /// PagerDuty): anyone holding one captured delivery can send it again under new ids, and
-    /// each copy would be stored and handled as a new event. With the id taken from the
-    /// body, every copy has the same id and the queue and the dedupe layer absorb them, for
-    /// as long as they keep the id. It helps less elsewhere: Twilio signs the decoded form
-    /// parameters, so a copy re-encoded (`%61` for `a`) has another hash; GitLab's token is
+    /// PagerDuty, Bitbucket Cloud, Razorpay, Sentry; Linear within its 60-second window):
+    /// anyone holding one captured delivery can send it again under new ids, and each copy
+    /// would be stored and handled as a new event. With the id taken from the body, every
+    /// copy has the same id and the queue and the dedupe layer absorb them, for as long as
+    /// they keep the id. It helps less elsewhere: Twilio signs the decoded form parameters,
+    /// so a copy re-encoded (`%61` for `a`) has another hash; GitLab's and Okta's token is
     /// the secret itself, so a captured delivery lets its holder send any body.
     ///
     /// The trade-off: two deliveries with byte-identical bodies are one event. Most
