@@ -60,7 +60,7 @@ impl Engine {
         req: &SignedRequest<'_>,
         id: &[u8],
         ts: &[u8],
-        sink: &mut dyn FnMut(&[u8]),
+        sink: &mut impl FnMut(&[u8]),
     ) {
         match part {
             SignedPart::Literal(bytes) => sink(bytes),
@@ -73,7 +73,7 @@ impl Engine {
     }
 
     /// The public URL followed by the request's path and query.
-    pub(crate) fn feed_url(&self, req: &SignedRequest<'_>, sink: &mut dyn FnMut(&[u8])) {
+    pub(crate) fn feed_url(&self, req: &SignedRequest<'_>, sink: &mut impl FnMut(&[u8])) {
         if let Some(base) = &self.public_url {
             sink(base.as_bytes());
         }
@@ -87,7 +87,7 @@ impl Engine {
 }
 
 /// HubSpot v3 decodes these escapes in the URI before signing.
-fn feed_hubspot_decoded(uri: &[u8], sink: &mut dyn FnMut(&[u8])) {
+fn feed_hubspot_decoded(uri: &[u8], sink: &mut impl FnMut(&[u8])) {
     const DECODED: [(&[u8; 2], u8); 11] = [
         (b"3A", b':'),
         (b"2F", b'/'),

@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::keys::{HmacKey, Matcher, Tag, TokenHash};
+use super::keys::{HmacKey, Matcher, Message, Tag, TokenHash};
 #[cfg(any(feature = "ed25519", feature = "p256"))]
 use super::parse::MAX_SIG;
 use super::parse::{self, items, Text};
@@ -174,6 +174,21 @@ impl<'r> Signatures<'r> {
             Some(name) => r.with_header(name.clone()),
             None => r,
         }
+    }
+}
+
+/// The signed parts of one request, as a [`Message`] for the MAC.
+struct Parts<'a, 'r> {
+    engine: &'a Engine,
+    req: &'a SignedRequest<'r>,
+    id: &'a [u8],
+    ts: &'a [u8],
+}
+
+impl Message for Parts<'_, '_> {
+    #[inline]
+    fn feed(&self, sink: &mut impl FnMut(&[u8])) {
+        self.engine.feed_parts(self.req, self.id, self.ts, sink);
     }
 }
 
@@ -443,19 +458,25 @@ impl Engine {
         // One key (and content variant) at a time: its MAC, written the one way the encoding
         // allows (lowercase hex, canonical base64), compared as text with every candidate, so
         // a candidate matches exactly when it decodes to that MAC and nothing needs decoding.
+        let prefix: &[u8] = &self.signature.prefix;
+        let sep = self.signature.list_sep;
         let mut check = |index: usize, tag: Tag| {
             self.signature
                 .encoding
                 .encode_into(tag.as_bytes(), &mut text);
-            for candidate in self.candidates(sigs) {
-                matcher.check_one(index, candidate, text.as_bytes());
+            for value in sigs.values() {
+                for item in items(value, sep) {
+                    if let Some(candidate) = item.strip_prefix(prefix) {
+                        matcher.check_one(index, candidate, text.as_bytes());
+                    }
+                }
             }
         };
         for (k, key) in keys.iter().enumerate() {
             match &twilio {
                 Some(messages) => {
                     for message in messages {
-                        check(k, key.mac(|sink| sink(message)));
+                        check(k, key.mac(&message[..]));
                     }
                 }
                 None => check(k, self.mac_parts(key, req, id, ts)),
@@ -535,7 +556,12 @@ impl Engine {
     /// [`twilio_variants`](super::presets::twilio_variants)).
     #[inline]
     fn mac_parts(&self, key: &HmacKey, req: &SignedRequest<'_>, id: &[u8], ts: &[u8]) -> Tag {
-        key.mac(|sink| self.feed_parts(req, id, ts, sink))
+        key.mac(&Parts {
+            engine: self,
+            req,
+            id,
+            ts,
+        })
     }
 
     /// Feeds every signed part, in order.
@@ -545,7 +571,7 @@ impl Engine {
         req: &SignedRequest<'_>,
         id: &[u8],
         ts: &[u8],
-        sink: &mut dyn FnMut(&[u8]),
+        sink: &mut impl FnMut(&[u8]),
     ) {
         if let Content::Parts(parts) = &self.content {
             for part in parts {
@@ -591,7 +617,7 @@ impl Engine {
                 Content::Twilio => {
                     let messages = super::presets::twilio_variants(self, req).ok()?;
                     let message = messages.first()?;
-                    key.mac(|sink| sink(message)).as_bytes().to_vec()
+                    key.mac(&message[..]).as_bytes().to_vec()
                 }
                 Content::Parts(_) => self.mac_parts(key, req, id, ts).as_bytes().to_vec(),
             },

@@ -279,7 +279,7 @@ pub(crate) fn items(value: &[u8], sep: Option<u8>) -> impl Iterator<Item = &[u8]
     let mut rest = Some(value);
     std::iter::from_fn(move || loop {
         let current = rest?;
-        let (item, next) = match sep.and_then(|s| current.iter().position(|&b| b == s)) {
+        let (item, next) = match sep.and_then(|s| memchr::memchr(s, current)) {
             Some(i) => (&current[..i], Some(&current[i + 1..])),
             None => (current, None),
         };
@@ -310,8 +310,10 @@ pub(crate) fn parse_decimal(text: &[u8]) -> Option<i64> {
 
 /// Reads the strings (or integers, as their decimal text) at several paths of a JSON object
 /// body in one pass, without building a tree: `out[i]` gets the first value found at
-/// `paths[i]`. Nothing is written when the body is not a JSON object or is not valid JSON up
-/// to where the reading stopped; a path left empty or absent leaves its slot as it was.
+/// `paths[i]`. The reading stops as soon as every path has its value (most providers put the
+/// id and type first, so most of the body is never scanned). Nothing is written when the body
+/// is not a JSON object, or is not valid JSON up to where the reading stopped; a path left
+/// empty or absent leaves its slot as it was.
 pub(crate) fn json_fields(body: &[u8], paths: &[&[&str]], out: &mut [Option<String>]) {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -330,9 +332,13 @@ pub(crate) fn json_fields(body: &[u8], paths: &[&[&str]], out: &mut [Option<Stri
     let mut de = serde_json::Deserializer::from_slice(body);
     let seed = PathsSeed {
         active: &active,
+        all: &active,
         out: &mut found,
     };
-    if seed.deserialize(&mut de).is_ok() {
+    // Stopping early is an error to serde: it counts as success when every path was found.
+    let complete =
+        seed.deserialize(&mut de).is_ok() || active.iter().all(|&(i, _)| found[i].is_some());
+    if complete {
         for (slot, value) in out.iter_mut().zip(found) {
             if value.is_some() {
                 *slot = value;
@@ -352,6 +358,8 @@ pub(crate) fn json_field(body: &[u8], path: &[&str]) -> Option<String> {
 /// slots.
 struct PathsSeed<'a, 'p> {
     active: &'a [(usize, &'p [&'p str])],
+    /// Every path of the whole reading: when all have a value, it stops.
+    all: &'a [(usize, &'p [&'p str])],
     out: &'a mut [Option<String>],
 }
 
@@ -387,7 +395,7 @@ impl<'de> Visitor<'de> for PathsSeed<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let PathsSeed { active, out } = self;
+        let PathsSeed { active, all, out } = self;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let below: Vec<(usize, &[&str])> = active
                 .iter()
@@ -399,8 +407,12 @@ impl<'de> Visitor<'de> for PathsSeed<'_, '_> {
             } else {
                 map.next_value_seed(PathsSeed {
                     active: &below,
+                    all,
                     out: &mut *out,
                 })?;
+                if all.iter().all(|&(i, _)| out[i].is_some()) {
+                    return Err(serde::de::Error::custom("every field found"));
+                }
             }
         }
         Ok(())
@@ -620,9 +632,13 @@ mod tests {
                 None
             ]
         );
-        // Invalid JSON after a match writes nothing.
+        // Reading stops once every field is found: what follows is not read.
         let mut out = [None];
         json_fields(br#"{"id":"x","#, &[&["id"]], &mut out);
-        assert_eq!(out, [None]);
+        assert_eq!(out, [Some("x".into())]);
+        // Invalid JSON before every field was found writes nothing.
+        let mut out = [None, None];
+        json_fields(br#"{"id":"x","#, &[&["id"], &["type"]], &mut out);
+        assert_eq!(out, [None, None]);
     }
 }
