@@ -59,7 +59,7 @@ impl Handshake for ZoomUrlValidation {
                         "no secret token to answer with",
                     )
                 })?;
-                let encrypted = hex::encode(key.mac(|sink| sink(plain.as_bytes())).as_bytes());
+                let encrypted = hex::encode(key.mac(plain.as_bytes()).as_bytes());
                 let body = serde_json::json!({ "plainToken": plain, "encryptedToken": encrypted });
                 Ok(Answer::json(HandshakeKind::ZoomUrlValidation, &body).into())
             });
