@@ -1,7 +1,9 @@
 //! Feeds arbitrary header values, bodies, URIs and clocks through every preset's `verify`,
 //! starting either from nothing or from a correctly signed delivery (so the fuzzer also
-//! reaches the signature comparison, the id extraction from JSON bodies, Twilio's form
-//! parsing and HubSpot's URI decoding).
+//! reaches the signature comparison, the id, type and timestamp extraction from JSON bodies,
+//! Mailgun's signature inside the body, Twitch's RFC 3339 timestamps, DocuSign's numbered
+//! headers, SendGrid's DER signatures, repeated headers, Twilio's form parsing and HubSpot's
+//! URI decoding).
 //!
 //! Run: `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run verify_headers`.
 //!
@@ -61,6 +63,25 @@ fn targets() -> &'static (Vec<Target>, Vec<HeaderName>) {
             Preset::square(["s"], "https://example.com/hooks/square"),
             Preset::hubspot(["s"], url),
             Preset::pagerduty(["s"]),
+            Preset::clerk(["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]),
+            Preset::meta(["s"]),
+            Preset::zoom(["s"]),
+            Preset::twitch(["s"]),
+            Preset::linear(["s"]),
+            Preset::intercom(["s"]),
+            Preset::mailgun(["s"]),
+            Preset::typeform(["s"]),
+            Preset::calendly(["s"]),
+            Preset::bitbucket_cloud(["s"]),
+            Preset::vercel(["s"]),
+            Preset::lemonsqueezy(["s"]),
+            Preset::mux(["s"]),
+            Preset::coinbase_commerce(["s"]),
+            Preset::razorpay(["s"]),
+            Preset::paystack(["s"]),
+            Preset::sentry(["s"]),
+            Preset::circleci(["s"]),
+            Preset::docusign(["s", "t"]),
             GenericHmac::new("generic", "x-sig")
                 .algorithm(Algorithm::Sha1)
                 .encoding(Encoding::Base64)
@@ -91,6 +112,9 @@ fn targets() -> &'static (Vec<Target>, Vec<HeaderName>) {
             Signer::gitlab("token").expect("gitlab"),
             Signer::standard_webhooks_ed25519("whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
                 .expect("v1a"),
+            Signer::discord("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .expect("discord"),
+            Signer::sendgrid("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=").expect("sendgrid"),
         ] {
             targets.push(Target {
                 preset: signer.preset().clone(),

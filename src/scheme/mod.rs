@@ -6,21 +6,46 @@
 //!
 //! The ready-made schemes are [`Preset`]s, one constructor per provider:
 //!
-//! | provider | constructor | signature | replay window (default) |
-//! |---|---|---|---|
-//! | Standard Webhooks / Svix (Clerk, Resend, ...) | [`Preset::standard_webhooks`] | `webhook-signature: v1,<base64>` over `id.timestamp.body` | 5 min, both ways |
-//! | Standard Webhooks `v1a` (Ed25519) | `Preset::standard_webhooks_ed25519` (feature `ed25519`) | `v1a,<base64>` | 5 min |
-//! | GitHub | [`Preset::github`] | `X-Hub-Signature-256: sha256=<hex>` over the body | none (unsigned) |
-//! | Stripe | [`Preset::stripe`] | `Stripe-Signature: t=..,v1=<hex>` over `t.body` | 5 min |
-//! | Shopify | [`Preset::shopify`] | `X-Shopify-Hmac-Sha256: <base64>` over the body | none |
-//! | Slack | [`Preset::slack`] | `X-Slack-Signature: v0=<hex>` over `v0:ts:body` | 5 min |
-//! | Twilio | [`Preset::twilio`] | `X-Twilio-Signature`, HMAC-SHA1 over URL + sorted form params | none |
-//! | GitLab | [`Preset::gitlab`] | `X-Gitlab-Token` equals the secret | none |
-//! | Paddle | [`Preset::paddle`] | `Paddle-Signature: ts=..;h1=<hex>` over `ts:body` | 5 s |
-//! | Square | [`Preset::square`] | `X-Square-HmacSha256-Signature` over URL + body | none |
-//! | HubSpot v3 | [`Preset::hubspot`] | `X-HubSpot-Signature-v3` over method + URI + body + ts (ms) | 5 min |
-//! | PagerDuty v3 | [`Preset::pagerduty`] | `X-PagerDuty-Signature: v1=<hex>,...` over the body | none |
-//! | anything else | [`GenericHmac`] | configurable header, algorithm, encoding, prefix, content | configurable |
+//! | provider | constructor | what is signed | replay window (default) | handshake |
+//! |---|---|---|---|---|
+//! | Standard Webhooks / Svix | [`Preset::standard_webhooks`] (`svix-*` headers too) | HMAC-SHA256 of `id.ts.body`, `webhook-signature: v1,<b64>` | 5 min | — |
+//! | Clerk, Resend (Svix) | [`Preset::clerk`], [`Preset::resend`] | as Standard Webhooks; type from the body's `type` | 5 min | — |
+//! | OpenAI, Replicate | [`Preset::openai`], [`Preset::replicate`] | as Standard Webhooks | 5 min | — |
+//! | Standard Webhooks `v1a` (feature `ed25519`) | `Preset::standard_webhooks_ed25519` | Ed25519 of `id.ts.body`, `v1a,<b64>` | 5 min | — |
+//! | GitHub | [`Preset::github`] | HMAC-SHA256 of the body, `X-Hub-Signature-256: sha256=<hex>` | none (unsigned) | — (`ping` is an ordinary, signed delivery) |
+//! | Meta (Facebook, Instagram, WhatsApp) | [`Preset::meta`] | HMAC-SHA256 of the body, `X-Hub-Signature-256`; type from `object` | none (unsigned) | `GET ?hub.mode=subscribe` with `MetaSubscribe` |
+//! | Bitbucket Cloud | [`Preset::bitbucket_cloud`] | HMAC-SHA256 of the body, `X-Hub-Signature: sha256=<hex>` | none (unsigned) | — |
+//! | Intercom | [`Preset::intercom`] | HMAC-SHA1 of the body, `X-Hub-Signature: sha1=<hex>` | none (unsigned) | — |
+//! | Stripe | [`Preset::stripe`] | HMAC-SHA256 of `t.body`, `Stripe-Signature: t=..,v1=<hex>` | 5 min | — |
+//! | Calendly | [`Preset::calendly`] | HMAC-SHA256 of `t.body`, `Calendly-Webhook-Signature: t=..,v1=` | 3 min | — |
+//! | Mux | [`Preset::mux`] | HMAC-SHA256 of `t.body`, `Mux-Signature: t=..,v1=` | 5 min | — |
+//! | Slack | [`Preset::slack`] | HMAC-SHA256 of `v0:ts:body`, `X-Slack-Signature: v0=<hex>` | 5 min | `url_verification` (signed) → the challenge |
+//! | Zoom | [`Preset::zoom`] | HMAC-SHA256 of `v0:ts:body`, `x-zm-signature: v0=<hex>` | none documented | `endpoint.url_validation` (signed) → `plainToken`, `encryptedToken` |
+//! | Twitch EventSub | [`Preset::twitch`] | HMAC-SHA256 of `id ts body`, RFC 3339 timestamp | 10 min | `webhook_callback_verification` (signed) → the challenge |
+//! | Paddle | [`Preset::paddle`] | HMAC-SHA256 of `ts:body`, `Paddle-Signature: ts=..;h1=` | 5 s | — |
+//! | Discord (feature `ed25519`) | `Preset::discord` | Ed25519 of `ts body`, `X-Signature-Ed25519` | none documented | `PING` (signed) → `{"type":1}` |
+//! | SendGrid (feature `p256`) | `Preset::sendgrid` | ECDSA P-256 of `ts body`, `X-Twilio-Email-Event-Webhook-Signature` | none documented | — |
+//! | Linear | [`Preset::linear`] | HMAC-SHA256 of the body, `Linear-Signature`; body's `webhookTimestamp` checked | 60 s | — |
+//! | Mailgun | [`Preset::mailgun`] | HMAC-SHA256 of the body's `signature.timestamp` + `.token` (not the body) | none documented | — |
+//! | Shopify | [`Preset::shopify`] | HMAC-SHA256 of the body, base64 | none (unsigned) | — |
+//! | Typeform | [`Preset::typeform`] | HMAC-SHA256 of the body, `Typeform-Signature: sha256=<b64>` | none (unsigned) | — |
+//! | Vercel | [`Preset::vercel`] | HMAC-SHA1 of the body, `x-vercel-signature` | none (unsigned) | — |
+//! | Lemon Squeezy | [`Preset::lemonsqueezy`] | HMAC-SHA256 of the body, `X-Signature` | none (unsigned) | — |
+//! | Coinbase Commerce | [`Preset::coinbase_commerce`] | HMAC-SHA256 of the body, `X-CC-Webhook-Signature` | none (unsigned) | — |
+//! | Razorpay | [`Preset::razorpay`] | HMAC-SHA256 of the body, `X-Razorpay-Signature` | none (unsigned) | — |
+//! | Paystack | [`Preset::paystack`] | HMAC-SHA512 of the body, `x-paystack-signature` | none (unsigned) | — |
+//! | Sentry | [`Preset::sentry`] | HMAC-SHA256 of the body, `Sentry-Hook-Signature` | none (unsigned) | — |
+//! | CircleCI | [`Preset::circleci`] | HMAC-SHA256 of the body, `circleci-signature: v1=<hex>` | none (unsigned) | — |
+//! | Docusign Connect | [`Preset::docusign`] | HMAC-SHA256 of the body, `X-DocuSign-Signature-1`..`-10` (one per key) | none (unsigned) | — |
+//! | PagerDuty v3 | [`Preset::pagerduty`] | HMAC-SHA256 of the body, `X-PagerDuty-Signature: v1=..,v1=..` | none (unsigned) | — |
+//! | Twilio (form and JSON bodies) | [`Preset::twilio`] | HMAC-SHA1 of the URL + sorted form parameters (or `bodySHA256`) | none (unsigned) | — |
+//! | Square | [`Preset::square`] | HMAC-SHA256 of the notification URL + body | none (unsigned) | — |
+//! | HubSpot v3 | [`Preset::hubspot`] | HMAC-SHA256 of method + URI + body + ts (ms) | 5 min | — |
+//! | GitLab | [`Preset::gitlab`] | nothing: `X-Gitlab-Token` equals the secret | none | — |
+//! | Okta event hooks | [`Preset::okta`] | nothing: the `Authorization` value equals the secret | none | one-time `GET` `X-Okta-Verification-Challenge` (authorized) → `{"verification":..}` |
+//! | Microsoft Graph | `MicrosoftGraph::new` | nothing: `clientState` on every notification | none | `?validationToken=` → the token |
+//! | AWS SNS (feature `aws-sns`) | `AwsSns::builder(topics)...build()` | RSA (versions 1 and 2) over the canonical string | none (dedupe on `MessageId`) | `SubscriptionConfirmation` (signed; `SubscribeURL` visited only when configured), `UnsubscribeConfirmation` |
+//! | anything else | [`GenericHmac`] | configurable | configurable | `Preset::with_handshake` |
 //!
 //! Every preset:
 //!
