@@ -78,6 +78,33 @@ fn layer(scheme: impl Scheme) -> VerifyLayer<Box<dyn Scheme>> {
         .clock(|| UNIX_EPOCH + Duration::from_secs(NOW))
 }
 
+/// POSTs `body` signed the `v0` way Slack and Zoom share, at [`NOW`]: the timestamp in
+/// `timestamp_header` and, unless `secret` is `None`, `v0=<hex HMAC-SHA256 of "v0:<ts>:<body>">`
+/// in `signature_header`.
+async fn post_v0(
+    server: &Server,
+    path: &str,
+    (signature_header, timestamp_header): (&str, &str),
+    body: &str,
+    secret: Option<&str>,
+) -> reqwest::Response {
+    let ts = NOW.to_string();
+    let mut request = server
+        .client
+        .post(server.url(path))
+        .header("content-type", "application/json")
+        .header(timestamp_header, &ts)
+        .body(body.to_owned());
+    if let Some(secret) = secret {
+        let sig = hmac_hex(
+            secret.as_bytes(),
+            &[b"v0:", ts.as_bytes(), b":", body.as_bytes()],
+        );
+        request = request.header(signature_header, format!("v0={sig}"));
+    }
+    request.send().await.expect("request")
+}
+
 /// Status, content type and body of a response.
 async fn read(response: reqwest::Response) -> (u16, String, String) {
     let status = response.status().as_u16();
@@ -106,21 +133,8 @@ mod slack {
         body: &str,
         secret: Option<&str>,
     ) -> reqwest::Response {
-        let ts = NOW.to_string();
-        let mut request = server
-            .client
-            .post(server.url(path))
-            .header("content-type", "application/json")
-            .header("x-slack-request-timestamp", &ts)
-            .body(body.to_owned());
-        if let Some(secret) = secret {
-            let sig = hmac_hex(
-                secret.as_bytes(),
-                &[b"v0:", ts.as_bytes(), b":", body.as_bytes()],
-            );
-            request = request.header("x-slack-signature", format!("v0={sig}"));
-        }
-        request.send().await.expect("request")
+        let headers = ("x-slack-signature", "x-slack-request-timestamp");
+        post_v0(server, path, headers, body, secret).await
     }
 
     const CHALLENGE: &str = r#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
@@ -766,21 +780,8 @@ mod zoom {
     const NEW: &str = "k1ZpZ0eoQ3uS1m6xJm2Jxg";
 
     async fn post(server: &Server, body: &str, secret: Option<&str>) -> reqwest::Response {
-        let ts = NOW.to_string();
-        let mut request = server
-            .client
-            .post(server.url("/zoom"))
-            .header("content-type", "application/json; charset=utf-8")
-            .header("x-zm-request-timestamp", &ts)
-            .body(body.to_owned());
-        if let Some(secret) = secret {
-            let sig = hmac_hex(
-                secret.as_bytes(),
-                &[b"v0:", ts.as_bytes(), b":", body.as_bytes()],
-            );
-            request = request.header("x-zm-signature", format!("v0={sig}"));
-        }
-        request.send().await.expect("request")
+        let headers = ("x-zm-signature", "x-zm-request-timestamp");
+        post_v0(server, "/zoom", headers, body, secret).await
     }
 
     #[tokio::test]

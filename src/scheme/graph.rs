@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::keys::{collect_secrets, Matcher, TokenHash};
+use super::keys::{collect_secrets, match_token, TokenHash};
 use super::{IdOrigin, Rejection, RejectionKind, Scheme, SignedRequest, Verified};
 use crate::error::ConfigError;
 use crate::event::EventId;
@@ -68,6 +68,8 @@ impl MicrosoftGraph {
     }
 }
 
+const NAME: &str = "microsoft-graph";
+
 #[derive(Deserialize)]
 struct Collection<'a> {
     #[serde(borrow)]
@@ -96,18 +98,8 @@ impl Scheme for MicrosoftGraph {
         }
         let mut first = None;
         for notification in &collection.value {
-            let presented = notification
-                .client_state
-                .as_deref()
-                .map(|s| TokenHash::new(s.as_bytes()));
-            let mut matcher = Matcher::new();
-            if let Some(presented) = &presented {
-                matcher.check(
-                    presented.as_bytes(),
-                    self.states.iter().map(TokenHash::as_bytes),
-                );
-            }
-            match matcher.result() {
+            let presented = notification.client_state.as_deref().map(str::as_bytes);
+            match match_token(&self.states, presented) {
                 Some(index) => {
                     first.get_or_insert(index);
                 }
@@ -120,7 +112,7 @@ impl Scheme for MicrosoftGraph {
             }
         }
         Ok(Verified::new(
-            "microsoft-graph",
+            NAME,
             EventId::from_body_hash(request.body),
             IdOrigin::BodyHash,
         )
@@ -128,7 +120,7 @@ impl Scheme for MicrosoftGraph {
     }
 
     fn name(&self) -> &'static str {
-        "microsoft-graph"
+        NAME
     }
 
     fn handshake(&self) -> Option<&dyn Handshake> {

@@ -158,6 +158,18 @@ impl fmt::Debug for TokenHash {
     }
 }
 
+/// The index of the first of `tokens` that `presented` equals, compared in constant time
+/// against every one (as SHA-256 digests, so lengths do not show); `None` when `presented` is
+/// absent or matches none.
+pub(crate) fn match_token(tokens: &[TokenHash], presented: Option<&[u8]>) -> Option<usize> {
+    let mut matcher = Matcher::new();
+    if let Some(presented) = presented {
+        let presented = TokenHash::new(presented);
+        matcher.check(presented.as_bytes(), tokens.iter().map(TokenHash::as_bytes));
+    }
+    matcher.result()
+}
+
 /// Records, in constant time, the first expected value (by index) that some candidate equals.
 ///
 /// Every candidate is compared with every expected value; nothing returns early, so the time

@@ -12,7 +12,11 @@
 //!    [`VerifyLayer::body_timeout`]; this ends clients that send slowly or announce more
 //!    bytes than they send);
 //! 3. runs the [`Scheme`](crate::Scheme) over the method, URI, headers, raw body and the
-//!    time from its [`Clock`](crate::Clock);
+//!    time from its [`Clock`](crate::Clock) (awaiting a key first for a scheme that fetches
+//!    one, see [`Scheme::load_key`](crate::Scheme::load_key)); a provider's
+//!    [`handshake`] is answered here, by the layer, and never reaches the inner
+//!    service (before verification for the handshakes a provider does not sign, after it for
+//!    the others);
 //! 4. on success calls the inner service with the body byte for byte (`Full<Bytes>`, no copy
 //!    for a body that arrived in one chunk) and the [`Verified`] identity in the request's
 //!    extensions;

@@ -14,15 +14,20 @@ here="$root/tests/interop"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-echo "== interop: building hookdock's interop driver (examples/interop.rs)"
-bin="$(cd "$root" && cargo build --quiet --example interop --features test-util,ed25519,p256 \
-    --message-format=json |
-    python3 -c 'import json, sys
+# Builds the example $1 with features $2 and prints its executable.
+build_example() {
+    (cd "$root" && cargo build --quiet --example "$1" --features "$2" --message-format=json) |
+        python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "interop":
-        print(m["executable"])' | tail -n 1)"
-[ -x "$bin" ] || { echo "interop driver not built" >&2; exit 1; }
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1" | tail -n 1
+}
+
+echo "== interop: building hookdock's interop drivers (examples/interop.rs, examples/sns_interop.rs)"
+bin="$(build_example interop test-util,ed25519,p256)"
+sns_bin="$(build_example sns_interop test-util,aws-sns)"
+[ -x "$bin" ] && [ -x "$sns_bin" ] || { echo "interop driver not built" >&2; exit 1; }
 
 echo "== interop: installing official Python libraries"
 python3 -m venv "$work/venv"
@@ -45,13 +50,6 @@ echo "== interop: Node (@octokit/webhooks-methods, standardwebhooks, discord-int
 (cd "$work/node" && node interop.mjs "$bin") || status=1
 
 echo "== interop: AWS SNS (sns-validator, AWS's npm validator; Node's crypto as the independent signer)"
-sns_bin="$(cd "$root" && cargo build --quiet --example sns_interop --features test-util,aws-sns \
-    --message-format=json |
-    python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "sns_interop":
-        print(m["executable"])' | tail -n 1)"
 mkdir -p "$work/sns"
 cp "$here/sns.mjs" "$work/sns/"
 (cd "$work/sns" && printf '{"private":true}\n' > package.json &&

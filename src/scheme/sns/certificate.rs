@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
@@ -17,6 +17,10 @@ use crate::scheme::{Rejection, RejectionKind};
 
 /// Signing certificates cached at once, at most; a new URL past this evicts one.
 const MAX_CACHED: usize = 16;
+
+/// The longest a certificate fetch may take, whatever the source: the delivery waiting for it
+/// is then answered `503` and SNS retries.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A CA that must have issued the signing certificate (see
 /// [`AwsSnsBuilder::trust_anchors`](super::AwsSnsBuilder::trust_anchors)).
@@ -186,13 +190,23 @@ impl CertificateCache {
             Arc::clone(slots.entry(url.as_str().to_owned()).or_default())
         };
         slot.get_or_try_init(|| async {
-            let pem = self.source.fetch(&url).await.map_err(|error| {
-                tracing::warn!(host = url.host(), %error, "SNS signing certificate fetch failed");
+            let unavailable = || {
                 Rejection::new(
                     RejectionKind::KeyUnavailable,
                     "the SNS signing certificate could not be fetched",
                 )
-            })?;
+            };
+            let pem = match tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch(&url)).await {
+                Ok(Ok(pem)) => pem,
+                Ok(Err(error)) => {
+                    tracing::warn!(host = url.host(), %error, "SNS signing certificate fetch failed");
+                    return Err(unavailable());
+                }
+                Err(_) => {
+                    tracing::warn!(host = url.host(), "SNS signing certificate fetch timed out");
+                    return Err(unavailable());
+                }
+            };
             let cert = SigningCertificate::from_pem(&pem, &self.anchors).map_err(|reason| {
                 tracing::warn!(host = url.host(), reason, "SNS signing certificate refused");
                 Rejection::new(RejectionKind::UntrustedKey, reason)

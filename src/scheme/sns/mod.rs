@@ -88,6 +88,8 @@ pub use https::HttpsFetcher;
 pub use source::{CertificateSource, FetchError, SubscriptionConfirmer};
 pub use url::{SnsUrl, SnsUrlError};
 
+const NAME: &str = "aws-sns";
+
 /// The header SNS names the message type in.
 pub(crate) static MESSAGE_TYPE: HeaderName = HeaderName::from_static("x-amz-sns-message-type");
 
@@ -174,14 +176,14 @@ impl Scheme for AwsSns {
             .map_err(|_| Rejection::new(RejectionKind::BadSignature, "Signature is not base64"))?;
         certificate.verify(version, &message.string_to_sign()?, &signature, request.now)?;
         Ok(Verified::new(
-            "aws-sns",
+            NAME,
             EventId::new(message.message_id.into_owned()),
             IdOrigin::Provider,
         ))
     }
 
     fn name(&self) -> &'static str {
-        "aws-sns"
+        NAME
     }
 
     fn handshake(&self) -> Option<&dyn Handshake> {

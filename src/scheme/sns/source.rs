@@ -12,8 +12,8 @@ use super::SnsUrl;
 ///
 /// The scheme calls it only with an [`SnsUrl`] (an `https` URL on `sns.<region>.amazonaws.com`
 /// whose path is a `.pem`), only when the certificate is not already cached, and once per URL
-/// however many deliveries wait for it. A fetch that fails is not cached: the delivery is
-/// answered `503` with `Retry-After` and SNS's retry tries again.
+/// however many deliveries wait for it. A fetch that fails, or takes more than 10 seconds, is
+/// not cached: the delivery is answered `503` with `Retry-After` and SNS's retry tries again.
 ///
 /// `HttpsFetcher` (feature `aws-sns-https`) fetches over HTTPS; tests
 /// serve certificates from memory (`hookdock::testing::StaticCertificates`, feature

@@ -6,7 +6,7 @@ use http::Method;
 
 use super::{challenge, query_value, Answer, Handshake, HandshakeKind, Reply};
 use crate::error::ConfigError;
-use crate::scheme::keys::{collect_secrets, Matcher, TokenHash};
+use crate::scheme::keys::{collect_secrets, match_token, TokenHash};
 use crate::scheme::{Rejection, RejectionKind, SignedRequest};
 
 /// Meta's (Facebook, Instagram, Messenger, WhatsApp) verification request: when a webhook's
@@ -64,16 +64,8 @@ impl Handshake for MetaSubscribe {
             return None;
         }
         let mode = query_value(request, "hub.mode")?;
-        let presented =
-            query_value(request, "hub.verify_token").map(|t| TokenHash::new(t.as_bytes()));
-        let mut matcher = Matcher::new();
-        if let Some(presented) = &presented {
-            matcher.check(
-                presented.as_bytes(),
-                self.tokens.iter().map(TokenHash::as_bytes),
-            );
-        }
-        if matcher.result().is_none() {
+        let presented = query_value(request, "hub.verify_token");
+        if match_token(&self.tokens, presented.as_deref().map(str::as_bytes)).is_none() {
             return Some(Err(Rejection::new(
                 RejectionKind::BadSignature,
                 "hub.verify_token matches no configured verify token",

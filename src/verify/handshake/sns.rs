@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
 
 use super::{Answer, Handshake, HandshakeKind, Reply};
 use crate::scheme::sns::message::{Message, MessageType};
-use crate::scheme::sns::{SnsUrl, SubscriptionConfirmer, MESSAGE_TYPE};
+use crate::scheme::sns::{FetchError, SnsUrl, SubscriptionConfirmer, MESSAGE_TYPE};
 use crate::scheme::{Rejection, RejectionKind, SignedRequest, Verified};
 
 /// In the extensions of the answer to an AWS SNS `SubscriptionConfirmation`: the topic, the
@@ -42,7 +43,7 @@ impl fmt::Debug for SnsSubscription {
 ///
 /// A subscription is confirmed only with a [`SubscriptionConfirmer`]: `200` once SNS answered
 /// the `SubscribeURL`, `503` with `Retry-After` when that failed (SNS sends the confirmation
-/// again). Without one, `200` and an unconfirmed [`SnsSubscription`] in the extensions. A
+/// again; also after 10 s without an answer). Without one, `200` and an unconfirmed [`SnsSubscription`] in the extensions. A
 /// `SubscribeURL` that is not an SNS `ConfirmSubscription` URL is `untrusted_key` and never
 /// visited. An `UnsubscribeConfirmation` is acknowledged with `200`.
 pub struct SnsConfirmation {
@@ -69,6 +70,10 @@ impl fmt::Debug for SnsConfirmation {
 
 /// Seconds SNS is asked to wait before sending a confirmation again after a failed visit.
 const CONFIRM_RETRY_AFTER: &str = "10";
+
+/// The longest a visit to a `SubscribeURL` may take, whatever the confirmer (SNS itself waits
+/// 15 s for the answer).
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Handshake for SnsConfirmation {
     fn verified(
@@ -121,7 +126,8 @@ impl SnsConfirmation {
         };
         let pending = subscription(true);
         Ok(Reply::Later(Box::pin(async move {
-            match confirmer.confirm(&url).await {
+            let visit = tokio::time::timeout(CONFIRM_TIMEOUT, confirmer.confirm(&url)).await;
+            match visit.unwrap_or(Err(FetchError::Timeout)) {
                 Ok(()) => {
                     tracing::info!(topic = %pending.topic_arn, "SNS subscription confirmed");
                     Answer::empty(kind, StatusCode::OK).extension(pending)

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{challenge, small_json_field, Answer, Handshake, HandshakeKind, Reply};
+use super::{challenge, Answer, Handshake, HandshakeKind, Reply};
 use crate::scheme::engine::Keys;
 use crate::scheme::keys::HmacKey;
 use crate::scheme::{Rejection, RejectionKind, SignedRequest, Verified};
@@ -46,8 +46,8 @@ impl Handshake for ZoomUrlValidation {
         request: &SignedRequest<'_>,
         verified: &Verified,
     ) -> Option<Result<Reply, Rejection>> {
-        let event = small_json_field(request.body, b"endpoint.url_validation", &["event"])?;
-        if event != "endpoint.url_validation" {
+        // The preset reads the body's `event` as the event type while verifying.
+        if verified.event_type.as_deref() != Some("endpoint.url_validation") {
             return None;
         }
         let plain = crate::scheme::parse::json_field(request.body, &["payload", "plainToken"]);
