@@ -9,8 +9,9 @@
 //! - [`scheme`]: signing rules for real providers ([`scheme::Preset`]: GitHub, Stripe,
 //!   Standard Webhooks/Svix, Shopify, Slack, Twilio, GitLab, Paddle, Square, HubSpot,
 //!   PagerDuty, and a [`scheme::GenericHmac`] builder) and the [`Scheme`] trait for your own;
-//! - [`verify`]: a tower layer that limits the body, verifies it, and passes the request on
-//!   with its [`scheme::Verified`] identity, or answers `401`/`400`/`413`;
+//! - [`verify`]: a tower layer that limits the body, verifies it, answers the providers'
+//!   [handshakes](verify::handshake) itself, and passes the request on with its
+//!   [`scheme::Verified`] identity, or answers `401`/`400`/`413`;
 //! - [`intake`]: the terminal service that stores the verified delivery in a
 //!   [`queue::Queue`] and answers `2xx` only once it is durable (`503` + `Retry-After` when it
 //!   cannot be stored);
