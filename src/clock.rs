@@ -6,7 +6,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+#[cfg(any(test, feature = "test-util"))]
+use std::time::Duration;
 
 /// A source of wall-clock time.
 ///
@@ -77,15 +79,10 @@ impl Clock for SharedClock {
 }
 
 /// Milliseconds since the Unix epoch; times before the epoch map to 0.
-pub fn unix_millis(t: SystemTime) -> i64 {
+pub(crate) fn unix_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// The time `ms` milliseconds after the Unix epoch; negative values map to the epoch.
-pub fn from_unix_millis(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// A clock that only moves when told to; for tests.
@@ -137,12 +134,10 @@ mod tests {
         assert_eq!(unix_millis(shared.now()), 100_000);
         c.advance(Duration::from_millis(1500));
         assert_eq!(unix_millis(shared.now()), 101_500);
-        assert_eq!(from_unix_millis(101_500), shared.now());
     }
 
     #[test]
     fn millis_saturate_before_epoch() {
         assert_eq!(unix_millis(UNIX_EPOCH - Duration::from_secs(5)), 0);
-        assert_eq!(from_unix_millis(-5), UNIX_EPOCH);
     }
 }

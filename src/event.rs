@@ -4,41 +4,59 @@ use std::fmt;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 
 /// Text that is either owned or shares a request header's bytes.
 ///
 /// A header value received by hyper is a slice of the connection's read buffer, so keeping
-/// it costs a reference count, not an allocation and a copy. Only ASCII values are kept as
-/// headers (ASCII is UTF-8, so reading them as text cannot fail); anything else is decoded
-/// to an owned `String` once.
+/// it costs a reference count, not an allocation and a copy. Nothing is ever decoded lossily:
+/// a header whose bytes are not UTF-8 keeps them exactly (`NotUtf8`, with a display form for
+/// logs), compares by those bytes, and is refused by every store.
 #[derive(Clone)]
 enum Text {
     Owned(String),
+    /// Valid UTF-8 (checked in `from_header`).
     Header(HeaderValue),
+    /// Bytes that are not UTF-8, and their display form (invalid sequences as U+FFFD).
+    NotUtf8 { raw: HeaderValue, shown: String },
 }
 
 impl Text {
     fn from_header(value: &HeaderValue) -> Self {
-        if value.as_bytes().is_ascii() {
-            Self::Header(value.clone())
-        } else {
-            Self::Owned(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        match std::str::from_utf8(value.as_bytes()) {
+            Ok(_) => Self::Header(value.clone()),
+            Err(_) => Self::NotUtf8 {
+                raw: value.clone(),
+                shown: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            },
         }
     }
 
     fn as_str(&self) -> &str {
         match self {
             Self::Owned(s) => s,
-            // ASCII, checked in `from_header`: this never falls back.
+            // Checked in `from_header`: this never falls back.
             Self::Header(v) => std::str::from_utf8(v.as_bytes()).unwrap_or_default(),
+            Self::NotUtf8 { shown, .. } => shown,
         }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Owned(s) => s.as_bytes(),
+            Self::Header(v) | Self::NotUtf8 { raw: v, .. } => v.as_bytes(),
+        }
+    }
+
+    fn is_utf8(&self) -> bool {
+        !matches!(self, Self::NotUtf8 { .. })
     }
 
     fn into_string(self) -> String {
         match self {
             Self::Owned(s) => s,
             Self::Header(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            Self::NotUtf8 { shown, .. } => shown,
         }
     }
 }
@@ -47,9 +65,21 @@ impl Text {
 macro_rules! text_newtype {
     ($name:ident) => {
         impl $name {
-            /// The text.
+            /// The text. For a value that came from a header whose bytes are not UTF-8
+            /// ([`is_utf8`](Self::is_utf8) is false) this is a display form with invalid
+            /// sequences replaced by U+FFFD; [`as_bytes`](Self::as_bytes) has the exact bytes.
             pub fn as_str(&self) -> &str {
                 self.0.as_str()
+            }
+
+            /// The exact bytes, as received.
+            pub fn as_bytes(&self) -> &[u8] {
+                self.0.as_bytes()
+            }
+
+            /// False if the bytes came from a header and are not UTF-8.
+            pub fn is_utf8(&self) -> bool {
+                self.0.is_utf8()
             }
 
             /// Unwraps the text (copies it if it shares a header's bytes).
@@ -71,15 +101,9 @@ macro_rules! text_newtype {
             }
         }
 
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
-                self.as_str()
-            }
-        }
-
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
-                self.as_str() == other.as_str()
+                self.as_bytes() == other.as_bytes()
             }
         }
 
@@ -87,19 +111,19 @@ macro_rules! text_newtype {
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                self.as_str() == other
+                self.as_bytes() == other.as_bytes()
             }
         }
 
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                self.as_str() == *other
+                self.as_bytes() == other.as_bytes()
             }
         }
 
         impl std::hash::Hash for $name {
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                self.as_str().hash(state)
+                self.as_bytes().hash(state)
             }
         }
 
@@ -111,7 +135,7 @@ macro_rules! text_newtype {
 
         impl Ord for $name {
             fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-                self.as_str().cmp(other.as_str())
+                self.as_bytes().cmp(other.as_bytes())
             }
         }
 
@@ -140,8 +164,8 @@ macro_rules! text_newtype {
         }
 
         impl From<&HeaderValue> for $name {
-            /// Shares the header's bytes when they are ASCII; otherwise decodes them
-            /// as UTF-8, replacing invalid sequences with U+FFFD.
+            /// Shares the header's bytes, exactly; bytes that are not UTF-8 are kept as
+            /// they are (see [`is_utf8`](Self::is_utf8)), never replaced.
             fn from(value: &HeaderValue) -> Self {
                 Self(Text::from_header(value))
             }
@@ -234,12 +258,6 @@ impl RawEvent {
         self.headers = headers;
         self
     }
-
-    /// Encodes the headers in HTTP/1 field syntax, `name: value\r\n` per field, which storage
-    /// backends keep as one blob. Header values cannot contain CR or LF, so this is lossless.
-    pub fn encode_headers(&self) -> Vec<u8> {
-        encode_headers(&self.headers)
-    }
 }
 
 impl fmt::Debug for RawEvent {
@@ -252,38 +270,6 @@ impl fmt::Debug for RawEvent {
             .field("body_len", &self.body.len())
             .finish()
     }
-}
-
-/// Encodes headers as `name: value\r\n` lines; see [`RawEvent::encode_headers`].
-pub fn encode_headers(headers: &HeaderMap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(headers.len() * 32);
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Decodes what [`encode_headers`] wrote. Lines that are not valid fields are skipped, so a
-/// damaged blob loses only its damaged lines.
-pub fn decode_headers(blob: &[u8]) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for line in blob.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (name, rest) = line.split_at(colon);
-        let value = rest[1..].strip_prefix(b" ").unwrap_or(&rest[1..]);
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
-        {
-            headers.append(name, value);
-        }
-    }
-    headers
 }
 
 #[cfg(test)]
@@ -317,77 +303,24 @@ mod tests {
     }
 
     #[test]
-    fn non_ascii_header_text_is_decoded_once() {
-        // UTF-8 is kept as written; other bytes become U+FFFD.
+    fn header_bytes_are_kept_exactly_never_merged() {
+        // UTF-8 is kept as written.
         let utf8 = EventType::from(&HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
         assert_eq!(utf8.as_str(), "caf\u{e9}");
-        let latin1 = EventId::from(&HeaderValue::from_bytes(b"caf\xe9").unwrap());
-        assert_eq!(latin1.as_str(), "caf\u{fffd}");
-        assert_eq!(latin1, EventId::new("caf\u{fffd}"));
+        assert!(utf8.is_utf8());
+        // Other bytes are kept too, shown with U+FFFD, and compared by the bytes: two ids
+        // that differ only there stay two ids.
+        let ff = EventId::from(&HeaderValue::from_bytes(b"bad-\xff").unwrap());
+        let fe = EventId::from(&HeaderValue::from_bytes(b"bad-\xfe").unwrap());
+        assert!(!ff.is_utf8());
+        assert_eq!(ff.as_str(), "bad-\u{fffd}");
+        assert_eq!(ff.as_bytes(), b"bad-\xff");
+        assert_ne!(ff, fe);
+        assert_ne!(ff, EventId::new("bad-\u{fffd}"));
         // Tabs are ASCII: shared, and read back exactly.
         let tab = EventType::from(&HeaderValue::from_static("a\tb"));
         assert_eq!(&*tab, "a\tb");
         assert_eq!(tab, "a\tb");
-    }
-
-    #[test]
-    fn headers_round_trip_including_repeats_and_obs_text() {
-        let mut h = HeaderMap::new();
-        h.append("x-a", HeaderValue::from_static("one"));
-        h.append("x-a", HeaderValue::from_static("two: with colon"));
-        h.append("x-b", HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
-        h.append("x-empty", HeaderValue::from_static(""));
-        assert_eq!(decode_headers(&encode_headers(&h)), h);
-    }
-
-    #[test]
-    fn damaged_lines_are_skipped() {
-        let h = decode_headers(b"x-ok: 1\r\nnot a header line\r\nbad name: 2\r\n");
-        assert_eq!(h.len(), 1);
-        assert_eq!(h["x-ok"], "1");
-    }
-
-    /// A header value's bytes: visible ASCII, space, tab and obs-text (what `HeaderValue`
-    /// accepts), so values may start or end with whitespace and contain `: `.
-    fn value_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
-        use proptest::prelude::*;
-        let byte = prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff];
-        proptest::collection::vec(byte, 0..40)
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_header_map_survives_the_stored_form(
-            fields in proptest::collection::vec(("[a-z0-9!#$%&'*+.^_`|~-]{1,24}", value_bytes()), 0..12)
-        ) {
-            let mut h = HeaderMap::new();
-            for (name, value) in &fields {
-                h.append(
-                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                    HeaderValue::from_bytes(value).unwrap(),
-                );
-            }
-            proptest::prop_assert_eq!(decode_headers(&encode_headers(&h)), h);
-        }
-
-        #[test]
-        fn any_blob_decodes_to_fields_that_round_trip(
-            blob in proptest::collection::vec(
-                proptest::prop_oneof![
-                    proptest::strategy::Just(b':'),
-                    proptest::strategy::Just(b' '),
-                    proptest::strategy::Just(b'\r'),
-                    proptest::strategy::Just(b'\n'),
-                    b'a'..=b'e',
-                    proptest::num::u8::ANY,
-                ],
-                0..300,
-            )
-        ) {
-            // A damaged or hand-edited blob never panics; what it yields is stable.
-            let h = decode_headers(&blob);
-            proptest::prop_assert_eq!(decode_headers(&encode_headers(&h)), h);
-        }
     }
 
     #[test]

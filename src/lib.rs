@@ -36,9 +36,9 @@
 //! use bytes::Bytes;
 //! use http::{Request, StatusCode};
 //! use http_body_util::Full;
-//! use hookdock::idempotency::MemoryIdempotencyStore;
+//! use hookdock::store::MemoryIdempotencyStore;
 //! use hookdock::intake::Intake;
-//! use hookdock::queue::MemoryQueue;
+//! use hookdock::store::MemoryQueue;
 //! use hookdock::scheme::Preset;
 //! use hookdock::verify::VerifyLayer;
 //! use hookdock::worker::{Event, HandlerError, Worker};
@@ -98,23 +98,17 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![deny(unreachable_pub)]
 
 pub mod clock;
 mod error;
 pub mod event;
-pub mod idempotency;
 pub mod intake;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub mod postgres;
-pub mod queue;
 pub mod scheme;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
-#[cfg(feature = "sqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub mod sqlite;
+pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
@@ -122,6 +116,10 @@ pub mod verify;
 pub mod worker;
 
 pub use clock::{Clock, SystemClock};
-pub use error::{ConfigError, StoreError};
+pub use error::ConfigError;
 pub use event::{EventId, EventType, RawEvent};
-pub use scheme::Scheme;
+pub use intake::Intake;
+pub use scheme::{Preset, Scheme, Verified};
+pub use store::{IdempotencyStore, Queue, StoreError};
+pub use verify::VerifyLayer;
+pub use worker::{DedupeLayer, Event, HandlerError, Worker};

@@ -11,15 +11,20 @@
 //!    its [`HeaderPolicy`] keeps (by default all but hop-by-hop headers and credentials, so the
 //!    provider's signature, id and timestamp headers stay and events can be re-verified),
 //!    and the raw body as received (no copy);
-//! 3. awaits [`Queue::enqueue`](crate::queue::Queue::enqueue), which resolves only once the
+//! 3. awaits [`Queue::enqueue`](crate::store::Queue::enqueue), which resolves only once the
 //!    event is stored at the queue's durability;
 //! 4. answers the configured `2xx` (default `200`) for a new event *and* for a duplicate (the
-//!    sender should stop retrying either way), with the [`Enqueued`](crate::queue::Enqueued)
-//!    outcome in the response's extensions; or `503 Service Unavailable` with `Retry-After`
-//!    when the queue is full or storage fails ([`IntakeError::QueueFull`],
-//!    [`IntakeError::StorageUnavailable`]), so the sender's own retry is the backstop.
+//!    sender should stop retrying either way), with the [`Enqueued`](crate::store::Enqueued)
+//!    outcome in the response's extensions; `503 Service Unavailable` with `Retry-After`
+//!    when the queue is full or storage fails for now ([`IntakeError::QueueFull`],
+//!    [`IntakeError::StorageUnavailable`]), so the sender's own retry is the backstop;
+//!    `400 Bad Request` naming the reason for an event that can never be stored (an id
+//!    breaking the [key rules](crate::store::key): [`IntakeError::InvalidEvent`]), so the
+//!    sender stops retrying; `500` if the store reports a broken invariant
+//!    ([`IntakeError::StorageFault`], logged).
 //!
-//! A `2xx` is never sent for an event that is not stored.
+//! A `2xx` is never sent for an event that is not stored. The body of every answer is one
+//! line of text: `stored`, `duplicate`, or `not stored: ...` with the reason.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -27,7 +32,7 @@
 //! use http::{Request, StatusCode};
 //! use http_body_util::Full;
 //! use hookdock::intake::Intake;
-//! use hookdock::queue::{MemoryQueue, Queue};
+//! use hookdock::store::{MemoryQueue, Queue};
 //! use hookdock::scheme::Preset;
 //! use hookdock::verify::VerifyLayer;
 //! use std::sync::Arc;
@@ -65,9 +70,10 @@ mod future;
 mod headers;
 mod service;
 
-use std::fmt;
 
 use http::StatusCode;
+
+use crate::store::InvalidInput;
 
 pub use future::ResponseFuture;
 pub use headers::{DefaultHeaderPolicy, HeaderPolicy, CREDENTIAL_HEADERS};
@@ -75,49 +81,54 @@ pub use service::{Intake, IntakeBuilder, DEFAULT_RETRY_AFTER};
 
 /// Why the intake did not store a request; placed in the extensions of its non-`2xx`
 /// responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntakeError {
     /// The request carries no [`Verified`](crate::scheme::Verified) identity: the intake is
     /// mounted without a verify layer in front. `500`.
+    #[error("not stored: the request was not verified (mount VerifyLayer in front of the intake)")]
     NotVerified,
     /// The body could not be read. `400`.
+    #[error("not stored: the request body could not be read")]
     BodyUnreadable,
+    /// The event's source or id can never be stored (see [`crate::store::key`]). `400`, with
+    /// the reason (`invalid_event_id`, `invalid_source`) first in the body.
+    #[error("not stored: {reason}: {0}", reason = .0.reason())]
+    InvalidEvent(InvalidInput),
     /// The queue is at its depth limit. `503` with `Retry-After`.
+    #[error("not stored: the queue is full, retry later")]
     QueueFull,
-    /// The queue failed to store the event (I/O, database, shut down). `503` with
+    /// The queue failed to store the event for now (I/O, database, shut down). `503` with
     /// `Retry-After`.
+    #[error("not stored: storage is unavailable, retry later")]
     StorageUnavailable,
+    /// The store reported a broken invariant (a bug, or a database edited by hand). `500`;
+    /// logged at `ERROR`.
+    #[error("not stored: internal storage error")]
+    StorageFault,
 }
 
 impl IntakeError {
     /// The HTTP status answered.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::NotVerified => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::NotVerified | Self::StorageFault => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BodyUnreadable | Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             Self::QueueFull | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
-    /// The response body: one line of text.
-    pub fn message(self) -> &'static str {
+    /// A stable snake_case name, as logs and tests use it: `not_verified`,
+    /// `body_unreadable`, `invalid_event_id`, `invalid_source`, `queue_full`,
+    /// `storage_unavailable`, `storage_fault`.
+    pub fn reason(self) -> &'static str {
         match self {
-            Self::NotVerified => {
-                "not stored: the request was not verified (mount VerifyLayer in front of the \
-                 intake)\n"
-            }
-            Self::BodyUnreadable => "not stored: the request body could not be read\n",
-            Self::QueueFull => "not stored: the queue is full, retry later\n",
-            Self::StorageUnavailable => "not stored: storage is unavailable, retry later\n",
+            Self::NotVerified => "not_verified",
+            Self::BodyUnreadable => "body_unreadable",
+            Self::InvalidEvent(invalid) => invalid.reason(),
+            Self::QueueFull => "queue_full",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::StorageFault => "storage_fault",
         }
     }
 }
-
-impl fmt::Display for IntakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message().trim_end())
-    }
-}
-
-impl std::error::Error for IntakeError {}

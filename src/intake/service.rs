@@ -17,10 +17,10 @@ use tower_service::Service;
 use super::headers::{select, DefaultHeaderPolicy, HeaderPolicy};
 use super::{IntakeError, ResponseFuture};
 use crate::clock::SharedClock;
-use crate::error::{ConfigError, StoreError};
+use crate::error::ConfigError;
 use crate::event::RawEvent;
-use crate::queue::{Enqueued, Queue};
 use crate::scheme::Verified;
+use crate::store::{key, Enqueued, ErrorKind, Queue, StoreError};
 use crate::Clock;
 
 /// The `Retry-After` sent with a `503` when none is set: 10 seconds.
@@ -106,7 +106,7 @@ impl<Q> fmt::Debug for Intake<Q> {
 ///
 /// ```
 /// use hookdock::intake::{DefaultHeaderPolicy, Intake};
-/// use hookdock::queue::MemoryQueue;
+/// use hookdock::store::MemoryQueue;
 /// use http::StatusCode;
 /// use std::time::Duration;
 ///
@@ -174,11 +174,11 @@ impl<Q: Queue> IntakeBuilder<Q> {
                 reason: "must be a 2xx status: it tells the sender the event is stored",
             });
         }
-        if self.source.as_deref().is_some_and(str::is_empty) {
-            return Err(ConfigError::InvalidValue {
+        if let Some(source) = self.source.as_deref() {
+            key::validate_source(source).map_err(|_| ConfigError::InvalidValue {
                 what: "intake source",
-                reason: "must not be empty",
-            });
+                reason: "must be 1 to 128 bytes of text without control characters",
+            })?;
         }
         Ok(Intake::from_builder(self))
     }
@@ -245,6 +245,12 @@ where
             }
             let body = collector.take();
             let source: &str = shared.source.as_deref().unwrap_or(verified.scheme);
+            // Refused here, the same way every backend would refuse it: an id that can never
+            // be stored gets a 400 the sender will not retry, never a 503.
+            if let Err(invalid) = key::validate(source, &verified.id) {
+                tracing::info!(%source, id = ?verified.id, error = %invalid, "invalid event identity: answered 400");
+                return failure(IntakeError::InvalidEvent(invalid), None);
+            }
             // For the log lines below; the event itself moves into the queue.
             let id = verified.id.clone();
             let event = RawEvent {
@@ -263,7 +269,11 @@ where
                     tracing::warn!(%source, %id, depth, "queue full: answered 503");
                     failure(IntakeError::QueueFull, Some(&shared.retry_after))
                 }
-                Err(err) => {
+                Err(StoreError::Invalid(invalid)) => {
+                    tracing::info!(%source, %id, error = %invalid, "the store refused the event: answered 400");
+                    failure(IntakeError::InvalidEvent(invalid), None)
+                }
+                Err(err) if err.kind() == ErrorKind::Transient => {
                     tracing::error!(
                         %source,
                         %id,
@@ -273,13 +283,23 @@ where
                     );
                     failure(IntakeError::StorageUnavailable, Some(&shared.retry_after))
                 }
+                Err(err) => {
+                    tracing::error!(
+                        %source,
+                        %id,
+                        error = %err,
+                        cause = ?std::error::Error::source(&err),
+                        "storage broke an invariant: answered 500"
+                    );
+                    failure(IntakeError::StorageFault, None)
+                }
             }
         })
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -299,7 +319,7 @@ fn stored(status: StatusCode, enqueued: Enqueued) -> Response<Full<Bytes>> {
 }
 
 fn failure(error: IntakeError, retry_after: Option<&HeaderValue>) -> Response<Full<Bytes>> {
-    let mut response = text(error.status(), error.message());
+    let mut response = text(error.status(), format!("{error}\n"));
     if let Some(after) = retry_after {
         response.headers_mut().insert(RETRY_AFTER, after.clone());
     }

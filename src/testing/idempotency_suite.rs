@@ -1,215 +1,55 @@
-//! The [`IdempotencyStore`] conformance suite: one check per clause of the contract in
-//! [`crate::idempotency`].
+//! The [`IdempotencyStore`] conformance suite: one check per clause of the
+//! [idempotency contract](crate::store#the-idempotency-contract).
 //!
-//! Like the [queue suite](super::queue_suite): plain `async fn` checks over an
-//! [`IdempotencyHarness`], expanded into tests by
-//! [`idempotency_conformance!`](crate::idempotency_conformance).
-//!
-//! ```
-//! use std::time::Duration;
-//! use async_trait::async_trait;
-//! use hookdock::idempotency::MemoryIdempotencyStore;
-//! use hookdock::testing::{idempotency_suite::IdempotencyHarness, FakeClock};
-//! use hookdock::StoreError;
-//!
-//! struct MyHarness;
-//!
-//! #[async_trait]
-//! impl IdempotencyHarness for MyHarness {
-//!     type Store = MemoryIdempotencyStore;
-//!     type Storage = ();
-//!     async fn create(&self) -> Result<(), StoreError> {
-//!         Ok(())
-//!     }
-//!     async fn open(
-//!         &self,
-//!         _storage: &(),
-//!         retention: Duration,
-//!         clock: FakeClock,
-//!     ) -> Result<Self::Store, StoreError> {
-//!         Ok(MemoryIdempotencyStore::new().with_clock(clock).with_retention(retention))
-//!     }
-//!     fn persistent(&self) -> bool {
-//!         false
-//!     }
-//! }
-//!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! hookdock::testing::idempotency_suite::concurrent_claims_acquire_once(&MyHarness).await;
-//! # });
-//! // In a test file: hookdock::idempotency_conformance!(MyHarness);
-//! ```
+//! Each check is a plain `async fn` taking a [`StoreHarness`];
+//! [`store_conformance!`](crate::store_conformance) expands all of them into tests.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::queue_suite::start_clock;
-use crate::clock::FakeClock;
-use crate::error::StoreError;
-use crate::idempotency::{Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore};
+use super::queue_suite::{fixture_with, Fixture};
+use super::suite::suite;
+use super::{start_clock, Settings, StoreHarness};
+use crate::store::{
+    Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore, QueueOptions, StoreError,
+};
 use crate::Clock;
-
-/// Opens the backend under test for the [idempotency suite](self).
-#[async_trait]
-pub trait IdempotencyHarness: Send + Sync + 'static {
-    /// The store under test.
-    type Store: IdempotencyStore;
-    /// What a store is opened on (see
-    /// [`QueueHarness::Storage`](super::queue_suite::QueueHarness::Storage)).
-    type Storage: Send + Sync + 'static;
-
-    /// Creates fresh, empty storage for one check.
-    async fn create(&self) -> Result<Self::Storage, StoreError>;
-
-    /// Opens a store on `storage` keeping completed keys for `retention`, reading time from
-    /// `clock`.
-    async fn open(
-        &self,
-        storage: &Self::Storage,
-        retention: Duration,
-        clock: FakeClock,
-    ) -> Result<Self::Store, StoreError>;
-
-    /// True if what a store recorded survives closing it and opening its storage again.
-    fn persistent(&self) -> bool;
-
-    /// Shuts a store down before its storage is opened again. The default drops it.
-    async fn close(&self, store: Self::Store) {
-        drop(store);
-    }
-}
-
-/// Runs another harness's backend behind `Arc<dyn IdempotencyStore>`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DynIdempotencyHarness<H>(pub H);
-
-#[async_trait]
-impl<H: IdempotencyHarness> IdempotencyHarness for DynIdempotencyHarness<H> {
-    type Store = Arc<dyn IdempotencyStore>;
-    type Storage = H::Storage;
-
-    async fn create(&self) -> Result<Self::Storage, StoreError> {
-        self.0.create().await
-    }
-
-    async fn open(
-        &self,
-        storage: &Self::Storage,
-        retention: Duration,
-        clock: FakeClock,
-    ) -> Result<Self::Store, StoreError> {
-        Ok(Arc::new(self.0.open(storage, retention, clock).await?))
-    }
-
-    fn persistent(&self) -> bool {
-        self.0.persistent()
-    }
-}
-
-/// The harness for [`MemoryIdempotencyStore`](crate::idempotency::MemoryIdempotencyStore).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MemoryIdempotencyHarness;
-
-#[async_trait]
-impl IdempotencyHarness for MemoryIdempotencyHarness {
-    type Store = crate::idempotency::MemoryIdempotencyStore;
-    type Storage = ();
-
-    async fn create(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn open(
-        &self,
-        _storage: &(),
-        retention: Duration,
-        clock: FakeClock,
-    ) -> Result<Self::Store, StoreError> {
-        Ok(crate::idempotency::MemoryIdempotencyStore::new()
-            .with_clock(clock)
-            .with_retention(retention))
-    }
-
-    fn persistent(&self) -> bool {
-        false
-    }
-}
-
-/// Expands the whole [idempotency suite](crate::testing::idempotency_suite) into one
-/// `#[tokio::test]` per check, each evaluating `$harness` (an expression giving an
-/// [`IdempotencyHarness`](crate::testing::idempotency_suite::IdempotencyHarness)).
-///
-/// As for [`queue_conformance!`](crate::queue_conformance), the calling crate needs `tokio`
-/// with `macros` and `rt-multi-thread`.
-///
-/// ```
-/// // tests/conformance.rs
-/// mod memory_idempotency {
-///     hookdock::idempotency_conformance!(
-///         hookdock::testing::idempotency_suite::MemoryIdempotencyHarness
-///     );
-/// }
-/// # fn main() {}
-/// ```
-#[macro_export]
-macro_rules! idempotency_conformance {
-    ($harness:expr) => {
-        $crate::__conformance_tests!(idempotency_suite, $harness;
-            claim_of_a_new_key_is_acquired,
-            live_claim_is_in_progress_until_its_expiry,
-            completed_key_answers_with_its_result,
-            fingerprint_mismatch_is_reported,
-            release_lets_the_next_claim_acquire,
-            complete_and_release_are_fenced,
-            expired_claim_is_taken_over,
-            expired_claim_can_finish_until_taken_over,
-            completed_key_is_kept_for_the_retention_period,
-            purge_removes_only_expired_keys,
-            concurrent_claims_acquire_once,
-            concurrent_takeovers_acquire_once,
-            claims_survive_reopen,
-        );
-    };
-}
 
 const LEASE: Duration = Duration::from_secs(30);
 const HOUR: Duration = Duration::from_secs(3600);
 
-struct Fixture<H: IdempotencyHarness> {
-    storage: H::Storage,
-    store: Arc<H::Store>,
-    clock: FakeClock,
-}
-
-async fn fixture<H: IdempotencyHarness>(h: &H, retention: Duration) -> Fixture<H> {
-    let storage = match h.create().await {
-        Ok(s) => s,
-        Err(e) => panic!("harness could not create storage: {e}"),
+/// A fresh store keeping completed keys for `retention`; its idempotency store is `store`.
+async fn fixture<H: StoreHarness>(h: &H, retention: Duration) -> Claims<H> {
+    let settings = Settings {
+        clock: start_clock(),
+        retention,
     };
-    let clock = start_clock();
-    let store = match h.open(&storage, retention, clock.clone()).await {
-        Ok(s) => Arc::new(s),
-        Err(e) => panic!("harness could not open the store: {e}"),
-    };
-    Fixture {
-        storage,
-        store,
-        clock,
+    let f = fixture_with(h, QueueOptions::default(), settings).await;
+    Claims {
+        store: Arc::clone(&f.idempotency),
+        clock: f.clock.clone(),
+        fixture: f,
     }
 }
 
-fn key(id: &str) -> IdempotencyKey {
+/// One check's store, with its idempotency store and clock at hand.
+struct Claims<H: StoreHarness> {
+    store: Arc<H::Idempotency>,
+    clock: crate::clock::FakeClock,
+    fixture: Fixture<H>,
+}
+
+pub(crate) fn key(id: &str) -> IdempotencyKey {
     IdempotencyKey::new("github", id)
 }
 
-fn fp(body: &str) -> Fingerprint {
+pub(crate) fn fp(body: &str) -> Fingerprint {
     Fingerprint::of(body.as_bytes())
 }
 
-async fn claim(
+pub(crate) async fn claim(
     s: &impl IdempotencyStore,
     k: &IdempotencyKey,
     body: &str,
@@ -221,7 +61,7 @@ async fn claim(
     }
 }
 
-async fn acquire(
+pub(crate) async fn acquire(
     s: &impl IdempotencyStore,
     k: &IdempotencyKey,
     body: &str,
@@ -251,8 +91,29 @@ fn stale(t: ClaimToken) -> ClaimToken {
     ClaimToken(t.0.wrapping_add(1_000_003))
 }
 
+async fn race<S: IdempotencyStore>(store: &Arc<S>, k: &IdempotencyKey, n: usize) -> Vec<Claim> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let s = Arc::clone(store);
+            let k = k.clone();
+            tokio::spawn(async move { s.claim(&k, &fp("body"), LEASE).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(ok(
+            "concurrent claim",
+            t.await.expect("claim task panicked"),
+        ));
+    }
+    out
+}
+
+suite! {
+$ __idempotency_checks, idempotency_suite;
+
 /// Clause 1: an unknown key is `Acquired` with a token; keys are scoped by source and id.
-pub async fn claim_of_a_new_key_is_acquired<H: IdempotencyHarness>(h: &H) {
+pub async fn claim_of_a_new_key_is_acquired<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let t1 = acquire(s, &key("a"), "body", LEASE).await;
@@ -265,7 +126,7 @@ pub async fn claim_of_a_new_key_is_acquired<H: IdempotencyHarness>(h: &H) {
 }
 
 /// Clause 1: a live claim makes later claims of the key `InProgress` until its expiry.
-pub async fn live_claim_is_in_progress_until_its_expiry<H: IdempotencyHarness>(h: &H) {
+pub async fn live_claim_is_in_progress_until_its_expiry<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let expires = f.clock.now() + LEASE;
@@ -284,7 +145,7 @@ pub async fn live_claim_is_in_progress_until_its_expiry<H: IdempotencyHarness>(h
 
 /// Clause 1: a completed key answers `Completed` with the stored result: bytes, empty bytes
 /// and no result are told apart.
-pub async fn completed_key_answers_with_its_result<H: IdempotencyHarness>(h: &H) {
+pub async fn completed_key_answers_with_its_result<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let results = [
@@ -311,7 +172,7 @@ pub async fn completed_key_answers_with_its_result<H: IdempotencyHarness>(h: &H)
 
 /// Clause 1: the same key for a different body is `FingerprintMismatch`, in progress and
 /// completed, and the mismatched claim changes nothing.
-pub async fn fingerprint_mismatch_is_reported<H: IdempotencyHarness>(h: &H) {
+pub async fn fingerprint_mismatch_is_reported<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let t = acquire(s, &key("a"), "original", LEASE).await;
@@ -335,7 +196,7 @@ pub async fn fingerprint_mismatch_is_reported<H: IdempotencyHarness>(h: &H) {
 
 /// Clause 2: release forgets the key, so the next claim acquires it (with any body) with a
 /// new token.
-pub async fn release_lets_the_next_claim_acquire<H: IdempotencyHarness>(h: &H) {
+pub async fn release_lets_the_next_claim_acquire<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let t1 = acquire(s, &key("a"), "one", LEASE).await;
@@ -358,7 +219,7 @@ pub async fn release_lets_the_next_claim_acquire<H: IdempotencyHarness>(h: &H) {
 
 /// Clause 2: complete and release succeed only with the current claim's token; otherwise
 /// `ClaimLost` and nothing changes.
-pub async fn complete_and_release_are_fenced<H: IdempotencyHarness>(h: &H) {
+pub async fn complete_and_release_are_fenced<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let t = acquire(s, &key("a"), "body", LEASE).await;
@@ -399,7 +260,7 @@ pub async fn complete_and_release_are_fenced<H: IdempotencyHarness>(h: &H) {
 
 /// Clause 1 and 2: an expired in-progress claim is taken over (whatever the body) with a
 /// new token, and the old token is fenced off.
-pub async fn expired_claim_is_taken_over<H: IdempotencyHarness>(h: &H) {
+pub async fn expired_claim_is_taken_over<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let t1 = acquire(s, &key("a"), "body", LEASE).await;
@@ -426,7 +287,7 @@ pub async fn expired_claim_is_taken_over<H: IdempotencyHarness>(h: &H) {
 
 /// Clause 2: a claim past its lease may still be completed or released with its token while
 /// nobody has taken it over.
-pub async fn expired_claim_can_finish_until_taken_over<H: IdempotencyHarness>(h: &H) {
+pub async fn expired_claim_can_finish_until_taken_over<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let done = acquire(s, &key("done"), "body", LEASE).await;
@@ -449,7 +310,7 @@ pub async fn expired_claim_can_finish_until_taken_over<H: IdempotencyHarness>(h:
 
 /// Clause 3: a completed key is remembered for the retention period and can be acquired
 /// again after it.
-pub async fn completed_key_is_kept_for_the_retention_period<H: IdempotencyHarness>(h: &H) {
+pub async fn completed_key_is_kept_for_the_retention_period<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let t = acquire(s, &key("a"), "body", LEASE).await;
@@ -468,7 +329,7 @@ pub async fn completed_key_is_kept_for_the_retention_period<H: IdempotencyHarnes
 
 /// Clause 3: purge removes completed keys past retention and claims expired more than a
 /// retention period ago, and nothing else.
-pub async fn purge_removes_only_expired_keys<H: IdempotencyHarness>(h: &H) {
+pub async fn purge_removes_only_expired_keys<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let s = &*f.store;
     let old = acquire(s, &key("old"), "body", LEASE).await;
@@ -499,27 +360,10 @@ pub async fn purge_removes_only_expired_keys<H: IdempotencyHarness>(h: &H) {
     acquire(s, &key("expired-recently"), "body", LEASE).await;
 }
 
-async fn race<S: IdempotencyStore>(store: &Arc<S>, k: &IdempotencyKey, n: usize) -> Vec<Claim> {
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let s = Arc::clone(store);
-            let k = k.clone();
-            tokio::spawn(async move { s.claim(&k, &fp("body"), LEASE).await })
-        })
-        .collect();
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(ok(
-            "concurrent claim",
-            t.await.expect("claim task panicked"),
-        ));
-    }
-    out
-}
 
 /// Clause 1: of many concurrent claims of one key, exactly one is `Acquired`; the others
 /// are `InProgress`.
-pub async fn concurrent_claims_acquire_once<H: IdempotencyHarness>(h: &H) {
+pub async fn concurrent_claims_acquire_once<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     let claims = race(&f.store, &key("hot"), 64).await;
     let acquired = claims
@@ -539,7 +383,7 @@ pub async fn concurrent_claims_acquire_once<H: IdempotencyHarness>(h: &H) {
 }
 
 /// Clause 1: of many concurrent claims of an expired claim's key, exactly one takes it over.
-pub async fn concurrent_takeovers_acquire_once<H: IdempotencyHarness>(h: &H) {
+pub async fn concurrent_takeovers_acquire_once<H: StoreHarness>(h: &H) {
     let f = fixture(h, HOUR).await;
     acquire(&*f.store, &key("hot"), "body", LEASE).await;
     f.clock.advance(LEASE + Duration::from_secs(1));
@@ -556,7 +400,7 @@ pub async fn concurrent_takeovers_acquire_once<H: IdempotencyHarness>(h: &H) {
 
 /// Clauses 1 to 3 across a restart (persistent backends only): completed keys and their
 /// results, live claims and their tokens survive, and new tokens do not repeat old ones.
-pub async fn claims_survive_reopen<H: IdempotencyHarness>(h: &H) {
+pub async fn claims_survive_reopen<H: StoreHarness>(h: &H) {
     if !h.persistent() {
         return;
     }
@@ -569,37 +413,31 @@ pub async fn claims_survive_reopen<H: IdempotencyHarness>(h: &H) {
             .await,
     );
     let t2 = acquire(s, &key("running"), "body", LEASE).await;
-    let Fixture {
-        storage,
-        store,
-        clock,
-    } = f;
-    let store = Arc::try_unwrap(store).unwrap_or_else(|_| panic!("the store is still shared"));
-    h.close(store).await;
-    let s = match h.open(&storage, HOUR, clock).await {
-        Ok(s) => s,
-        Err(e) => panic!("reopening the storage failed: {e}"),
-    };
+    let Claims { store, fixture, .. } = f;
+    drop(store);
+    let f = fixture.reopen(h).await;
+    let s = &*f.idempotency;
     assert_eq!(
-        claim(&s, &key("done"), "body", LEASE).await,
+        claim(s, &key("done"), "body", LEASE).await,
         Claim::Completed(Some(Bytes::from_static(b"result")))
     );
     assert_eq!(
-        claim(&s, &key("running"), "other", LEASE).await,
+        claim(s, &key("running"), "other", LEASE).await,
         Claim::FingerprintMismatch,
         "the fingerprint must survive a reopen"
     );
     assert!(matches!(
-        claim(&s, &key("running"), "body", LEASE).await,
+        claim(s, &key("running"), "body", LEASE).await,
         Claim::InProgress { .. }
     ));
     ok(
         "complete with a token from before the reopen",
         s.complete(&key("running"), t2, None).await,
     );
-    let t3 = acquire(&s, &key("new"), "body", LEASE).await;
+    let t3 = acquire(s, &key("new"), "body", LEASE).await;
     assert!(
         t3 != t1 && t3 != t2,
         "tokens must not repeat after a reopen"
     );
+}
 }

@@ -1,250 +1,94 @@
-//! The [`Queue`] conformance suite: one check per clause of the contract in
-//! [`crate::queue`].
+//! The [`Queue`] conformance suite: one check per clause of the
+//! [queue contract](crate::store#the-queue-contract).
 //!
-//! Each check is a plain `async fn` taking a [`QueueHarness`], so it can be called from any
-//! test; [`queue_conformance!`](crate::queue_conformance) expands all of them into
+//! Each check is a plain `async fn` taking a [`StoreHarness`], so it can be called from any
+//! test; [`store_conformance!`](crate::store_conformance) expands all of them into
 //! `#[tokio::test]`s at once. A check panics (fails the test) with a message naming the
 //! clause it found broken.
-//!
-//! Implementing the harness for your backend:
-//!
-//! ```
-//! use async_trait::async_trait;
-//! use hookdock::queue::{MemoryQueue, QueueOptions};
-//! use hookdock::testing::{queue_suite::QueueHarness, FakeClock};
-//! use hookdock::StoreError;
-//!
-//! struct MyHarness;
-//!
-//! #[async_trait]
-//! impl QueueHarness for MyHarness {
-//!     type Queue = MemoryQueue;
-//!     // A temporary file, a fresh schema or table prefix, ...; nothing for memory.
-//!     type Storage = ();
-//!     async fn create(&self) -> Result<(), StoreError> {
-//!         Ok(())
-//!     }
-//!     async fn open(
-//!         &self,
-//!         _storage: &(),
-//!         options: QueueOptions,
-//!         clock: FakeClock,
-//!     ) -> Result<MemoryQueue, StoreError> {
-//!         Ok(MemoryQueue::with_options(options).with_clock(clock))
-//!     }
-//!     fn persistent(&self) -> bool {
-//!         false
-//!     }
-//! }
-//!
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! hookdock::testing::queue_suite::lease_is_exclusive_until_expiry(&MyHarness).await;
-//! # });
-//! // In a test file: hookdock::queue_conformance!(MyHarness);
-//! ```
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue};
 
+use super::suite::suite;
+use super::{settings, start_clock, ClockExt, StoreHarness};
 use crate::clock::FakeClock;
-use crate::error::StoreError;
 use crate::event::RawEvent;
-use crate::queue::{
+use crate::store::{
     DeadLetterFilter, Durability, Enqueued, Leased, MessageId, Queue, QueueOptions, QueueStats,
-    EXPIRED_ON_LAST_ATTEMPT,
+    StoreError, EXPIRED_ON_LAST_ATTEMPT,
 };
-
-/// Opens the backend under test for the [queue suite](self).
-///
-/// Keep it cheap: every check creates its own storage, so checks never see each other's
-/// messages and can run in parallel.
-#[async_trait]
-pub trait QueueHarness: Send + Sync + 'static {
-    /// The queue under test.
-    type Queue: Queue;
-    /// What a queue is opened on: a temporary file, a fresh schema or table prefix on a
-    /// database server, or `()` for a backend that keeps nothing.
-    type Storage: Send + Sync + 'static;
-
-    /// Creates fresh, empty storage for one check.
-    async fn create(&self) -> Result<Self::Storage, StoreError>;
-
-    /// Opens a queue on `storage` with `options`, reading time from `clock`.
-    ///
-    /// For a [`persistent`](Self::persistent) backend, opening the same storage again
-    /// (after [`close`](Self::close)) must see everything stored before.
-    async fn open(
-        &self,
-        storage: &Self::Storage,
-        options: QueueOptions,
-        clock: FakeClock,
-    ) -> Result<Self::Queue, StoreError>;
-
-    /// True if what a queue stored survives closing it and opening its storage again; the
-    /// durability checks run only then.
-    fn persistent(&self) -> bool;
-
-    /// Shuts a queue down before its storage is opened again. The default drops it.
-    async fn close(&self, queue: Self::Queue) {
-        drop(queue);
-    }
-}
-
-/// Runs another harness's backend behind `Arc<dyn Queue>`, to check that the trait object
-/// (and the `Arc` forwarding) keeps the contract too.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DynQueueHarness<H>(pub H);
-
-#[async_trait]
-impl<H: QueueHarness> QueueHarness for DynQueueHarness<H> {
-    type Queue = Arc<dyn Queue>;
-    type Storage = H::Storage;
-
-    async fn create(&self) -> Result<Self::Storage, StoreError> {
-        self.0.create().await
-    }
-
-    async fn open(
-        &self,
-        storage: &Self::Storage,
-        options: QueueOptions,
-        clock: FakeClock,
-    ) -> Result<Self::Queue, StoreError> {
-        Ok(Arc::new(self.0.open(storage, options, clock).await?))
-    }
-
-    fn persistent(&self) -> bool {
-        self.0.persistent()
-    }
-}
-
-/// The harness for [`MemoryQueue`](crate::queue::MemoryQueue).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MemoryQueueHarness;
-
-#[async_trait]
-impl QueueHarness for MemoryQueueHarness {
-    type Queue = crate::queue::MemoryQueue;
-    type Storage = ();
-
-    async fn create(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn open(
-        &self,
-        _storage: &(),
-        options: QueueOptions,
-        clock: FakeClock,
-    ) -> Result<Self::Queue, StoreError> {
-        Ok(crate::queue::MemoryQueue::with_options(options).with_clock(clock))
-    }
-
-    fn persistent(&self) -> bool {
-        false
-    }
-}
-
-/// Expands the whole [queue suite](crate::testing::queue_suite) into one `#[tokio::test]` per
-/// check, each evaluating `$harness` (an expression giving a
-/// [`QueueHarness`](crate::testing::queue_suite::QueueHarness)).
-///
-/// The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) among
-/// its dev-dependencies. Use it once per module, since the tests are named after the checks.
-///
-/// ```
-/// // tests/conformance.rs
-/// mod memory_queue {
-///     hookdock::queue_conformance!(hookdock::testing::queue_suite::MemoryQueueHarness);
-/// }
-/// # fn main() {}
-/// ```
-#[macro_export]
-macro_rules! queue_conformance {
-    ($harness:expr) => {
-        $crate::__conformance_tests!(queue_suite, $harness;
-            enqueue_returns_new_then_duplicate,
-            enqueue_is_idempotent_in_every_held_state,
-            concurrent_enqueues_store_one_event_once,
-            durability_matches_the_harness,
-            event_round_trips_byte_for_byte,
-            lease_takes_oldest_first_up_to_max,
-            lease_sets_expiry_token_and_attempt,
-            lease_is_exclusive_until_expiry,
-            concurrent_leasers_take_each_message_once,
-            expired_lease_is_redelivered_with_new_token,
-            stale_token_is_fenced_everywhere,
-            expired_lease_can_be_settled_until_retaken,
-            settled_tokens_are_no_longer_current,
-            extend_moves_the_expiry,
-            retry_waits_until_its_time,
-            defer_gives_the_attempt_back,
-            ack_removes_the_message,
-            dead_letter_parks_the_message,
-            expiry_on_last_attempt_dead_letters,
-            dead_letters_filter_and_page,
-            replay_restores_the_original_event,
-            replay_honours_filter_and_limit,
-            stats_count_each_state,
-            depth_limit_refuses_new_events,
-            stored_state_survives_reopen,
-        );
-    };
-}
-
-/// Expands a suite's checks into tests; used by the `*_conformance!` macros.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_tests {
-    ($suite:ident, $harness:expr; $($check:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                $crate::testing::$suite::$check(&$harness).await;
-            }
-        )*
-    };
-}
 
 const LEASE: Duration = Duration::from_secs(30);
 const PAST_LEASE: Duration = Duration::from_secs(31);
 
-/// The start of every check's fake clock (a whole millisecond, as every backend can store).
-pub(crate) fn start_clock() -> FakeClock {
-    FakeClock::new(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
+/// One check's backend: its storage (kept alive), queue, idempotency store and clock.
+pub(crate) struct Fixture<H: StoreHarness> {
+    pub(crate) storage: H::Storage,
+    pub(crate) queue: Arc<H::Queue>,
+    pub(crate) idempotency: Arc<H::Idempotency>,
+    pub(crate) clock: FakeClock,
+    pub(crate) options: QueueOptions,
 }
 
-/// One check's backend: its storage (kept alive), queue and clock.
-struct Fixture<H: QueueHarness> {
-    storage: H::Storage,
-    queue: Arc<H::Queue>,
-    clock: FakeClock,
+pub(crate) async fn fixture<H: StoreHarness>(h: &H, options: QueueOptions) -> Fixture<H> {
+    let clock = start_clock();
+    fixture_with(h, options, settings(&clock)).await
+}
+
+pub(crate) async fn fixture_with<H: StoreHarness>(
+    h: &H,
     options: QueueOptions,
-}
-
-async fn fixture<H: QueueHarness>(h: &H, options: QueueOptions) -> Fixture<H> {
+    settings: super::Settings,
+) -> Fixture<H> {
     let storage = match h.create().await {
         Ok(s) => s,
         Err(e) => panic!("harness could not create storage: {e}"),
     };
-    let clock = start_clock();
-    let queue = match h.open(&storage, options, clock.clone()).await {
-        Ok(q) => Arc::new(q),
-        Err(e) => panic!("harness could not open the queue: {e}"),
+    let (queue, idempotency) = match h.open(&storage, &settings, options).await {
+        Ok(opened) => opened,
+        Err(e) => panic!("harness could not open the store: {e}"),
     };
     Fixture {
         storage,
-        queue,
-        clock,
+        queue: Arc::new(queue),
+        idempotency: Arc::new(idempotency),
+        clock: settings.clock,
         options,
     }
 }
 
-fn event(source: &str, id: &str, body: &str) -> RawEvent {
+impl<H: StoreHarness> Fixture<H> {
+    /// Closes the store and opens its storage again.
+    pub(crate) async fn reopen(self, h: &H) -> Fixture<H> {
+        let Fixture {
+            storage,
+            queue,
+            idempotency,
+            clock,
+            options,
+        } = self;
+        let queue = Arc::try_unwrap(queue).unwrap_or_else(|_| panic!("the queue is still shared"));
+        let idempotency = Arc::try_unwrap(idempotency)
+            .unwrap_or_else(|_| panic!("the idempotency store is still shared"));
+        h.close(queue, idempotency).await;
+        let (queue, idempotency) = match h.open(&storage, &settings(&clock), options).await {
+            Ok(opened) => opened,
+            Err(e) => panic!("reopening the storage failed: {e}"),
+        };
+        Fixture {
+            storage,
+            queue: Arc::new(queue),
+            idempotency: Arc::new(idempotency),
+            clock,
+            options,
+        }
+    }
+}
+
+pub(crate) fn event(source: &str, id: &str, body: &str) -> RawEvent {
     let mut headers = HeaderMap::new();
     headers.insert(
         "x-delivery",
@@ -259,34 +103,34 @@ fn event(source: &str, id: &str, body: &str) -> RawEvent {
     .with_headers(headers)
 }
 
-async fn enqueue_new(q: &impl Queue, e: RawEvent) -> MessageId {
+pub(crate) async fn enqueue_new(q: &impl Queue, e: RawEvent) -> MessageId {
     match q.enqueue(e).await {
         Ok(Enqueued::New(id)) => id,
         other => panic!("enqueue of a new event: expected New, got {other:?}"),
     }
 }
 
-async fn lease(q: &impl Queue, max: usize) -> Vec<Leased> {
+pub(crate) async fn lease(q: &impl Queue, max: usize) -> Vec<Leased> {
     match q.lease(max, LEASE).await {
         Ok(batch) => batch,
         Err(e) => panic!("lease failed: {e}"),
     }
 }
 
-async fn lease_one(q: &impl Queue) -> Leased {
+pub(crate) async fn lease_one(q: &impl Queue) -> Leased {
     let mut batch = lease(q, 1).await;
     assert_eq!(batch.len(), 1, "expected one ready message to lease");
     batch.remove(0)
 }
 
-async fn stats(q: &impl Queue) -> QueueStats {
+pub(crate) async fn stats(q: &impl Queue) -> QueueStats {
     match q.stats().await {
         Ok(s) => s,
         Err(e) => panic!("stats failed: {e}"),
     }
 }
 
-fn counts(ready: u64, leased: u64, scheduled: u64, dead: u64) -> QueueStats {
+pub(crate) fn counts(ready: u64, leased: u64, scheduled: u64, dead: u64) -> QueueStats {
     QueueStats {
         ready,
         leased,
@@ -295,21 +139,21 @@ fn counts(ready: u64, leased: u64, scheduled: u64, dead: u64) -> QueueStats {
     }
 }
 
-fn ok<T>(what: &str, r: Result<T, StoreError>) -> T {
+pub(crate) fn ok<T>(what: &str, r: Result<T, StoreError>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => panic!("{what} failed: {e}"),
     }
 }
 
-fn assert_lease_lost<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
+pub(crate) fn assert_lease_lost<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
     assert!(
         matches!(r, Err(StoreError::LeaseLost)),
         "{what} with a token that is no longer current must fail with LeaseLost, got {r:?}"
     );
 }
 
-async fn dead_ids(q: &impl Queue) -> Vec<MessageId> {
+pub(crate) async fn dead_ids(q: &impl Queue) -> Vec<MessageId> {
     let dl = ok(
         "dead_letters",
         q.dead_letters(&DeadLetterFilter::all()).await,
@@ -317,13 +161,16 @@ async fn dead_ids(q: &impl Queue) -> Vec<MessageId> {
     dl.iter().map(|d| d.message).collect()
 }
 
-fn ids(batch: &[Leased]) -> Vec<MessageId> {
+pub(crate) fn ids(batch: &[Leased]) -> Vec<MessageId> {
     batch.iter().map(|l| l.lease.message).collect()
 }
 
+suite! {
+$ __queue_checks, queue_suite;
+
 /// Clause 1: a new event is `New`; the same (source, id) again is `Duplicate` with the same
 /// message id and stores nothing; the same id in another source is a different event.
-pub async fn enqueue_returns_new_then_duplicate<H: QueueHarness>(h: &H) {
+pub async fn enqueue_returns_new_then_duplicate<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let a = enqueue_new(q, event("github", "a", "first body")).await;
@@ -358,21 +205,24 @@ pub async fn enqueue_returns_new_then_duplicate<H: QueueHarness>(h: &H) {
 }
 
 /// Clause 1: enqueue stays idempotent while the message is leased, scheduled for a retry,
-/// or in the dead letters.
-pub async fn enqueue_is_idempotent_in_every_held_state<H: QueueHarness>(h: &H) {
+/// in the dead letters, or handled.
+pub async fn enqueue_is_idempotent_in_every_held_state<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let leased = enqueue_new(q, event("github", "leased", "1")).await;
     let scheduled = enqueue_new(q, event("github", "scheduled", "2")).await;
     let dead = enqueue_new(q, event("github", "dead", "3")).await;
-    let batch = lease(q, 3).await;
-    assert_eq!(batch.len(), 3);
+    let handled = enqueue_new(q, event("github", "handled", "5")).await;
+    let batch = lease(q, 4).await;
+    assert_eq!(batch.len(), 4);
     for l in &batch {
         if l.lease.message == scheduled {
             let at = f.clock.now_plus(Duration::from_secs(3600));
             ok("retry", q.retry(&l.lease, at, "later").await);
         } else if l.lease.message == dead {
             ok("dead_letter", q.dead_letter(&l.lease, "bad").await);
+        } else if l.lease.message == handled {
+            ok("ack", q.ack(&l.lease).await);
         }
     }
     let ready = enqueue_new(q, event("github", "ready", "4")).await;
@@ -382,6 +232,7 @@ pub async fn enqueue_is_idempotent_in_every_held_state<H: QueueHarness>(h: &H) {
         ("leased", leased),
         ("scheduled", scheduled),
         ("dead", dead),
+        ("handled", handled),
         ("ready", ready),
     ] {
         let again = ok("enqueue", q.enqueue(event("github", id, "again")).await);
@@ -396,7 +247,7 @@ pub async fn enqueue_is_idempotent_in_every_held_state<H: QueueHarness>(h: &H) {
 
 /// Clause 1: many concurrent enqueues of one event store it once: exactly one `New`, every
 /// other call `Duplicate` of the same message.
-pub async fn concurrent_enqueues_store_one_event_once<H: QueueHarness>(h: &H) {
+pub async fn concurrent_enqueues_store_one_event_once<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let tasks: Vec<_> = (0..32)
         .map(|i| {
@@ -427,7 +278,7 @@ pub async fn concurrent_enqueues_store_one_event_once<H: QueueHarness>(h: &H) {
 
 /// The declared durability matches the harness: a persistent backend does not claim to be
 /// volatile, and a volatile one does not claim durability.
-pub async fn durability_matches_the_harness<H: QueueHarness>(h: &H) {
+pub async fn durability_matches_the_harness<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let volatile = f.queue.durability() == Durability::Volatile;
     assert_eq!(
@@ -441,8 +292,8 @@ pub async fn durability_matches_the_harness<H: QueueHarness>(h: &H) {
 
 /// The stored event comes back unchanged: every byte of the body (including bytes that
 /// are not UTF-8, and an empty body), repeated and non-ASCII headers, the received-at time
-/// to the millisecond, the source and the id.
-pub async fn event_round_trips_byte_for_byte<H: QueueHarness>(h: &H) {
+/// to the microsecond, the source and the id.
+pub async fn event_round_trips_byte_for_byte<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let body: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
@@ -454,7 +305,7 @@ pub async fn event_round_trips_byte_for_byte<H: QueueHarness>(h: &H) {
         HeaderValue::from_bytes(b"caf\xc3\xa9 \xff").expect("obs-text is a valid value"),
     );
     headers.append("x-empty", HeaderValue::from_static(""));
-    let received = UNIX_EPOCH + Duration::from_millis(1_650_000_000_987);
+    let received = UNIX_EPOCH + Duration::from_micros(1_650_000_000_987_654);
     let full = RawEvent::new("git-hub.v2", "d/é 1", received, body).with_headers(headers);
     let empty = RawEvent::new("stripe", "evt_empty", received, Vec::new());
     let full_id = enqueue_new(q, full.clone()).await;
@@ -481,7 +332,7 @@ pub async fn event_round_trips_byte_for_byte<H: QueueHarness>(h: &H) {
 
 /// Clause 2: lease hands out at most `max` messages, oldest first; `max = 0` leases nothing
 /// and counts no attempt.
-pub async fn lease_takes_oldest_first_up_to_max<H: QueueHarness>(h: &H) {
+pub async fn lease_takes_oldest_first_up_to_max<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let mut order = Vec::new();
@@ -513,7 +364,7 @@ pub async fn lease_takes_oldest_first_up_to_max<H: QueueHarness>(h: &H) {
 
 /// Clause 2: a lease expires `lease_for` after the lease, is attempt 1 on a new message, and
 /// carries the queue's attempt limit and no previous error.
-pub async fn lease_sets_expiry_token_and_attempt<H: QueueHarness>(h: &H) {
+pub async fn lease_sets_expiry_token_and_attempt<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default().max_attempts(4)).await;
     let q = &*f.queue;
     let id = enqueue_new(q, event("github", "a", "x")).await;
@@ -533,7 +384,7 @@ pub async fn lease_sets_expiry_token_and_attempt<H: QueueHarness>(h: &H) {
 }
 
 /// Clause 2: a message under a live lease is not leased again, however close to expiry.
-pub async fn lease_is_exclusive_until_expiry<H: QueueHarness>(h: &H) {
+pub async fn lease_is_exclusive_until_expiry<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     enqueue_new(q, event("github", "a", "x")).await;
@@ -551,7 +402,7 @@ pub async fn lease_is_exclusive_until_expiry<H: QueueHarness>(h: &H) {
 }
 
 /// Clause 2: many concurrent leasers: every message is leased exactly once.
-pub async fn concurrent_leasers_take_each_message_once<H: QueueHarness>(h: &H) {
+pub async fn concurrent_leasers_take_each_message_once<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     const MESSAGES: usize = 300;
     for i in 0..MESSAGES {
@@ -585,7 +436,7 @@ pub async fn concurrent_leasers_take_each_message_once<H: QueueHarness>(h: &H) {
 
 /// Clause 3: an expired lease makes the message ready again; the next lease gets it with a
 /// new token and the next attempt number.
-pub async fn expired_lease_is_redelivered_with_new_token<H: QueueHarness>(h: &H) {
+pub async fn expired_lease_is_redelivered_with_new_token<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let id = enqueue_new(q, event("github", "a", "x")).await;
@@ -616,7 +467,7 @@ pub async fn expired_lease_is_redelivered_with_new_token<H: QueueHarness>(h: &H)
 
 /// Clause 2: once a message is leased again, the old token fails with `LeaseLost` for
 /// ack, retry, extend and dead_letter, and changes nothing; the new token still works.
-pub async fn stale_token_is_fenced_everywhere<H: QueueHarness>(h: &H) {
+pub async fn stale_token_is_fenced_everywhere<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     enqueue_new(q, event("github", "a", "x")).await;
@@ -651,7 +502,7 @@ pub async fn stale_token_is_fenced_everywhere<H: QueueHarness>(h: &H) {
 
 /// Clause 2: a lease that expired but was not yet taken by anyone else may still be settled
 /// (or extended) with its token.
-pub async fn expired_lease_can_be_settled_until_retaken<H: QueueHarness>(h: &H) {
+pub async fn expired_lease_can_be_settled_until_retaken<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let a = enqueue_new(q, event("github", "a", "x")).await;
@@ -680,7 +531,7 @@ pub async fn expired_lease_can_be_settled_until_retaken<H: QueueHarness>(h: &H) 
 
 /// Clause 2: a token stops being current once its message is acked, retried or
 /// dead-lettered; using it again fails with `LeaseLost` and changes nothing.
-pub async fn settled_tokens_are_no_longer_current<H: QueueHarness>(h: &H) {
+pub async fn settled_tokens_are_no_longer_current<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     for id in ["acked", "retried", "dead"] {
@@ -720,7 +571,7 @@ pub async fn settled_tokens_are_no_longer_current<H: QueueHarness>(h: &H) {
 
 /// Clause 2: extend moves the expiry to `lease_for` from now, keeps the token, and the
 /// message is not redelivered at the original expiry.
-pub async fn extend_moves_the_expiry<H: QueueHarness>(h: &H) {
+pub async fn extend_moves_the_expiry<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     enqueue_new(q, event("github", "a", "x")).await;
@@ -751,7 +602,7 @@ pub async fn extend_moves_the_expiry<H: QueueHarness>(h: &H) {
 /// Clause 4: defer makes the message ready again at the given time and not before, gives
 /// back the attempt its lease counted (so even the last attempt is not dead-lettered),
 /// records no error, and is fenced like every settling call.
-pub async fn defer_gives_the_attempt_back<H: QueueHarness>(h: &H) {
+pub async fn defer_gives_the_attempt_back<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default().max_attempts(2)).await;
     let q = &*f.queue;
     enqueue_new(q, event("github", "a", "x")).await;
@@ -808,7 +659,7 @@ pub async fn defer_gives_the_attempt_back<H: QueueHarness>(h: &H) {
 
 /// Clause 4: retry makes the message ready again at the given time and not before, keeps
 /// its attempt count and records the error; a time in the past means now.
-pub async fn retry_waits_until_its_time<H: QueueHarness>(h: &H) {
+pub async fn retry_waits_until_its_time<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     enqueue_new(q, event("github", "a", "x")).await;
@@ -849,14 +700,19 @@ pub async fn retry_waits_until_its_time<H: QueueHarness>(h: &H) {
 }
 
 /// Clause 4: ack removes the message for good.
-pub async fn ack_removes_the_message<H: QueueHarness>(h: &H) {
+pub async fn ack_marks_the_message_handled<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
-    enqueue_new(q, event("github", "a", "x")).await;
+    let a = enqueue_new(q, event("github", "a", "x")).await;
     let keep = enqueue_new(q, event("github", "b", "y")).await;
     let batch = lease(q, 1).await;
     ok("ack", q.ack(&batch[0].lease).await);
-    assert_eq!(stats(q).await, counts(1, 0, 0, 0));
+    assert_eq!(stats(q).await, counts(1, 0, 0, 0), "a handled message is not counted");
+    assert_eq!(
+        ok("enqueue", q.enqueue(event("github", "a", "x")).await),
+        Enqueued::Duplicate(a),
+        "a handled event is remembered: a resend is a duplicate"
+    );
     f.clock.advance(Duration::from_secs(86_400));
     let rest = lease(q, 10).await;
     assert_eq!(
@@ -873,7 +729,7 @@ pub async fn ack_removes_the_message<H: QueueHarness>(h: &H) {
 
 /// Clause 4: dead_letter parks the message with its reason: listed with its attempts, time
 /// and event, never leased again, not counted in the depth.
-pub async fn dead_letter_parks_the_message<H: QueueHarness>(h: &H) {
+pub async fn dead_letter_parks_the_message<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let original = event("github", "a", "{\"bad\":");
@@ -910,7 +766,7 @@ pub async fn dead_letter_parks_the_message<H: QueueHarness>(h: &H) {
 
 /// Clause 3: a lease that expires on the last allowed attempt sends the message to the dead
 /// letters with [`EXPIRED_ON_LAST_ATTEMPT`] instead of redelivering it.
-pub async fn expiry_on_last_attempt_dead_letters<H: QueueHarness>(h: &H) {
+pub async fn expiry_on_last_attempt_dead_letters<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default().max_attempts(2)).await;
     let q = &*f.queue;
     let id = enqueue_new(q, event("github", "a", "x")).await;
@@ -947,7 +803,7 @@ pub async fn expiry_on_last_attempt_dead_letters<H: QueueHarness>(h: &H) {
 
 /// Clause 5: dead letters are listed oldest message first, filtered by message, source,
 /// event id, reason text and `after`, and limited.
-pub async fn dead_letters_filter_and_page<H: QueueHarness>(h: &H) {
+pub async fn dead_letters_filter_and_page<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let spec = [
@@ -1024,7 +880,7 @@ pub async fn dead_letters_filter_and_page<H: QueueHarness>(h: &H) {
 
 /// Clause 5: replay makes a dead letter ready again with its original bytes, id and
 /// source, and the attempt count reset; replaying it again finds nothing.
-pub async fn replay_restores_the_original_event<H: QueueHarness>(h: &H) {
+pub async fn replay_restores_the_original_event<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default().max_attempts(5)).await;
     let q = &*f.queue;
     let original = event("github", "a", "{\"action\":\"opened\"}");
@@ -1072,7 +928,7 @@ pub async fn replay_restores_the_original_event<H: QueueHarness>(h: &H) {
 }
 
 /// Clause 5: replay honours the filter and its limit (lowest message ids first).
-pub async fn replay_honours_filter_and_limit<H: QueueHarness>(h: &H) {
+pub async fn replay_honours_filter_and_limit<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let mut dead = Vec::new();
@@ -1116,7 +972,7 @@ pub async fn replay_honours_filter_and_limit<H: QueueHarness>(h: &H) {
 }
 
 /// Clause 6: stats count ready (including expired leases), leased, scheduled and dead.
-pub async fn stats_count_each_state<H: QueueHarness>(h: &H) {
+pub async fn stats_count_each_state<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let q = &*f.queue;
     let hour = Duration::from_secs(3600);
@@ -1148,7 +1004,7 @@ pub async fn stats_count_each_state<H: QueueHarness>(h: &H) {
 
 /// Clause 1: at the depth limit a new event is refused with `Full` and nothing is stored;
 /// duplicates are still recognised; dead letters do not count; settling makes room.
-pub async fn depth_limit_refuses_new_events<H: QueueHarness>(h: &H) {
+pub async fn depth_limit_refuses_new_events<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default().max_depth(3)).await;
     let q = &*f.queue;
     let a = enqueue_new(q, event("github", "a", "x")).await;
@@ -1191,7 +1047,7 @@ pub async fn depth_limit_refuses_new_events<H: QueueHarness>(h: &H) {
 /// Clauses 1 and 2 across a restart (persistent backends only): every acknowledged change
 /// is still there after the queue is closed and opened again, live lease tokens stay
 /// current, and new tokens and message ids do not repeat old ones.
-pub async fn stored_state_survives_reopen<H: QueueHarness>(h: &H) {
+pub async fn stored_state_survives_reopen<H: StoreHarness>(h: &H) {
     if !h.persistent() {
         return;
     }
@@ -1217,21 +1073,11 @@ pub async fn stored_state_survives_reopen<H: QueueHarness>(h: &H) {
         msgs[..3].to_vec()
     );
 
-    let Fixture {
-        storage,
-        queue,
-        clock,
-        ..
-    } = f;
-    let queue = Arc::try_unwrap(queue).unwrap_or_else(|_| panic!("the queue is still shared"));
-    h.close(queue).await;
-    let q = match h.open(&storage, options, clock.clone()).await {
-        Ok(q) => q,
-        Err(e) => panic!("reopening the storage failed: {e}"),
-    };
+    let f = f.reopen(h).await;
+    let (q, clock) = (&*f.queue, f.clock.clone());
 
     assert_eq!(
-        stats(&q).await,
+        stats(q).await,
         counts(1, 1, 1, 1),
         "counts must survive a reopen"
     );
@@ -1248,7 +1094,7 @@ pub async fn stored_state_survives_reopen<H: QueueHarness>(h: &H) {
     );
     assert_eq!(dl.len(), 1);
     assert_eq!((dl[0].message, dl[0].reason.as_str()), (msgs[2], "nope"));
-    let ready = lease_one(&q).await;
+    let ready = lease_one(q).await;
     assert_eq!(ready.lease.message, msgs[3]);
     assert_eq!(
         ready.event, originals[3],
@@ -1264,7 +1110,7 @@ pub async fn stored_state_survives_reopen<H: QueueHarness>(h: &H) {
     );
     ok("ack", q.ack(&ready.lease).await);
     clock.advance(Duration::from_secs(3600));
-    let retried = lease_one(&q).await;
+    let retried = lease_one(q).await;
     assert_eq!(retried.lease.message, msgs[1]);
     assert_eq!(retried.attempt, 2);
     assert_eq!(retried.last_error.as_deref(), Some("try later"));
@@ -1276,20 +1122,10 @@ pub async fn stored_state_survives_reopen<H: QueueHarness>(h: &H) {
         "ack with the retried message's old token",
         q.ack(&scheduled.lease).await,
     );
-    let e = enqueue_new(&q, event("github", "new", "x")).await;
+    let e = enqueue_new(q, event("github", "new", "x")).await;
     assert!(
         !msgs.contains(&e),
         "message ids must not be reused after a reopen"
     );
 }
-
-/// `now + d` on a fake clock; keeps the checks readable.
-trait ClockExt {
-    fn now_plus(&self, d: Duration) -> SystemTime;
-}
-
-impl ClockExt for FakeClock {
-    fn now_plus(&self, d: Duration) -> SystemTime {
-        crate::Clock::now(self) + d
-    }
 }

@@ -23,7 +23,7 @@ use super::{Event, HandlerError};
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// use hookdock::worker::{DecodeJsonLayer, Event, HandlerError};
-/// use hookdock::queue::MessageId;
+/// use hookdock::store::MessageId;
 /// use hookdock::RawEvent;
 /// use tower::{service_fn, Layer, ServiceExt};
 ///

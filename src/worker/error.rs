@@ -4,8 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-/// A boxed error, as tower uses it.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use crate::store::{BoxError, StoreError};
 
 /// What the worker does with a failed event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,15 +27,19 @@ pub enum ErrorKind {
 
 /// The error a handler returns: a cause plus what to do about it.
 ///
-/// Failures are **retryable by default**: any `std::error::Error` (and `String`, `&str`,
-/// [`BoxError`]) converts into a retryable `HandlerError`, so `?` works in a handler. Mark
-/// the failures that retrying cannot fix with [`HandlerError::permanent`].
+/// Failures are **retryable by default**. A handler has two ways to return errors:
 ///
-/// `HandlerError` deliberately does not implement `std::error::Error` (like `anyhow::Error`),
-/// which is what lets it convert from every error type. To put tower middleware that boxes
-/// errors (timeouts, load shedding) between the worker and a handler, box it with
-/// [`into_boxed`](Self::into_boxed) (`handler.map_err(HandlerError::into_boxed)`); converting
-/// the boxed error back recovers the original kind.
+/// - `Result<_, HandlerError>`: `?` converts the common errors (`std::io::Error`,
+///   [`StoreError`], `sqlx::Error` with feature `postgres`, `String`, `&str`, a
+///   [`BoxError`]) into a retryable `HandlerError`; [`HandlerError::permanent`] and
+///   [`HandlerError::retry`] wrap any other error and say what it is.
+/// - `Result<_, BoxError>` (tower's own error type): `?` works on every error, and the worker
+///   converts the box; a `HandlerError` returned inside the box (`Err(HandlerError::permanent(e).into())`)
+///   keeps its kind.
+///
+/// `HandlerError` is a `std::error::Error` whose source is the cause, so it also passes
+/// through tower middleware that boxes errors (timeouts, load shedding) and comes back out of
+/// the box with its kind.
 ///
 /// ```
 /// use hookdock::worker::{ErrorKind, HandlerError};
@@ -45,7 +48,7 @@ pub enum ErrorKind {
 ///     let text = std::str::from_utf8(body).map_err(HandlerError::permanent)?;
 ///     let n: u64 = text.trim().parse().map_err(HandlerError::permanent)?;
 ///     if n == 0 {
-///         // `?` on any other error is retryable.
+///         // `?` on an I/O error (or a store error, a string, ...) is retryable.
 ///         Err(std::io::Error::other("downstream unavailable"))?;
 ///     }
 ///     Ok(n)
@@ -53,8 +56,11 @@ pub enum ErrorKind {
 /// assert_eq!(parse(b"x").unwrap_err().kind(), ErrorKind::Permanent);
 /// assert_eq!(parse(b"0").unwrap_err().kind(), ErrorKind::Retryable);
 /// ```
+#[derive(thiserror::Error)]
+#[error("{}{}", .kind.prefix(), chain(.source))]
 pub struct HandlerError {
     kind: ErrorKind,
+    #[source]
     source: BoxError,
     retry_after: Option<Duration>,
 }
@@ -78,13 +84,9 @@ impl HandlerError {
     fn with_kind(kind: ErrorKind, error: impl Into<BoxError>) -> Self {
         let source = error.into();
         // A `HandlerError` that went through a boxing middleware and is being wrapped again
-        // keeps its own kind unless the caller says otherwise explicitly.
-        match source.downcast::<Boxed>() {
-            Ok(boxed) => {
-                let Boxed(mut inner) = *boxed;
-                inner.kind = kind;
-                inner
-            }
+        // is unwrapped, and takes the kind the caller asks for now.
+        match source.downcast::<HandlerError>() {
+            Ok(inner) => Self { kind, ..*inner },
             Err(source) => Self {
                 kind,
                 source,
@@ -131,28 +133,17 @@ impl HandlerError {
         self.source
     }
 
-    /// Boxes this error as a `std::error::Error`, for middleware that needs
-    /// `Error: Into<BoxError>`. Converting the box back into a `HandlerError` (with `From`,
-    /// `?`, or as the worker does) recovers this error with its kind.
+    /// Boxes this error, for middleware that needs `Error: Into<BoxError>`. Converting the
+    /// box back into a `HandlerError` (with `From`, `?`, or as the worker does) recovers this
+    /// error with its kind.
     pub fn into_boxed(self) -> BoxError {
-        Box::new(Boxed(self))
+        Box::new(self)
     }
 
     /// The underlying error and its chain of sources, joined by `": "`: what the worker
     /// records as the retry error or dead-letter reason.
     pub fn chain(&self) -> String {
-        let mut out = self.source.to_string();
-        let mut next = self.source.source();
-        while let Some(err) = next {
-            let text = err.to_string();
-            // Many errors repeat their source's text in their own; skip exact repeats.
-            if !out.ends_with(&text) {
-                out.push_str(": ");
-                out.push_str(&text);
-            }
-            next = err.source();
-        }
-        out
+        chain(&self.source)
     }
 }
 
@@ -166,27 +157,37 @@ impl fmt::Debug for HandlerError {
     }
 }
 
-impl fmt::Display for HandlerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            ErrorKind::Retryable => f.write_str("retryable failure: ")?,
-            ErrorKind::Permanent => f.write_str("permanent failure: ")?,
-            ErrorKind::Deferred { .. } => f.write_str("deferred: ")?,
+/// An error and its chain of sources, joined by `": "`.
+fn chain(error: &BoxError) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(err) = next {
+        let text = err.to_string();
+        // Many errors repeat their source's text in their own; skip exact repeats.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
         }
-        f.write_str(&self.chain())
+        next = err.source();
+    }
+    out
+}
+
+impl ErrorKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Retryable => "retryable failure: ",
+            Self::Permanent => "permanent failure: ",
+            Self::Deferred { .. } => "deferred: ",
+        }
     }
 }
 
-/// Any error converts into a *retryable* `HandlerError`, except a `HandlerError` that went
-/// through a boxing middleware, which gets its own kind back.
-impl<E> From<E> for HandlerError
-where
-    E: Into<BoxError>,
-{
-    fn from(error: E) -> Self {
-        let source: BoxError = error.into();
-        match source.downcast::<Boxed>() {
-            Ok(boxed) => boxed.0,
+impl HandlerError {
+    /// A retryable failure, or the `HandlerError` a boxing middleware carried, with its kind.
+    fn from_boxed(source: BoxError) -> Self {
+        match source.downcast::<HandlerError>() {
+            Ok(inner) => *inner,
             Err(source) => Self {
                 kind: ErrorKind::Retryable,
                 source,
@@ -196,27 +197,38 @@ where
     }
 }
 
-/// A `HandlerError` boxed as a `std::error::Error`, so it survives middleware that boxes
-/// errors and comes back out with its kind.
-struct Boxed(HandlerError);
-
-impl fmt::Debug for Boxed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+/// A boxed error (tower's error type) converts into a *retryable* `HandlerError`, except a
+/// boxed `HandlerError`, which comes back with its own kind.
+impl From<BoxError> for HandlerError {
+    fn from(error: BoxError) -> Self {
+        Self::from_boxed(error)
     }
 }
 
-impl fmt::Display for Boxed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
+/// Errors `?` turns into a retryable `HandlerError`.
+macro_rules! retryable_from {
+    ($($(#[$attr:meta])* $t:ty),* $(,)?) => {
+        $(
+            $(#[$attr])*
+            impl From<$t> for HandlerError {
+                fn from(error: $t) -> Self {
+                    Self::from_boxed(error.into())
+                }
+            }
+        )*
+    };
 }
 
-impl StdError for Boxed {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.0.source)
-    }
-}
+retryable_from!(
+    std::io::Error,
+    StoreError,
+    String,
+    &str,
+    crate::worker::DecodeError,
+    crate::worker::dedupe::DedupeError,
+    #[cfg(feature = "postgres")]
+    sqlx::Error,
+);
 
 #[cfg(test)]
 mod tests {
@@ -258,10 +270,27 @@ mod tests {
 
     #[test]
     fn question_mark_works() {
-        fn f() -> Result<(), HandlerError> {
+        fn typed() -> Result<(), HandlerError> {
+            Err(std::io::Error::other("io"))?;
+            Ok(())
+        }
+        assert!(typed().unwrap_err().is_retryable());
+        // With tower's error type every error converts, and a HandlerError keeps its kind.
+        fn boxed(permanent: bool) -> Result<(), BoxError> {
+            if permanent {
+                return Err(HandlerError::permanent("bad payload").into());
+            }
             let _: u8 = "300".parse::<u8>()?;
             Ok(())
         }
-        assert!(f().unwrap_err().is_retryable());
+        assert!(HandlerError::from(boxed(false).unwrap_err()).is_retryable());
+        assert!(HandlerError::from(boxed(true).unwrap_err()).is_permanent());
+    }
+
+    #[test]
+    fn it_is_a_std_error_with_the_cause_as_source() {
+        let e = HandlerError::permanent(Outer(std::io::Error::other("disk gone")));
+        let source = StdError::source(&e).expect("the cause");
+        assert_eq!(source.to_string(), "outer");
     }
 }

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::event::{EventId, RawEvent};
-use crate::idempotency::HeldClaim;
-use crate::queue::{Leased, MessageId};
+use super::HeldClaim;
+use crate::store::{Leased, MessageId};
 
 /// One delivery as a handler sees it: the stored [`RawEvent`], where it is in its retry
 /// schedule, and its payload.
@@ -18,7 +18,7 @@ use crate::queue::{Leased, MessageId};
 ///
 /// ```
 /// use hookdock::worker::Event;
-/// use hookdock::queue::MessageId;
+/// use hookdock::store::MessageId;
 /// use hookdock::RawEvent;
 /// use std::time::SystemTime;
 ///
@@ -131,7 +131,7 @@ impl<T> Event<T> {
     }
 
     /// The dedupe layer's claim on this event (its key and fencing token), while the handler
-    /// runs under a [`DedupeLayer`](crate::idempotency::DedupeLayer); `None` without one.
+    /// runs under a [`DedupeLayer`](crate::worker::DedupeLayer); `None` without one.
     ///
     /// A handler that writes its effect in the same database as the idempotency store can
     /// complete the claim in the same transaction, then [mark it
@@ -200,7 +200,7 @@ impl<T> Event<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{Lease, LeaseToken};
+    use crate::store::{Lease, LeaseToken};
 
     #[test]
     fn from_leased_keeps_everything() {
@@ -226,15 +226,15 @@ mod tests {
         assert!(event.claim().is_none(), "no claim outside the dedupe layer");
 
         let claim = HeldClaim::new(
-            crate::idempotency::IdempotencyKey::new("stripe", "evt_1"),
-            crate::idempotency::ClaimToken(5),
+            crate::store::IdempotencyKey::new("stripe", "evt_1"),
+            crate::store::ClaimToken(5),
         );
         let event = event.with_claim(claim.clone());
         let mapped = event.map(|b| b.len());
         // The claim travels with the event through payload changes, and clones share its
         // completed flag.
         let carried = mapped.claim().expect("claim kept");
-        assert_eq!(carried.token(), crate::idempotency::ClaimToken(5));
+        assert_eq!(carried.token(), crate::store::ClaimToken(5));
         claim.mark_completed();
         assert!(carried.is_completed());
         assert_eq!(*mapped.payload(), 4);

@@ -1,4 +1,4 @@
-//! The worker: leases events from a [`Queue`](crate::queue::Queue) and runs your handler on
+//! The worker: leases events from a [`Queue`](crate::store::Queue) and runs your handler on
 //! them, with dedupe, retries, dead letters, replay and graceful shutdown.
 //!
 //! # The handler
@@ -14,7 +14,7 @@
 //!
 //! # The stack
 //!
-//! [`Worker::builder`] puts the [`DedupeLayer`](crate::idempotency::DedupeLayer) over your
+//! [`Worker::builder`] puts the [`DedupeLayer`](crate::worker::DedupeLayer) over your
 //! handler (`.idempotency(store)`), so the handler sees each `(source, event id)` once in
 //! effect even when the queue redelivers after a crash or the provider sends a duplicate.
 //! For a typed handler the stack is dedupe → [`DecodeJsonLayer`] → your service: duplicates
@@ -43,13 +43,13 @@
 //! # Replay
 //!
 //! [`DeadLetters`] lists dead letters (reason, attempts) and replays one, a
-//! [filter](crate::queue::DeadLetterFilter), or all of them. A replayed event keeps its
+//! [filter](crate::store::DeadLetterFilter), or all of them. A replayed event keeps its
 //! original bytes and id and goes through dedupe again.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use hookdock::idempotency::MemoryIdempotencyStore;
-//! use hookdock::queue::MemoryQueue;
+//! use hookdock::store::MemoryIdempotencyStore;
+//! use hookdock::store::MemoryQueue;
 //! use hookdock::worker::{DecodeJsonLayer, Event, HandlerError, Worker};
 //! use tower::{service_fn, Layer};
 //!
@@ -84,7 +84,7 @@
 //! the idempotency store, the handler can close that gap: [`Event::claim`] gives it the
 //! layer's claim (key and fencing token, plain data, the same for every backend); it
 //! completes the claim in the transaction that writes the effect, commits, and calls
-//! [`HeldClaim::mark_completed`](crate::idempotency::HeldClaim::mark_completed) so the layer
+//! [`HeldClaim::mark_completed`](crate::worker::HeldClaim::mark_completed) so the layer
 //! leaves the claim alone. The effect and the completion commit together or not at all: a
 //! crash before the commit rolls both back (the event is handled again), a crash after it
 //! leaves the claim completed (the redelivery is acked as a duplicate). With PostgreSQL:
@@ -95,7 +95,7 @@
 //! use std::sync::Arc;
 //!
 //! use hookdock::postgres::{PgBackend, PgIdempotencyStore, Pool};
-//! use hookdock::queue::QueueOptions;
+//! use hookdock::store::QueueOptions;
 //! use hookdock::worker::{Event, HandlerError, Worker};
 //!
 //! async fn record_payment(
@@ -145,25 +145,23 @@
 //! # Deferral and attempts
 //!
 //! A message handed back without being tried (its dedupe claim is held elsewhere, or the
-//! shutdown deadline passed) goes back with [`Queue::defer`](crate::queue::Queue::defer),
+//! shutdown deadline passed) goes back with [`Queue::defer`](crate::store::Queue::defer),
 //! which gives back the attempt its lease counted: deferrals never bring an event closer to
 //! the dead letters.
 
 mod decode;
+pub mod dedupe;
 mod error;
 mod event;
-mod replay;
 mod retry;
 mod runner;
-mod wake;
 
 pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};
-pub use error::{BoxError, ErrorKind, HandlerError};
+pub use dedupe::{DedupeLayer, Deduped, HeldClaim};
+pub use error::{ErrorKind, HandlerError};
 pub use event::Event;
-pub use replay::{DeadLetterInfo, DeadLetters};
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use runner::{
     BatchReport, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
     DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON,
 };
-pub use wake::{Wake, WakeOnEnqueue};

@@ -14,11 +14,12 @@ use tokio::task::JoinSet;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-use super::{ErrorKind, Event, HandlerError, RetryPolicy, Wake};
+use super::{DedupeLayer, Deduped, ErrorKind, Event, HandlerError, RetryPolicy};
 use crate::clock::{Clock, SharedClock};
-use crate::error::{ConfigError, StoreError};
-use crate::idempotency::{DedupeLayer, Deduped, IdempotencyStore};
-use crate::queue::{Lease, LeaseToken, Leased, MessageId, Queue};
+use crate::error::ConfigError;
+use crate::store::{
+    DeadLetters, IdempotencyStore, Lease, LeaseToken, Leased, MessageId, Queue, StoreError, Wake,
+};
 
 /// How often a running worker purges its dedupe store unless configured otherwise: hourly.
 pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -50,8 +51,8 @@ type Handler = BoxCloneSyncService<Event, Ran, HandlerError>;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use hookdock::idempotency::MemoryIdempotencyStore;
-/// use hookdock::queue::{MemoryQueue, Queue};
+/// use hookdock::store::MemoryIdempotencyStore;
+/// use hookdock::store::{MemoryQueue, Queue};
 /// use hookdock::worker::{Event, HandlerError, Worker};
 /// use hookdock::RawEvent;
 /// use std::sync::Arc;
@@ -88,8 +89,8 @@ struct Shared {
     wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
     slots: Arc<Semaphore>,
     counters: Counters,
-    /// The dedupe store and how often to purge it.
-    purge: Option<(Arc<dyn IdempotencyStore>, Duration)>,
+    /// How often to purge the queue and the dedupe store (if any) of what is past retention.
+    purge: Option<(Option<Arc<dyn IdempotencyStore>>, Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +134,7 @@ pub struct WorkerBuilder {
     purge_every: Option<Duration>,
     config: Config,
     clock: SharedClock,
-    wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
+    wake: Option<Box<dyn Wake>>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -160,18 +161,16 @@ impl Worker {
 }
 
 impl WorkerBuilder {
-    /// Puts a [`DedupeLayer`] over the handler, so it sees each event once in effect.
-    pub fn dedupe(mut self, layer: DedupeLayer) -> Self {
-        self.dedupe = Some(layer);
-        self
-    }
-
-    /// Puts a [`DedupeLayer`] over `store` (default claim lease) over the handler.
+    /// Puts a [`DedupeLayer`] over the handler, so it sees each event once in effect: an
+    /// [`IdempotencyStore`] as it is (the default claim lease), or a layer from
+    /// [`DedupeLayer::builder`].
     ///
-    /// Without dedupe the worker still retries and dead-letters, but a redelivered event
-    /// (after a crash, or a provider's duplicate) runs the handler again.
-    pub fn idempotency(self, store: impl IdempotencyStore) -> Self {
-        self.dedupe(DedupeLayer::new(store))
+    /// Without dedupe the worker still retries and dead-letters, but a stored event that is
+    /// delivered again (after a crash, a lease that expired mid-handler, a replay) runs the
+    /// handler again.
+    pub fn dedupe(mut self, dedupe: impl Into<DedupeLayer>) -> Self {
+        self.dedupe = Some(dedupe.into());
+        self
     }
 
     /// Most events handled at once (default 64).
@@ -209,8 +208,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// How often a running worker purges its dedupe store of keys past their retention
-    /// ([`IdempotencyStore::purge_expired`]; default hourly, `None` to leave it to you).
+    /// How often a running worker purges its queue and dedupe store of what is past the
+    /// store's retention ([`Queue::purge_expired`], [`IdempotencyStore::purge_expired`];
+    /// default hourly, `None` to leave it to you).
     pub fn purge_interval(mut self, every: Option<Duration>) -> Self {
         self.purge_every = every;
         self
@@ -229,12 +229,12 @@ impl WorkerBuilder {
         self
     }
 
-    /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll: an
-    /// `Arc<tokio::sync::Notify>` you notify after an in-process enqueue, or a backend's own
-    /// signal such as PostgreSQL's `postgres::PgWakeup`
-    /// (`LISTEN/NOTIFY`). See [`Wake`].
+    /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll. By
+    /// default the worker uses the queue's own signal ([`Queue::wake_signal`]: every backend
+    /// in this crate has one); this replaces it, for example with an
+    /// `Arc<tokio::sync::Notify>` you notify yourself. See [`Wake`].
     pub fn wake_on(mut self, signal: impl Wake) -> Self {
-        self.wake = Some(Arc::new(tokio::sync::Mutex::new(Box::new(signal))));
+        self.wake = Some(Box::new(signal));
         self
     }
 
@@ -262,6 +262,7 @@ impl WorkerBuilder {
                     .map_err(Into::<HandlerError>::into),
             ),
         };
+        let wake = self.wake.or_else(|| self.queue.wake_signal());
         Ok(Worker {
             shared: Arc::new(Shared {
                 queue: self.queue,
@@ -269,13 +270,11 @@ impl WorkerBuilder {
                 slots: Arc::new(Semaphore::new(self.config.concurrency)),
                 config: self.config,
                 clock: self.clock,
-                wake: self.wake,
+                wake: wake.map(|signal| Arc::new(tokio::sync::Mutex::new(signal))),
                 counters: Counters::default(),
                 purge: self
-                    .dedupe
-                    .as_ref()
-                    .zip(self.purge_every)
-                    .map(|(layer, every)| (layer.store().clone(), every)),
+                    .purge_every
+                    .map(|every| (self.dedupe.as_ref().map(|l| l.store().clone()), every)),
             }),
         })
     }
@@ -404,7 +403,7 @@ pub struct WorkerStats {
     pub given_back: u64,
     /// Lease calls that failed.
     pub lease_errors: u64,
-    /// Dedupe keys purged after their retention.
+    /// Handled events and dedupe keys purged after their retention.
     pub purged: u64,
     /// Handlers running now.
     pub in_flight: u64,
@@ -890,24 +889,32 @@ async fn heartbeat<F: Future>(
     }
 }
 
-/// Purges the dedupe store every `every` (the first purge right away) until aborted.
+/// Purges the queue and the dedupe store every `every` (the first purge right away) until
+/// aborted.
 async fn purge_periodically(
     shared: Arc<Shared>,
-    store: Arc<dyn IdempotencyStore>,
+    store: Option<Arc<dyn IdempotencyStore>>,
     every: Duration,
 ) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match store.purge_expired().await {
-            Ok(purged) => {
-                Counters::bump(&shared.counters.purged, purged);
-                if purged > 0 {
-                    tracing::debug!(purged, "purged idempotency keys past their retention");
+        let queue = shared.queue.purge_expired().await;
+        let claims = match &store {
+            Some(store) => store.purge_expired().await,
+            None => Ok(0),
+        };
+        for (what, outcome) in [("handled events", queue), ("idempotency keys", claims)] {
+            match outcome {
+                Ok(purged) => {
+                    Counters::bump(&shared.counters.purged, purged);
+                    if purged > 0 {
+                        tracing::debug!(purged, "purged {what} past their retention");
+                    }
                 }
+                Err(error) => tracing::warn!(%error, "purging {what} failed"),
             }
-            Err(error) => tracing::warn!(%error, "purging the idempotency store failed"),
         }
     }
 }
@@ -924,7 +931,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 impl Worker {
     /// The admin view of the worker's dead letters.
-    pub fn dead_letters(&self) -> super::DeadLetters {
-        super::DeadLetters::new(self.shared.queue.clone())
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters::new(self.shared.queue.clone())
     }
 }

@@ -1,0 +1,396 @@
+//! [`MemoryQueue`]: the [`Queue`] of a [`MemoryStore`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use super::{lock, MemoryStore};
+use crate::event::{EventId, RawEvent};
+use crate::store::codec::{duration_micros, from_micros, to_micros};
+use crate::store::{
+    key, DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, LeaseToken, Leased,
+    MessageId, Queue, QueueOptions, QueueStats, StoreError, Wake, EXPIRED_ON_LAST_ATTEMPT,
+};
+
+/// A [`Queue`] held in memory: from [`MemoryStore::queue`], or [`MemoryQueue::new`] for one
+/// with a store of its own.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use hookdock::store::{Enqueued, MemoryQueue, Queue};
+/// use hookdock::RawEvent;
+/// use std::time::{Duration, SystemTime};
+///
+/// let queue = MemoryQueue::new();
+/// let event = RawEvent::new("github", "d-1", SystemTime::now(), "{}");
+/// let stored = queue.enqueue(event.clone()).await?;
+/// let batch = queue.lease(10, Duration::from_secs(30)).await?;
+/// queue.ack(&batch[0].lease).await?;
+/// assert_eq!(queue.stats().await?.depth(), 0);
+/// // Handled, and still known for the retention period.
+/// assert_eq!(queue.enqueue(event).await?, Enqueued::Duplicate(stored.message()));
+/// # Ok::<(), hookdock::StoreError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryQueue {
+    store: MemoryStore,
+    options: QueueOptions,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    messages: HashMap<MessageId, Message>,
+    by_key: HashMap<(String, EventId), MessageId>,
+    /// Every message waiting or leased, by the time it becomes available: its retry time
+    /// while waiting, its expiry while leased.
+    timeline: BTreeSet<(i64, MessageId)>,
+    /// Handled messages, by when they were handled.
+    done: BTreeSet<(i64, MessageId)>,
+    live: u64,
+    last_id: i64,
+}
+
+#[derive(Debug)]
+struct Message {
+    event: RawEvent,
+    /// Retry time (waiting), lease expiry (leased) or when it was handled (done), in µs.
+    at: i64,
+    status: Status,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Status {
+    Waiting,
+    Leased(u64),
+    Dead { reason: String, at: i64 },
+    Done,
+}
+
+impl Default for MemoryQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryQueue {
+    /// An empty queue with default options, in a [`MemoryStore`] of its own (system clock,
+    /// default retention).
+    pub fn new() -> Self {
+        MemoryStore::new().queue(QueueOptions::default())
+    }
+
+    pub(super) fn new_in(store: MemoryStore, options: QueueOptions) -> Self {
+        Self { store, options }
+    }
+
+    /// The store this queue lives in.
+    pub fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.store.inner.queue)
+    }
+
+    /// Makes a leased message wait until `at`: a retry records its error and keeps the
+    /// attempt; a deferral (no error) gives the attempt back.
+    fn requeue(
+        &self,
+        lease: &Lease,
+        at: SystemTime,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let to = to_micros(at);
+        let mut s = self.state();
+        let m = s.current(lease)?;
+        let from = m.at;
+        m.at = to;
+        m.status = Status::Waiting;
+        match error {
+            Some(error) => m.last_error = Some(error.to_owned()),
+            None => m.attempts = m.attempts.saturating_sub(1),
+        }
+        s.move_to(lease.message, from, to);
+        drop(s);
+        if to <= self.store.now() {
+            self.store.inner.signal.notify();
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// The message under `lease`, if its token is current.
+    fn current(&mut self, lease: &Lease) -> Result<&mut Message, StoreError> {
+        match self.messages.get_mut(&lease.message) {
+            Some(m) if matches!(m.status, Status::Leased(t) if t == lease.token.0) => Ok(m),
+            _ => Err(StoreError::LeaseLost),
+        }
+    }
+
+    fn move_to(&mut self, id: MessageId, from: i64, to: i64) {
+        self.timeline.remove(&(from, id));
+        self.timeline.insert((to, id));
+    }
+
+    fn kill(&mut self, id: MessageId, reason: String, now: i64) {
+        if let Some(m) = self.messages.get_mut(&id) {
+            if matches!(m.status, Status::Waiting | Status::Leased(_)) {
+                self.timeline.remove(&(m.at, id));
+                m.status = Status::Dead { reason, at: now };
+                self.live -= 1;
+            }
+        }
+    }
+
+    /// Forgets a handled message.
+    fn forget(&mut self, id: MessageId) {
+        if let Some(m) = self.messages.remove(&id) {
+            self.done.remove(&(m.at, id));
+            self.by_key.remove(&(m.event.source, m.event.id));
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    fn durability(&self) -> Durability {
+        Durability::Volatile
+    }
+
+    async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
+        key::validate(&event.source, &event.id)?;
+        let now = self.store.now();
+        let retention = self.store.retention();
+        let mut s = self.state();
+        let key = (event.source.clone(), event.id.clone());
+        if let Some(&id) = s.by_key.get(&key) {
+            match &s.messages[&id] {
+                m if matches!(m.status, Status::Done) && m.at.saturating_add(retention) <= now => {
+                    s.forget(id);
+                }
+                _ => return Ok(Enqueued::Duplicate(id)),
+            }
+        }
+        if let Some(limit) = self.options.max_depth {
+            if s.live >= limit {
+                return Err(StoreError::Full { depth: s.live });
+            }
+        }
+        s.last_id += 1;
+        let id = MessageId(s.last_id);
+        s.by_key.insert(key, id);
+        s.timeline.insert((now, id));
+        s.live += 1;
+        s.messages.insert(
+            id,
+            Message {
+                event,
+                at: now,
+                status: Status::Waiting,
+                attempts: 0,
+                last_error: None,
+            },
+        );
+        drop(s);
+        self.store.inner.signal.notify();
+        Ok(Enqueued::New(id))
+    }
+
+    async fn lease(&self, max: usize, lease_for: Duration) -> Result<Vec<Leased>, StoreError> {
+        let now = self.store.now();
+        let expires = now.saturating_add(duration_micros(lease_for));
+        let mut s = self.state();
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(&(at, id)) = s.timeline.first() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            let Some(m) = s.messages.get(&id) else {
+                s.timeline.remove(&(at, id));
+                continue;
+            };
+            if matches!(m.status, Status::Leased(_)) && m.attempts >= self.options.max_attempts {
+                s.kill(id, EXPIRED_ON_LAST_ATTEMPT.to_owned(), now);
+                continue;
+            }
+            let token = self.store.token();
+            s.move_to(id, at, expires);
+            let Some(m) = s.messages.get_mut(&id) else {
+                continue;
+            };
+            m.at = expires;
+            m.status = Status::Leased(token);
+            m.attempts += 1;
+            let lease = Lease {
+                message: id,
+                token: LeaseToken(token),
+                expires_at: from_micros(expires),
+            };
+            out.push(
+                Leased::new(lease, m.event.clone(), m.attempts, self.options.max_attempts)
+                    .with_last_error(m.last_error.clone()),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<Lease, StoreError> {
+        let expires = self.store.now().saturating_add(duration_micros(lease_for));
+        let mut s = self.state();
+        let m = s.current(lease)?;
+        let from = m.at;
+        m.at = expires;
+        s.move_to(lease.message, from, expires);
+        Ok(Lease {
+            expires_at: from_micros(expires),
+            ..*lease
+        })
+    }
+
+    async fn ack(&self, lease: &Lease) -> Result<(), StoreError> {
+        let now = self.store.now();
+        let mut s = self.state();
+        let m = s.current(lease)?;
+        let from = m.at;
+        m.at = now;
+        m.status = Status::Done;
+        s.timeline.remove(&(from, lease.message));
+        s.done.insert((now, lease.message));
+        s.live -= 1;
+        Ok(())
+    }
+
+    async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
+        self.requeue(lease, at, Some(error))
+    }
+
+    async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+        self.requeue(lease, at, None)
+    }
+
+    async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+        let now = self.store.now();
+        let mut s = self.state();
+        s.current(lease)?;
+        s.kill(lease.message, reason.to_owned(), now);
+        Ok(())
+    }
+
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
+        let now = self.store.now();
+        let mut s = self.state();
+        reap(&mut s, now, self.options.max_attempts);
+        let mut out: Vec<DeadLetter> = s
+            .messages
+            .iter()
+            .filter_map(|(id, m)| match &m.status {
+                Status::Dead { reason, at } if filter.accepts(*id, &m.event, reason) => {
+                    Some(DeadLetter::new(
+                        *id,
+                        m.event.clone(),
+                        reason.clone(),
+                        m.attempts,
+                        from_micros(*at),
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort_by_key(|d| d.message);
+        out.truncate(filter.limit.unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
+    async fn replay(&self, filter: &DeadLetterFilter) -> Result<u64, StoreError> {
+        let now = self.store.now();
+        let mut s = self.state();
+        reap(&mut s, now, self.options.max_attempts);
+        let mut ids: Vec<MessageId> = s
+            .messages
+            .iter()
+            .filter(|(id, m)| {
+                matches!(&m.status, Status::Dead { reason, .. } if filter.accepts(**id, &m.event, reason))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids.truncate(filter.limit.unwrap_or(usize::MAX));
+        for id in &ids {
+            if let Some(m) = s.messages.get_mut(id) {
+                m.status = Status::Waiting;
+                m.attempts = 0;
+                m.at = now;
+            }
+            s.timeline.insert((now, *id));
+            s.live += 1;
+        }
+        drop(s);
+        if !ids.is_empty() {
+            self.store.inner.signal.notify();
+        }
+        Ok(ids.len() as u64)
+    }
+
+    async fn stats(&self) -> Result<QueueStats, StoreError> {
+        let now = self.store.now();
+        let s = self.state();
+        let mut stats = QueueStats::default();
+        for m in s.messages.values() {
+            match m.status {
+                Status::Done => {}
+                Status::Dead { .. } => stats.dead += 1,
+                Status::Waiting if m.at <= now => stats.ready += 1,
+                Status::Waiting => stats.scheduled += 1,
+                Status::Leased(_) if m.at > now => stats.leased += 1,
+                Status::Leased(_) if m.attempts >= self.options.max_attempts => stats.dead += 1,
+                Status::Leased(_) => stats.ready += 1,
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let cutoff = self.store.now().saturating_sub(self.store.retention());
+        let mut s = self.state();
+        let expired: Vec<MessageId> = s
+            .done
+            .iter()
+            .take_while(|(at, _)| *at <= cutoff)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in &expired {
+            s.forget(*id);
+        }
+        Ok(expired.len() as u64)
+    }
+
+    fn wake_signal(&self) -> Option<Box<dyn Wake>> {
+        Some(self.store.inner.signal.subscribe())
+    }
+}
+
+/// Moves leases that expired on their last allowed attempt to the dead letters.
+fn reap(s: &mut State, now: i64, max_attempts: u32) {
+    let expired: Vec<MessageId> = s
+        .timeline
+        .iter()
+        .take_while(|(at, _)| *at <= now)
+        .filter(|(_, id)| {
+            s.messages.get(id).is_some_and(|m| {
+                matches!(m.status, Status::Leased(_)) && m.attempts >= max_attempts
+            })
+        })
+        .map(|(_, id)| *id)
+        .collect();
+    for id in expired {
+        s.kill(id, EXPIRED_ON_LAST_ATTEMPT.to_owned(), now);
+    }
+}

@@ -1,0 +1,156 @@
+//! The store layer: the traits every backend implements, their one error, the in-memory
+//! backend, dead-letter administration, and the backends themselves.
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`Queue`] | the durable hand-off between intake and the worker |
+//! | [`IdempotencyStore`] | what remembers which events were handled (the worker's dedupe layer claims in it) |
+//! | [`StoreError`] | the one error of both, with an [`ErrorKind`] that says what to do |
+//! | [`key`] | the rules for `(source, event id)` every backend shares |
+//! | [`MemoryStore`] | both traits in memory, for tests and examples |
+//! | `sqlite::SqliteStore` (feature `sqlite`) | both in one SQLite file: one writer thread, group commit, WAL, `synchronous=FULL` |
+//! | `postgres::PgStore` (feature `postgres`) | both in PostgreSQL, for many receivers and workers |
+//! | [`DeadLetters`] | lists and replays dead letters, for admin routes and tools |
+//! | [`codec`] | how times and headers are encoded, for backend implementors |
+//!
+//! Every backend has the same shape: open it (`SqliteStore::open(path, options)`,
+//! `PgStore::connect(url, options)`, `MemoryStore::new()`), then take a queue
+//! (`store.queue(QueueOptions)`) and an idempotency store (`store.idempotency()`) from it;
+//! both share the store's clock, retention and connections. `store.close()` finishes what
+//! was sent and stops.
+//!
+//! # One record per event, one dedupe path
+//!
+//! A delivery is identified by `(source, event id)`, and every backend keeps **one record
+//! per key**: the stored event with its delivery state, and, when the worker's dedupe layer
+//! claims it, the claim on the same record. Duplicates are absorbed once, at intake: the
+//! record's unique key makes an enqueue of a known key answer [`Enqueued::Duplicate`]
+//! without storing anything, for as long as the store knows the key (while the event
+//! waits, is leased or dead, and for the [retention](#retention) period after it was
+//! handled). The dedupe layer's claim of a stored event then updates that record rather than
+//! inserting a second one, so an event pays for one insert under a random key on the hot
+//! paths (the provider's delivery id is random: each such insert writes a random page of the
+//! key index). Claims of keys no event was stored under (an idempotency store used on its
+//! own) make a record holding only the claim; an enqueue of that key later stores the event
+//! on it.
+//!
+//! What the dedupe layer still guards against is running the handler twice for one stored
+//! event: a redelivery after a crash, a lease that expired while the handler was still
+//! running, a replay, or a store used by several queues.
+//!
+//! # Retention
+//!
+//! A handled event (acked) is remembered for the store's retention period (default
+//! [`DEFAULT_RETENTION`], 72 hours: longer than Stripe's three days of retries, Svix's ~28
+//! hours and GitHub's manual redelivery window in practice), and a completed claim for the
+//! same period after its completion. Within it, a resend answers `duplicate` and a claim
+//! answers [`Claim::Completed`]; after it, the key is forgotten (`purge_expired` removes the
+//! record, in bounded chunks): a resend is stored and handled as a new event.
+//!
+//! # The queue contract
+//!
+//! Every backend (memory, SQLite, PostgreSQL, yours) keeps these promises, and the shared
+//! conformance suite in `hookdock::testing` (feature `test-util`) checks each of them:
+//!
+//! 1. **Enqueue is durable and idempotent.** [`Queue::enqueue`] resolves only once the event
+//!    is stored at the [`Durability`] the backend declares. An event whose source or id
+//!    breaks the [`key`] rules is refused with [`StoreError::Invalid`] before anything is
+//!    written, and never fails the other events written with it. A key the store knows
+//!    (above) stores nothing and returns [`Enqueued::Duplicate`] with the known
+//!    [`MessageId`]. When the queue holds its configured maximum of waiting messages, a new
+//!    event is refused with [`StoreError::Full`] and nothing is stored.
+//! 2. **Leases are exclusive and fenced.** [`Queue::lease`] hands out up to `max` ready
+//!    messages (oldest first, best effort), each with an expiry and a fresh [`LeaseToken`],
+//!    and counts an attempt. No message ever has two live leases. A token stays current until
+//!    the message is leased again, acked, retried, or dead-lettered; using a token that is no
+//!    longer current with [`extend`](Queue::extend), [`ack`](Queue::ack),
+//!    [`retry`](Queue::retry) or [`dead_letter`](Queue::dead_letter) fails with
+//!    [`StoreError::LeaseLost`] and changes nothing. A lease that expired but was not yet
+//!    taken by anyone else may still be settled with its token.
+//! 3. **Expired leases come back.** When a lease expires, the message is ready again and the
+//!    next lease gets it with a new token and the next attempt number, unless that expired
+//!    lease was its last allowed attempt ([`QueueOptions::max_attempts`]); then it goes to the
+//!    dead letters with the reason [`EXPIRED_ON_LAST_ATTEMPT`].
+//! 4. **Settling.** `ack` marks the message handled: it is never leased again, leaves the
+//!    counts, and its key is remembered as above. `retry` makes it ready again at the given
+//!    time (not before), keeping its attempt count and recording the error.
+//!    [`defer`](Queue::defer) does the same but gives back the attempt the lease counted, so
+//!    the next lease carries the same attempt number (for work that was not tried at all,
+//!    such as an event whose idempotency claim is held elsewhere, or one handed back at
+//!    shutdown). `dead_letter` parks it with a reason; it is never leased again until
+//!    replayed.
+//! 5. **Dead letters are replayable.** [`Queue::dead_letters`] lists them with reasons and
+//!    attempt counts; [`Queue::replay`] makes the matching ones ready again with their
+//!    original bytes, id and source, and the attempt count reset to zero.
+//! 6. **Stats** ([`Queue::stats`]) count messages by state; an expired lease counts as ready,
+//!    or as dead if it expired on the last allowed attempt. Handled messages are not counted.
+//! 7. **Times round-trip** to the microsecond at least (a received-at time, a retry time).
+//!
+//! # The idempotency contract
+//!
+//! 1. **Claim is one atomic conditional write.** [`IdempotencyStore::claim`] on a key returns:
+//!    - [`Claim::Acquired`] with a fresh [`ClaimToken`] if the key is unknown, was released,
+//!      its completion is past the retention period, or its in-progress claim has expired
+//!      (a takeover); the claim is then held for the lease duration given;
+//!    - [`Claim::FingerprintMismatch`] if the key is held (in progress or completed) for a
+//!      body with a different [`Fingerprint`];
+//!    - [`Claim::Completed`], with the stored result if any, if the key was completed within
+//!      the retention period;
+//!    - [`Claim::InProgress`] with the claim's expiry if someone else holds a live claim.
+//!
+//!    Of any number of concurrent claims of one key, exactly one is `Acquired`. A key that
+//!    breaks the [`key`] rules is refused with [`StoreError::Invalid`].
+//! 2. **Complete and release are fenced.** [`complete`](IdempotencyStore::complete) and
+//!    [`release`](IdempotencyStore::release) succeed only with the token of the current
+//!    claim; otherwise they fail with [`StoreError::ClaimLost`] and change nothing. Release
+//!    forgets the claim, so the next claim acquires it. A claim past its lease may still be
+//!    completed or released with its token as long as nobody has taken it over.
+//! 3. **Retention.** A completed key is remembered for the retention period and
+//!    [`purge_expired`](IdempotencyStore::purge_expired) removes it after that, along with
+//!    in-progress claims that expired more than a retention period ago.
+//!
+//! Times are read from the store's [`Clock`](crate::Clock), so tests move time by hand.
+//!
+//! # Errors
+//!
+//! [`StoreError::kind`] tells a caller what to do: retry later ([`ErrorKind::Transient`]:
+//! a full queue, a failed disk or connection, a closed store), never retry
+//! ([`ErrorKind::InvalidInput`]), drop what the lost lease or claim was doing
+//! ([`ErrorKind::Fenced`]), or report a bug ([`ErrorKind::Internal`]). Intake answers them
+//! `503` + `Retry-After`, `400` with a reason, and `500`.
+
+pub mod codec;
+mod dead_letters;
+mod error;
+mod idempotency;
+pub mod key;
+mod memory;
+mod queue;
+mod wake;
+
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+
+use std::time::Duration;
+
+pub use dead_letters::{DeadLetterInfo, DeadLetters};
+pub use error::{BoxError, ErrorKind, InvalidInput, KeyPart, KeyProblem, StoreError};
+pub use idempotency::{Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore};
+pub use memory::{MemoryIdempotencyStore, MemoryQueue, MemoryStore};
+pub use queue::{
+    DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, LeaseToken, Leased, MessageId,
+    Queue, QueueOptions, QueueStats, EXPIRED_ON_LAST_ATTEMPT,
+};
+pub use wake::Wake;
+
+pub(crate) use wake::Signal;
+
+/// How long a handled event and a completed claim are remembered unless configured otherwise:
+/// 72 hours (see [Retention](self#retention)).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);

@@ -1,0 +1,221 @@
+//! Connections, pragmas, the schema and its migrations (the module docs describe the schema).
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::error::SqliteError;
+use super::SqliteOptions;
+use crate::store::codec::duration_micros;
+
+/// The schema version this code reads and writes (`PRAGMA user_version`).
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+/// The tables of a new database, version 2.
+const CREATE: &str = "
+CREATE TABLE hookdock_events (
+    id           INTEGER PRIMARY KEY,
+    source       TEXT    NOT NULL,
+    event_id     TEXT    NOT NULL,
+    state        INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    token        INTEGER,
+    last_error   TEXT,
+    dead_reason  TEXT,
+    dead_at      INTEGER,
+    received_at  INTEGER NOT NULL,
+    enqueued_at  INTEGER NOT NULL,
+    claim_token  INTEGER,
+    claim_done   INTEGER NOT NULL DEFAULT 0,
+    claim_until  INTEGER,
+    fingerprint  BLOB,
+    result       BLOB,
+    UNIQUE (source, event_id)
+);
+CREATE INDEX hookdock_events_available ON hookdock_events (available_at, id) WHERE state < 2;
+CREATE INDEX hookdock_events_leased ON hookdock_events (available_at) WHERE state = 1;
+CREATE INDEX hookdock_events_dead ON hookdock_events (id) WHERE state = 2;
+CREATE INDEX hookdock_events_forget ON hookdock_events (available_at) WHERE state >= 3;
+
+CREATE TABLE hookdock_event_bodies (
+    id      INTEGER PRIMARY KEY,
+    headers BLOB NOT NULL,
+    body    BLOB NOT NULL
+);
+
+CREATE TABLE hookdock_state (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    next_id    INTEGER NOT NULL,
+    next_token INTEGER NOT NULL,
+    live       INTEGER NOT NULL
+);
+INSERT INTO hookdock_state (id, next_id, next_token, live) VALUES (1, 1, 1, 0);
+";
+
+/// From version 1 (hookdock 0.1: times in milliseconds, claims in a table of their own) to
+/// version 2. `?1` is the store's retention in microseconds, `?2` now in microseconds.
+const V1_TO_V2: [&str; 8] = [
+    // Claims move onto the events' records.
+    "ALTER TABLE hookdock_events ADD COLUMN claim_token INTEGER;
+     ALTER TABLE hookdock_events ADD COLUMN claim_done INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE hookdock_events ADD COLUMN claim_until INTEGER;
+     ALTER TABLE hookdock_events ADD COLUMN fingerprint BLOB;
+     ALTER TABLE hookdock_events ADD COLUMN result BLOB;",
+    // Milliseconds become microseconds.
+    "UPDATE hookdock_events SET available_at = available_at * 1000,
+         received_at = received_at * 1000, enqueued_at = enqueued_at * 1000,
+         dead_at = dead_at * 1000",
+    "UPDATE hookdock_events SET
+         claim_token = i.token, claim_done = i.state, claim_until = i.until * 1000,
+         fingerprint = i.fingerprint, result = i.result
+     FROM hookdock_idempotency AS i
+     WHERE i.source = hookdock_events.source AND i.event_id = hookdock_events.event_id",
+    // Claims of keys no event is stored under become records holding only the claim.
+    "INSERT INTO hookdock_events (id, source, event_id, state, available_at, received_at,
+         enqueued_at, claim_token, claim_done, claim_until, fingerprint, result)
+     SELECT (SELECT next_id FROM hookdock_state) + row_number() OVER (ORDER BY i.id) - 1,
+            i.source, i.event_id, 4,
+            i.until * 1000 + CASE WHEN i.state = 1 THEN 0 ELSE ?1 END,
+            0, ?2, i.token, i.state, i.until * 1000, i.fingerprint, i.result
+     FROM hookdock_idempotency AS i
+     WHERE NOT EXISTS (SELECT 1 FROM hookdock_events AS e
+                       WHERE e.source = i.source AND e.event_id = i.event_id)",
+    // Acked rows (version 1 deleted them soon after) are handled events, remembered for as
+    // long as their completed claim is, else forgotten at once.
+    "UPDATE hookdock_events SET available_at = CASE WHEN claim_done = 1 THEN claim_until
+         ELSE ?2 END WHERE state = 3",
+    "DROP TABLE hookdock_idempotency",
+    "DROP INDEX hookdock_events_done",
+    "CREATE INDEX hookdock_events_forget ON hookdock_events (available_at) WHERE state >= 3",
+];
+
+/// Opens a plain connection (used as is by the checkpoint thread).
+pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Connection, SqliteError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // Every connection that may write or checkpoint syncs fully; on macOS that takes
+    // F_FULLFSYNC (a plain fsync there does not flush the drive's cache). No effect elsewhere.
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA fullfsync = ON; PRAGMA checkpoint_fullfsync = ON",
+    )?;
+    Ok(conn)
+}
+
+/// Opens the writing connection: WAL, `synchronous=FULL` (set by [`open`]), no automatic
+/// checkpoints, and the schema brought up to date.
+pub(super) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, SqliteError> {
+    let conn = open(path, options)?;
+    // Only takes effect on a database that has no page yet; must come before WAL mode,
+    // which writes the first page.
+    conn.execute_batch(&format!("PRAGMA page_size = {}", options.page_size))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SqliteError::NoWal {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let pragmas = [
+        ("wal_autocheckpoint", "0".to_owned()),
+        ("journal_size_limit", options.journal_size_limit.to_string()),
+        ("cache_size", format!("-{}", options.cache_size_kib)),
+        ("temp_store", "MEMORY".to_owned()),
+    ];
+    for (name, value) in pragmas {
+        conn.execute_batch(&format!("PRAGMA {name} = {value}"))?;
+    }
+    if let Some(bytes) = options.max_size {
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = (bytes / u64::try_from(page_size.max(512)).unwrap_or(4096)).max(1);
+        conn.execute_batch(&format!("PRAGMA max_page_count = {pages}"))?;
+    }
+    migrate(&conn, path, options)?;
+    Ok(conn)
+}
+
+/// Opens a connection for reading.
+pub(super) fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, SqliteError> {
+    let conn = open(path, options)?;
+    conn.execute_batch("PRAGMA query_only = 1; PRAGMA temp_store = MEMORY")?;
+    Ok(conn)
+}
+
+/// Creates the schema in an empty database, migrates an older one, refuses a newer one,
+/// and re-derives the counters kept in `hookdock_state` from the rows; in one transaction.
+fn migrate(conn: &Connection, path: &Path, options: &SqliteOptions) -> Result<(), SqliteError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = migrate_in_transaction(conn, path, options);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute_batch(end).map_err(SqliteError::from);
+    result.and(ended)
+}
+
+fn migrate_in_transaction(
+    conn: &Connection,
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(), SqliteError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => {
+            let existing: Option<String> = conn
+                .query_row(
+                    "SELECT name FROM sqlite_schema WHERE name = 'hookdock_events'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if existing.is_some() {
+                return Err(SqliteError::Unversioned {
+                    path: path.to_owned(),
+                });
+            }
+            conn.execute_batch(CREATE)?;
+        }
+        1 => {
+            let retention = duration_micros(options.retention);
+            let now = crate::store::codec::to_micros(options.clock.now());
+            for step in V1_TO_V2 {
+                if step.contains("?1") || step.contains("?2") {
+                    let mut stmt = conn.prepare(step)?;
+                    let n = stmt.parameter_count();
+                    let values = [retention, now];
+                    stmt.execute(rusqlite::params_from_iter(&values[..n]))?;
+                } else {
+                    conn.execute_batch(step)?;
+                }
+            }
+        }
+        SCHEMA_VERSION => {}
+        found => {
+            return Err(SqliteError::SchemaTooNew {
+                path: path.to_owned(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+    }
+    if version != SCHEMA_VERSION {
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    }
+    // The counters are derived data: recompute them so that a file edited by hand (an
+    // operator deleting rows in the sqlite3 shell) cannot make ids or tokens repeat or the
+    // depth limit drift.
+    conn.execute(
+        "UPDATE hookdock_state SET
+             next_id = max(next_id, coalesce((SELECT max(id) FROM hookdock_events), 0) + 1),
+             next_token = max(next_token,
+                 coalesce((SELECT max(token) FROM hookdock_events), 0) + 1,
+                 coalesce((SELECT max(claim_token) FROM hookdock_events), 0) + 1),
+             live = (SELECT count(*) FROM hookdock_events WHERE state < 2)
+         WHERE id = ?1",
+        params![1],
+    )?;
+    Ok(())
+}
