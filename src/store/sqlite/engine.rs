@@ -441,3 +441,85 @@ impl Writer {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Enqueued;
+
+    /// A batch holding one write that cannot fit is rolled back as a whole and run again one
+    /// write per transaction: the neighbours are stored, the oversized event fails alone, with
+    /// SQLite's "disk full" as its source.
+    #[test]
+    fn a_failing_write_fails_alone_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let options = SqliteOptions::new().max_size(256 * 1024);
+        let conn = super::super::schema::open_writer(&path, &options).unwrap();
+        let (nudge, _nudged) = std_mpsc::sync_channel(1);
+        let (_tx, rx) = mpsc::channel(1);
+        let mut writer = Writer {
+            conn,
+            rx,
+            max_batch: 64,
+            nudge: Some(nudge),
+            checkpointer: None,
+            wal_frames: Arc::new(AtomicI64::new(0)),
+            wal_restart_pages: i64::MAX,
+            counters: Arc::new(Counters::default()),
+            clock: options.clock.clone(),
+            identity: FileIdentity::capture(&path).unwrap(),
+            broken: false,
+            last_purge: Instant::now(),
+        };
+        let mut batch: Vec<Box<dyn Job>> = Vec::new();
+        let mut answers = Vec::new();
+        for i in 0..10 {
+            let body = if i == 4 { vec![7u8; 1 << 20] } else { vec![1u8; 100] };
+            let (reply, answer) = oneshot::channel();
+            let write = super::super::events::Enqueue {
+                source: "github".into(),
+                event_id: format!("e{i}"),
+                received_at: 0,
+                headers: Vec::new(),
+                body: body.into(),
+                now: 1,
+                max_depth: None,
+            };
+            batch.push(Box::new(Call {
+                write,
+                reply,
+                answer: None,
+            }));
+            answers.push(answer);
+        }
+        writer.commit(&mut batch);
+        for (i, mut answer) in answers.into_iter().enumerate() {
+            let outcome = answer.try_recv().expect("every write is answered");
+            if i == 4 {
+                let err = outcome.expect_err("the oversized event cannot be stored");
+                assert!(err.is_transient(), "{err:?}");
+                let sql = std::error::Error::source(&err)
+                    .and_then(|s| s.downcast_ref::<SqliteError>())
+                    .and_then(|e| match e {
+                        SqliteError::Sql(e) => e.sqlite_error_code(),
+                        _ => None,
+                    });
+                assert_eq!(sql, Some(rusqlite::ErrorCode::DiskFull), "{err:?}");
+            } else {
+                assert!(
+                    matches!(outcome, Ok(Enqueued::New(_))),
+                    "event {i} must be stored despite its neighbour: {outcome:?}"
+                );
+            }
+        }
+        let count = |sql: &str| -> i64 { writer.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM hookdock_events"), 9);
+        assert_eq!(
+            count("SELECT live FROM hookdock_state"),
+            9,
+            "the depth counter must not count the failed event"
+        );
+        let stats = writer.counters.snapshot();
+        assert_eq!((stats.failed_batches, stats.operations), (1, 10));
+    }
+}

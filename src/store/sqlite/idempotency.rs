@@ -285,5 +285,8 @@ impl IdempotencyStore for SqliteIdempotencyStore {
     }
 }
 
-/// Records holding only a claim are in `state` [`CLAIM_ONLY`].
+/// Records holding only a claim are in `state` [`CLAIM_ONLY`], as the SQL above writes it.
 const _: () = assert!(CLAIM_ONLY == 4);
+
+#[cfg(test)]
+pub(super) const ALL_SQL: [&str; 6] = [HELD, TAKE, CLAIM_ONLY_RECORD, COMPLETE, RELEASE_ONLY, RELEASE];

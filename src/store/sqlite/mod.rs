@@ -304,3 +304,5 @@ impl SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod tests;

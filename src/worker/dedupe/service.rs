@@ -474,7 +474,7 @@ mod tests {
             lease: Duration,
         ) -> Result<Claim, StoreError> {
             if self.fail_claims.load(Ordering::SeqCst) {
-                return Err(StoreError::storage(std::io::Error::other("disk on fire")));
+                return Err(StoreError::unavailable("test", std::io::Error::other("disk on fire")));
             }
             self.inner.claim(key, fingerprint, lease).await
         }
