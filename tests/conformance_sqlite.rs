@@ -1,107 +1,57 @@
 //! The conformance suites on the SQLite backend (a fresh database file per check),
 //! directly and behind `Arc<dyn _>`.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use hookdock::idempotency::IdempotencyStore;
-use hookdock::queue::QueueOptions;
-use hookdock::sqlite::{SqliteIdempotencyStore, SqliteOptions, SqliteQueue, SqliteStore};
-use hookdock::testing::idempotency_suite::IdempotencyHarness;
-use hookdock::testing::queue_suite::QueueHarness;
-use hookdock::testing::FakeClock;
-use hookdock::StoreError;
+use hookdock::store::sqlite::{SqliteIdempotencyStore, SqliteOptions, SqliteQueue, SqliteStore};
+use hookdock::store::{QueueOptions, StoreError};
+use hookdock::testing::{Settings, StoreHarness};
 use tempfile::TempDir;
 
 /// Opens `hookdock.db` in a fresh temporary directory per check.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sqlite;
 
-impl Sqlite {
-    fn open(dir: &TempDir, clock: FakeClock) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open(
-            dir.path().join("hookdock.db"),
-            SqliteOptions::new().clock(clock),
-        )
-    }
-}
-
 #[async_trait]
-impl QueueHarness for Sqlite {
+impl StoreHarness for Sqlite {
     type Queue = SqliteQueue;
+    type Idempotency = SqliteIdempotencyStore;
     type Storage = TempDir;
 
     async fn create(&self) -> Result<TempDir, StoreError> {
-        tempfile::tempdir().map_err(StoreError::storage)
+        tempfile::tempdir().map_err(|e| StoreError::unavailable("test", e))
     }
 
     async fn open(
         &self,
         dir: &TempDir,
+        settings: &Settings,
         options: QueueOptions,
-        clock: FakeClock,
-    ) -> Result<SqliteQueue, StoreError> {
-        Ok(Self::open(dir, clock)?.queue(options))
+    ) -> Result<(SqliteQueue, SqliteIdempotencyStore), StoreError> {
+        let store = SqliteStore::open(
+            dir.path().join("hookdock.db"),
+            SqliteOptions::new()
+                .clock(settings.clock.clone())
+                .retention(settings.retention),
+        )?;
+        Ok((store.queue(options), store.idempotency()))
     }
 
     fn persistent(&self) -> bool {
         true
     }
 
-    async fn close(&self, queue: SqliteQueue) {
+    async fn close(&self, queue: SqliteQueue, _idempotency: SqliteIdempotencyStore) {
         queue.store().close().await;
     }
 }
 
-#[async_trait]
-impl IdempotencyHarness for Sqlite {
-    type Store = SqliteIdempotencyStore;
-    type Storage = TempDir;
-
-    async fn create(&self) -> Result<TempDir, StoreError> {
-        tempfile::tempdir().map_err(StoreError::storage)
-    }
-
-    async fn open(
-        &self,
-        dir: &TempDir,
-        retention: Duration,
-        clock: FakeClock,
-    ) -> Result<SqliteIdempotencyStore, StoreError> {
-        Ok(Self::open(dir, clock)?
-            .idempotency()
-            .with_retention(retention))
-    }
-
-    fn persistent(&self) -> bool {
-        true
-    }
-
-    async fn close(&self, store: SqliteIdempotencyStore) {
-        store.store().close().await;
-    }
+mod direct {
+    use super::*;
+    hookdock::store_conformance!(Sqlite);
 }
 
-mod queue {
-    hookdock::queue_conformance!(super::Sqlite);
-}
-
-mod queue_dyn {
-    use hookdock::testing::queue_suite::DynQueueHarness;
-    hookdock::queue_conformance!(DynQueueHarness(super::Sqlite));
-}
-
-mod idempotency {
-    hookdock::idempotency_conformance!(super::Sqlite);
-}
-
-mod idempotency_dyn {
-    use hookdock::testing::idempotency_suite::DynIdempotencyHarness;
-    hookdock::idempotency_conformance!(DynIdempotencyHarness(super::Sqlite));
-}
-
-/// The store is only used through the traits above; keep the import honest.
-#[allow(dead_code)]
-fn _is_store(s: SqliteIdempotencyStore) -> impl IdempotencyStore {
-    s
+mod dyn_objects {
+    use super::*;
+    use hookdock::testing::DynHarness;
+    hookdock::store_conformance!(DynHarness(Sqlite));
 }

@@ -7,15 +7,11 @@
 mod postgres_support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use hookdock::postgres::{PgBackend, PgIdempotencyStore, PgQueue};
-use hookdock::queue::QueueOptions;
-use hookdock::testing::idempotency_suite::IdempotencyHarness;
-use hookdock::testing::queue_suite::QueueHarness;
-use hookdock::testing::FakeClock;
-use hookdock::StoreError;
+use hookdock::store::postgres::{PgIdempotencyStore, PgOptions, PgQueue, PgStore};
+use hookdock::store::{QueueOptions, StoreError};
+use hookdock::testing::{Settings, StoreHarness};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 /// Opens backends on fresh schemas of the test server.
@@ -46,28 +42,20 @@ impl Pg {
     }
 
     async fn pool(&self, max: u32) -> Result<PgPool, StoreError> {
-        PgPoolOptions::new()
+        Ok(PgPoolOptions::new()
             .max_connections(max)
             .connect(&self.url)
-            .await
-            .map_err(StoreError::storage)
-    }
-
-    async fn backend(&self, schema: &Schema, clock: FakeClock) -> Result<PgBackend, StoreError> {
-        Ok(PgBackend::from_pool(self.pool(4).await?)
-            .with_schema(&schema.name)
-            .map_err(StoreError::storage)?
-            .with_clock(clock))
+            .await?)
     }
 
     async fn create_schema(&self) -> Result<Schema, StoreError> {
         let name = postgres_support::unique_schema("conf");
         let pool = self.pool(1).await?;
-        PgBackend::from_pool(pool.clone())
-            .with_schema(&name)
-            .map_err(StoreError::storage)?
-            .migrate()
-            .await?;
+        // Opening migrates the new schema.
+        PgStore::from_pool(pool.clone(), PgOptions::new().schema(name.clone()))
+            .await?
+            .close()
+            .await;
         pool.close().await;
         Ok(Schema {
             name,
@@ -109,8 +97,9 @@ impl Drop for Schema {
 }
 
 #[async_trait]
-impl QueueHarness for Pg {
+impl StoreHarness for Pg {
     type Queue = PgQueue;
+    type Idempotency = PgIdempotencyStore;
     type Storage = Schema;
 
     async fn create(&self) -> Result<Schema, StoreError> {
@@ -120,53 +109,25 @@ impl QueueHarness for Pg {
     async fn open(
         &self,
         schema: &Schema,
+        settings: &Settings,
         options: QueueOptions,
-        clock: FakeClock,
-    ) -> Result<PgQueue, StoreError> {
-        Ok(self.backend(schema, clock).await?.queue(options))
+    ) -> Result<(PgQueue, PgIdempotencyStore), StoreError> {
+        let options_pg = PgOptions::new()
+            .schema(schema.name.clone())
+            .clock(settings.clock.clone())
+            .retention(settings.retention);
+        let store = PgStore::from_pool(self.pool(4).await?, options_pg).await?;
+        Ok((store.queue(options), store.idempotency()))
     }
 
     fn persistent(&self) -> bool {
         true
     }
 
-    async fn close(&self, queue: PgQueue) {
-        let pool = queue.pool().clone();
-        queue.close().await;
-        pool.close().await;
-    }
-}
-
-#[async_trait]
-impl IdempotencyHarness for Pg {
-    type Store = PgIdempotencyStore;
-    type Storage = Schema;
-
-    async fn create(&self) -> Result<Schema, StoreError> {
-        self.create_schema().await
-    }
-
-    async fn open(
-        &self,
-        schema: &Schema,
-        retention: Duration,
-        clock: FakeClock,
-    ) -> Result<PgIdempotencyStore, StoreError> {
-        Ok(self
-            .backend(schema, clock)
-            .await?
-            .idempotency_store()
-            .with_retention(retention))
-    }
-
-    fn persistent(&self) -> bool {
-        true
-    }
-
-    async fn close(&self, store: PgIdempotencyStore) {
-        let pool = store.pool().clone();
+    async fn close(&self, queue: PgQueue, _idempotency: PgIdempotencyStore) {
+        let store = queue.store().clone();
         store.close().await;
-        pool.close().await;
+        store.pool().close().await;
     }
 }
 
@@ -180,24 +141,13 @@ macro_rules! pg {
     };
 }
 
-mod queue {
-    use super::Pg;
-    hookdock::queue_conformance!(pg!());
+mod direct {
+    use super::*;
+    hookdock::store_conformance!(pg!());
 }
 
-mod queue_dyn {
-    use super::Pg;
-    use hookdock::testing::queue_suite::DynQueueHarness;
-    hookdock::queue_conformance!(DynQueueHarness(pg!()));
-}
-
-mod idempotency {
-    use super::Pg;
-    hookdock::idempotency_conformance!(pg!());
-}
-
-mod idempotency_dyn {
-    use super::Pg;
-    use hookdock::testing::idempotency_suite::DynIdempotencyHarness;
-    hookdock::idempotency_conformance!(DynIdempotencyHarness(pg!()));
+mod dyn_objects {
+    use super::*;
+    use hookdock::testing::DynHarness;
+    hookdock::store_conformance!(DynHarness(pg!()));
 }

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use hookdock::postgres::PgBackend;
+use hookdock::store::postgres::{PgOptions, PgStore};
 use hookdock::testing::FakeClock;
 use sqlx::postgres::PgPoolOptions;
 
@@ -55,12 +55,12 @@ pub fn unique_schema(prefix: &str) -> String {
     )
 }
 
-/// A migrated backend in its own schema, with a fake clock.
+/// A migrated store in its own schema, with a fake clock.
 pub struct TestDb {
     pub url: String,
     pub schema: String,
     pub clock: FakeClock,
-    pub backend: PgBackend,
+    pub store: PgStore,
 }
 
 /// The start of every fake clock: a fixed, recent time.
@@ -80,31 +80,35 @@ impl TestDb {
                 .collect::<String>(),
         );
         let clock = FakeClock::new(start_time());
-        let backend = Self::backend_on(&url, &schema, &clock).await;
-        backend.migrate().await.expect("migrate");
+        let store = Self::store_on(&url, &schema, PgOptions::new().clock(clock.clone())).await;
         Some(Self {
             url,
             schema,
             clock,
-            backend,
+            store,
         })
     }
 
-    /// Another backend on the same schema with its own pool: as another process would be.
-    pub async fn another_process(&self) -> PgBackend {
-        Self::backend_on(&self.url, &self.schema, &self.clock).await
+    /// Another store on the same schema with its own pool: as another process would be.
+    pub async fn another_process(&self) -> PgStore {
+        self.another_with(PgOptions::new().clock(self.clock.clone()))
+            .await
     }
 
-    async fn backend_on(url: &str, schema: &str, clock: &FakeClock) -> PgBackend {
+    /// Another store on the same schema with these options (the schema is set here).
+    pub async fn another_with(&self, options: PgOptions) -> PgStore {
+        Self::store_on(&self.url, &self.schema, options).await
+    }
+
+    async fn store_on(url: &str, schema: &str, options: PgOptions) -> PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(6)
             .connect(url)
             .await
             .expect("connect to HOOKDOCK_TEST_POSTGRES_URL");
-        PgBackend::from_pool(pool)
-            .with_schema(schema)
-            .expect("valid schema")
-            .with_clock(clock.clone())
+        PgStore::from_pool(pool, options.schema(schema))
+            .await
+            .expect("open the store")
     }
 
     /// Drops the schema (on success; a failed test leaves it for inspection).
@@ -113,7 +117,7 @@ impl TestDb {
             "DROP SCHEMA \"{}\" CASCADE",
             self.schema
         )))
-        .execute(self.backend.pool())
+        .execute(self.store.pool())
         .await
         .expect("drop schema");
     }
