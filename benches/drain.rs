@@ -51,9 +51,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hookdock::idempotency::IdempotencyStore;
-use hookdock::queue::{Queue, QueueOptions};
-use hookdock::sqlite::{SqliteOptions, SqliteStore};
+use hookdock::store::IdempotencyStore;
+use hookdock::store::{Queue, QueueOptions};
+use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::worker::{Event, HandlerError, Worker};
 use hookdock::RawEvent;
 use tokio::task::JoinSet;
@@ -171,13 +171,13 @@ impl Target {
                     .connect(url)
                     .await?;
                 let backend =
-                    hookdock::postgres::PgBackend::from_pool(pool.clone()).with_schema(schema)?;
+                    hookdock::store::postgres::PgBackend::from_pool(pool.clone()).with_schema(schema)?;
                 if migrate {
                     backend.migrate().await?;
                 }
                 Ok(Opened {
                     queue: Arc::new(backend.queue(QueueOptions::default())),
-                    dedupe: Arc::new(backend.idempotency_store()),
+                    dedupe: Arc::new(backend.idempotency()),
                     close: Close::Postgres(pool),
                 })
             }

@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
-use hookdock::idempotency::{
+use hookdock::store::{
     Claim, Fingerprint, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,
 };
-use hookdock::postgres::PgBackend;
-use hookdock::queue::{MemoryQueue, Queue, QueueOptions};
+use hookdock::store::postgres::PgBackend;
+use hookdock::store::{MemoryQueue, Queue, QueueOptions};
 use hookdock::RawEvent;
 use sqlx::postgres::PgPoolOptions;
 
@@ -158,7 +158,7 @@ async fn memory(intake_n: usize, drain_n: usize) -> Row {
 /// workload, two workers sharing its writer.
 #[cfg(feature = "sqlite")]
 async fn sqlite(intake_n: usize, drain_n: usize) -> Row {
-    use hookdock::sqlite::{SqliteOptions, SqliteStore};
+    use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
     let dir = tempfile::tempdir().expect("temporary directory");
     let store =
         SqliteStore::open(dir.path().join("intake.db"), SqliteOptions::new()).expect("open sqlite");
@@ -217,7 +217,7 @@ async fn postgres(url: &str, intake_n: usize, drain_n: usize) -> Row {
         let b = backend(4).await;
         workers.push((
             Arc::new(b.queue(QueueOptions::default())) as Arc<dyn Queue>,
-            Arc::new(b.idempotency_store()) as Arc<dyn IdempotencyStore>,
+            Arc::new(b.idempotency()) as Arc<dyn IdempotencyStore>,
         ));
     }
     let drain = drain(workers, drain_n).await;

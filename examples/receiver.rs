@@ -76,12 +76,12 @@ use std::sync::Arc;
 use axum::routing::{post_service, MethodRouter};
 use axum::Router;
 use hmac::{KeyInit, Mac};
-use hookdock::idempotency::IdempotencyStore;
+use hookdock::store::IdempotencyStore;
 use hookdock::intake::Intake;
-use hookdock::queue::{Queue, QueueOptions};
+use hookdock::store::{Queue, QueueOptions};
 use hookdock::scheme::Preset;
 use hookdock::serve::serve;
-use hookdock::sqlite::{SqliteOptions, SqliteStore};
+use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::verify::VerifyLayer;
 use hookdock::worker::WakeOnEnqueue;
 use tokio::sync::Notify;
@@ -105,7 +105,7 @@ struct Storage {
 enum Closer {
     Sqlite(SqliteStore),
     #[cfg(feature = "postgres")]
-    Postgres(hookdock::postgres::Pool),
+    Postgres(hookdock::store::postgres::Pool),
 }
 
 impl Closer {
@@ -175,7 +175,7 @@ async fn open_postgres(_config: &Config, _url: &str) -> Result<Storage, Box<dyn 
 /// (enqueues by any receiver process sharing the database wake it).
 #[cfg(feature = "postgres")]
 async fn open_postgres(config: &Config, url: &str) -> Result<Storage, Box<dyn Error>> {
-    use hookdock::postgres::PgBackend;
+    use hookdock::store::postgres::PgBackend;
     use sqlx::ConnectOptions;
 
     let shown = redact_url(url);
@@ -213,7 +213,7 @@ async fn open_postgres(config: &Config, url: &str) -> Result<Storage, Box<dyn Er
     let wake = queue.wake_notify().await;
     Ok(Storage {
         queue: Arc::new(queue),
-        dedupe: Arc::new(backend.idempotency_store()),
+        dedupe: Arc::new(backend.idempotency()),
         wake,
         describe: format!("PostgreSQL {shown}, schema {}", config.database_schema),
         closer: Closer::Postgres(backend.pool().clone()),

@@ -13,7 +13,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::Router;
 use hmac::{KeyInit, Mac};
 use hookdock::intake::Intake;
-use hookdock::queue::{MemoryQueue, Queue};
+use hookdock::store::{MemoryQueue, Queue};
 use hookdock::scheme::{MicrosoftGraph, Scheme};
 use hookdock::verify::VerifyLayer;
 use tokio::net::TcpListener;

@@ -14,8 +14,8 @@ use axum::Router;
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use hookdock::intake::Intake;
-use hookdock::queue::{
-    DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, MemoryQueue, Queue,
+use hookdock::store::{
+    DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, MemoryQueue, MemoryStore, Queue,
     QueueOptions, QueueStats,
 };
 use hookdock::scheme::Preset;
@@ -438,9 +438,7 @@ async fn a_duplicate_is_acknowledged_and_stored_once() {
 
 #[tokio::test]
 async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing_more() {
-    let queue = Arc::new(MemoryQueue::with_options(
-        QueueOptions::default().max_depth(2),
-    ));
+    let queue = Arc::new(MemoryStore::new().queue(QueueOptions::default().max_depth(2)));
     let intake = Intake::builder(Arc::clone(&queue))
         .retry_after(Duration::from_millis(6500))
         .build()
@@ -492,7 +490,7 @@ async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing_more() {
 struct BrokenQueue;
 
 fn disk_error() -> StoreError {
-    StoreError::storage(std::io::Error::other("disk I/O error"))
+    StoreError::unavailable("test", std::io::Error::other("disk I/O error"))
 }
 
 #[async_trait]
@@ -525,6 +523,9 @@ impl Queue for BrokenQueue {
         Err(disk_error())
     }
     async fn replay(&self, _filter: &DeadLetterFilter) -> Result<u64, StoreError> {
+        Err(disk_error())
+    }
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
         Err(disk_error())
     }
     async fn stats(&self) -> Result<QueueStats, StoreError> {
@@ -650,7 +651,7 @@ async fn plain_hyper_serves_the_stack() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_full_disk_answers_503_with_retry_after_and_acknowledges_only_what_is_stored() {
-    use hookdock::sqlite::{SqliteOptions, SqliteStore};
+    use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
     use std::collections::BTreeSet;
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -29,9 +29,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hookdock::idempotency::DedupeLayer;
-use hookdock::postgres::{PgBackend, PgIdempotencyStore, Pool};
-use hookdock::queue::{Queue, QueueOptions};
+use hookdock::worker::DedupeLayer;
+use hookdock::store::postgres::{PgIdempotencyStore, PgOptions, PgStore};
+use hookdock::store::{Queue, QueueOptions};
 use hookdock::worker::{BatchReport, Event, HandlerError, Worker};
 use hookdock::RawEvent;
 use postgres_support::TestDb;
@@ -70,7 +70,7 @@ impl Mode {
 /// The handler of both tests and of the crashing child.
 #[derive(Clone)]
 struct Handler {
-    pool: Pool,
+    pool: sqlx::PgPool,
     claims: Arc<PgIdempotencyStore>,
     insert: Arc<str>,
     mode: Mode,
@@ -79,7 +79,7 @@ struct Handler {
 }
 
 impl Handler {
-    fn new(backend: &PgBackend, claims: Arc<PgIdempotencyStore>, mode: Mode, crash: bool) -> Self {
+    fn new(backend: &PgStore, claims: Arc<PgIdempotencyStore>, mode: Mode, crash: bool) -> Self {
         Self {
             pool: backend.pool().clone(),
             claims,
@@ -120,9 +120,9 @@ impl Handler {
     }
 }
 
-fn worker(backend: &PgBackend, mode: Mode, crash: bool) -> Worker {
+fn worker(backend: &PgStore, mode: Mode, crash: bool) -> Worker {
     let queue = backend.queue(QueueOptions::default());
-    let claims = Arc::new(backend.idempotency_store());
+    let claims = Arc::new(backend.idempotency());
     let handler = Handler::new(backend, claims.clone(), mode, crash);
     Worker::builder(queue)
         .dedupe(
@@ -140,7 +140,7 @@ fn worker(backend: &PgBackend, mode: Mode, crash: bool) -> Worker {
 
 async fn count(db: &TestDb, sql: &str) -> i64 {
     sqlx::query_scalar(AssertSqlSafe(sql.replace("{schema}", &db.schema)))
-        .fetch_one(db.backend.pool())
+        .fetch_one(db.store.pool())
         .await
         .expect("count")
 }
@@ -164,12 +164,12 @@ async fn crash_after_commit(db: &TestDb, mode: Mode) -> Outcome {
         "CREATE TABLE \"{}\".effects (event_id TEXT NOT NULL, attempt INT NOT NULL)",
         db.schema
     )))
-    .execute(db.backend.pool())
+    .execute(db.store.pool())
     .await
     .expect("effects table");
     // The child runs on the system clock; this side's clock starts there too.
     db.clock.set(SystemTime::now());
-    let queue = db.backend.queue(QueueOptions::default());
+    let queue = db.store.queue(QueueOptions::default());
     queue
         .enqueue(RawEvent::new(
             "github",
@@ -224,7 +224,7 @@ async fn crash_after_commit(db: &TestDb, mode: Mode) -> Outcome {
     assert_eq!((stats.leased, stats.ready), (1, 0), "{stats:?}");
     let completed_at_crash = count(
         db,
-        "SELECT count(*) FROM \"{schema}\".hookdock_idempotency WHERE completed",
+        "SELECT count(*) FROM \"{schema}\".hookdock_queue WHERE claim_done",
     )
     .await
         == 1;
@@ -307,11 +307,9 @@ async fn child_worker_crashes_after_commit() {
         eprintln!("child_worker_crashes_after_commit runs only when started by the crash tests");
         return;
     };
-    let backend = PgBackend::connect(&url)
+    let backend = PgStore::connect(&url, PgOptions::new().schema(schema.clone()))
         .await
-        .expect("connect")
-        .with_schema(&schema)
-        .expect("schema");
+        .expect("open the store");
     let running = worker(&backend, mode, true).spawn();
     // The parent kills this process once the effect is committed; never exit on our own
     // before that (unless something is wrong, after a minute).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
+use hookdock::store::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
 use hookdock::StoreError;
 use postgres_support::start_time;
 
@@ -23,9 +23,9 @@ fn key(id: &str) -> IdempotencyKey {
 #[tokio::test]
 async fn concurrent_claims_from_many_processes_acquire_each_key_once() {
     let db = test_db!("concurrent_claims_acquire_once");
-    let mut stores = vec![Arc::new(db.backend.idempotency_store())];
+    let mut stores = vec![Arc::new(db.store.idempotency())];
     for _ in 0..2 {
-        stores.push(Arc::new(db.another_process().await.idempotency_store()));
+        stores.push(Arc::new(db.another_process().await.idempotency()));
     }
     let fp = Fingerprint::of(b"body");
     // 100 keys, each claimed 12 times at once: 4 callers in each of 3 "processes".
@@ -55,8 +55,8 @@ async fn concurrent_claims_from_many_processes_acquire_each_key_once() {
 #[tokio::test]
 async fn completed_mismatch_in_progress_and_takeover() {
     let db = test_db!("completed_mismatch_takeover");
-    let store = db.backend.idempotency_store();
-    let other = db.another_process().await.idempotency_store();
+    let store = db.store.idempotency();
+    let other = db.another_process().await.idempotency();
     let fp = Fingerprint::of(b"one");
     let Claim::Acquired(first) = store.claim(&key("a"), &fp, LEASE).await.unwrap() else {
         panic!("first claim must acquire")
@@ -118,7 +118,7 @@ async fn completed_mismatch_in_progress_and_takeover() {
 #[tokio::test]
 async fn release_forgets_and_tokens_are_never_reused() {
     let db = test_db!("release_forgets");
-    let store = db.backend.idempotency_store();
+    let store = db.store.idempotency();
     let fp = Fingerprint::of(b"x");
     let Claim::Acquired(t1) = store.claim(&key("a"), &fp, LEASE).await.unwrap() else {
         panic!()
@@ -155,7 +155,14 @@ async fn release_forgets_and_tokens_are_never_reused() {
 async fn retention_keeps_completed_keys_then_purges_them() {
     let db = test_db!("retention_keeps_then_purges");
     let retention = Duration::from_secs(3600);
-    let store = db.backend.idempotency_store().with_retention(retention);
+    let store = db
+        .another_with(
+            hookdock::store::postgres::PgOptions::new()
+                .clock(db.clock.clone())
+                .retention(retention),
+        )
+        .await
+        .idempotency();
     let fp = Fingerprint::of(b"x");
     for id in ["done", "abandoned"] {
         let Claim::Acquired(t) = store.claim(&key(id), &fp, LEASE).await.unwrap() else {
@@ -185,15 +192,20 @@ async fn retention_keeps_completed_keys_then_purges_them() {
 #[tokio::test]
 async fn purge_works_in_chunks_beyond_one_statement() {
     let db = test_db!("purge_in_chunks");
-    let store = db.backend.idempotency_store();
-    // 25,000 completed keys, written directly (faster than claiming each).
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO \"{}\".hookdock_idempotency
-             (source, event_id, fingerprint, token, completed, expires_at)
-         SELECT 's', g::text, '\\x00', g, true, 0 FROM generate_series(1, 25000) g",
+    let store = db.store.idempotency();
+    // 25,000 records holding only a completed claim past its retention, written directly
+    // (faster than claiming each).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{0}\".hookdock_events
+             (id, source, event_id, received_at, headers, body, enqueued_at)
+         OVERRIDING SYSTEM VALUE
+         SELECT g, 's', g::text, 0, '', '', 0 FROM generate_series(1, 25000) g;
+         INSERT INTO \"{0}\".hookdock_queue
+             (id, state, available_at, claim_token, claim_done, claim_until, fingerprint)
+         SELECT g, 4, 0, g, true, 0, '\\x00' FROM generate_series(1, 25000) g",
         db.schema
     )))
-    .execute(db.backend.pool())
+    .execute(db.store.pool())
     .await
     .unwrap();
     assert_eq!(store.purge_expired().await.unwrap(), 25_000);
@@ -204,8 +216,8 @@ async fn purge_works_in_chunks_beyond_one_statement() {
 #[tokio::test]
 async fn complete_in_commits_with_the_callers_transaction() {
     let db = test_db!("complete_in_commits");
-    let store = db.backend.idempotency_store();
-    let pool = db.backend.pool();
+    let store = db.store.idempotency();
+    let pool = db.store.pool();
     let effects = format!("\"{}\".effects", db.schema);
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {effects} (id TEXT NOT NULL)"
@@ -279,13 +291,13 @@ async fn a_takeover_waits_for_an_uncommitted_completion() {
     // Worker A completes inside a transaction that is still open when its claim expires and
     // worker B claims: B must not acquire (it waits for A's row lock, then sees Completed).
     let db = test_db!("takeover_waits_for_completion");
-    let a = db.backend.idempotency_store();
-    let b = db.another_process().await.idempotency_store();
+    let a = db.store.idempotency();
+    let b = db.another_process().await.idempotency();
     let fp = Fingerprint::of(b"x");
     let Claim::Acquired(t) = a.claim(&key("a"), &fp, LEASE).await.unwrap() else {
         panic!()
     };
-    let mut tx = db.backend.pool().begin().await.unwrap();
+    let mut tx = db.store.pool().begin().await.unwrap();
     a.complete_in(&mut tx, &key("a"), t, None).await.unwrap();
     db.clock.advance(LEASE + Duration::from_secs(1));
     let claim_b = tokio::spawn(async move { b.claim(&key("a"), &fp, LEASE).await });

@@ -17,11 +17,11 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookdock::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
-use hookdock::postgres::{PgBackend, PgIdempotencyStore};
-use hookdock::queue::{Queue, QueueOptions};
+use hookdock::store::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
+use hookdock::store::postgres::{PgIdempotencyStore, PgOptions, PgStore};
+use hookdock::store::{Queue, QueueOptions};
 use hookdock::worker::{Event, HandlerError, Worker};
-use hookdock::{RawEvent, SystemClock};
+use hookdock::RawEvent;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
@@ -41,7 +41,7 @@ fn options() -> QueueOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     let db = test_db!("three_worker_processes");
-    let pool = db.backend.pool().clone();
+    let pool = db.store.pool().clone();
     sqlx::raw_sql(AssertSqlSafe(format!(
         "CREATE TABLE \"{0}\".effects (event_id TEXT NOT NULL, worker INT NOT NULL, attempt INT NOT NULL);
          CREATE TABLE \"{0}\".started (event_id TEXT NOT NULL, worker INT NOT NULL)",
@@ -51,7 +51,7 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     .await
     .unwrap();
     // The workers run on the system clock; so does this side.
-    let backend = db.backend.clone().with_clock(SystemClock);
+    let backend = db.another_with(PgOptions::new()).await;
     let queue = Arc::new(backend.queue(options()));
     let started = Instant::now();
     let enqueues: Vec<_> = (0..EVENTS)
@@ -128,7 +128,7 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
         "worker 0 was not killed by SIGKILL"
     );
     let in_flight: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT count(*) FROM \"{}\".hookdock_idempotency WHERE NOT completed",
+        "SELECT count(*) FROM \"{}\".hookdock_queue WHERE claim_token IS NOT NULL AND NOT claim_done",
         db.schema
     )))
     .fetch_one(&pool)
@@ -216,7 +216,7 @@ async fn three_worker_processes_one_killed_apply_each_effect_exactly_once() {
     assert_eq!(distinct, EVENTS as i64, "events whose effect is missing");
     assert_eq!(total, EVENTS as i64);
     let completed: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT count(*) FROM \"{}\".hookdock_idempotency WHERE completed",
+        "SELECT count(*) FROM \"{}\".hookdock_queue WHERE claim_done",
         db.schema
     )))
     .fetch_one(&pool)
@@ -256,12 +256,12 @@ async fn child_worker_process() {
         .connect(&url)
         .await
         .expect("connect");
-    let backend = PgBackend::from_pool(pool.clone())
-        .with_schema(&schema)
-        .expect("schema");
+    let backend = PgStore::from_pool(pool.clone(), PgOptions::new().schema(schema.clone()))
+        .await
+        .expect("open the store");
     let queue = Arc::new(backend.queue(options()));
     let handler = Handler {
-        store: Arc::new(backend.idempotency_store()),
+        store: Arc::new(backend.idempotency()),
         pool: pool.clone(),
         started: Arc::from(format!(
             "INSERT INTO \"{schema}\".started (event_id, worker) VALUES ($1, $2)"
@@ -276,7 +276,6 @@ async fn child_worker_process() {
         .batch_size(BATCH)
         .lease_for(LEASE)
         .poll_interval(Duration::from_millis(20), Duration::from_millis(250))
-        .wake_on(queue.wake_notify().await)
         .build(tower::service_fn(move |event: Event| {
             let handler = handler.clone();
             async move { handler.handle(event).await }

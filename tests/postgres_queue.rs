@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hookdock::postgres::PgBackend;
-use hookdock::queue::{
+use hookdock::store::postgres::{PgOptions, PgStore};
+use hookdock::store::{
     DeadLetterFilter, Enqueued, Queue, QueueOptions, QueueStats, EXPIRED_ON_LAST_ATTEMPT,
 };
-use hookdock::{ConfigError, RawEvent, StoreError};
+use hookdock::store::ErrorKind;
+use hookdock::{RawEvent, StoreError};
 use http::{HeaderMap, HeaderValue};
 use postgres_support::start_time;
 use sqlx::Row;
@@ -34,7 +35,7 @@ fn event(i: usize) -> RawEvent {
 #[tokio::test]
 async fn concurrent_enqueues_share_commits_and_get_distinct_ids() {
     let db = test_db!("concurrent_enqueues_share_commits");
-    let queue = Arc::new(db.backend.queue(QueueOptions::default()));
+    let queue = Arc::new(db.store.queue(QueueOptions::default()));
     let tasks: Vec<_> = (0..300)
         .map(|i| {
             let q = queue.clone();
@@ -55,7 +56,7 @@ async fn concurrent_enqueues_share_commits_and_get_distinct_ids() {
         "SELECT count(*), count(DISTINCT xmin::text) FROM \"{}\".hookdock_events",
         db.schema
     )))
-    .fetch_one(db.backend.pool())
+    .fetch_one(db.store.pool())
     .await
     .unwrap();
     let (rows, commits): (i64, i64) = (row.get(0), row.get(1));
@@ -71,7 +72,7 @@ async fn concurrent_enqueues_share_commits_and_get_distinct_ids() {
 #[tokio::test]
 async fn duplicates_return_the_stored_id_across_batches_processes_and_states() {
     let db = test_db!("duplicates_return_the_stored_id");
-    let a = Arc::new(db.backend.queue(QueueOptions::default()));
+    let a = Arc::new(db.store.queue(QueueOptions::default()));
     let b = db.another_process().await.queue(QueueOptions::default());
 
     // The same event many times at once, from one process: one New, the rest Duplicate.
@@ -103,19 +104,19 @@ async fn duplicates_return_the_stored_id_across_batches_processes_and_states() {
     // Same id, other source: a different event.
     let other = RawEvent::new("stripe", "d-1", start_time(), "{}");
     assert!(matches!(b.enqueue(other).await.unwrap(), Enqueued::New(m) if m != id));
-    // After replay and ack it is gone, and the same event is new again.
+    // After replay and ack it is handled, and still known for the retention period.
     assert_eq!(a.replay(&DeadLetterFilter::message(id)).await.unwrap(), 1);
     let leased = a.lease(10, LEASE).await.unwrap();
     let mine = leased.iter().find(|l| l.lease.message == id).unwrap();
     a.ack(&mine.lease).await.unwrap();
-    assert!(matches!(b.enqueue(event(1)).await.unwrap(), Enqueued::New(m) if m != id));
+    assert_eq!(b.enqueue(event(1)).await.unwrap(), Enqueued::Duplicate(id));
     db.cleanup().await;
 }
 
 #[tokio::test]
 async fn events_come_back_byte_for_byte() {
     let db = test_db!("events_come_back_byte_for_byte");
-    let queue = db.backend.queue(QueueOptions::default());
+    let queue = db.store.queue(QueueOptions::default());
     let mut headers = HeaderMap::new();
     headers.append("x-github-delivery", HeaderValue::from_static("d-7"));
     headers.append("x-multi", HeaderValue::from_static("one"));
@@ -125,7 +126,8 @@ async fn events_come_back_byte_for_byte() {
         HeaderValue::from_bytes(b"caf\xc3\xa9\x80").unwrap(),
     );
     let body = Bytes::from_static(b"\x00\xff{\"not\": \"utf-8 \xc3\x28\"}\r\n");
-    let received = start_time() + Duration::new(3, 123_456_789);
+    // Stored to the microsecond, as by every backend.
+    let received = start_time() + Duration::new(3, 123_456_000);
     let original = RawEvent::new("github", "d-7", received, body).with_headers(headers);
     queue.enqueue(original.clone()).await.unwrap();
     let leased = queue.lease(1, LEASE).await.unwrap();
@@ -139,7 +141,7 @@ async fn events_come_back_byte_for_byte() {
 #[tokio::test]
 async fn depth_limit_refuses_new_events_and_stores_nothing() {
     let db = test_db!("depth_limit_refuses");
-    let queue = Arc::new(db.backend.queue(QueueOptions::default().max_depth(50)));
+    let queue = Arc::new(db.store.queue(QueueOptions::default().max_depth(50)));
     let other = db
         .another_process()
         .await
@@ -186,7 +188,7 @@ async fn depth_limit_refuses_new_events_and_stores_nothing() {
 #[tokio::test]
 async fn many_leasers_in_many_processes_never_share_a_message() {
     let db = test_db!("many_leasers_never_share");
-    let first = db.backend.queue(QueueOptions::default());
+    let first = db.store.queue(QueueOptions::default());
     let tasks: Vec<_> = (0..1000).map(|i| first.enqueue(event(i))).collect();
     for r in futures_util::future::join_all(tasks).await {
         r.unwrap();
@@ -234,7 +236,7 @@ async fn many_leasers_in_many_processes_never_share_a_message() {
 #[tokio::test]
 async fn tokens_fence_and_expired_leases_come_back_then_die() {
     let db = test_db!("tokens_fence_and_expired");
-    let queue = db.backend.queue(QueueOptions::default().max_attempts(2));
+    let queue = db.store.queue(QueueOptions::default().max_attempts(2));
     queue.enqueue(event(1)).await.unwrap();
     let first = queue.lease(5, LEASE).await.unwrap().remove(0);
     assert_eq!(first.attempt, 1);
@@ -289,7 +291,7 @@ async fn tokens_fence_and_expired_leases_come_back_then_die() {
 #[tokio::test]
 async fn concurrent_acks_settle_each_lease_once() {
     let db = test_db!("concurrent_acks_settle");
-    let queue = Arc::new(db.backend.queue(QueueOptions::default()));
+    let queue = Arc::new(db.store.queue(QueueOptions::default()));
     for i in 0..200 {
         queue.enqueue(event(i)).await.unwrap();
     }
@@ -320,7 +322,7 @@ async fn concurrent_acks_settle_each_lease_once() {
 #[tokio::test]
 async fn retry_waits_for_its_time_and_keeps_the_error() {
     let db = test_db!("retry_waits_for_its_time");
-    let queue = db.backend.queue(QueueOptions::default());
+    let queue = db.store.queue(QueueOptions::default());
     queue.enqueue(event(1)).await.unwrap();
     let l = queue.lease(1, LEASE).await.unwrap().remove(0);
     let at = start_time() + Duration::from_secs(60);
@@ -338,7 +340,7 @@ async fn retry_waits_for_its_time_and_keeps_the_error() {
 #[tokio::test]
 async fn dead_letter_filters_list_and_replay_what_they_match() {
     let db = test_db!("dead_letter_filters");
-    let queue = db.backend.queue(QueueOptions::default());
+    let queue = db.store.queue(QueueOptions::default());
     for (source, id) in [
         ("github", "a"),
         ("github", "b"),
@@ -420,17 +422,17 @@ async fn dead_letter_filters_list_and_replay_what_they_match() {
 #[tokio::test]
 async fn idle_workers_are_woken_by_notify_from_another_process() {
     let db = test_db!("idle_workers_are_woken");
-    let worker_side = db.backend.queue(QueueOptions::default());
+    let worker_side = db.store.queue(QueueOptions::default());
     let receiver_side = db.another_process().await.queue(QueueOptions::default());
-    let mut wake = worker_side.wake_signal();
+    let mut wake = worker_side.wake_signal().expect("PostgreSQL queues have a wake-up");
     // The first wait starts the listener, which wakes once when it is listening (anything
     // sent before that could have been missed).
-    tokio::time::timeout(Duration::from_secs(10), wake.notified())
+    tokio::time::timeout(Duration::from_secs(10), wake.woken())
         .await
         .expect("listener never came up");
     assert!(worker_side.lease(10, LEASE).await.unwrap().is_empty());
     let waiter = tokio::spawn(async move {
-        wake.notified().await;
+        wake.woken().await;
         wake
     });
     receiver_side.enqueue(event(1)).await.unwrap();
@@ -442,7 +444,7 @@ async fn idle_workers_are_woken_by_notify_from_another_process() {
     // A notification sent while the worker was busy is kept for its next wait.
     receiver_side.enqueue(event(2)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    tokio::time::timeout(Duration::from_secs(10), wake.notified())
+    tokio::time::timeout(Duration::from_secs(10), wake.woken())
         .await
         .expect("a notification sent while busy was lost");
     db.cleanup().await;
@@ -451,51 +453,62 @@ async fn idle_workers_are_woken_by_notify_from_another_process() {
 #[tokio::test]
 async fn migrations_are_idempotent_concurrent_and_checked() {
     let db = test_db!("migrations_are_idempotent");
-    // Twice more, concurrently, from two "processes": nothing changes, nothing fails.
-    let other = db.another_process().await;
-    let (a, b) = tokio::join!(db.backend.migrate(), other.migrate());
-    a.unwrap();
-    b.unwrap();
+    // Twice more, concurrently, from two "processes" opening the schema: nothing changes,
+    // nothing fails.
+    let (a, b) = tokio::join!(db.another_process(), db.another_process());
+    drop((a, b));
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
     )
     .bind(&db.schema)
-    .fetch_all(db.backend.pool())
+    .fetch_all(db.store.pool())
     .await
     .unwrap();
     assert_eq!(
         tables,
-        [
-            "hookdock_events",
-            "hookdock_idempotency",
-            "hookdock_migrations",
-            "hookdock_queue"
-        ]
+        ["hookdock_events", "hookdock_migrations", "hookdock_queue"]
     );
     // A migration recorded with different SQL is refused rather than silently skipped.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE \"{}\".hookdock_migrations SET checksum = 'edited'",
         db.schema
     )))
-    .execute(db.backend.pool())
+    .execute(db.store.pool())
     .await
     .unwrap();
-    assert!(matches!(
-        db.backend.migrate().await,
-        Err(StoreError::Corrupt(_))
-    ));
+    let pool = db.store.pool().clone();
+    let edited = PgStore::from_pool(pool.clone(), PgOptions::new().schema(db.schema.clone()))
+        .await
+        .expect_err("an edited migration is refused");
+    assert_eq!(edited.kind(), ErrorKind::Internal, "{edited:?}");
+    let text = format!("{edited}");
+    assert!(text.contains("different SQL"), "{text}");
+    // A migration newer than this code knows is refused too, and says so.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{}\".hookdock_migrations (version, name, checksum) VALUES (99, 'x', 'y')",
+        db.schema
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let newer = PgStore::from_pool(pool, PgOptions::new().schema(db.schema.clone()).migrate(false))
+        .await
+        .expect_err("a newer schema is refused");
+    assert!(newer.to_string().contains("newer"), "{newer}");
     db.cleanup().await;
 }
 
 #[tokio::test]
 async fn schemas_isolate_queues() {
     let db = test_db!("schemas_isolate_queues");
-    let here = db.backend.queue(QueueOptions::default());
+    let here = db.store.queue(QueueOptions::default());
     let elsewhere_schema = postgres_support::unique_schema("iso");
-    let elsewhere = PgBackend::from_pool(db.backend.pool().clone())
-        .with_schema(&elsewhere_schema)
-        .unwrap();
-    elsewhere.migrate().await.unwrap();
+    let elsewhere = PgStore::from_pool(
+        db.store.pool().clone(),
+        PgOptions::new().schema(elsewhere_schema.clone()),
+    )
+    .await
+    .unwrap();
     let there = elsewhere.queue(QueueOptions::default());
     here.enqueue(event(1)).await.unwrap();
     assert_eq!(there.stats().await.unwrap().depth(), 0);
@@ -506,20 +519,19 @@ async fn schemas_isolate_queues() {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{elsewhere_schema}\" CASCADE"
     )))
-    .execute(db.backend.pool())
+    .execute(db.store.pool())
     .await
     .unwrap();
     db.cleanup().await;
 }
 
 #[tokio::test]
-async fn bad_schema_names_fail_at_construction() {
-    let Some(url) = postgres_support::url("bad_schema_names_fail_at_construction") else {
-        return;
-    };
+async fn bad_schema_names_are_refused_before_any_sql() {
+    // A pool that reaches nothing: the name is refused before any statement is sent.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .connect_lazy(&url)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy("postgres://nobody@127.0.0.1:1/nothing")
         .unwrap();
     for bad in [
         "",
@@ -528,10 +540,12 @@ async fn bad_schema_names_fail_at_construction() {
         "UPPER",
         "pg_catalog",
     ] {
-        assert!(matches!(
-            PgBackend::from_pool(pool.clone()).with_schema(bad),
-            Err(ConfigError::InvalidValue { .. })
-        ));
+        let err = PgStore::from_pool(pool.clone(), PgOptions::new().schema(bad))
+            .await
+            .expect_err("a bad schema name");
+        assert_eq!(err.kind(), ErrorKind::Internal, "{bad:?}: {err:?}");
+        let text = format!("{err}: {:?}", std::error::Error::source(&err));
+        assert!(text.contains("PostgreSQL schema"), "{bad:?}: {text}");
     }
 }
 
@@ -543,17 +557,30 @@ async fn a_dead_database_is_a_transient_storage_error() {
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy("postgres://nobody@127.0.0.1:1/nothing")
         .unwrap();
-    let queue = PgBackend::from_pool(pool).queue(QueueOptions::default());
-    let err = queue.enqueue(event(1)).await.unwrap_err();
+    let err = PgStore::from_pool(pool, PgOptions::new())
+        .await
+        .expect_err("nothing to open");
     assert!(err.is_transient(), "{err:?}");
-    assert!(queue.lease(1, LEASE).await.unwrap_err().is_transient());
-    assert!(queue.stats().await.unwrap_err().is_transient());
 }
 
 #[tokio::test]
-async fn a_value_postgres_cannot_store_fails_alone() {
-    let db = test_db!("a_value_postgres_cannot_store");
-    let queue = Arc::new(db.backend.queue(QueueOptions::default()));
+async fn a_lost_pool_is_a_transient_error_everywhere() {
+    let db = test_db!("a_lost_pool_is_a_transient_error");
+    let store = db.another_process().await;
+    let queue = store.queue(QueueOptions::default());
+    queue.enqueue(event(1)).await.unwrap();
+    store.pool().close().await;
+    let err = queue.enqueue(event(2)).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(queue.lease(1, LEASE).await.unwrap_err().is_transient());
+    assert!(queue.stats().await.unwrap_err().is_transient());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_event_id_no_backend_can_store_fails_alone() {
+    let db = test_db!("an_event_id_no_backend_can_store");
+    let queue = Arc::new(db.store.queue(QueueOptions::default()));
     // Concurrent with good events that share its batch: only the bad one fails.
     let tasks: Vec<_> = (0..20)
         .map(|i| {
@@ -570,7 +597,8 @@ async fn a_value_postgres_cannot_store_fails_alone() {
         let r = t.await.unwrap();
         if i == 7 {
             let err = r.unwrap_err();
-            assert!(err.to_string().contains("NUL"), "{err}");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert!(err.to_string().contains("control character"), "{err}");
         } else {
             assert!(matches!(r, Ok(Enqueued::New(_))), "{r:?}");
         }

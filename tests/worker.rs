@@ -9,16 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use hookdock::idempotency::{
-    Claim, DedupeLayer, Fingerprint, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,
-};
-use hookdock::queue::{
-    DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, MemoryQueue, Queue,
-    QueueOptions, QueueStats,
+use hookdock::store::{
+    Claim, DeadLetter, DeadLetterFilter, DeadLetters, Durability, Enqueued, Fingerprint,
+    IdempotencyKey, IdempotencyStore, Lease, Leased, MemoryIdempotencyStore, MemoryQueue,
+    MemoryStore, Queue, QueueOptions, QueueStats,
 };
 use hookdock::testing::FakeClock;
 use hookdock::worker::{
-    DeadLetters, DecodeJsonLayer, Event, HandlerError, RetryPolicy, Worker, SHUTDOWN_REASON,
+    DecodeJsonLayer, DedupeLayer, Event, HandlerError, RetryPolicy, Worker, SHUTDOWN_REASON,
 };
 use hookdock::{RawEvent, StoreError};
 use tokio::sync::Notify;
@@ -64,9 +62,10 @@ impl Fixture {
 
     fn with_options(options: QueueOptions) -> Self {
         let clock = FakeClock::at_unix(START);
+        let store = MemoryStore::new().with_clock(clock.clone());
         Self {
-            queue: Arc::new(MemoryQueue::with_options(options).with_clock(clock.clone())),
-            store: Arc::new(MemoryIdempotencyStore::new().with_clock(clock.clone())),
+            queue: Arc::new(store.queue(options)),
+            store: Arc::new(store.idempotency()),
             clock,
             effects: Effects::default(),
             calls: Arc::new(AtomicU32::new(0)),
@@ -82,8 +81,14 @@ impl Fixture {
     }
 
     fn worker_builder(&self) -> hookdock::worker::WorkerBuilder {
-        Worker::builder(self.queue.clone())
-            .idempotency(self.store.clone())
+        self.worker_builder_on(self.queue.clone())
+    }
+
+    /// A builder over another queue sharing this fixture's dedupe store (as a second
+    /// receiver with a queue of its own would).
+    fn worker_builder_on(&self, queue: impl Queue) -> hookdock::worker::WorkerBuilder {
+        Worker::builder(queue)
+            .dedupe(self.store.clone())
             .clock(self.clock.clone())
             .retry_policy(
                 RetryPolicy::builder()
@@ -99,8 +104,16 @@ impl Fixture {
     where
         F: Fn(&Event, u32) -> Option<HandlerError> + Send + Sync + 'static,
     {
+        self.worker_on(self.queue.clone(), fail)
+    }
+
+    /// The same, over another queue sharing this fixture's dedupe store.
+    fn worker_on<F>(&self, queue: impl Queue, fail: F) -> Worker
+    where
+        F: Fn(&Event, u32) -> Option<HandlerError> + Send + Sync + 'static,
+    {
         let (effects, calls, fail) = (self.effects.clone(), self.calls.clone(), Arc::new(fail));
-        self.worker_builder()
+        self.worker_builder_on(queue)
             .build(service_fn(move |event: Event| {
                 let (effects, calls, fail) = (effects.clone(), calls.clone(), fail.clone());
                 async move {
@@ -142,19 +155,28 @@ async fn same_event_delivered_three_times_is_applied_once() {
     let f = Fixture::new();
     let worker = f.worker(|_, _| None);
     for delivery in 1..=3 {
-        // Each delivery after the first arrives after the previous one was handled and acked,
-        // so the queue stores it as a new message: only dedupe stands between it and the
-        // handler.
-        assert!(matches!(f.deliver("d-1", "{}").await, Enqueued::New(_)));
+        // Each delivery after the first arrives after the previous one was handled and acked:
+        // the store still knows the key, so it is a duplicate and nothing is leased.
+        let enqueued = f.deliver("d-1", "{}").await;
+        assert_eq!(matches!(enqueued, Enqueued::New(_)), delivery == 1);
         let report = worker.run_until_idle().await.unwrap();
-        assert_eq!(report.leased, 1);
+        assert_eq!(report.leased, u64::from(delivery == 1));
         assert_eq!(report.succeeded, u64::from(delivery == 1));
-        assert_eq!(report.duplicates, u64::from(delivery > 1));
     }
+    // The same event stored by a second queue (another receiver) sharing the dedupe store:
+    // stored there as new, it meets the completed claim and is acked without running.
+    let other = MemoryQueue::new();
+    let second = f.worker_on(other.clone(), |_, _| None);
+    assert!(matches!(
+        other.enqueue(f.event("d-1", "{}")).await.unwrap(),
+        Enqueued::New(_)
+    ));
+    let report = second.run_until_idle().await.unwrap();
+    assert_eq!((report.leased, report.duplicates), (1, 1));
     assert_eq!(f.effects.of("d-1"), 1);
     assert_eq!(f.calls.load(Ordering::SeqCst), 1);
     assert_eq!(f.stats().await.depth(), 0);
-    assert_eq!(worker.stats().duplicates, 2);
+    assert_eq!(other.stats().await.unwrap().depth(), 0);
 }
 
 #[tokio::test]
@@ -243,9 +265,12 @@ async fn permanent_failure_is_dead_lettered_then_replayed_after_the_fix_and_appl
     assert_eq!(f.effects.of("d-1"), 1);
     assert!(f.dead().await.is_empty());
 
-    // A late duplicate from the provider changes nothing.
-    f.deliver("d-1", r#"{"customer":"cus_42"}"#).await;
-    assert_eq!(worker.run_until_idle().await.unwrap().duplicates, 1);
+    // A late duplicate from the provider changes nothing: the store still knows it.
+    assert!(matches!(
+        f.deliver("d-1", r#"{"customer":"cus_42"}"#).await,
+        Enqueued::Duplicate(_)
+    ));
+    assert_eq!(worker.run_until_idle().await.unwrap().leased, 0);
     assert_eq!(f.effects.of("d-1"), 1);
     // Replaying an event that is no longer dead does nothing.
     assert!(!admin.replay_one(dead[0].message).await.unwrap());
@@ -376,11 +401,21 @@ async fn fingerprint_mismatch_is_dead_lettered_with_that_reason() {
     let worker = f.worker(|_, _| None);
     f.deliver("d-1", r#"{"amount":100}"#).await;
     worker.run_until_idle().await.unwrap();
-    // Same id, different body.
-    f.deliver("d-1", r#"{"amount":999}"#).await;
-    let report = worker.run_until_idle().await.unwrap();
+    // Same id, different body: the store knows the key and keeps the first body.
+    assert!(matches!(
+        f.deliver("d-1", r#"{"amount":999}"#).await,
+        Enqueued::Duplicate(_)
+    ));
+    // Stored by another queue sharing the dedupe store, it meets the claim of another body.
+    let other = MemoryQueue::new();
+    let second = f.worker_on(other.clone(), |_, _| None);
+    other
+        .enqueue(f.event("d-1", r#"{"amount":999}"#))
+        .await
+        .unwrap();
+    let report = second.run_until_idle().await.unwrap();
     assert_eq!(report.dead_lettered, 1);
-    let dead = f.dead().await;
+    let dead = other.dead_letters(&DeadLetterFilter::all()).await.unwrap();
     assert!(
         dead[0].reason.contains("fingerprint mismatch"),
         "{}",
@@ -599,6 +634,9 @@ impl Queue for Watched {
     }
     async fn stats(&self) -> Result<QueueStats, StoreError> {
         self.inner.stats().await
+    }
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        self.inner.purge_expired().await
     }
 }
 

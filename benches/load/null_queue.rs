@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use axum::routing::post_service;
 use axum::Router;
 use hookdock::intake::Intake;
-use hookdock::queue::{
+use hookdock::store::{
     DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, MessageId, Queue, QueueStats,
 };
 use hookdock::scheme::Preset;

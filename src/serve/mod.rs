@@ -25,7 +25,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{routing::post_service, Router};
 //! use hookdock::intake::Intake;
-//! use hookdock::queue::MemoryQueue;
+//! use hookdock::store::MemoryQueue;
 //! use hookdock::scheme::Preset;
 //! use hookdock::serve::{serve, ServeConfig};
 //! use hookdock::verify::VerifyLayer;
