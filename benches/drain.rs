@@ -51,9 +51,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::store::IdempotencyStore;
 use hookdock::store::{Queue, QueueOptions};
-use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::worker::{Event, HandlerError, Worker};
 use hookdock::RawEvent;
 use tokio::task::JoinSet;
@@ -170,11 +170,11 @@ impl Target {
                     .max_connections(8)
                     .connect(url)
                     .await?;
+                let options = hookdock::store::postgres::PgOptions::new()
+                    .schema(schema.clone())
+                    .migrate(migrate);
                 let backend =
-                    hookdock::store::postgres::PgBackend::from_pool(pool.clone()).with_schema(schema)?;
-                if migrate {
-                    backend.migrate().await?;
-                }
+                    hookdock::store::postgres::PgStore::from_pool(pool.clone(), options).await?;
                 Ok(Opened {
                     queue: Arc::new(backend.queue(QueueOptions::default())),
                     dedupe: Arc::new(backend.idempotency()),
@@ -295,7 +295,7 @@ fn drain_worker(target: Target, n: usize) -> RoleFuture {
         let handled = Arc::new(AtomicU64::new(0));
         let seen = handled.clone();
         let worker = Worker::builder(queue.clone())
-            .idempotency(dedupe)
+            .dedupe(dedupe)
             .concurrency(env_usize("HOOKDOCK_DRAIN_CONCURRENCY", 512))
             .batch_size(env_usize("HOOKDOCK_DRAIN_BATCH", 256))
             .build(service_fn(move |event: Event| {

@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
+use hookdock::store::postgres::{PgOptions, PgStore};
 use hookdock::store::{
     Claim, Fingerprint, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,
 };
-use hookdock::store::postgres::PgBackend;
 use hookdock::store::{MemoryQueue, Queue, QueueOptions};
 use hookdock::RawEvent;
 use sqlx::postgres::PgPoolOptions;
@@ -188,13 +188,12 @@ async fn postgres(url: &str, intake_n: usize, drain_n: usize) -> Row {
                 .connect(url)
                 .await
                 .expect("connect to HOOKDOCK_TEST_POSTGRES_URL");
-            PgBackend::from_pool(pool)
-                .with_schema(&schema)
-                .expect("schema")
+            PgStore::from_pool(pool, PgOptions::new().schema(schema))
+                .await
+                .expect("open the store")
         }
     };
     let admin = backend(4).await;
-    admin.migrate().await.expect("migrate");
     let q: Arc<dyn Queue> = Arc::new(admin.queue(QueueOptions::default()));
     let intake = intake(q.clone(), intake_n).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

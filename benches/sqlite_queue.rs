@@ -24,11 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::store::{
     Claim, Fingerprint, IdempotencyKey, IdempotencyStore, MemoryIdempotencyStore,
 };
 use hookdock::store::{MemoryQueue, Queue, QueueOptions};
-use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::RawEvent;
 
 struct Args {

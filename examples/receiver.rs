@@ -76,26 +76,24 @@ use std::sync::Arc;
 use axum::routing::{post_service, MethodRouter};
 use axum::Router;
 use hmac::{KeyInit, Mac};
-use hookdock::store::IdempotencyStore;
 use hookdock::intake::Intake;
-use hookdock::store::{Queue, QueueOptions};
 use hookdock::scheme::Preset;
 use hookdock::serve::serve;
 use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
+use hookdock::store::IdempotencyStore;
+use hookdock::store::{Queue, QueueOptions};
 use hookdock::verify::VerifyLayer;
-use hookdock::worker::WakeOnEnqueue;
-use tokio::sync::Notify;
 use tower::ServiceBuilder;
 
 use config::{Config, Route};
 
-/// The database: the queue every route stores into, the dedupe store of the worker, and the
-/// signal that wakes the worker. Everything past this point sees only the trait objects, so
-/// the routes, the worker and the admin API are one code path for every backend.
+/// The database: the queue every route stores into and the dedupe store of the worker (the
+/// queue brings its own wake-up for the worker). Everything past this point sees only the
+/// trait objects, so the routes, the worker and the admin API are one code path for every
+/// backend.
 struct Storage {
     queue: Arc<dyn Queue>,
     dedupe: Arc<dyn IdempotencyStore>,
-    wake: Arc<Notify>,
     /// What the banner says about it.
     describe: String,
     closer: Closer,
@@ -105,7 +103,7 @@ struct Storage {
 enum Closer {
     Sqlite(SqliteStore),
     #[cfg(feature = "postgres")]
-    Postgres(hookdock::store::postgres::Pool),
+    Postgres(hookdock::store::postgres::PgStore),
 }
 
 impl Closer {
@@ -122,9 +120,13 @@ impl Closer {
                 );
                 store.close().await
             }
-            // Every acknowledged delivery is already committed; this closes the connections.
+            // Every acknowledged delivery is already committed; this finishes the batches in
+            // flight and closes the connections.
             #[cfg(feature = "postgres")]
-            Self::Postgres(pool) => pool.close().await,
+            Self::Postgres(store) => {
+                store.close().await;
+                store.pool().close().await
+            }
         }
     }
 }
@@ -148,14 +150,13 @@ async fn open_storage(config: &Config) -> Result<Storage, Box<dyn Error>> {
 /// One SQLite database, one writer thread, group commit. The queue wakes the in-process
 /// worker whenever it stores a new event.
 fn open_sqlite(config: &Config) -> Result<Storage, Box<dyn Error>> {
-    let store = SqliteStore::open(&config.db, SqliteOptions::default())
-        .map_err(|e| format!("cannot open the SQLite database {}: {e}", config.db))?;
-    let queue = WakeOnEnqueue::new(store.queue(queue_options(config)));
-    let wake = queue.signal();
+    let store = SqliteStore::open(&config.db, SqliteOptions::default()).map_err(|e| {
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(" ({c})"));
+        format!("cannot open the SQLite database {}: {e}{cause}", config.db)
+    })?;
     Ok(Storage {
-        queue: Arc::new(queue),
+        queue: Arc::new(store.queue(queue_options(config))),
         dedupe: Arc::new(store.idempotency()),
-        wake,
         describe: format!("SQLite {}", config.db),
         closer: Closer::Sqlite(store),
     })
@@ -175,7 +176,7 @@ async fn open_postgres(_config: &Config, _url: &str) -> Result<Storage, Box<dyn 
 /// (enqueues by any receiver process sharing the database wake it).
 #[cfg(feature = "postgres")]
 async fn open_postgres(config: &Config, url: &str) -> Result<Storage, Box<dyn Error>> {
-    use hookdock::store::postgres::PgBackend;
+    use hookdock::store::postgres::{PgOptions, PgStore};
     use sqlx::ConnectOptions;
 
     let shown = redact_url(url);
@@ -198,25 +199,19 @@ async fn open_postgres(config: &Config, url: &str) -> Result<Storage, Box<dyn Er
         .map_err(|e| format!("cannot connect to PostgreSQL at {shown}: {e}"))?;
     let _ = sqlx::Connection::close(probe).await;
 
-    let backend = PgBackend::connect(url)
-        .await
-        .map_err(|e| format!("cannot connect to PostgreSQL at {shown}: {e}"))?
-        .with_schema(&config.database_schema)
-        .map_err(|e| format!("HOOKDOCK_DATABASE_SCHEMA: {e}"))?;
-    backend.migrate().await.map_err(|e| {
+    let options = PgOptions::new().schema(config.database_schema.clone());
+    let store = PgStore::connect(url, options).await.map_err(|e| {
+        let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(" ({c})"));
         format!(
-            "cannot create hookdock's tables in schema {:?} at {shown}: {e}",
+            "cannot open hookdock's tables in schema {:?} at {shown}: {e}{cause}",
             config.database_schema
         )
     })?;
-    let queue = backend.queue(queue_options(config));
-    let wake = queue.wake_notify().await;
     Ok(Storage {
-        queue: Arc::new(queue),
-        dedupe: Arc::new(backend.idempotency()),
-        wake,
+        queue: Arc::new(store.queue(queue_options(config))),
+        dedupe: Arc::new(store.idempotency()),
         describe: format!("PostgreSQL {shown}, schema {}", config.database_schema),
-        closer: Closer::Postgres(backend.pool().clone()),
+        closer: Closer::Postgres(store),
     })
 }
 
@@ -330,11 +325,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let Storage {
         queue,
         dedupe,
-        wake,
         describe,
         closer,
     } = open_storage(&config).await?;
-    let worker = worker_config.start(Arc::clone(&queue), wake, dedupe)?;
+    let worker = worker_config.start(Arc::clone(&queue), dedupe)?;
     let app = webhook_routes(&config, &queue)?.merge(worker_config.admin_routes(
         Arc::clone(&queue),
         worker.as_ref().map(|w| w.worker().clone()),

@@ -6,9 +6,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 #[cfg(any(test, feature = "test-util"))]
 use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time.
 ///

@@ -18,7 +18,10 @@ enum Text {
     /// Valid UTF-8 (checked in `from_header`).
     Header(HeaderValue),
     /// Bytes that are not UTF-8, and their display form (invalid sequences as U+FFFD).
-    NotUtf8 { raw: HeaderValue, shown: String },
+    NotUtf8 {
+        raw: HeaderValue,
+        shown: String,
+    },
 }
 
 impl Text {

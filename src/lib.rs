@@ -12,18 +12,19 @@
 //! - [`verify`]: a tower layer that limits the body, verifies it, answers the providers'
 //!   [handshakes](verify::handshake) itself, and passes the request on with its
 //!   [`scheme::Verified`] identity, or answers `401`/`400`/`413`;
-//! - [`intake`]: the terminal service that stores the verified delivery in a
-//!   [`queue::Queue`] and answers `2xx` only once it is durable (`503` + `Retry-After` when it
-//!   cannot be stored);
-//! - [`queue`]: the durable hand-off, with backends in memory, SQLite (`sqlite`, feature
-//!   `sqlite`, the default) and PostgreSQL (`postgres`, feature `postgres`);
-//! - [`idempotency`]: the store and the [`DedupeLayer`](idempotency::DedupeLayer) that make
-//!   redeliveries apply once;
+//! - [`intake`]: the terminal service that stores the verified delivery in a [`Queue`] and
+//!   answers `2xx` only once it is durable (`503` + `Retry-After` when it cannot be stored
+//!   now, `400` with the reason when it never can);
+//! - [`store`]: the store layer: the [`Queue`] (the durable hand-off) and the
+//!   [`IdempotencyStore`] (what remembers handled events) with one record per event and one
+//!   [`StoreError`] whose kind says what to do; backends in memory, SQLite (`store::sqlite`,
+//!   feature `sqlite`, the default) and PostgreSQL (`store::postgres`, feature `postgres`);
 //! - `serve` (feature `serve`, a default): serves the layers over HTTP/1.1 with the edge
 //!   protected: header-read and idle timeouts, connection and in-flight limits, a graceful
 //!   shutdown with a deadline;
-//! - [`worker`]: leases events and runs your `tower::Service` with retries, backoff, dead
-//!   letters, replay and graceful shutdown;
+//! - [`worker`]: leases events and runs your `tower::Service` behind the [`DedupeLayer`]
+//!   (each stored event applied once in effect) with retries, backoff, dead letters, replay
+//!   and graceful shutdown;
 //! - `testing` (feature `test-util`): a signer for every preset, a fake clock, and the
 //!   conformance suites every backend passes, yours included.
 //!
@@ -36,17 +37,14 @@
 //! use bytes::Bytes;
 //! use http::{Request, StatusCode};
 //! use http_body_util::Full;
-//! use hookdock::store::MemoryIdempotencyStore;
-//! use hookdock::intake::Intake;
-//! use hookdock::store::MemoryQueue;
-//! use hookdock::scheme::Preset;
-//! use hookdock::verify::VerifyLayer;
-//! use hookdock::worker::{Event, HandlerError, Worker};
+//! use hookdock::store::{MemoryStore, QueueOptions};
+//! use hookdock::{Event, HandlerError, Intake, Preset, VerifyLayer, Worker};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
-//! // Receiving: verify, then store durably before answering. (Use `hookdock::sqlite` or
-//! // `hookdock::postgres` for a queue that survives the process.)
-//! let queue = Arc::new(MemoryQueue::new());
+//! // Receiving: verify, then store durably before answering. (Use `store::sqlite` or
+//! // `store::postgres` for records that survive the process.)
+//! let store = MemoryStore::new();
+//! let queue = Arc::new(store.queue(QueueOptions::default()));
 //! let endpoint = ServiceBuilder::new()
 //!     .layer(VerifyLayer::new(Preset::github(["It's a Secret to Everybody"])?))
 //!     .service(Intake::new(Arc::clone(&queue)));
@@ -76,10 +74,10 @@
 //!     }
 //! });
 //! let worker = Worker::builder(Arc::clone(&queue))
-//!     .idempotency(MemoryIdempotencyStore::new())
+//!     .dedupe(store.idempotency()) // claims on the same records
 //!     .build(handler)?;
 //! worker.run_until_idle().await?; // in a service: `worker.spawn()`, then `shutdown()`
-//! assert_eq!(applied.load(Ordering::SeqCst), 1); // delivered twice, applied once
+//! assert_eq!(applied.load(Ordering::SeqCst), 1); // delivered twice, stored and applied once
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -88,9 +86,9 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `sqlite` | yes | `sqlite`: the embedded durable queue and idempotency store (bundled SQLite) |
+//! | `sqlite` | yes | `store::sqlite`: the embedded durable queue and idempotency store (bundled SQLite) |
 //! | `serve` | yes | `serve`: HTTP/1.1 serving with timeouts, connection and in-flight limits, graceful shutdown with a deadline |
-//! | `postgres` | no | `postgres`: queue and idempotency store on PostgreSQL (sqlx) |
+//! | `postgres` | no | `store::postgres`: queue and idempotency store on PostgreSQL (sqlx) |
 //! | `ed25519` | no | Standard Webhooks `v1a` signatures (`Preset::standard_webhooks_ed25519`) |
 //! | `aws-sns` | no | the AWS SNS scheme (`scheme::sns`: RSA, X.509 certificates through a pluggable cached source) |
 //! | `aws-sns-https` | no | `scheme::sns::HttpsFetcher`, the default HTTPS certificate source and subscription confirmer (hyper, rustls with ring) |

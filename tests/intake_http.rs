@@ -14,11 +14,11 @@ use axum::Router;
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use hookdock::intake::Intake;
-use hookdock::store::{
-    DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, MemoryQueue, MemoryStore, Queue,
-    QueueOptions, QueueStats,
-};
 use hookdock::scheme::Preset;
+use hookdock::store::{
+    DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, MemoryQueue, MemoryStore,
+    Queue, QueueOptions, QueueStats,
+};
 use hookdock::verify::VerifyLayer;
 use hookdock::{RawEvent, StoreError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -29,9 +29,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hookdock::worker::DedupeLayer;
 use hookdock::store::postgres::{PgIdempotencyStore, PgOptions, PgStore};
 use hookdock::store::{Queue, QueueOptions};
+use hookdock::worker::DedupeLayer;
 use hookdock::worker::{BatchReport, Event, HandlerError, Worker};
 use hookdock::RawEvent;
 use postgres_support::TestDb;

@@ -17,8 +17,8 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookdock::store::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
 use hookdock::store::postgres::{PgIdempotencyStore, PgOptions, PgStore};
+use hookdock::store::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore};
 use hookdock::store::{Queue, QueueOptions};
 use hookdock::worker::{Event, HandlerError, Worker};
 use hookdock::RawEvent;

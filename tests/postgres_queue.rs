@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookdock::store::postgres::{PgOptions, PgStore};
+use hookdock::store::ErrorKind;
 use hookdock::store::{
     DeadLetterFilter, Enqueued, Queue, QueueOptions, QueueStats, EXPIRED_ON_LAST_ATTEMPT,
 };
-use hookdock::store::ErrorKind;
 use hookdock::{RawEvent, StoreError};
 use http::{HeaderMap, HeaderValue};
 use postgres_support::start_time;
@@ -424,7 +424,9 @@ async fn idle_workers_are_woken_by_notify_from_another_process() {
     let db = test_db!("idle_workers_are_woken");
     let worker_side = db.store.queue(QueueOptions::default());
     let receiver_side = db.another_process().await.queue(QueueOptions::default());
-    let mut wake = worker_side.wake_signal().expect("PostgreSQL queues have a wake-up");
+    let mut wake = worker_side
+        .wake_signal()
+        .expect("PostgreSQL queues have a wake-up");
     // The first wait starts the listener, which wakes once when it is listening (anything
     // sent before that could have been missed).
     tokio::time::timeout(Duration::from_secs(10), wake.woken())
@@ -491,9 +493,12 @@ async fn migrations_are_idempotent_concurrent_and_checked() {
     .execute(&pool)
     .await
     .unwrap();
-    let newer = PgStore::from_pool(pool, PgOptions::new().schema(db.schema.clone()).migrate(false))
-        .await
-        .expect_err("a newer schema is refused");
+    let newer = PgStore::from_pool(
+        pool,
+        PgOptions::new().schema(db.schema.clone()).migrate(false),
+    )
+    .await
+    .expect_err("a newer schema is refused");
     assert!(newer.to_string().contains("newer"), "{newer}");
     db.cleanup().await;
 }

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use hookdock::store::{Enqueued, Queue, QueueOptions};
 use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
+use hookdock::store::{Enqueued, Queue, QueueOptions};
 use hookdock::RawEvent;
 
 const CHILD_ENV: &str = "HOOKDOCK_CRASH_CHILD";

@@ -23,10 +23,10 @@ use async_trait::async_trait;
 use axum::routing::post_service;
 use axum::Router;
 use hookdock::intake::Intake;
+use hookdock::scheme::Preset;
 use hookdock::store::{
     DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, MessageId, Queue, QueueStats,
 };
-use hookdock::scheme::Preset;
 use hookdock::verify::VerifyLayer;
 use hookdock::{RawEvent, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -121,6 +121,9 @@ impl Queue for NullQueue {
     }
     async fn stats(&self) -> Result<QueueStats, StoreError> {
         Ok(QueueStats::default())
+    }
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }
 

@@ -27,9 +27,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hookdock::store::{DedupeLayer, IdempotencyStore};
 use hookdock::store::{DeadLetterFilter, MessageId, Queue};
-use hookdock::worker::{DeadLetters, Event, HandlerError, Wake, Worker, WorkerHandle};
+use hookdock::store::{DeadLetters, IdempotencyStore};
+use hookdock::worker::{DedupeLayer, Event, HandlerError, Worker, WorkerHandle};
 use hookdock::StoreError;
 use subtle::{Choice, ConstantTimeEq};
 use tower::service_fn;
@@ -182,11 +182,10 @@ impl WorkerConfig {
     }
 
     /// Starts the worker (unless `HOOKDOCK_WORKER=off`): dedupe over `dedupe`, then the demo
-    /// handler.
+    /// handler; the queue's own signal wakes it.
     pub fn start(
         &self,
         queue: Arc<dyn Queue>,
-        wake: impl Wake,
         dedupe: impl IdempotencyStore,
     ) -> Result<Option<WorkerHandle>, Box<dyn Error>> {
         if !self.enabled {
@@ -201,7 +200,6 @@ impl WorkerConfig {
             )
             .lease_for(self.lease)
             .concurrency(self.concurrency)
-            .wake_on(wake)
             .build(service_fn(move |event: Event| handle(demo.clone(), event)))?;
         Ok(Some(worker.spawn()))
     }

@@ -70,7 +70,6 @@ mod future;
 mod headers;
 mod service;
 
-
 use http::StatusCode;
 
 use crate::store::InvalidInput;

@@ -134,5 +134,4 @@ mod tests {
             proptest::prop_assert_eq!(decode_headers(&encode_headers(&h)), h);
         }
     }
-
 }

@@ -209,7 +209,10 @@ mod tests {
         let cases = [
             (StoreError::Full { depth: 3 }, ErrorKind::Transient),
             (StoreError::Closed, ErrorKind::Transient),
-            (StoreError::unavailable("sqlite", io()), ErrorKind::Transient),
+            (
+                StoreError::unavailable("sqlite", io()),
+                ErrorKind::Transient,
+            ),
             (
                 InvalidInput::new(KeyPart::EventId, KeyProblem::Empty).into(),
                 ErrorKind::InvalidInput,

@@ -74,7 +74,7 @@ pub enum Claim {
     FingerprintMismatch,
 }
 
-/// Remembers which events were handled; see the [module docs](self) for the contract.
+/// Remembers which events were handled; see the [store docs](super#the-idempotency-contract) for the contract.
 ///
 /// Object safe; implemented for `Arc<S>`.
 #[async_trait]

@@ -68,7 +68,9 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn problem(source: &str, id: &EventId) -> Option<(KeyPart, KeyProblem)> {
+    type Found = Option<(KeyPart, KeyProblem)>;
+
+    fn problem(source: &str, id: &EventId) -> Found {
         validate(source, id).err().map(|e| (e.part(), e.problem()))
     }
 
@@ -76,11 +78,19 @@ mod tests {
     fn the_rules_table() {
         let long = "x".repeat(MAX_EVENT_ID_LEN + 1);
         let not_utf8 = EventId::from(&HeaderValue::from_bytes(b"bad-\xff").unwrap());
-        let cases: [(&str, EventId, Option<(KeyPart, KeyProblem)>); 11] = [
-            ("github", EventId::new("72d3162e-cc78-11e3-81ab-4c9367dc0958"), None),
+        let cases: [(&str, EventId, Found); 11] = [
+            (
+                "github",
+                EventId::new("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+                None,
+            ),
             ("github", EventId::new("caf\u{e9} ok with spaces"), None),
             ("github", EventId::new("x".repeat(MAX_EVENT_ID_LEN)), None),
-            ("github", EventId::new(""), Some((KeyPart::EventId, KeyProblem::Empty))),
+            (
+                "github",
+                EventId::new(""),
+                Some((KeyPart::EventId, KeyProblem::Empty)),
+            ),
             (
                 "github",
                 EventId::new(long.clone()),
@@ -107,8 +117,16 @@ mod tests {
                 EventId::new("a\u{85}"),
                 Some((KeyPart::EventId, KeyProblem::ControlCharacter { at: 1 })),
             ),
-            ("github", not_utf8, Some((KeyPart::EventId, KeyProblem::NotUtf8))),
-            ("", EventId::new("a"), Some((KeyPart::Source, KeyProblem::Empty))),
+            (
+                "github",
+                not_utf8,
+                Some((KeyPart::EventId, KeyProblem::NotUtf8)),
+            ),
+            (
+                "",
+                EventId::new("a"),
+                Some((KeyPart::Source, KeyProblem::Empty)),
+            ),
             (
                 "git\nhub",
                 EventId::new("a"),

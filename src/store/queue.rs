@@ -298,7 +298,7 @@ impl QueueOptions {
 /// the next time it leases (or lists, replays or counts), never before its lease expired.
 pub const EXPIRED_ON_LAST_ATTEMPT: &str = "lease expired on the last allowed attempt";
 
-/// A durable queue of [`RawEvent`]s; see the [module docs](self) for the contract.
+/// A durable queue of [`RawEvent`]s; see the [store docs](super#the-queue-contract) for the contract.
 ///
 /// Object safe: use `Arc<dyn Queue>` to choose a backend at run time. Implemented for
 /// `Arc<Q>`.

@@ -72,9 +72,7 @@ macro_rules! store_conformance {
 /// The start of every check's fake clock: a time with microseconds, as every backend must
 /// store them.
 pub(crate) fn start_clock() -> FakeClock {
-    FakeClock::new(
-        std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456),
-    )
+    FakeClock::new(std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456))
 }
 
 /// The settings every check opens its store with, unless it needs others.

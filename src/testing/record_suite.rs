@@ -21,8 +21,7 @@ use super::{start_clock, ClockExt, Settings, StoreHarness};
 use crate::event::{EventId, RawEvent};
 use crate::store::key::MAX_EVENT_ID_LEN;
 use crate::store::{
-    Claim, Enqueued, ErrorKind, IdempotencyKey, IdempotencyStore, Queue, QueueOptions,
-    StoreError,
+    Claim, Enqueued, ErrorKind, IdempotencyKey, IdempotencyStore, Queue, QueueOptions, StoreError,
 };
 use crate::Clock;
 
@@ -37,7 +36,10 @@ fn invalid_ids() -> Vec<(EventId, &'static str)> {
         (EventId::new("line\nbreak"), "a line break"),
         (EventId::new("del\u{7f}"), "DEL"),
         (EventId::new("x".repeat(64 * 1024)), "a 64 KiB id"),
-        (EventId::new("x".repeat(MAX_EVENT_ID_LEN + 1)), "one byte over the limit"),
+        (
+            EventId::new("x".repeat(MAX_EVENT_ID_LEN + 1)),
+            "one byte over the limit",
+        ),
         (
             EventId::from(&HeaderValue::from_bytes(b"bad-\xff").expect("a header value")),
             "bytes that are not UTF-8",

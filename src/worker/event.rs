@@ -5,8 +5,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::HeaderMap;
 
-use crate::event::{EventId, RawEvent};
 use super::HeldClaim;
+use crate::event::{EventId, RawEvent};
 use crate::store::{Leased, MessageId};
 
 /// One delivery as a handler sees it: the stored [`RawEvent`], where it is in its retry

@@ -9,14 +9,15 @@
 //! - it receives an [`Event`]: the stored [`RawEvent`](crate::RawEvent) (exact bytes, id,
 //!   source, headers), the attempt number, the queue's message id, and the payload: the raw
 //!   body, or a `serde` type behind [`DecodeJsonLayer`];
-//! - failures are **retryable by default** (`?` on any error), [`HandlerError::permanent`]
-//!   sends the event to the dead letters at once, and a **panic** is caught and retried.
+//! - failures are **retryable by default** (`?` on the common errors, or on any error with
+//!   tower's `BoxError` as the handler's error type), [`HandlerError::permanent`] sends the
+//!   event to the dead letters at once, and a **panic** is caught and retried.
 //!
 //! # The stack
 //!
-//! [`Worker::builder`] puts the [`DedupeLayer`](crate::worker::DedupeLayer) over your
-//! handler (`.idempotency(store)`), so the handler sees each `(source, event id)` once in
-//! effect even when the queue redelivers after a crash or the provider sends a duplicate.
+//! [`Worker::builder`] puts the [`DedupeLayer`] over your handler (`.dedupe(store)`), so the
+//! handler sees each `(source, event id)` once in effect even when the queue redelivers after
+//! a crash (duplicates the provider sends are already absorbed by the store at intake).
 //! For a typed handler the stack is dedupe → [`DecodeJsonLayer`] → your service: duplicates
 //! are skipped before decoding.
 //!
@@ -24,7 +25,7 @@
 //!
 //! | outcome | settled with | next |
 //! |---|---|---|
-//! | handled, or a completed duplicate | `ack` | gone |
+//! | handled, or a completed duplicate | `ack` | remembered for the store's retention, then forgotten |
 //! | retryable error or panic | `retry` at now + [`RetryPolicy`] delay | leased again then |
 //! | retryable error on the last attempt | `dead_letter` ("… (attempt n of n: no attempts left)") | replay |
 //! | permanent error, decode failure, fingerprint mismatch | `dead_letter` with the error | replay |
@@ -35,21 +36,23 @@
 //!
 //! # Polling, wake-ups and housekeeping
 //!
-//! An idle worker polls with backoff (50 ms doubling to 1 s by default). A [`Wake`] signal cuts
-//! the wait short: [`WakeOnEnqueue`] for a queue in the same process, PostgreSQL's
-//! `LISTEN/NOTIFY` wake-up for many processes. A running worker also purges its dedupe store
-//! of keys past their retention, hourly by default.
+//! An idle worker polls with backoff (50 ms doubling to 1 s by default). The queue's own
+//! wake-up signal ([`Queue::wake_signal`](crate::store::Queue::wake_signal)) cuts the wait
+//! short: the memory and SQLite backends wake the workers of their process when they store,
+//! replay or reschedule work, PostgreSQL wakes every process through `LISTEN/NOTIFY`. A
+//! running worker also purges the queue and its dedupe store of what is past the store's
+//! retention, hourly by default.
 //!
 //! # Replay
 //!
-//! [`DeadLetters`] lists dead letters (reason, attempts) and replays one, a
+//! [`DeadLetters`](crate::store::DeadLetters) lists dead letters (reason, attempts) and
+//! replays one, a
 //! [filter](crate::store::DeadLetterFilter), or all of them. A replayed event keeps its
 //! original bytes and id and goes through dedupe again.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use hookdock::store::MemoryIdempotencyStore;
-//! use hookdock::store::MemoryQueue;
+//! use hookdock::store::{MemoryStore, QueueOptions};
 //! use hookdock::worker::{DecodeJsonLayer, Event, HandlerError, Worker};
 //! use tower::{service_fn, Layer};
 //!
@@ -61,12 +64,13 @@
 //!     if invoice.amount_due < 0 {
 //!         return Err(HandlerError::permanent(format!("negative amount on {}", invoice.id)));
 //!     }
-//!     // ... apply the effect; any `?` here is a retryable failure.
+//!     // ... apply the effect; a `?` here is a retryable failure.
 //!     Ok(())
 //! }
 //!
-//! let worker = Worker::builder(MemoryQueue::new())
-//!     .idempotency(MemoryIdempotencyStore::new())
+//! let store = MemoryStore::new();
+//! let worker = Worker::builder(store.queue(QueueOptions::default()))
+//!     .dedupe(store.idempotency())
 //!     .concurrency(32)
 //!     .build(DecodeJsonLayer::<Invoice>::new().layer(service_fn(on_invoice)))?;
 //! let handle = worker.spawn();
@@ -94,13 +98,13 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //!
-//! use hookdock::postgres::{PgBackend, PgIdempotencyStore, Pool};
+//! use hookdock::store::postgres::{PgIdempotencyStore, PgOptions, PgStore};
 //! use hookdock::store::QueueOptions;
 //! use hookdock::worker::{Event, HandlerError, Worker};
 //!
 //! async fn record_payment(
 //!     event: Event,
-//!     pool: Pool,
+//!     pool: sqlx::PgPool,
 //!     claims: Arc<PgIdempotencyStore>,
 //! ) -> Result<(), HandlerError> {
 //!     let claim = event
@@ -120,15 +124,12 @@
 //!     Ok(())
 //! }
 //!
-//! let pg = PgBackend::connect("postgres://app@localhost/app").await?;
-//! pg.migrate().await?;
+//! let pg = PgStore::connect("postgres://app@localhost/app", PgOptions::new()).await?;
 //! let queue = pg.queue(QueueOptions::default());
-//! let wake = queue.wake_notify().await;
-//! let claims = Arc::new(pg.idempotency_store());
+//! let claims = Arc::new(pg.idempotency());
 //! let (pool, handler_claims) = (pg.pool().clone(), claims.clone());
-//! let worker = Worker::builder(queue)
-//!     .idempotency(claims) // the dedupe layer claims in the same database
-//!     .wake_on(wake)
+//! let worker = Worker::builder(queue) // woken through LISTEN/NOTIFY
+//!     .dedupe(claims) // the dedupe layer claims on the same records
 //!     .build(tower::service_fn(move |event: Event| {
 //!         record_payment(event, pool.clone(), handler_claims.clone())
 //!     }))?;

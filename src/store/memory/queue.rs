@@ -9,8 +9,8 @@ use super::{lock, MemoryStore};
 use crate::event::{EventId, RawEvent};
 use crate::store::codec::{duration_micros, from_micros, to_micros};
 use crate::store::{
-    key, DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, LeaseToken, Leased,
-    MessageId, Queue, QueueOptions, QueueStats, StoreError, Wake, EXPIRED_ON_LAST_ATTEMPT,
+    key, DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, LeaseToken, Leased, MessageId,
+    Queue, QueueOptions, QueueStats, StoreError, Wake, EXPIRED_ON_LAST_ATTEMPT,
 };
 
 /// A [`Queue`] held in memory: from [`MemoryStore::queue`], or [`MemoryQueue::new`] for one
@@ -235,8 +235,13 @@ impl Queue for MemoryQueue {
                 expires_at: from_micros(expires),
             };
             out.push(
-                Leased::new(lease, m.event.clone(), m.attempts, self.options.max_attempts)
-                    .with_last_error(m.last_error.clone()),
+                Leased::new(
+                    lease,
+                    m.event.clone(),
+                    m.attempts,
+                    self.options.max_attempts,
+                )
+                .with_last_error(m.last_error.clone()),
             );
         }
         Ok(out)

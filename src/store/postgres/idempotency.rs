@@ -369,20 +369,23 @@ impl ClaimOp {
             let claim_until: Option<i64> = row.try_get(7)?;
             let fingerprint: Option<Vec<u8>> = row.try_get(8)?;
             let result: Option<Vec<u8>> = row.try_get(9)?;
-            let forgotten = state.is_some_and(|s| i64::from(s) >= DONE) && at.is_some_and(|a| a <= now);
+            let forgotten =
+                state.is_some_and(|s| i64::from(s) >= DONE) && at.is_some_and(|a| a <= now);
             out[slot] = match (token, claim_until) {
                 // Live when the statement began, and not ours to take.
                 (Some(_), Some(until)) if until > now && !forgotten => {
                     let req = &reqs[round[slot]];
-                    Some(if fingerprint.as_deref() != Some(&req.fingerprint.as_bytes()[..]) {
-                        Claim::FingerprintMismatch
-                    } else if done == Some(true) {
-                        Claim::Completed(result.map(Bytes::from))
-                    } else {
-                        Claim::InProgress {
-                            until: from_micros(until),
-                        }
-                    })
+                    Some(
+                        if fingerprint.as_deref() != Some(&req.fingerprint.as_bytes()[..]) {
+                            Claim::FingerprintMismatch
+                        } else if done == Some(true) {
+                            Claim::Completed(result.map(Bytes::from))
+                        } else {
+                            Claim::InProgress {
+                                until: from_micros(until),
+                            }
+                        },
+                    )
                 }
                 // Takeable then, taken by someone else since: look again.
                 _ => None,

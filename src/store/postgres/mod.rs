@@ -41,7 +41,7 @@
 //! `hookdock_events` gets exactly one entry per event, at enqueue: the event's one insert
 //! under a random key; the claim of the dedupe layer updates the same record.
 //!
-//! Times are `BIGINT` Unix microseconds taken from the [`Clock`](crate::Clock) given to the
+//! Times are `BIGINT` Unix microseconds taken from the [`Clock`] handed to the
 //! store, never the server's `now()`: every process agrees with the clock it was handed, and
 //! tests move time by hand. For a human: `SELECT e.id, e.source, e.event_id, q.state,
 //! q.attempts, to_timestamp(q.available_at / 1e6) FROM hookdock_events e JOIN hookdock_queue

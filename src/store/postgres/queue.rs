@@ -14,12 +14,10 @@ use super::schema::{Schema, Sql};
 use super::PgStore;
 use crate::event::RawEvent;
 use crate::store::codec::{duration_micros, from_micros, to_micros};
-use crate::store::sql::{
-    lease_token, DeadFilter, DeadRow, EventRow, LeasedRow, StateCounts, DEAD,
-};
+use crate::store::sql::{lease_token, DeadFilter, DeadRow, EventRow, LeasedRow, StateCounts, DEAD};
 use crate::store::{
-    key, DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, Queue,
-    QueueOptions, QueueStats, StoreError, Wake, EXPIRED_ON_LAST_ATTEMPT,
+    key, DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, Queue, QueueOptions,
+    QueueStats, StoreError, Wake, EXPIRED_ON_LAST_ATTEMPT,
 };
 
 /// $1 now, $2 max, $3 expiry, $4 max attempts, $5 reason for expired last attempts.

@@ -20,7 +20,7 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-/// The embedded migrations, in the order [`PgStore::migrate`](super::PgStore::migrate)
+/// The embedded migrations, in the order [`PgStore::from_pool`](super::PgStore::from_pool)
 /// applies them.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -137,7 +137,10 @@ impl Schema {
             return Err(PgError::NotMigrated(self.name.clone()));
         }
         let applied = self.applied(&mut conn).await?;
-        if MIGRATIONS.iter().any(|m| !applied.iter().any(|(v, _)| *v == m.version)) {
+        if MIGRATIONS
+            .iter()
+            .any(|m| !applied.iter().any(|(v, _)| *v == m.version))
+        {
             return Err(PgError::NotMigrated(self.name.clone()));
         }
         Ok(())

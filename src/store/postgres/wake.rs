@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
+use sqlx::postgres::{PgListener, PgPool};
 use std::future::Future;
 use std::pin::Pin;
-use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::watch;
 
 /// The queue's side: hands out [`PgWakeup`]s and runs the listener while any exists.

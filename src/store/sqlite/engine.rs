@@ -474,7 +474,11 @@ mod tests {
         let mut batch: Vec<Box<dyn Job>> = Vec::new();
         let mut answers = Vec::new();
         for i in 0..10 {
-            let body = if i == 4 { vec![7u8; 1 << 20] } else { vec![1u8; 100] };
+            let body = if i == 4 {
+                vec![7u8; 1 << 20]
+            } else {
+                vec![1u8; 100]
+            };
             let (reply, answer) = oneshot::channel();
             let write = super::super::events::Enqueue {
                 source: "github".into(),

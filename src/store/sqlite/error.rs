@@ -115,7 +115,10 @@ mod tests {
         }
         .into();
         assert_eq!(replaced.kind(), ErrorKind::Transient);
-        assert!(replaced.to_string().contains("deleted or replaced"), "{replaced}");
+        assert!(
+            replaced.to_string().contains("deleted or replaced"),
+            "{replaced}"
+        );
         let newer: StoreError = SqliteError::SchemaTooNew {
             path: "x.db".into(),
             found: 9,

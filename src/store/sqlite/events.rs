@@ -144,7 +144,8 @@ impl Enqueue {
             self.received_at
         ])?;
         if n == 0 {
-            let corrupt = SqliteError::Corrupt("enqueue conflicted with a record that is not there");
+            let corrupt =
+                SqliteError::Corrupt("enqueue conflicted with a record that is not there");
             return Ok(Err(corrupt.into()));
         }
         tx.state.next_id += 1;
@@ -311,9 +312,7 @@ impl Write for Settle {
             Action::Ack { forget_at } => stmt.execute(params![id, token, forget_at])?,
             Action::Retry { at, error } => stmt.execute(params![id, token, at, error])?,
             Action::Defer { at } => stmt.execute(params![id, token, at])?,
-            Action::DeadLetter { reason, now } => {
-                stmt.execute(params![id, token, reason, now])?
-            }
+            Action::DeadLetter { reason, now } => stmt.execute(params![id, token, reason, now])?,
         };
         drop(stmt);
         if n != 1 {

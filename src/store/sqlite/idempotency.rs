@@ -67,7 +67,15 @@ impl Write for ClaimKey {
 
     fn apply(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<Claim>> {
         let conn = tx.conn;
-        type Held = (i64, i64, i64, Option<i64>, i64, Option<i64>, Option<Vec<u8>>);
+        type Held = (
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<Vec<u8>>,
+        );
         let held: Option<(Held, Option<Vec<u8>>)> = conn
             .prepare_cached(HELD)?
             .query_row(params![self.source, self.event_id], |r| {
@@ -289,4 +297,11 @@ impl IdempotencyStore for SqliteIdempotencyStore {
 const _: () = assert!(CLAIM_ONLY == 4);
 
 #[cfg(test)]
-pub(super) const ALL_SQL: [&str; 6] = [HELD, TAKE, CLAIM_ONLY_RECORD, COMPLETE, RELEASE_ONLY, RELEASE];
+pub(super) const ALL_SQL: [&str; 6] = [
+    HELD,
+    TAKE,
+    CLAIM_ONLY_RECORD,
+    COMPLETE,
+    RELEASE_ONLY,
+    RELEASE,
+];

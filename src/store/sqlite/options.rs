@@ -6,7 +6,7 @@ use crate::clock::SharedClock;
 use crate::store::DEFAULT_RETENTION;
 use crate::Clock;
 
-/// Settings of a [`SqliteStore`]. Every setting has a sensible default.
+/// Settings of a [`SqliteStore`](super::SqliteStore). Every setting has a sensible default.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SqliteOptions {
@@ -134,7 +134,8 @@ impl SqliteOptions {
     }
 }
 
-/// Counters of the writer thread, from [`SqliteStore::writer_stats`].
+/// Counters of the writer thread, from
+/// [`SqliteStore::writer_stats`](super::SqliteStore::writer_stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriterStats {
@@ -158,4 +159,3 @@ impl WriterStats {
         }
     }
 }
-

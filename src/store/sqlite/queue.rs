@@ -10,8 +10,8 @@ use crate::event::RawEvent;
 use crate::store::codec::{duration_micros, encode_headers, from_micros, to_micros};
 use crate::store::sql::{lease_token, DeadFilter};
 use crate::store::{
-    key, DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, Queue,
-    QueueOptions, QueueStats, StoreError, Wake,
+    key, DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, Leased, Queue, QueueOptions,
+    QueueStats, StoreError, Wake,
 };
 
 /// A durable [`Queue`] in a SQLite database; see the [module docs](super) for how it stores.
@@ -71,7 +71,12 @@ impl SqliteQueue {
     }
 
     /// A retry or deferral: wakes this process's workers if it is due now.
-    async fn requeue(&self, lease: &Lease, at: SystemTime, action: Action) -> Result<(), StoreError> {
+    async fn requeue(
+        &self,
+        lease: &Lease,
+        at: SystemTime,
+        action: Action,
+    ) -> Result<(), StoreError> {
         let due = to_micros(at) <= self.store.now();
         self.settle(lease, action).await?;
         if due {

@@ -61,20 +61,32 @@ async fn schema_is_as_documented() {
         IdempotencyKey::new("stripe", "evt_1"),
     ] {
         let claim = dedupe
-            .claim(&key, &Fingerprint::of(b"delivery-1"), Duration::from_secs(30))
+            .claim(
+                &key,
+                &Fingerprint::of(b"delivery-1"),
+                Duration::from_secs(30),
+            )
             .await
             .unwrap();
         assert!(matches!(claim, Claim::Acquired(_)));
     }
     let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
-    let rows: Vec<(String, String, i64, i64, bool, Option<Vec<u8>>)> = conn
+    type Row = (String, String, i64, i64, bool, Option<Vec<u8>>);
+    let rows: Vec<Row> = conn
         .prepare(
             "SELECT source, event_id, state, attempts, claim_token IS NOT NULL, body
              FROM hookdock_events LEFT JOIN hookdock_event_bodies USING (id) ORDER BY id",
         )
         .unwrap()
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .unwrap()
         .collect::<Result<_, _>>()
@@ -467,7 +479,11 @@ async fn a_version_1_database_is_migrated() {
     // The completed claim of acked-4 (whose record version 1 had swept) keeps its result.
     assert_eq!(
         dedupe
-            .claim(&IdempotencyKey::new("github", "acked-4"), &fp(b"{\"n\":4}"), lease)
+            .claim(
+                &IdempotencyKey::new("github", "acked-4"),
+                &fp(b"{\"n\":4}"),
+                lease
+            )
             .await
             .unwrap(),
         Claim::Completed(Some(bytes::Bytes::from_static(b"done")))
@@ -475,7 +491,11 @@ async fn a_version_1_database_is_migrated() {
     // So does the claim of a key no event was stored under.
     assert_eq!(
         dedupe
-            .claim(&IdempotencyKey::new("stripe", "evt_only_claimed"), &fp(b"{}"), lease)
+            .claim(
+                &IdempotencyKey::new("stripe", "evt_only_claimed"),
+                &fp(b"{}"),
+                lease
+            )
             .await
             .unwrap(),
         Claim::Completed(None)
@@ -483,7 +503,11 @@ async fn a_version_1_database_is_migrated() {
     // The in-progress claim of leased-2 is on its event's record, expiring as it did.
     assert_eq!(
         dedupe
-            .claim(&IdempotencyKey::new("github", "leased-2"), &fp(b"{\"n\":2}"), lease)
+            .claim(
+                &IdempotencyKey::new("github", "leased-2"),
+                &fp(b"{\"n\":2}"),
+                lease
+            )
             .await
             .unwrap(),
         Claim::InProgress {
@@ -499,7 +523,9 @@ async fn a_version_1_database_is_migrated() {
     assert!(new.0 > 5, "{new:?}");
     store.close().await;
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(version, schema::SCHEMA_VERSION);
 }
 
@@ -516,13 +542,18 @@ async fn every_statement_uses_an_index() {
         let n = stmt.parameter_count();
         let params: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Null; n];
         let plan: Vec<String> = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         for step in &plan {
             let full_scan = step.starts_with("SCAN hookdock_") && !step.contains(" USING ");
-            assert!(!full_scan && !step.contains("TEMP B-TREE"), "{sql}\n{plan:#?}");
+            assert!(
+                !full_scan && !step.contains("TEMP B-TREE"),
+                "{sql}\n{plan:#?}"
+            );
         }
     }
 }

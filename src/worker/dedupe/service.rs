@@ -50,7 +50,9 @@ pub enum DedupeError {
         event_id: String,
     },
     /// Another worker holds a live claim on the key. Deferred until `until`.
-    #[error("event {source_name}/{event_id} is being handled elsewhere; its claim expires at {until:?}")]
+    #[error(
+        "event {source_name}/{event_id} is being handled elsewhere; its claim expires at {until:?}"
+    )]
     InProgress {
         /// The event's source.
         source_name: String,
@@ -474,7 +476,10 @@ mod tests {
             lease: Duration,
         ) -> Result<Claim, StoreError> {
             if self.fail_claims.load(Ordering::SeqCst) {
-                return Err(StoreError::unavailable("test", std::io::Error::other("disk on fire")));
+                return Err(StoreError::unavailable(
+                    "test",
+                    std::io::Error::other("disk on fire"),
+                ));
             }
             self.inner.claim(key, fingerprint, lease).await
         }
