@@ -158,6 +158,11 @@ fn effects(path: &Path) -> HashMap<String, usize> {
 }
 
 async fn deliver(addr: SocketAddr, id: &str, body: &str) -> u16 {
+    deliver_answer(addr, id, body).await.0
+}
+
+/// The status and body of the answer to a signed GitHub delivery.
+async fn deliver_answer(addr: SocketAddr, id: &str, body: &str) -> (u16, String) {
     let signer = Signer::new(&Preset::github([SECRET]).expect("secret")).expect("signer");
     let delivery = signer
         .delivery(body.to_owned())
@@ -165,15 +170,15 @@ async fn deliver(addr: SocketAddr, id: &str, body: &str) -> u16 {
         .event_type("push")
         .sign()
         .expect("signed");
-    reqwest::Client::new()
+    let response = reqwest::Client::new()
         .post(format!("http://{addr}/webhooks/github"))
         .headers(delivery.headers)
         .body(delivery.body)
         .send()
         .await
-        .expect("the receiver answers")
-        .status()
-        .as_u16()
+        .expect("the receiver answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
 
 async fn admin(addr: SocketAddr, method: &str, path: &str) -> serde_json::Value {
@@ -219,25 +224,23 @@ async fn same_delivery_three_times_is_applied_once(setup: &Setup) {
     let addr = receiver.addr;
     let body = r#"{"ref":"refs/heads/main","after":"abc123"}"#;
     for n in 1..=3u64 {
-        // Each delivery comes after the previous one was handled and acked, so the queue
-        // stores it as new: only dedupe stands between it and the handler.
-        assert_eq!(deliver(addr, "dup-1", body).await, 200);
-        eventually("the delivery is handled or skipped", || async {
+        // Each delivery comes after the previous one was handled and acked: the store still
+        // knows the id, so the second and third are answered `duplicate` and never stored.
+        let expected = if n == 1 { "stored\n" } else { "duplicate\n" };
+        assert_eq!(
+            deliver_answer(addr, "dup-1", body).await,
+            (200, expected.to_owned())
+        );
+        eventually("the delivery is handled", || async {
             let stats = admin(addr, "GET", "/admin/stats").await;
-            let worker = &stats["worker"];
-            let settled = worker["succeeded"].as_u64().unwrap_or(0)
-                + worker["duplicates"].as_u64().unwrap_or(0);
-            queue_depth(addr).await == 0 && settled == n
+            queue_depth(addr).await == 0 && stats["worker"]["succeeded"].as_u64() == Some(1)
         })
         .await;
     }
     assert_eq!(setup.effects().get("github/dup-1"), Some(&1));
     assert_eq!(setup.effects().len(), 1);
     let stats = admin(addr, "GET", "/admin/stats").await;
-    assert_eq!(
-        stats["worker"]["duplicates"], 2,
-        "skipped by dedupe: {stats}"
-    );
+    assert_eq!(stats["worker"]["leased"], 1, "leased once: {stats}");
     receiver.stop();
 }
 
@@ -314,14 +317,11 @@ async fn permanent_failure_dead_letters_then_replay_after_fix_applies_once(setup
         admin(addr, "POST", "/admin/dead/replay").await["replayed"],
         0
     );
-    assert_eq!(deliver(addr, "perm-1", body).await, 200);
-    eventually("the duplicate is skipped", || async {
-        let stats = admin(addr, "GET", "/admin/stats").await;
-        let settled = stats["worker"]["succeeded"].as_u64().unwrap_or(0)
-            + stats["worker"]["duplicates"].as_u64().unwrap_or(0);
-        settled == 2 && queue_depth(addr).await == 0
-    })
-    .await;
+    assert_eq!(
+        deliver_answer(addr, "perm-1", body).await,
+        (200, "duplicate\n".to_owned())
+    );
+    assert_eq!(queue_depth(addr).await, 0, "the duplicate is not stored");
     fixed.stop();
     assert_eq!(setup.effects().get("github/perm-1"), Some(&1));
     assert_eq!(setup.effects().len(), 1);

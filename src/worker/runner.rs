@@ -51,19 +51,19 @@ type Handler = BoxCloneSyncService<Event, Ran, HandlerError>;
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use hookdock::store::MemoryIdempotencyStore;
-/// use hookdock::store::{MemoryQueue, Queue};
+/// use hookdock::store::{MemoryStore, Queue, QueueOptions};
 /// use hookdock::worker::{Event, HandlerError, Worker};
 /// use hookdock::RawEvent;
 /// use std::sync::Arc;
 /// use std::time::SystemTime;
 /// use tower::service_fn;
 ///
-/// let queue = Arc::new(MemoryQueue::new());
+/// let store = MemoryStore::new();
+/// let queue = Arc::new(store.queue(QueueOptions::default()));
 /// queue.enqueue(RawEvent::new("github", "d-1", SystemTime::now(), "{}")).await?;
 ///
 /// let worker = Worker::builder(queue.clone())
-///     .idempotency(MemoryIdempotencyStore::new())
+///     .dedupe(store.idempotency())
 ///     .build(service_fn(|event: Event| async move {
 ///         println!("{} {}", event.source(), event.id());
 ///         Ok::<_, HandlerError>(())

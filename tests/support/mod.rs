@@ -241,7 +241,7 @@ pub fn stored_rows(db: &Path) -> std::collections::BTreeMap<(String, String), (i
 pub fn completed_claims(db: &Path) -> std::collections::BTreeSet<(String, String)> {
     let conn = rusqlite::Connection::open(db).expect("open the database");
     let mut stmt = conn
-        .prepare("SELECT source, event_id FROM hookdock_idempotency WHERE state = 1")
+        .prepare("SELECT source, event_id FROM hookdock_events WHERE claim_done = 1")
         .expect("query");
     let rows = stmt
         .query_map([], |row| {
