@@ -652,6 +652,7 @@ impl Engine {
     }
 
     /// The encoded signatures, in every value, that carry this scheme's prefix.
+    #[cfg(any(feature = "ed25519", feature = "p256"))]
     fn candidates<'v>(&'v self, sigs: &'v Signatures<'_>) -> impl Iterator<Item = &'v [u8]> {
         let prefix: &[u8] = &self.signature.prefix;
         let sep = self.signature.list_sep;
