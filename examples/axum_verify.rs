@@ -15,6 +15,7 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use hmac::{KeyInit, Mac};
 use hookdock::scheme::{Preset, Verified};
+use hookdock::serve::ServeConfig;
 use hookdock::verify::VerifyLayer;
 
 const SECRET: &str = "dev-github-secret";
@@ -74,10 +75,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  (change one byte of the body to see the 401)");
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // Instead of `axum::serve(listener, app).with_graceful_shutdown(..)`: the same app with
+    // header-read, idle and connection limits, an in-flight limit and a shutdown deadline
+    // (the verify layer brings its own body limit and body timeout).
+    let report = hookdock::serve::serve(listener, app, ServeConfig::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    println!("{report}");
     Ok(())
 }

@@ -57,7 +57,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -179,6 +179,16 @@ where
     let connections = Arc::new(Connections::default());
     let graceful = GracefulShutdown::new();
     let mut report = ServeReport::default();
+    // Warnings a client can cause, at most one a second (the report has the counts).
+    let mut last_warning: Option<Instant> = None;
+    let mut may_warn = move || {
+        let now = Instant::now();
+        let ok = last_warning.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
+        if ok {
+            last_warning = Some(now);
+        }
+        ok
+    };
 
     tokio::pin!(shutdown);
     loop {
@@ -195,10 +205,13 @@ where
                         report.closed_for_room += 1;
                     } else {
                         report.refused += 1;
-                        tracing::warn!(
-                            max = config.max_connections,
-                            "connection refused: every open connection has a request in flight"
-                        );
+                        if may_warn() {
+                            tracing::warn!(
+                                max = config.max_connections,
+                                refused = report.refused,
+                                "connection refused: every open connection has a request in flight"
+                            );
+                        }
                         continue;
                     }
                 }
@@ -219,13 +232,17 @@ where
                     tracing::debug!(%err, "accept: out of file descriptors, closed an idle connection");
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 } else {
-                    tracing::warn!(%err, "accept: out of file descriptors and no idle connection to close");
+                    if may_warn() {
+                        tracing::warn!(%err, "accept: out of file descriptors and no idle connection to close");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
             Err(err) if is_connection_error(&err) => {}
             Err(err) => {
-                tracing::warn!(%err, "accept failed");
+                if may_warn() {
+                    tracing::warn!(%err, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
