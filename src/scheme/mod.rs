@@ -87,6 +87,7 @@ pub(crate) mod engine;
 mod generic;
 mod graph;
 pub(crate) mod keys;
+mod matching;
 pub(crate) mod parse;
 mod presets;
 #[cfg(feature = "aws-sns")]

@@ -150,19 +150,20 @@
 //! which gives back the attempt its lease counted: deferrals never bring an event closer to
 //! the dead letters.
 
+mod builder;
 mod decode;
 pub mod dedupe;
 mod error;
 mod event;
+mod report;
 mod retry;
 mod runner;
 
+pub use builder::WorkerBuilder;
 pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};
 pub use dedupe::{DedupeLayer, Deduped, HeldClaim};
 pub use error::{ErrorKind, HandlerError};
 pub use event::Event;
+pub use report::{BatchReport, ShutdownReport, WorkerStats};
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
-pub use runner::{
-    BatchReport, ShutdownReport, Worker, WorkerBuilder, WorkerHandle, WorkerStats,
-    DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON,
-};
+pub use runner::{Worker, WorkerHandle, DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON};

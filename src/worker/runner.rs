@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -12,11 +12,12 @@ use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::ServiceExt;
 
-use super::{DedupeLayer, Deduped, ErrorKind, Event, HandlerError, RetryPolicy};
-use crate::clock::{Clock, SharedClock};
-use crate::error::ConfigError;
+use super::builder::Config;
+use super::report::{BatchReport, Counters, Settled, ShutdownReport, WorkerStats};
+use super::{ErrorKind, Event, HandlerError};
+use crate::clock::SharedClock;
 use crate::store::{
     DeadLetters, IdempotencyStore, Lease, LeaseToken, Leased, MessageId, Queue, StoreError, Wake,
 };
@@ -29,12 +30,12 @@ pub const SHUTDOWN_REASON: &str = "the worker shut down before the handler finis
 
 /// What the boxed handler stack reports on success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ran {
+pub(super) enum Ran {
     Handled,
     Duplicate,
 }
 
-type Handler = BoxCloneSyncService<Event, Ran, HandlerError>;
+pub(super) type Handler = BoxCloneSyncService<Event, Ran, HandlerError>;
 
 /// Runs a handler over a [`Queue`]: leases batches, runs the handler stack (dedupe → your
 /// service) with bounded concurrency, keeps long work leased, and settles every message.
@@ -78,44 +79,19 @@ type Handler = BoxCloneSyncService<Event, Ran, HandlerError>;
 /// ```
 #[derive(Clone)]
 pub struct Worker {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
-struct Shared {
-    queue: Arc<dyn Queue>,
-    handler: Handler,
-    config: Config,
-    clock: SharedClock,
-    wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
-    slots: Arc<Semaphore>,
-    counters: Counters,
+pub(super) struct Shared {
+    pub(super) queue: Arc<dyn Queue>,
+    pub(super) handler: Handler,
+    pub(super) config: Config,
+    pub(super) clock: SharedClock,
+    pub(super) wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) counters: Counters,
     /// How often to purge the queue and the dedupe store (if any) of what is past retention.
-    purge: Option<(Option<Arc<dyn IdempotencyStore>>, Duration)>,
-}
-
-#[derive(Debug, Clone)]
-struct Config {
-    concurrency: usize,
-    batch_size: usize,
-    lease_for: Duration,
-    retry: RetryPolicy,
-    poll_min: Duration,
-    poll_max: Duration,
-    shutdown_timeout: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            concurrency: 64,
-            batch_size: 64,
-            lease_for: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
-            poll_min: Duration::from_millis(50),
-            poll_max: Duration::from_secs(1),
-            shutdown_timeout: Duration::from_secs(30),
-        }
-    }
+    pub(super) purge: Option<(Option<Arc<dyn IdempotencyStore>>, Duration)>,
 }
 
 impl fmt::Debug for Worker {
@@ -124,342 +100,6 @@ impl fmt::Debug for Worker {
             .field("config", &self.shared.config)
             .field("wake", &self.shared.wake.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`Worker`]; see [`Worker::builder`].
-pub struct WorkerBuilder {
-    queue: Arc<dyn Queue>,
-    dedupe: Option<DedupeLayer>,
-    purge_every: Option<Duration>,
-    config: Config,
-    clock: SharedClock,
-    wake: Option<Box<dyn Wake>>,
-}
-
-impl fmt::Debug for WorkerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkerBuilder")
-            .field("dedupe", &self.dedupe)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Worker {
-    /// A builder for a worker over `queue` (any [`Queue`], including `Arc<dyn Queue>`).
-    pub fn builder(queue: impl Queue) -> WorkerBuilder {
-        WorkerBuilder {
-            queue: Arc::new(queue),
-            dedupe: None,
-            purge_every: Some(DEFAULT_PURGE_INTERVAL),
-            config: Config::default(),
-            clock: SharedClock::default(),
-            wake: None,
-        }
-    }
-}
-
-impl WorkerBuilder {
-    /// Puts a [`DedupeLayer`] over the handler, so it sees each event once in effect: an
-    /// [`IdempotencyStore`] as it is (the default claim lease), or a layer from
-    /// [`DedupeLayer::builder`].
-    ///
-    /// Without dedupe the worker still retries and dead-letters, but a stored event that is
-    /// delivered again (after a crash, a lease that expired mid-handler, a replay) runs the
-    /// handler again.
-    pub fn dedupe(mut self, dedupe: impl Into<DedupeLayer>) -> Self {
-        self.dedupe = Some(dedupe.into());
-        self
-    }
-
-    /// Most events handled at once (default 64).
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.config.concurrency = n;
-        self
-    }
-
-    /// Most events leased in one call (default 64); a lease never asks for more than the free
-    /// handler slots.
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.config.batch_size = n;
-        self
-    }
-
-    /// How long each lease lasts (default 30 s). Work still running after two thirds of it
-    /// has its lease extended, again and again, so a slow handler keeps its message.
-    pub fn lease_for(mut self, lease: Duration) -> Self {
-        self.config.lease_for = lease;
-        self
-    }
-
-    /// When to retry a retryable failure (default: [`RetryPolicy::default`]).
-    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.config.retry = policy;
-        self
-    }
-
-    /// How often to poll an empty queue: from `min` after the last event, doubling up to
-    /// `max` while the queue stays empty (default 50 ms to 1 s). A [wake-up
-    /// signal](Self::wake_on) cuts the wait short.
-    pub fn poll_interval(mut self, min: Duration, max: Duration) -> Self {
-        self.config.poll_min = min;
-        self.config.poll_max = max;
-        self
-    }
-
-    /// How often a running worker purges its queue and dedupe store of what is past the
-    /// store's retention ([`Queue::purge_expired`], [`IdempotencyStore::purge_expired`];
-    /// default hourly, `None` to leave it to you).
-    pub fn purge_interval(mut self, every: Option<Duration>) -> Self {
-        self.purge_every = every;
-        self
-    }
-
-    /// How long a shutdown waits for in-flight handlers before abandoning them and handing
-    /// their messages back (default 30 s).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.shutdown_timeout = timeout;
-        self
-    }
-
-    /// Reads time from `clock` (default: the system clock). Use the queue's clock.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = SharedClock::new(clock);
-        self
-    }
-
-    /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll. By
-    /// default the worker uses the queue's own signal ([`Queue::wake_signal`]: every backend
-    /// in this crate has one); this replaces it, for example with an
-    /// `Arc<tokio::sync::Notify>` you notify yourself. See [`Wake`].
-    pub fn wake_on(mut self, signal: impl Wake) -> Self {
-        self.wake = Some(Box::new(signal));
-        self
-    }
-
-    /// Builds the worker around `handler`: a `tower::Service<Event>` whose error converts into
-    /// [`HandlerError`]. For a typed handler, wrap it in
-    /// [`DecodeJsonLayer`](super::DecodeJsonLayer) first.
-    pub fn build<S>(self, handler: S) -> Result<Worker, ConfigError>
-    where
-        S: Service<Event> + Clone + Send + Sync + 'static,
-        S::Future: Send + 'static,
-        S::Response: Send + 'static,
-        S::Error: Into<HandlerError>,
-    {
-        self.validate()?;
-        let handler: Handler = match &self.dedupe {
-            Some(layer) => {
-                BoxCloneSyncService::new(layer.layer(handler).map_response(|r| match r {
-                    Deduped::Handled(_) => Ran::Handled,
-                    Deduped::Duplicate(_) => Ran::Duplicate,
-                }))
-            }
-            None => BoxCloneSyncService::new(
-                handler
-                    .map_response(|_| Ran::Handled)
-                    .map_err(Into::<HandlerError>::into),
-            ),
-        };
-        let wake = self.wake.or_else(|| self.queue.wake_signal());
-        Ok(Worker {
-            shared: Arc::new(Shared {
-                queue: self.queue,
-                handler,
-                slots: Arc::new(Semaphore::new(self.config.concurrency)),
-                config: self.config,
-                clock: self.clock,
-                wake: wake.map(|signal| Arc::new(tokio::sync::Mutex::new(signal))),
-                counters: Counters::default(),
-                purge: self
-                    .purge_every
-                    .map(|every| (self.dedupe.as_ref().map(|l| l.store().clone()), every)),
-            }),
-        })
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let c = &self.config;
-        let bad = |what, reason| Err(ConfigError::InvalidValue { what, reason });
-        if c.concurrency == 0 || c.concurrency > Semaphore::MAX_PERMITS {
-            return bad(
-                "worker concurrency",
-                "must be between 1 and Semaphore::MAX_PERMITS",
-            );
-        }
-        if c.batch_size == 0 {
-            return bad("worker batch size", "must be at least 1");
-        }
-        if c.lease_for.is_zero() {
-            return bad("worker lease", "must be positive");
-        }
-        if c.poll_min.is_zero() || c.poll_min > c.poll_max {
-            return bad(
-                "worker poll interval",
-                "min must be positive and not above max",
-            );
-        }
-        Ok(())
-    }
-}
-
-/// How one message was settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Settled {
-    /// Handled and acked.
-    Acked,
-    /// A completed duplicate: acked without running the handler.
-    Duplicate,
-    /// Scheduled for another attempt at this time.
-    Retried(SystemTime),
-    /// Handed back until this time without being handled (someone else holds its claim).
-    Deferred(SystemTime),
-    /// Moved to the dead letters with this reason.
-    DeadLettered(String),
-    /// Settling failed (the lease was lost, or the queue failed); the message comes back
-    /// when its lease expires.
-    Unsettled(String),
-}
-
-/// Counts of what one [`Worker::run_once`] (or [`Worker::run_until_idle`]) did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct BatchReport {
-    /// Messages leased.
-    pub leased: u64,
-    /// Handled and acked.
-    pub succeeded: u64,
-    /// Completed duplicates acked without running the handler.
-    pub duplicates: u64,
-    /// Scheduled for another attempt.
-    pub retried: u64,
-    /// Handed back because their claim is held elsewhere.
-    pub deferred: u64,
-    /// Moved to the dead letters.
-    pub dead_lettered: u64,
-    /// Could not be settled (they come back when their lease expires).
-    pub unsettled: u64,
-}
-
-impl BatchReport {
-    fn add(&mut self, settled: &Settled) {
-        match settled {
-            Settled::Acked => self.succeeded += 1,
-            Settled::Duplicate => self.duplicates += 1,
-            Settled::Retried(_) => self.retried += 1,
-            Settled::Deferred(_) => self.deferred += 1,
-            Settled::DeadLettered(_) => self.dead_lettered += 1,
-            Settled::Unsettled(_) => self.unsettled += 1,
-        }
-    }
-
-    fn merge(&mut self, other: &BatchReport) {
-        self.leased += other.leased;
-        self.succeeded += other.succeeded;
-        self.duplicates += other.duplicates;
-        self.retried += other.retried;
-        self.deferred += other.deferred;
-        self.dead_lettered += other.dead_lettered;
-        self.unsettled += other.unsettled;
-    }
-}
-
-/// What a graceful shutdown did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct ShutdownReport {
-    /// In-flight handlers that finished (and were settled) within the shutdown timeout.
-    pub finished: u64,
-    /// Messages whose handler did not finish in time: handed back to the queue, ready now.
-    pub given_back: Vec<MessageId>,
-    /// Messages that could not be handed back (they return when their lease expires).
-    pub give_back_failed: u64,
-}
-
-/// Running totals since the worker was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct WorkerStats {
-    /// Messages leased.
-    pub leased: u64,
-    /// Lease calls that returned at least one message (`leased / leases` is the mean batch).
-    pub leases: u64,
-    /// Handled and acked.
-    pub succeeded: u64,
-    /// Completed duplicates acked without running the handler.
-    pub duplicates: u64,
-    /// Scheduled for another attempt.
-    pub retried: u64,
-    /// Handed back because their claim is held elsewhere.
-    pub deferred: u64,
-    /// Moved to the dead letters.
-    pub dead_lettered: u64,
-    /// Handlers that panicked (counted in `retried` or `dead_lettered` too).
-    pub panicked: u64,
-    /// Messages that could not be settled.
-    pub unsettled: u64,
-    /// Messages handed back at shutdown.
-    pub given_back: u64,
-    /// Lease calls that failed.
-    pub lease_errors: u64,
-    /// Handled events and dedupe keys purged after their retention.
-    pub purged: u64,
-    /// Handlers running now.
-    pub in_flight: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    leased: AtomicU64,
-    leases: AtomicU64,
-    succeeded: AtomicU64,
-    duplicates: AtomicU64,
-    retried: AtomicU64,
-    deferred: AtomicU64,
-    dead_lettered: AtomicU64,
-    panicked: AtomicU64,
-    unsettled: AtomicU64,
-    given_back: AtomicU64,
-    lease_errors: AtomicU64,
-    purged: AtomicU64,
-    in_flight: AtomicU64,
-}
-
-impl Counters {
-    fn bump(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn record(&self, settled: &Settled) {
-        let counter = match settled {
-            Settled::Acked => &self.succeeded,
-            Settled::Duplicate => &self.duplicates,
-            Settled::Retried(_) => &self.retried,
-            Settled::Deferred(_) => &self.deferred,
-            Settled::DeadLettered(_) => &self.dead_lettered,
-            Settled::Unsettled(_) => &self.unsettled,
-        };
-        Self::bump(counter, 1);
-    }
-
-    fn snapshot(&self) -> WorkerStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        WorkerStats {
-            leased: get(&self.leased),
-            leases: get(&self.leases),
-            succeeded: get(&self.succeeded),
-            duplicates: get(&self.duplicates),
-            retried: get(&self.retried),
-            deferred: get(&self.deferred),
-            dead_lettered: get(&self.dead_lettered),
-            panicked: get(&self.panicked),
-            unsettled: get(&self.unsettled),
-            given_back: get(&self.given_back),
-            lease_errors: get(&self.lease_errors),
-            purged: get(&self.purged),
-            in_flight: get(&self.in_flight),
-        }
     }
 }
 

@@ -18,6 +18,7 @@ use crate::event::RawEvent;
 // records are forgotten at `available_at`. The SQL writes them as literals.
 
 /// `state` of a dead letter.
+#[cfg(feature = "postgres")]
 pub(crate) const DEAD: i64 = 2;
 /// `state` of a handled message, remembered until `available_at` (then forgotten).
 pub(crate) const DONE: i64 = 3;

@@ -25,3 +25,6 @@ pub use claim::HeldClaim;
 pub use future::ResponseFuture;
 pub use layer::{DedupeLayer, DedupeLayerBuilder, DEFAULT_CLAIM_LEASE};
 pub use service::{Dedupe, DedupeError, Deduped};
+
+#[cfg(test)]
+mod tests;
