@@ -76,7 +76,7 @@ impl Worker {
 
 impl WorkerBuilder {
     /// Puts a [`DedupeLayer`] over the handler, so it sees each event once in effect: an
-    /// [`IdempotencyStore`] as it is (the default claim lease), or a layer from
+    /// [`IdempotencyStore`](crate::store::IdempotencyStore) as it is (the default claim lease), or a layer from
     /// [`DedupeLayer::builder`].
     ///
     /// Without dedupe the worker still retries and dead-letters, but a stored event that is
@@ -123,7 +123,7 @@ impl WorkerBuilder {
     }
 
     /// How often a running worker purges its queue and dedupe store of what is past the
-    /// store's retention ([`Queue::purge_expired`], [`IdempotencyStore::purge_expired`];
+    /// store's retention ([`Queue::purge_expired`], [`IdempotencyStore::purge_expired`](crate::store::IdempotencyStore::purge_expired);
     /// default hourly, `None` to leave it to you).
     pub fn purge_interval(mut self, every: Option<Duration>) -> Self {
         self.purge_every = every;

@@ -24,7 +24,7 @@ pub(super) enum Settled {
     Unsettled(String),
 }
 
-/// Counts of what one [`Worker::run_once`] (or [`Worker::run_until_idle`]) did.
+/// Counts of what one [`Worker::run_once`](super::Worker::run_once) (or [`Worker::run_until_idle`](super::Worker::run_until_idle)) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct BatchReport {

@@ -43,11 +43,11 @@ pub(super) type Handler = BoxCloneSyncService<Event, Ran, HandlerError>;
 /// | the handler stack returns | the worker |
 /// |---|---|
 /// | `Ok` (handled, or a completed duplicate skipped by dedupe) | acks |
-/// | a [retryable](HandlerError::retry) error, or a panic | retries at now + the [`RetryPolicy`] delay, or dead-letters on the last attempt |
+/// | a [retryable](HandlerError::retry) error, or a panic | retries at now + the [`RetryPolicy`](super::RetryPolicy) delay, or dead-letters on the last attempt |
 /// | a [permanent](HandlerError::permanent) error (a decode failure, a fingerprint mismatch) | dead-letters with the error as reason |
 /// | a [deferred](ErrorKind::Deferred) error (dedupe found a live claim elsewhere) | hands the message back, to be leased again at the claim's expiry |
 ///
-/// Every time decision (retry times, lease renewal) reads the worker's [`Clock`]; give it the
+/// Every time decision (retry times, lease renewal) reads the worker's [`Clock`](crate::clock::Clock); give it the
 /// same clock as the queue.
 ///
 /// ```
