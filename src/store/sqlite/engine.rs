@@ -19,6 +19,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::SqliteError;
+use super::tail::{self, Tail, MERGE_AT};
 use super::watch::FileIdentity;
 use super::{SqliteOptions, WriterStats};
 use crate::clock::SharedClock;
@@ -52,6 +53,8 @@ pub(super) struct Tx<'c> {
     /// True when the batch failed and writes run one by one: acks then delete their record at
     /// once, which needs no new page, so workers can still drain a full disk.
     pub(super) degraded: bool,
+    /// The keys written outside the key index; see [`Tail`].
+    pub(super) tail: &'c mut Tail,
 }
 
 /// The row of `hookdock_state`.
@@ -184,6 +187,7 @@ pub(super) fn spawn(
     options: &SqliteOptions,
     checkpointer: super::checkpoint::Checkpointer,
     identity: FileIdentity,
+    lock: std::fs::File,
     counters: Arc<Counters>,
 ) -> Result<Handle, SqliteError> {
     let (tx, rx) = mpsc::channel(options.channel_capacity);
@@ -200,6 +204,8 @@ pub(super) fn spawn(
         identity,
         broken: false,
         last_purge: Instant::now(),
+        tail: Tail::default(),
+        lock: Some(lock),
     };
     std::thread::Builder::new()
         .name("hookdock-writer".into())
@@ -224,6 +230,9 @@ struct Writer {
     /// after that.
     broken: bool,
     last_purge: Instant,
+    tail: Tail,
+    /// The store's hold on the database file ([`super::lock`]), let go once the thread is done.
+    lock: Option<std::fs::File>,
 }
 
 impl Writer {
@@ -255,10 +264,13 @@ impl Writer {
             let _ = thread.join();
         }
         if !self.broken {
+            self.merge();
             let _ = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
+        // Another store may open the file as soon as this one has let go of it.
+        drop(self.lock.take());
         if let Some(done) = closing {
             let _ = done.send(());
         }
@@ -336,11 +348,15 @@ impl Writer {
         .into()
     }
 
-    /// Between batches: nudge the checkpointer, restart the WAL if it ran away, and forget a
-    /// chunk of what passed its retention.
+    /// Between batches: merge the tail into the key index once it is long enough, nudge the
+    /// checkpointer, restart the WAL if it ran away, and forget a chunk of what passed its
+    /// retention.
     fn housekeeping(&mut self) {
         if self.broken {
             return;
+        }
+        if self.tail.len() >= MERGE_AT {
+            self.merge();
         }
         if let Some(nudge) = &self.nudge {
             let _ = nudge.try_send(());
@@ -367,8 +383,34 @@ impl Writer {
         }
     }
 
+    /// Puts the tail into the key index, in a transaction of its own. On failure the tail
+    /// stays as it is (lookups still see it) and the next housekeeping tries again.
+    fn merge(&mut self) {
+        if self.tail.len() == 0 {
+            return;
+        }
+        let mut merged = 0;
+        let result = self.with_transaction(false, |tx| {
+            merged = tail::merge(tx.conn)?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                self.tail.clear();
+                tracing::trace!(
+                    keys = merged,
+                    "hookdock: merged new keys into the key index"
+                );
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "hookdock: merging new keys into the key index failed; will retry"
+            ),
+        }
+    }
+
     /// One write in a transaction of its own, answered here.
-    fn transaction_of<W: Write>(&self, write: &W) -> rusqlite::Result<Answer<W::Output>> {
+    fn transaction_of<W: Write>(&mut self, write: &W) -> rusqlite::Result<Answer<W::Output>> {
         let mut answer = None;
         self.with_transaction(false, |tx| {
             answer = Some(write.apply(tx)?);
@@ -380,7 +422,7 @@ impl Writer {
     /// One transaction over `jobs`; on a SQLite error it is rolled back and the error
     /// returned.
     fn transaction<'a>(
-        &self,
+        &mut self,
         jobs: impl Iterator<Item = &'a mut Box<dyn Job>>,
         degraded: bool,
     ) -> rusqlite::Result<()> {
@@ -393,52 +435,59 @@ impl Writer {
     }
 
     fn with_transaction(
-        &self,
+        &mut self,
         degraded: bool,
         body: impl FnOnce(&mut Tx<'_>) -> rusqlite::Result<()>,
     ) -> rusqlite::Result<()> {
-        let result = self.try_transaction(degraded, body);
-        if result.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        let result = try_transaction(&self.conn, &mut self.tail, degraded, body);
+        match result {
+            Ok(()) => self.tail.commit(),
+            Err(_) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                self.tail.rollback();
+            }
         }
         result
     }
+}
 
-    fn try_transaction(
-        &self,
-        degraded: bool,
-        body: impl FnOnce(&mut Tx<'_>) -> rusqlite::Result<()>,
-    ) -> rusqlite::Result<()> {
-        let conn = &self.conn;
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let before = conn
-            .prepare_cached("SELECT next_id, next_token, live FROM hookdock_state WHERE id = 1")?
-            .query_row([], |r| {
-                Ok(StateRow {
-                    next_id: r.get(0)?,
-                    next_token: r.get(1)?,
-                    live: r.get(2)?,
-                })
-            })?;
-        let mut tx = Tx {
-            conn,
-            state: before,
-            degraded,
-        };
-        body(&mut tx)?;
-        if tx.state != before {
-            conn.prepare_cached(
-                "UPDATE hookdock_state SET next_id = ?1, next_token = ?2, live = ?3 WHERE id = 1",
-            )?
-            .execute(params![
-                tx.state.next_id,
-                tx.state.next_token,
-                tx.state.live
-            ])?;
-        }
-        conn.prepare_cached("COMMIT")?.execute([])?;
-        Ok(())
+fn try_transaction(
+    conn: &Connection,
+    tail: &mut Tail,
+    degraded: bool,
+    body: impl FnOnce(&mut Tx<'_>) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let before = conn
+        .prepare_cached("SELECT next_id, next_token, live FROM hookdock_state WHERE id = 1")?
+        .query_row([], |r| {
+            Ok(StateRow {
+                next_id: r.get(0)?,
+                next_token: r.get(1)?,
+                live: r.get(2)?,
+            })
+        })?;
+    let mut tx = Tx {
+        conn,
+        state: before,
+        degraded,
+        tail,
+    };
+    body(&mut tx)?;
+    if tx.state != before {
+        conn.prepare_cached(
+            "UPDATE hookdock_state SET next_id = ?1, next_token = ?2, live = ?3 WHERE id = 1",
+        )?
+        .execute(params![
+            tx.state.next_id,
+            tx.state.next_token,
+            tx.state.live
+        ])?;
     }
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -470,6 +519,8 @@ mod tests {
             identity: FileIdentity::capture(&path).unwrap(),
             broken: false,
             last_purge: Instant::now(),
+            tail: Tail::default(),
+            lock: None,
         };
         let mut batch: Vec<Box<dyn Job>> = Vec::new();
         let mut answers = Vec::new();
@@ -525,5 +576,9 @@ mod tests {
         );
         let stats = writer.counters.snapshot();
         assert_eq!((stats.failed_batches, stats.operations), (1, 10));
+        // The rolled-back key left the tail with its transaction.
+        assert_eq!(writer.tail.len(), 9);
+        assert_eq!(writer.tail.get("github", "e4"), None);
+        assert!(writer.tail.get("github", "e5").is_some());
     }
 }

@@ -42,9 +42,15 @@ pub(super) enum SqliteError {
         found: i64,
         known: i64,
     },
-    /// A stored record contradicts the schema (a database edited by hand).
-    #[error("corrupt record: {0}")]
-    Corrupt(&'static str),
+    /// Another store (in this process or another) has the database open.
+    #[error(
+        "the SQLite database {path} is in use by another hookdock store; one store serves a \
+         file (share it by cloning the SqliteStore; for many processes use PostgreSQL)"
+    )]
+    InUse { path: PathBuf },
+    /// The lock file beside the database could not be created or locked.
+    #[error("could not lock {0}")]
+    Lock(PathBuf, #[source] std::io::Error),
     /// A thread of the store could not be started.
     #[error("could not start the {0} thread")]
     Thread(&'static str, #[source] std::io::Error),
@@ -54,11 +60,13 @@ impl From<SqliteError> for StoreError {
     fn from(e: SqliteError) -> Self {
         let transient = match &e {
             SqliteError::Sql(e) => is_transient(e),
-            SqliteError::FileReplaced { .. } | SqliteError::Thread(..) => true,
+            SqliteError::FileReplaced { .. }
+            | SqliteError::Thread(..)
+            | SqliteError::InUse { .. }
+            | SqliteError::Lock(..) => true,
             SqliteError::NoWal { .. }
             | SqliteError::Unversioned { .. }
-            | SqliteError::SchemaTooNew { .. }
-            | SqliteError::Corrupt(_) => false,
+            | SqliteError::SchemaTooNew { .. } => false,
         };
         if transient {
             StoreError::unavailable(BACKEND, e)

@@ -4,26 +4,24 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::engine::{Answer, Tx, Write};
-use super::error::SqliteError;
+use super::tail::locate;
 use crate::store::sql::{
     DeadFilter, DeadRow, EventRow, LeasedRow, StateCounts, CLAIM_ONLY, DONE, PURGE_CHUNK,
 };
 use crate::store::{Enqueued, MessageId, StoreError, EXPIRED_ON_LAST_ATTEMPT};
 
 /// The columns an enqueue fills; `?1` id, `?2` source, `?3` event id, `?4` now, `?5`
-/// received at.
+/// received at. The key waits in the [`Tail`](super::tail) until the next merge.
 const INSERT_EVENT: &str = "INSERT INTO hookdock_events
-    (id, source, event_id, state, available_at, attempts, received_at, enqueued_at)
-    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4)
-    ON CONFLICT (source, event_id) DO NOTHING";
+    (id, source, event_id, state, available_at, attempts, received_at, enqueued_at, keyed)
+    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, 0)";
 
 /// The bytes live apart from the state, written once: leases and acks rewrite small rows
 /// (many to a page) instead of pages (or overflow chains) full of bodies.
 const INSERT_BODY: &str =
     "INSERT OR REPLACE INTO hookdock_event_bodies (id, headers, body) VALUES (?1, ?2, ?3)";
 
-const FIND: &str =
-    "SELECT id, state, available_at FROM hookdock_events WHERE source = ?1 AND event_id = ?2";
+const FIND: &str = "SELECT state, available_at FROM hookdock_events WHERE id = ?1";
 
 /// Stores an event on a record that held only a claim.
 const ATTACH: &str = "UPDATE hookdock_events
@@ -64,7 +62,8 @@ const ACK: &str = "UPDATE hookdock_events SET state = 3, token = NULL, available
 
 /// Ack by forgetting the record at once, when a batch failed (a full disk, say): a delete
 /// needs no new page.
-const ACK_NOW: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2";
+const ACK_NOW: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2
+    RETURNING source, event_id";
 
 const RETRY: &str = "UPDATE hookdock_events
     SET state = 0, available_at = ?3, last_error = ?4, token = NULL
@@ -95,25 +94,30 @@ const PURGE_BODIES: &str = "DELETE FROM hookdock_event_bodies WHERE id IN (
     ORDER BY available_at LIMIT ?2)";
 const PURGE: &str = "DELETE FROM hookdock_events WHERE id IN (
     SELECT id FROM hookdock_events WHERE state >= 3 AND available_at <= ?1
-    ORDER BY available_at LIMIT ?2)";
+    ORDER BY available_at LIMIT ?2)
+    RETURNING source, event_id, keyed";
 
 /// The record for a key: its id, state and `available_at`.
-pub(super) fn find(
-    conn: &Connection,
-    source: &str,
-    event_id: &str,
-) -> rusqlite::Result<Option<(i64, i64, i64)>> {
-    conn.prepare_cached(FIND)?
-        .query_row(params![source, event_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+fn find(tx: &Tx<'_>, source: &str, event_id: &str) -> rusqlite::Result<Option<(i64, i64, i64)>> {
+    let Some(id) = locate(tx.conn, tx.tail, source, event_id)? else {
+        return Ok(None);
+    };
+    tx.conn
+        .prepare_cached(FIND)?
+        .query_row(params![id], |r| Ok((id, r.get(0)?, r.get(1)?)))
         .optional()
 }
 
-/// Deletes a record and its bytes.
-pub(super) fn forget(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(FORGET)?.execute(params![id])?;
-    conn.prepare_cached(FORGET_BODY)?.execute(params![id])?;
+/// Deletes the record under a key and its bytes.
+pub(super) fn forget(
+    tx: &mut Tx<'_>,
+    id: i64,
+    source: &str,
+    event_id: &str,
+) -> rusqlite::Result<()> {
+    tx.conn.prepare_cached(FORGET)?.execute(params![id])?;
+    tx.conn.prepare_cached(FORGET_BODY)?.execute(params![id])?;
+    tx.tail.remove(source, event_id);
     Ok(())
 }
 
@@ -136,18 +140,14 @@ pub(super) struct Enqueue {
 impl Enqueue {
     fn store(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<Enqueued>> {
         let id = tx.state.next_id;
-        let n = tx.conn.prepare_cached(INSERT_EVENT)?.execute(params![
+        tx.conn.prepare_cached(INSERT_EVENT)?.execute(params![
             id,
             self.source,
             self.event_id,
             self.now,
             self.received_at
         ])?;
-        if n == 0 {
-            let corrupt =
-                SqliteError::Corrupt("enqueue conflicted with a record that is not there");
-            return Ok(Err(corrupt.into()));
-        }
+        tx.tail.insert(&self.source, &self.event_id, id);
         tx.state.next_id += 1;
         self.store_body(tx, id)
     }
@@ -165,10 +165,10 @@ impl Write for Enqueue {
     type Output = Enqueued;
 
     fn apply(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<Enqueued>> {
-        let known = find(tx.conn, &self.source, &self.event_id)?;
+        let known = find(tx, &self.source, &self.event_id)?;
         let held = match known {
             Some((id, state, at)) if forgotten(state, at, self.now) => {
-                forget(tx.conn, id)?;
+                forget(tx, id, &self.source, &self.event_id)?;
                 None
             }
             other => other,
@@ -308,7 +308,18 @@ impl Write for Settle {
         };
         let n = match &self.action {
             Action::Extend { expires } => stmt.execute(params![id, token, expires])?,
-            Action::Ack { .. } if tx.degraded => stmt.execute(params![id, token])?,
+            Action::Ack { .. } if tx.degraded => {
+                let deleted: Option<(String, String)> = stmt
+                    .query_row(params![id, token], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match deleted {
+                    Some((source, event_id)) => {
+                        tx.tail.remove(&source, &event_id);
+                        1
+                    }
+                    None => 0,
+                }
+            }
             Action::Ack { forget_at } => stmt.execute(params![id, token, forget_at])?,
             Action::Retry { at, error } => stmt.execute(params![id, token, at, error])?,
             Action::Defer { at } => stmt.execute(params![id, token, at])?,
@@ -374,11 +385,17 @@ impl Write for Purge {
         tx.conn
             .prepare_cached(PURGE_BODIES)?
             .execute(params![self.now, limit])?;
-        let n = tx
-            .conn
-            .prepare_cached(PURGE)?
-            .execute(params![self.now, limit])?;
-        Ok(Ok(n as u64))
+        let mut purge = tx.conn.prepare_cached(PURGE)?;
+        let mut rows = purge.query(params![self.now, limit])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            n += 1;
+            if row.get::<_, i64>(2)? == 0 {
+                tx.tail
+                    .remove(row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+            }
+        }
+        Ok(Ok(n))
     }
 }
 

@@ -12,6 +12,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::engine::{Answer, Tx, Write};
 use super::events::{forget, forgotten};
+use super::tail::locate;
 use super::SqliteStore;
 use crate::store::codec::{duration_micros, from_micros};
 use crate::store::sql::{claim_token, token_out, CLAIM_ONLY};
@@ -19,10 +20,10 @@ use crate::store::{
     key, Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore, StoreError,
 };
 
-/// The claim columns of a key's record.
+/// The claim columns of a key's record, by its id.
 const HELD: &str = "SELECT id, state, available_at, claim_token, claim_done, claim_until,
         fingerprint, result
-    FROM hookdock_events WHERE source = ?1 AND event_id = ?2";
+    FROM hookdock_events WHERE id = ?1";
 
 /// `?1` id, `?2` token, `?3` claim expiry, `?4` fingerprint, `?5` when a record holding only
 /// the claim is forgotten if the claim is abandoned.
@@ -33,23 +34,25 @@ const TAKE: &str = "UPDATE hookdock_events
 
 /// `?1` source, `?2` event id, `?3` now, `?4` token, `?5` claim expiry, `?6` fingerprint,
 /// `?7` forget-at.
+/// `?8` record id; the key waits in the [`Tail`](super::tail) until the next merge.
 const CLAIM_ONLY_RECORD: &str = "INSERT INTO hookdock_events (id, source, event_id, state,
         available_at, received_at, enqueued_at, claim_token, claim_done, claim_until,
-        fingerprint)
-    VALUES (?8, ?1, ?2, 4, ?7, 0, ?3, ?4, 0, ?5, ?6)";
+        fingerprint, keyed)
+    VALUES (?8, ?1, ?2, 4, ?7, 0, ?3, ?4, 0, ?5, ?6, 0)";
 
-/// `?1` source, `?2` id, `?3` token, `?4` retained until, `?5` result.
+/// `?1` record id, `?2` token, `?3` retained until, `?4` result.
 const COMPLETE: &str = "UPDATE hookdock_events
-    SET claim_done = 1, claim_until = ?4, result = ?5,
-        available_at = CASE WHEN state = 4 THEN ?4 ELSE available_at END
-    WHERE source = ?1 AND event_id = ?2 AND claim_token = ?3 AND claim_done = 0";
+    SET claim_done = 1, claim_until = ?3, result = ?4,
+        available_at = CASE WHEN state = 4 THEN ?3 ELSE available_at END
+    WHERE id = ?1 AND claim_token = ?2 AND claim_done = 0";
 
+/// `?1` record id, `?2` token.
 const RELEASE_ONLY: &str = "DELETE FROM hookdock_events
-    WHERE source = ?1 AND event_id = ?2 AND claim_token = ?3 AND claim_done = 0 AND state = 4";
+    WHERE id = ?1 AND claim_token = ?2 AND claim_done = 0 AND state = 4";
 
 const RELEASE: &str = "UPDATE hookdock_events
     SET claim_token = NULL, claim_until = NULL, fingerprint = NULL
-    WHERE source = ?1 AND event_id = ?2 AND claim_token = ?3 AND claim_done = 0";
+    WHERE id = ?1 AND claim_token = ?2 AND claim_done = 0";
 
 /// Takes a key.
 pub(super) struct ClaimKey {
@@ -67,6 +70,7 @@ impl Write for ClaimKey {
 
     fn apply(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<Claim>> {
         let conn = tx.conn;
+        let located = locate(conn, tx.tail, &self.source, &self.event_id)?;
         type Held = (
             i64,
             i64,
@@ -76,30 +80,33 @@ impl Write for ClaimKey {
             Option<i64>,
             Option<Vec<u8>>,
         );
-        let held: Option<(Held, Option<Vec<u8>>)> = conn
-            .prepare_cached(HELD)?
-            .query_row(params![self.source, self.event_id], |r| {
-                Ok((
-                    (
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ),
-                    r.get(7)?,
-                ))
-            })
-            .optional()?;
+        let held: Option<(Held, Option<Vec<u8>>)> = match located {
+            None => None,
+            Some(id) => conn
+                .prepare_cached(HELD)?
+                .query_row(params![id], |r| {
+                    Ok((
+                        (
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                        ),
+                        r.get(7)?,
+                    ))
+                })
+                .optional()?,
+        };
         let token = tx.state.token();
         // An abandoned claim-only record is forgotten a retention period after its claim
         // expires.
         let forget_at = self.until.saturating_add(self.retention);
         let record = match held {
             Some(((id, state, at, ..), _)) if forgotten(state, at, self.now) => {
-                forget(conn, id)?;
+                forget(tx, id, &self.source, &self.event_id)?;
                 None
             }
             other => other,
@@ -117,6 +124,7 @@ impl Write for ClaimKey {
                 forget_at,
                 id
             ])?;
+            tx.tail.insert(&self.source, &self.event_id, id);
             return Ok(Ok(Claim::Acquired(ClaimToken(token_out(token)))));
         };
         if let (Some(_), Some(until)) = (claim, until) {
@@ -157,9 +165,11 @@ impl Write for Complete {
     type Output = ();
 
     fn apply(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<()>> {
+        let Some(id) = locate(tx.conn, tx.tail, &self.source, &self.event_id)? else {
+            return Ok(Err(StoreError::ClaimLost));
+        };
         let n = tx.conn.prepare_cached(COMPLETE)?.execute(params![
-            self.source,
-            self.event_id,
+            id,
             self.token,
             self.until,
             self.result.as_deref()
@@ -183,10 +193,15 @@ impl Write for Release {
     type Output = ();
 
     fn apply(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<()>> {
-        let key = params![self.source, self.event_id, self.token];
-        let mut n = tx.conn.prepare_cached(RELEASE_ONLY)?.execute(key)?;
-        if n == 0 {
-            n = tx.conn.prepare_cached(RELEASE)?.execute(key)?;
+        let Some(id) = locate(tx.conn, tx.tail, &self.source, &self.event_id)? else {
+            return Ok(Err(StoreError::ClaimLost));
+        };
+        let fenced = params![id, self.token];
+        let mut n = tx.conn.prepare_cached(RELEASE_ONLY)?.execute(fenced)?;
+        if n == 1 {
+            tx.tail.remove(&self.source, &self.event_id);
+        } else {
+            n = tx.conn.prepare_cached(RELEASE)?.execute(fenced)?;
         }
         Ok(if n == 1 {
             Ok(())

@@ -128,10 +128,12 @@ mod engine;
 mod error;
 mod events;
 mod idempotency;
+mod lock;
 mod options;
 mod queue;
 mod reader;
 mod schema;
+mod tail;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -197,6 +199,13 @@ impl SqliteStore {
 
     fn open_inner(path: &Path, options: SqliteOptions) -> Result<Self, SqliteError> {
         let path = path.to_path_buf();
+        if lock::in_memory(&path) {
+            return Err(SqliteError::NoWal {
+                path,
+                mode: "memory".to_owned(),
+            });
+        }
+        let lock = lock::acquire(&path, options.busy_timeout)?;
         let writer_conn = schema::open_writer(&path, &options)?;
         let identity = watch::FileIdentity::capture(&path)
             .map_err(|e| SqliteError::Thread("file check", e))?;
@@ -210,6 +219,7 @@ impl SqliteStore {
             &options,
             checkpointer,
             identity,
+            lock,
             Arc::clone(&counters),
         )?;
         Ok(Self {

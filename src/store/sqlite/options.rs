@@ -127,7 +127,9 @@ impl SqliteOptions {
         self
     }
 
-    /// How long a connection waits for a lock held by another process. Default 5 s.
+    /// How long to wait for a lock held by someone else: SQLite's own locks (a `sqlite3`
+    /// shell writing to the file, say), and at [`SqliteStore::open`](super::SqliteStore::open)
+    /// the file's one-store lock while another store lets go of it. Default 5 s.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self

@@ -9,11 +9,12 @@ use super::SqliteOptions;
 use crate::store::codec::duration_micros;
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
-/// The tables of a new database, version 2.
-const CREATE: &str = "
-CREATE TABLE hookdock_events (
+/// `hookdock_events` under the name `{table}`: version 3 (version 2 without `keyed`, with
+/// `UNIQUE (source, event_id)` on every record).
+const EVENTS: &str = "
+CREATE TABLE {table} (
     id           INTEGER PRIMARY KEY,
     source       TEXT    NOT NULL,
     event_id     TEXT    NOT NULL,
@@ -31,13 +32,20 @@ CREATE TABLE hookdock_events (
     claim_until  INTEGER,
     fingerprint  BLOB,
     result       BLOB,
-    UNIQUE (source, event_id)
-);
+    keyed        INTEGER NOT NULL DEFAULT 1
+)";
+
+/// The indexes of `hookdock_events`, version 3.
+const EVENT_INDEXES: &str = "
+CREATE UNIQUE INDEX hookdock_events_key ON hookdock_events (source, event_id) WHERE keyed = 1;
 CREATE INDEX hookdock_events_available ON hookdock_events (available_at, id) WHERE state < 2;
 CREATE INDEX hookdock_events_leased ON hookdock_events (available_at) WHERE state = 1;
 CREATE INDEX hookdock_events_dead ON hookdock_events (id) WHERE state = 2;
 CREATE INDEX hookdock_events_forget ON hookdock_events (available_at) WHERE state >= 3;
+";
 
+/// The other tables of a new database, version 3.
+const OTHER_TABLES: &str = "
 CREATE TABLE hookdock_event_bodies (
     id      INTEGER PRIMARY KEY,
     headers BLOB NOT NULL,
@@ -45,13 +53,42 @@ CREATE TABLE hookdock_event_bodies (
 );
 
 CREATE TABLE hookdock_state (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
-    next_id    INTEGER NOT NULL,
-    next_token INTEGER NOT NULL,
-    live       INTEGER NOT NULL
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    next_id       INTEGER NOT NULL,
+    next_token    INTEGER NOT NULL,
+    live          INTEGER NOT NULL,
+    keyed_through INTEGER NOT NULL DEFAULT 0
 );
 INSERT INTO hookdock_state (id, next_id, next_token, live) VALUES (1, 1, 1, 0);
 ";
+
+/// The columns version 2 and version 3 of `hookdock_events` share.
+const V2_COLUMNS: &str = "id, source, event_id, state, available_at, attempts, token,
+    last_error, dead_reason, dead_at, received_at, enqueued_at, claim_token, claim_done,
+    claim_until, fingerprint, result";
+
+/// The schema of a new database.
+fn create() -> String {
+    format!(
+        "{};{EVENT_INDEXES}{OTHER_TABLES}",
+        EVENTS.replace("{table}", "hookdock_events")
+    )
+}
+
+/// From version 2 to version 3: the table is rebuilt (SQLite cannot drop a `UNIQUE`
+/// constraint), every record keyed.
+fn v2_to_v3() -> String {
+    format!(
+        "{};
+         INSERT INTO hookdock_events_v3 ({V2_COLUMNS}) SELECT {V2_COLUMNS} FROM hookdock_events;
+         DROP TABLE hookdock_events;
+         ALTER TABLE hookdock_events_v3 RENAME TO hookdock_events;
+         {EVENT_INDEXES}
+         ALTER TABLE hookdock_state ADD COLUMN keyed_through INTEGER NOT NULL DEFAULT 0;
+         UPDATE hookdock_state SET keyed_through = next_id - 1;",
+        EVENTS.replace("{table}", "hookdock_events_v3")
+    )
+}
 
 /// From version 1 (hookdock 0.1: times in milliseconds, claims in a table of their own) to
 /// version 2. `?1` is the store's retention in microseconds, `?2` now in microseconds.
@@ -176,21 +213,13 @@ fn migrate_in_transaction(
                     path: path.to_owned(),
                 });
             }
-            conn.execute_batch(CREATE)?;
+            conn.execute_batch(&create())?;
         }
-        1 => {
-            let retention = duration_micros(options.retention);
-            let now = crate::store::codec::to_micros(options.clock.now());
-            for step in V1_TO_V2 {
-                if step.contains("?1") || step.contains("?2") {
-                    let mut stmt = conn.prepare(step)?;
-                    let n = stmt.parameter_count();
-                    let values = [retention, now];
-                    stmt.execute(rusqlite::params_from_iter(&values[..n]))?;
-                } else {
-                    conn.execute_batch(step)?;
-                }
+        1 | 2 => {
+            if version == 1 {
+                v1_to_v2(conn, options)?;
             }
+            conn.execute_batch(&v2_to_v3())?;
         }
         SCHEMA_VERSION => {}
         found => {
@@ -217,5 +246,23 @@ fn migrate_in_transaction(
          WHERE id = ?1",
         params![1],
     )?;
+    // What a crash left outside the key index goes in before anything is looked up.
+    super::tail::merge(conn)?;
+    Ok(())
+}
+
+fn v1_to_v2(conn: &Connection, options: &SqliteOptions) -> Result<(), SqliteError> {
+    let retention = duration_micros(options.retention);
+    let now = crate::store::codec::to_micros(options.clock.now());
+    for step in V1_TO_V2 {
+        if step.contains("?1") || step.contains("?2") {
+            let mut stmt = conn.prepare(step)?;
+            let n = stmt.parameter_count();
+            let values = [retention, now];
+            stmt.execute(rusqlite::params_from_iter(&values[..n]))?;
+        } else {
+            conn.execute_batch(step)?;
+        }
+    }
     Ok(())
 }

@@ -70,7 +70,17 @@ async fn schema_is_as_documented() {
             .unwrap();
         assert!(matches!(claim, Claim::Acquired(_)));
     }
+    // Closing merges the new keys into the key index.
+    store.close().await;
     let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+    let unkeyed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unkeyed, 0);
     type Row = (String, String, i64, i64, bool, Option<Vec<u8>>);
     let rows: Vec<Row> = conn
         .prepare(
@@ -148,8 +158,41 @@ async fn a_newer_schema_is_refused() {
 
 #[tokio::test]
 async fn in_memory_databases_are_refused() {
-    let err = SqliteStore::open(":memory:", SqliteOptions::new()).expect_err("no WAL in memory");
-    assert!(err.to_string().contains("WAL"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    for name in [":memory:", "", "file:mem?mode=memory"] {
+        let err = SqliteStore::open(name, SqliteOptions::new()).expect_err("no WAL in memory");
+        assert_eq!(err.kind(), ErrorKind::Internal, "{err:?}");
+        let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(text.contains("WAL"), "{text}");
+    }
+    let strays = std::fs::read_dir(&cwd)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".hookdock-lock"))
+        .count();
+    assert_eq!(strays, 0, "no lock file is made for a database in memory");
+    drop(dir);
+}
+
+/// A file is served by one store at a time: a second open waits up to the busy timeout, then
+/// fails with a transient error that says why; once the first store is closed or dropped,
+/// the file opens again.
+#[tokio::test]
+async fn one_store_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir, SqliteOptions::new());
+    let quick = SqliteOptions::new().busy_timeout(Duration::from_millis(50));
+    let err = SqliteStore::open(dir.path().join("q.db"), quick.clone()).expect_err("in use");
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err:?}");
+    let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(text.contains("in use by another hookdock store"), "{text}");
+    first.close().await;
+    let second = SqliteStore::open(dir.path().join("q.db"), quick).expect("free after close");
+    drop(second);
+    // Dropped without close: the writer lets go once it has finished; open waits for it.
+    let third = open(&dir, SqliteOptions::new());
+    third.close().await;
 }
 
 #[tokio::test]
@@ -442,7 +485,8 @@ async fn every_statement_uses_an_index() {
     let store = open(&dir, SqliteOptions::new());
     store.close().await;
     let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
-    for sql in events::ALL_SQL.iter().chain(idempotency::ALL_SQL.iter()) {
+    let all = events::ALL_SQL.iter().chain(idempotency::ALL_SQL.iter());
+    for sql in all.chain(tail::ALL_SQL.iter()) {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let n = stmt.parameter_count();
         let params: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Null; n];
@@ -461,4 +505,154 @@ async fn every_statement_uses_an_index() {
             );
         }
     }
+}
+
+fn unkeyed(path: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// New keys wait outside the key index, and every lookup still finds them: a resend is a
+/// duplicate, a claim lands on the event's own record. Closing merges them into the index,
+/// and after a reopen the index answers.
+#[tokio::test]
+async fn new_keys_are_found_before_and_after_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    let dedupe = store.idempotency();
+    let fp = Fingerprint::of(b"x");
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            queue
+                .enqueue(event(&format!("k{i}")))
+                .await
+                .unwrap()
+                .message(),
+        );
+    }
+    assert_eq!(unkeyed(&path), 20, "new keys are not in the index yet");
+    for (i, id) in ids.iter().enumerate() {
+        let again = queue.enqueue(event(&format!("k{i}"))).await.unwrap();
+        assert_eq!(again, Enqueued::Duplicate(*id));
+    }
+    let key = IdempotencyKey::new("github", "k3");
+    let Claim::Acquired(token) = dedupe
+        .claim(&key, &fp, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("a new key is acquired");
+    };
+    dedupe.complete(&key, token, None).await.unwrap();
+    let other = IdempotencyKey::new("stripe", "only-a-claim");
+    let Claim::Acquired(held) = dedupe
+        .claim(&other, &fp, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("a new key is acquired");
+    };
+    dedupe.release(&other, held).await.unwrap();
+    let rows = |path: &std::path::Path| -> i64 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row("SELECT count(*) FROM hookdock_events", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        rows(&path),
+        20,
+        "one record per key; a released claim-only record is gone"
+    );
+    store.close().await;
+    assert_eq!(unkeyed(&path), 0, "closing merges the tail into the index");
+
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    for (i, id) in ids.iter().enumerate() {
+        let again = queue.enqueue(event(&format!("k{i}"))).await.unwrap();
+        assert_eq!(again, Enqueued::Duplicate(*id), "found through the index");
+    }
+    let claim = store
+        .idempotency()
+        .claim(&key, &fp, Duration::from_secs(30))
+        .await;
+    assert_eq!(claim.unwrap(), Claim::Completed(None));
+    assert!(matches!(
+        queue.enqueue(event("k-new")).await.unwrap(),
+        Enqueued::New(_)
+    ));
+    store.close().await;
+}
+
+/// Once the tail holds `MERGE_AT` keys, the writer merges it between two batches, without a
+/// close; keys from both sides of the merge are still found.
+#[tokio::test]
+async fn a_long_tail_is_merged_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    let total = tail::MERGE_AT + 100;
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..64 {
+        let queue = queue.clone();
+        tasks.spawn(async move {
+            let mut i = lane;
+            while i < total {
+                queue.enqueue(event(&format!("m{i}"))).await.unwrap();
+                i += 64;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let left = unkeyed(&path);
+    assert!(
+        left < tail::MERGE_AT as i64,
+        "a merge ran while the store was open: {left} keys still unkeyed"
+    );
+    for i in [0, tail::MERGE_AT / 2, total - 1] {
+        let again = queue.enqueue(event(&format!("m{i}"))).await.unwrap();
+        assert!(matches!(again, Enqueued::Duplicate(_)), "m{i}: {again:?}");
+    }
+    assert_eq!(queue.stats().await.unwrap().depth(), total as u64);
+    store.close().await;
+}
+
+/// What a crash leaves outside the key index (records with `keyed = 0` and no tail in
+/// memory) is merged when the file is opened again, before any lookup.
+#[tokio::test]
+async fn records_left_unkeyed_by_a_crash_are_merged_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    open(&dir, SqliteOptions::new()).close().await;
+    {
+        // What the writer had committed when the process died: a record and its bytes,
+        // outside the index.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO hookdock_events (id, source, event_id, state, available_at,
+                 received_at, enqueued_at, keyed)
+             VALUES (7, 'github', 'crashed', 0, 0, 0, 0, 0);
+             INSERT INTO hookdock_event_bodies (id, headers, body) VALUES (7, x'', x'7b7d');",
+        )
+        .unwrap();
+    }
+    let store = open(&dir, SqliteOptions::new());
+    assert_eq!(unkeyed(&path), 0);
+    let queue = store.queue(QueueOptions::default());
+    let again = queue.enqueue(event("crashed")).await.unwrap();
+    assert_eq!(again, Enqueued::Duplicate(crate::store::MessageId(7)));
+    let next = queue.enqueue(event("after")).await.unwrap();
+    assert_eq!(next, Enqueued::New(crate::store::MessageId(8)));
+    store.close().await;
 }

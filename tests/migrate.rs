@@ -1,6 +1,7 @@
-//! Databases written by hookdock 0.1 (schema version 1, `tests/data/v1/`) are migrated when a
-//! store opens them, and everything in them keeps its meaning: the same checks on the SQLite
-//! file and on the PostgreSQL dump.
+//! Databases written by earlier schemas are migrated when a store opens them, and everything
+//! in them keeps its meaning: the same checks on hookdock 0.1's SQLite file and PostgreSQL dump
+//! (schema version 1, `tests/data/v1/`) and on a SQLite file of schema version 2
+//! (`tests/data/v2/`).
 //!
 //! The PostgreSQL half needs `HOOKDOCK_TEST_POSTGRES_URL` (see `tests/postgres_support`).
 
@@ -85,15 +86,11 @@ async fn check_the_fixture(queue: &impl Queue, dedupe: &impl IdempotencyStore, n
     assert!(matches!(queue.enqueue(new).await.unwrap(), Enqueued::New(m) if m.0 > 5));
 }
 
-#[tokio::test]
-async fn a_version_1_sqlite_file_is_migrated() {
+/// Opens a copy of a SQLite fixture with today's code and checks it.
+async fn migrate_sqlite_fixture(fixture: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v1.db");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v1/hookdock.db"),
-        &path,
-    )
-    .unwrap();
+    let path = dir.path().join("fixture.db");
+    std::fs::copy(fixture, &path).unwrap();
     let clock = clock();
     let store = SqliteStore::open(&path, SqliteOptions::new().clock(clock.clone())).unwrap();
     let queue = store.queue(QueueOptions::default().max_attempts(3));
@@ -103,7 +100,40 @@ async fn a_version_1_sqlite_file_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let unkeyed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unkeyed, 0, "every key is in the index after close");
+    // The unique key still holds for what the migration carried over.
+    let again = conn.execute(
+        "INSERT INTO hookdock_events (source, event_id, state, available_at, received_at,
+             enqueued_at) VALUES ('github', 'waiting-1', 0, 0, 0, 0)",
+        [],
+    );
+    assert!(again.is_err(), "(source, event_id) is unique");
+}
+
+#[tokio::test]
+async fn a_version_1_sqlite_file_is_migrated() {
+    migrate_sqlite_fixture(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/v1/hookdock.db"
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_version_2_sqlite_file_is_migrated() {
+    migrate_sqlite_fixture(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/v2/hookdock.db"
+    ))
+    .await;
 }
 
 #[cfg(feature = "postgres")]

@@ -1,0 +1,188 @@
+//! The tail: the keys of records written since the last merge into the key index.
+//!
+//! Providers send random delivery ids. Inserting each one into a unique B-tree on
+//! `(source, event_id)` as it is stored dirties one leaf page per event in every group commit,
+//! and each dirty page is a WAL frame: the index costs more to write than the event. So a new
+//! record is written with `keyed = 0`, outside the partial unique index
+//! `hookdock_events_key (source, event_id) WHERE keyed = 1`, and the writer thread (the only
+//! writer) keeps its key in memory here. Every lookup by key asks the tail first, then the
+//! index. Once the tail holds [`MERGE_AT`] keys, and when the store closes, one transaction
+//! ([`merge`]) sets `keyed = 1` on all of them: the index takes thousands of keys at once and
+//! writes each of its pages once for all the keys that land on it. A crash loses only the
+//! memory; [`merge`] at open indexes what was left unkeyed before anything is looked up.
+//!
+//! Records with `id <= hookdock_state.keyed_through` are all keyed, so a merge finds the
+//! unkeyed ones by a range of the primary key, never by a scan.
+//!
+//! Changes to the tail follow the transaction they belong to: the engine calls
+//! [`Tail::commit`] after a commit and [`Tail::rollback`] after a rollback, which undoes every
+//! insert and removal made since the transaction began.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The tail is merged into the key index once it holds this many keys.
+pub(super) const MERGE_AT: usize = 16_384;
+
+/// A key the index does not hold yet, by source then event id.
+#[derive(Debug, Default)]
+pub(super) struct Tail {
+    keys: HashMap<String, HashMap<String, i64>>,
+    len: usize,
+    undo: Vec<Undo>,
+}
+
+#[derive(Debug)]
+enum Undo {
+    Inserted(String, String),
+    Removed(String, String, i64),
+}
+
+impl Tail {
+    /// The record id under a key, if it was written since the last merge.
+    pub(super) fn get(&self, source: &str, event_id: &str) -> Option<i64> {
+        self.keys.get(source)?.get(event_id).copied()
+    }
+
+    /// Records that `id` was written under a key, outside the index.
+    pub(super) fn insert(&mut self, source: &str, event_id: &str, id: i64) {
+        self.put(source, event_id, id);
+        self.undo
+            .push(Undo::Inserted(source.to_owned(), event_id.to_owned()));
+    }
+
+    /// Forgets a key (its record was deleted).
+    pub(super) fn remove(&mut self, source: &str, event_id: &str) {
+        if let Some(id) = self.take(source, event_id) {
+            self.undo
+                .push(Undo::Removed(source.to_owned(), event_id.to_owned(), id));
+        }
+    }
+
+    /// How many keys wait outside the index.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The transaction that made the changes since the last call committed: keep them.
+    pub(super) fn commit(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The transaction that made the changes since the last call rolled back: undo them.
+    pub(super) fn rollback(&mut self) {
+        while let Some(undo) = self.undo.pop() {
+            match undo {
+                Undo::Inserted(source, event_id) => {
+                    self.take(&source, &event_id);
+                }
+                Undo::Removed(source, event_id, id) => self.put(&source, &event_id, id),
+            }
+        }
+    }
+
+    /// Every key is in the index now (after a committed [`merge`]).
+    pub(super) fn clear(&mut self) {
+        self.keys.clear();
+        self.len = 0;
+        self.undo.clear();
+    }
+
+    fn put(&mut self, source: &str, event_id: &str, id: i64) {
+        let ids = match self.keys.get_mut(source) {
+            Some(ids) => ids,
+            None => self.keys.entry(source.to_owned()).or_default(),
+        };
+        if ids.insert(event_id.to_owned(), id).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn take(&mut self, source: &str, event_id: &str) -> Option<i64> {
+        let ids = self.keys.get_mut(source)?;
+        let id = ids.remove(event_id)?;
+        if ids.is_empty() {
+            self.keys.remove(source);
+        }
+        self.len -= 1;
+        Some(id)
+    }
+}
+
+/// The id of the record under a key, from the tail or else from the key index.
+pub(super) fn locate(
+    conn: &Connection,
+    tail: &Tail,
+    source: &str,
+    event_id: &str,
+) -> rusqlite::Result<Option<i64>> {
+    if let Some(id) = tail.get(source, event_id) {
+        return Ok(Some(id));
+    }
+    conn.prepare_cached(KEY)?
+        .query_row(params![source, event_id], |r| r.get(0))
+        .optional()
+}
+
+/// Looks a key up in the index (`keyed = 1` lets SQLite use the partial index).
+const KEY: &str =
+    "SELECT id FROM hookdock_events WHERE source = ?1 AND event_id = ?2 AND keyed = 1";
+
+/// Puts the records written since the last merge into the key index, in the caller's
+/// transaction; returns how many. A duplicate key among them (which the writer never writes)
+/// fails the statement with a constraint error and the transaction changes nothing.
+pub(super) fn merge(conn: &Connection) -> rusqlite::Result<usize> {
+    let n = conn.prepare_cached(UNKEYED)?.execute([])?;
+    conn.prepare_cached(MERGED_THROUGH)?.execute([])?;
+    Ok(n)
+}
+
+/// Indexes the records past `keyed_through`, found by their primary key.
+const UNKEYED: &str = "UPDATE hookdock_events SET keyed = 1
+    WHERE id > (SELECT keyed_through FROM hookdock_state WHERE id = 1) AND keyed = 0";
+
+const MERGED_THROUGH: &str = "UPDATE hookdock_state SET keyed_through = next_id - 1 WHERE id = 1";
+
+#[cfg(test)]
+pub(super) const ALL_SQL: [&str; 3] = [KEY, UNKEYED, MERGED_THROUGH];
+
+#[cfg(test)]
+mod tests {
+    use super::Tail;
+
+    #[test]
+    fn rollback_undoes_inserts_and_removals_in_reverse() {
+        let mut tail = Tail::default();
+        tail.insert("github", "a", 1);
+        tail.commit();
+        tail.insert("github", "b", 2);
+        tail.remove("github", "a");
+        tail.insert("stripe", "a", 3);
+        tail.remove("github", "b");
+        assert_eq!(tail.len(), 1);
+        tail.rollback();
+        assert_eq!(tail.get("github", "a"), Some(1));
+        assert_eq!(tail.get("github", "b"), None);
+        assert_eq!(tail.get("stripe", "a"), None);
+        assert_eq!(tail.len(), 1);
+    }
+
+    #[test]
+    fn committed_changes_stay_and_clear_empties() {
+        let mut tail = Tail::default();
+        tail.insert("github", "a", 1);
+        tail.insert("github", "b", 2);
+        tail.remove("github", "a");
+        tail.remove("github", "missing");
+        tail.commit();
+        tail.rollback();
+        assert_eq!(
+            (tail.get("github", "a"), tail.get("github", "b")),
+            (None, Some(2))
+        );
+        assert_eq!(tail.len(), 1);
+        tail.clear();
+        assert_eq!((tail.len(), tail.get("github", "b")), (0, None));
+    }
+}
