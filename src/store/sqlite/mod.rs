@@ -69,12 +69,26 @@
 //!   `503`), and the error is logged; a restart opens whatever is at the path then.
 //! - **Forgetting.** Between batches, about once a second, the writer deletes a chunk of the
 //!   records whose retention has passed ([`SqliteOptions::retention`]), oldest first.
+//! - **New keys wait outside the key index.** Providers' delivery ids are random; inserting
+//!   each into the unique `(source, event_id)` index as it arrives would dirty one index page
+//!   per event in every group commit. A new record is written with `keyed = 0`, outside the
+//!   partial index `hookdock_events_key`, and the writer keeps its key in memory; every lookup
+//!   by key asks that memory first, then the index, so a resend is a duplicate either way.
+//!   Once 16,384 keys wait, at close, and at open (for what a crash left behind), one
+//!   transaction merges them into the index, which then writes each of its pages once for
+//!   all the keys landing on it.
+//! - **One store per file.** Because of that memory, a file is served by one store at a
+//!   time: [`SqliteStore::open`] takes an exclusive lock on `<database>.hookdock-lock` (released
+//!   by the operating system if the process dies), waiting up to
+//!   [`SqliteOptions::busy_timeout`] for a previous store to let go, then fails with
+//!   [`StoreError::Unavailable`]. Clone the store to share it within a process; use the
+//!   PostgreSQL backend for many processes.
 //!
 //! # Schema
 //!
-//! Schema version 2, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
-//! empty file, migrates a version 1 file (hookdock 0.1) in one transaction, and refuses a
-//! file with a newer version. Times are Unix microseconds.
+//! Schema version 3, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
+//! empty file, migrates a version 1 file (hookdock 0.1) or a version 2 file in one
+//! transaction, and refuses a file with a newer version. Times are Unix microseconds.
 //!
 //! `hookdock_events`: one record per key, `(source, event_id)`: the stored event with its
 //! delivery state, and the claim of the worker's dedupe layer on it.
@@ -83,7 +97,7 @@
 //! |---|---|---|
 //! | `id` | `INTEGER PRIMARY KEY` | the [`MessageId`](crate::store::MessageId); never reused |
 //! | `source` | `TEXT` | the event's source, such as `github` |
-//! | `event_id` | `TEXT` | the provider's delivery id (or the body hash); `UNIQUE(source, event_id)` |
+//! | `event_id` | `TEXT` | the provider's delivery id (or the body hash); unique with `source` |
 //! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter, `3` handled, `4` holds only a claim |
 //! | `available_at` | `INTEGER` | waiting: when it may be leased; leased: when the lease expires; `3`, `4`: when the record is forgotten |
 //! | `attempts` | `INTEGER` | leases so far (reset to 0 by replay) |
@@ -98,8 +112,10 @@
 //! | `claim_until` | `INTEGER` | held: the claim's expiry; completed: the end of its retention |
 //! | `fingerprint` | `BLOB` | SHA-256 of the body the key was claimed for |
 //! | `result` | `BLOB` | the stored result of a completed claim, if any |
+//! | `keyed` | `INTEGER` | `1` once the record is in the key index; `0` while its key waits in the writer's memory (the default, `1`, keeps rows inserted by hand in the index) |
 //!
-//! Indexes: `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the
+//! Indexes: `hookdock_events_key UNIQUE (source, event_id) WHERE keyed = 1` (lookups by key;
+//! query it with `AND keyed = 1`, or scan, to see the newest records too), `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the
 //! oldest available rows from its front), `hookdock_events_leased (available_at) WHERE
 //! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters),
 //! `hookdock_events_forget (available_at) WHERE state >= 3` (what to forget next).
@@ -116,7 +132,9 @@
 //!
 //! `hookdock_state`: a single row with the next message id, the next fencing token and the
 //! number of waiting messages (what the depth limit counts), read and written inside each
-//! write transaction, and recomputed from the records at every open.
+//! write transaction, and recomputed from the records at every open; and `keyed_through`,
+//! the id up to which every record is in the key index (a merge finds the others by a range of
+//! the primary key).
 //!
 //! Inspect a live database with the `sqlite3` shell, for example
 //! `sqlite3 hookdock.db "SELECT id, source, event_id, state, attempts FROM hookdock_events"`,
