@@ -30,9 +30,11 @@
 //! handled). The dedupe layer's claim of a stored event then updates that record rather than
 //! inserting a second one, so an event pays for one insert under a random key on the hot
 //! paths (the provider's delivery id is random: each such insert writes a random page of the
-//! key index). Claims of keys no event was stored under (an idempotency store used on its
-//! own) make a record holding only the claim; an enqueue of that key later stores the event
-//! on it.
+//! key index). The SQLite backend defers even that one: new keys wait in the writer's memory
+//! and are merged into the key index thousands at a time (`store::sqlite`, "New keys wait
+//! outside the key index"). Claims of keys no event was stored under (an idempotency store
+//! used on its own) make a record holding only the claim; an enqueue of that key later stores
+//! the event on it.
 //!
 //! What the dedupe layer still guards against is running the handler twice for one stored
 //! event: a redelivery after a crash, a lease that expired while the handler was still
