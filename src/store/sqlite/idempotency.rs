@@ -54,6 +54,33 @@ const RELEASE: &str = "UPDATE hookdock_events
     SET claim_token = NULL, claim_until = NULL, fingerprint = NULL
     WHERE id = ?1 AND claim_token = ?2 AND claim_done = 0";
 
+/// A key's record as a claim sees it: the columns of [`HELD`], in order.
+struct Held {
+    id: i64,
+    state: i64,
+    available_at: i64,
+    claim: Option<i64>,
+    done: i64,
+    until: Option<i64>,
+    fingerprint: Option<Vec<u8>>,
+    result: Option<Vec<u8>>,
+}
+
+impl Held {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            state: r.get(1)?,
+            available_at: r.get(2)?,
+            claim: r.get(3)?,
+            done: r.get(4)?,
+            until: r.get(5)?,
+            fingerprint: r.get(6)?,
+            result: r.get(7)?,
+        })
+    }
+}
+
 /// Takes a key.
 pub(super) struct ClaimKey {
     source: String,
@@ -70,34 +97,11 @@ impl Write for ClaimKey {
 
     fn apply(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<Claim>> {
         let conn = tx.conn;
-        let located = locate(conn, tx.tail, &self.source, &self.event_id)?;
-        type Held = (
-            i64,
-            i64,
-            i64,
-            Option<i64>,
-            i64,
-            Option<i64>,
-            Option<Vec<u8>>,
-        );
-        let held: Option<(Held, Option<Vec<u8>>)> = match located {
+        let held = match locate(conn, tx.tail, &self.source, &self.event_id)? {
             None => None,
             Some(id) => conn
                 .prepare_cached(HELD)?
-                .query_row(params![id], |r| {
-                    Ok((
-                        (
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                        ),
-                        r.get(7)?,
-                    ))
-                })
+                .query_row(params![id], Held::from_row)
                 .optional()?,
         };
         let token = tx.state.token();
@@ -105,13 +109,22 @@ impl Write for ClaimKey {
         // expires.
         let forget_at = self.until.saturating_add(self.retention);
         let record = match held {
-            Some(((id, state, at, ..), _)) if forgotten(state, at, self.now) => {
-                forget(tx, id, &self.source, &self.event_id)?;
+            Some(held) if forgotten(held.state, held.available_at, self.now) => {
+                forget(tx, held.id, &self.source, &self.event_id)?;
                 None
             }
             other => other,
         };
-        let Some(((id, _, _, claim, done, until, fingerprint), result)) = record else {
+        let Some(Held {
+            id,
+            claim,
+            done,
+            until,
+            fingerprint,
+            result,
+            ..
+        }) = record
+        else {
             let id = tx.state.next_id;
             tx.state.next_id += 1;
             conn.prepare_cached(CLAIM_ONLY_RECORD)?.execute(params![
