@@ -16,10 +16,13 @@
 //! (enqueues with one commit each, default 500), `--callers C` (concurrent enqueuers,
 //! default 256), `--prefill N` (events to drain, default 50000), `--lease B` (lease batch,
 //! default 256), `--workers W` (concurrent drain loops, default 4), `--only enqueue|drain|drain-plain|drain-dedupe` (one part), `--repeat R` (runs per figure, median printed, default 3), `--no-memory` (skip the
-//! in-memory baselines, so the peak RSS printed at the end is SQLite's alone), `--dir PATH` (where the
+//! in-memory baselines, so the peak RSS printed at the end is SQLite's alone), `--sequential`
+//! (delivery ids in increasing order instead of random UUIDs: the easy case for the key index,
+//! to compare with), `--dir PATH` (where the
 //! databases go, default a temporary directory; use a real disk, not tmpfs).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -77,6 +80,11 @@ fn args() -> Args {
                 i += 1;
                 continue;
             }
+            "--sequential" => {
+                SEQUENTIAL.store(true, Ordering::Relaxed);
+                i += 1;
+                continue;
+            }
             // `cargo bench` passes `--bench`; ignore what we do not know.
             _ => {
                 i += 1;
@@ -126,9 +134,16 @@ fn body() -> Bytes {
     Bytes::from(s)
 }
 
+/// Set by `--sequential`: ids in increasing order instead of random ones.
+static SEQUENTIAL: AtomicBool = AtomicBool::new(false);
+
 fn event(i: usize, body: &Bytes) -> RawEvent {
-    // Unique, UUID-shaped delivery ids, as GitHub sends.
-    let id = uuid(i);
+    // Unique, UUID-shaped delivery ids, as GitHub sends; or increasing ones.
+    let id = if SEQUENTIAL.load(Ordering::Relaxed) {
+        format!("{i:036}")
+    } else {
+        uuid(i)
+    };
     RawEvent::new("github", id, SystemTime::now(), body.clone())
 }
 
@@ -294,7 +309,12 @@ fn main() {
             }
             let (single, grouped) = (median(single), median(grouped));
             let memory = (!memory.is_empty()).then(|| median(memory));
-            println!("enqueue, {} concurrent callers, 1 KiB events, random UUID ids:", a.callers);
+            let ids = if SEQUENTIAL.load(Ordering::Relaxed) {
+                "sequential ids"
+            } else {
+                "random UUID ids"
+            };
+            println!("enqueue, {} concurrent callers, 1 KiB events, {ids}:", a.callers);
             println!("  one commit per op   {:>9.0} events/s", single.rate);
             println!(
                 "  group commit        {:>9.0} events/s  ({:.0}x one-commit-per-op; {:.0} ops/commit; CPU/event {:.1} us, writer thread {:.1} us)",

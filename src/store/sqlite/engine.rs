@@ -390,8 +390,9 @@ impl Writer {
             return;
         }
         let mut merged = 0;
+        let in_key_order = self.tail.ids_in_key_order();
         let result = self.with_transaction(false, |tx| {
-            merged = tail::merge(tx.conn)?;
+            merged = tail::merge(tx.conn, &in_key_order)?;
             Ok(())
         });
         match result {
