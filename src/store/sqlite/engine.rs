@@ -470,6 +470,7 @@ fn try_transaction(
                 live: r.get(2)?,
             })
         })?;
+    tail.begin(before.next_id);
     let mut tx = Tx {
         conn,
         state: before,

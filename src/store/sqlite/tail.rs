@@ -15,8 +15,11 @@
 //! unkeyed ones by a range of the primary key, never by a scan.
 //!
 //! Changes to the tail follow the transaction they belong to: the engine calls
-//! [`Tail::commit`] after a commit and [`Tail::rollback`] after a rollback, which undoes every
-//! insert and removal made since the transaction began.
+//! [`Tail::begin`] with the transaction's first new record id, then [`Tail::commit`] after a
+//! commit or [`Tail::rollback`] after a rollback. A record written in a transaction has an id
+//! from that first one on, so a rollback drops those ids without an undo entry per insert (the
+//! hot path allocates only the key it keeps); removals, which are rare, are logged and put
+//! back.
 
 use std::collections::HashMap;
 
@@ -30,13 +33,12 @@ pub(super) const MERGE_AT: usize = 16_384;
 pub(super) struct Tail {
     keys: HashMap<String, HashMap<String, i64>>,
     len: usize,
-    undo: Vec<Undo>,
-}
-
-#[derive(Debug)]
-enum Undo {
-    Inserted(String, String),
-    Removed(String, String, i64),
+    /// The first record id of the current transaction.
+    first_new: i64,
+    /// True once the current transaction has inserted a key.
+    inserted: bool,
+    /// The keys the current transaction removed, with their ids, in order.
+    removed: Vec<(String, String, i64)>,
 }
 
 impl Tail {
@@ -45,18 +47,24 @@ impl Tail {
         self.keys.get(source)?.get(event_id).copied()
     }
 
-    /// Records that `id` was written under a key, outside the index.
+    /// A transaction begins; the records it writes get ids from `first_new` on.
+    pub(super) fn begin(&mut self, first_new: i64) {
+        self.first_new = first_new;
+    }
+
+    /// Records that `id` (a new record of the current transaction) was written under a key,
+    /// outside the index.
     pub(super) fn insert(&mut self, source: &str, event_id: &str, id: i64) {
+        debug_assert!(id >= self.first_new, "tail insert of an older record");
         self.put(source, event_id, id);
-        self.undo
-            .push(Undo::Inserted(source.to_owned(), event_id.to_owned()));
+        self.inserted = true;
     }
 
     /// Forgets a key (its record was deleted).
     pub(super) fn remove(&mut self, source: &str, event_id: &str) {
         if let Some(id) = self.take(source, event_id) {
-            self.undo
-                .push(Undo::Removed(source.to_owned(), event_id.to_owned(), id));
+            self.removed
+                .push((source.to_owned(), event_id.to_owned(), id));
         }
     }
 
@@ -67,19 +75,27 @@ impl Tail {
 
     /// The transaction that made the changes since the last call committed: keep them.
     pub(super) fn commit(&mut self) {
-        self.undo.clear();
+        self.inserted = false;
+        self.removed.clear();
     }
 
     /// The transaction that made the changes since the last call rolled back: undo them.
     pub(super) fn rollback(&mut self) {
-        while let Some(undo) = self.undo.pop() {
-            match undo {
-                Undo::Inserted(source, event_id) => {
-                    self.take(&source, &event_id);
-                }
-                Undo::Removed(source, event_id, id) => self.put(&source, &event_id, id),
+        let first_new = self.first_new;
+        if self.inserted {
+            for ids in self.keys.values_mut() {
+                ids.retain(|_, id| *id < first_new);
+            }
+            self.keys.retain(|_, ids| !ids.is_empty());
+            self.len = self.keys.values().map(HashMap::len).sum();
+        }
+        // A removed key of the transaction's own records is gone with the rollback anyway.
+        while let Some((source, event_id, id)) = self.removed.pop() {
+            if id < first_new {
+                self.put(&source, &event_id, id);
             }
         }
+        self.commit();
     }
 
     /// The record ids of the tail in the key index's order (`source`, then `event_id`, byte
@@ -100,7 +116,7 @@ impl Tail {
     pub(super) fn clear(&mut self) {
         self.keys.clear();
         self.len = 0;
-        self.undo.clear();
+        self.commit();
     }
 
     fn put(&mut self, source: &str, event_id: &str, id: i64) {
@@ -179,8 +195,10 @@ mod tests {
     #[test]
     fn rollback_undoes_inserts_and_removals_in_reverse() {
         let mut tail = Tail::default();
+        tail.begin(1);
         tail.insert("github", "a", 1);
         tail.commit();
+        tail.begin(2);
         tail.insert("github", "b", 2);
         tail.remove("github", "a");
         tail.insert("stripe", "a", 3);
@@ -196,6 +214,7 @@ mod tests {
     #[test]
     fn committed_changes_stay_and_clear_empties() {
         let mut tail = Tail::default();
+        tail.begin(1);
         tail.insert("github", "a", 1);
         tail.insert("github", "b", 2);
         tail.remove("github", "a");
