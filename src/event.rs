@@ -6,6 +6,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
+use crate::store::Origin;
+
 /// Text that is either owned or shares a request header's bytes.
 ///
 /// A header value received by hyper is a slice of the connection's read buffer, so keeping
@@ -237,6 +239,11 @@ pub struct RawEvent {
     pub headers: HeaderMap,
     /// The raw request body, byte for byte.
     pub body: Bytes,
+    /// The provider's event type, where the scheme reads one (kept in the event log).
+    pub event_type: Option<EventType>,
+    /// How the event reached the store: pushed by the provider, replayed, or fetched by a
+    /// reconciliation pass.
+    pub origin: Origin,
 }
 
 impl RawEvent {
@@ -253,12 +260,26 @@ impl RawEvent {
             received_at,
             headers: HeaderMap::new(),
             body: body.into(),
+            event_type: None,
+            origin: Origin::Push,
         }
     }
 
     /// Adds headers (builder style).
     pub fn with_headers(mut self, headers: HeaderMap) -> Self {
         self.headers = headers;
+        self
+    }
+
+    /// Sets the event type (builder style).
+    pub fn with_event_type(mut self, event_type: impl Into<EventType>) -> Self {
+        self.event_type = Some(event_type.into());
+        self
+    }
+
+    /// Sets the origin (builder style).
+    pub fn with_origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
         self
     }
 }
@@ -268,6 +289,8 @@ impl fmt::Debug for RawEvent {
         f.debug_struct("RawEvent")
             .field("id", &self.id)
             .field("source", &self.source)
+            .field("event_type", &self.event_type)
+            .field("origin", &self.origin)
             .field("received_at", &self.received_at)
             .field("headers", &self.headers.len())
             .field("body_len", &self.body.len())

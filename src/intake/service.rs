@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::error::ConfigError;
 use crate::event::RawEvent;
 use crate::scheme::Verified;
-use crate::store::{key, Enqueued, ErrorKind, Queue, StoreError};
+use crate::store::{key, Enqueued, ErrorKind, Origin, Queue, StoreError};
 use crate::Clock;
 
 /// The `Retry-After` sent with a `503` when none is set: 10 seconds.
@@ -259,6 +259,8 @@ where
                 received_at: shared.clock.now(),
                 headers: select(parts.headers, &*shared.policy),
                 body,
+                event_type: verified.event_type,
+                origin: Origin::Push,
             };
             match shared.queue.enqueue(event).await {
                 Ok(enqueued) => {

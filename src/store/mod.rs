@@ -10,6 +10,7 @@
 //! | [`MemoryStore`] | both traits in memory, for tests and examples |
 //! | `sqlite::SqliteStore` (feature `sqlite`) | both in one SQLite file: one writer thread, group commit, WAL, `synchronous=FULL` |
 //! | `postgres::PgStore` (feature `postgres`) | both in PostgreSQL, for many receivers and workers |
+//! | [`EventLog`] | every stored event with its status and history: list, get, count, replay jobs |
 //! | [`DeadLetters`] | lists and replays dead letters, for admin routes and tools |
 //! | [`codec`] | how times and headers are encoded, for backend implementors |
 //!
@@ -42,12 +43,15 @@
 //!
 //! # Retention
 //!
-//! A handled event (acked) is remembered for the store's retention period (default
-//! [`DEFAULT_RETENTION`], 72 hours: longer than Stripe's three days of retries, Svix's ~28
-//! hours and GitHub's manual redelivery window in practice), and a completed claim for the
-//! same period after its completion. Within it, a resend answers `duplicate` and a claim
-//! answers [`Claim::Completed`]; after it, the key is forgotten (`purge_expired` removes the
-//! record, in bounded chunks): a resend is stored and handled as a new event.
+//! A handled event (acked) is kept, raw bytes, headers and history included, for the
+//! store's retention period (default [`DEFAULT_RETENTION`], 7 days: longer than Stripe's
+//! three days of retries, Svix's ~28 hours and GitHub's manual redelivery window, and long
+//! enough to find and replay what a handler bug broke), and a completed claim for the same
+//! period after its completion. Within it, the [event log](#the-event-log-contract) lists
+//! it, a resend answers `duplicate` and a claim answers [`Claim::Completed`]; after it, the
+//! key is forgotten (`purge_expired` removes the record, in bounded chunks, off the hot
+//! path): a resend is stored and handled as a new event. A retention of zero forgets an
+//! event when it is acked.
 //!
 //! # The queue contract
 //!
@@ -113,6 +117,41 @@
 //!
 //! Times are read from the store's [`Clock`](crate::Clock), so tests move time by hand.
 //!
+//! # The event log contract
+//!
+//! [`EventLog`] is implemented by each backend's queue type, over the same records.
+//!
+//! 1. **Every stored event is in the log** from its enqueue until [`purge_expired`]
+//!    forgets it (the retention period after it settled). A record holding only a claim is
+//!    not an event and is never listed or counted.
+//! 2. **Each entry tells its history** ([`LogEntry`]): its [`EventStatus`] (pending until
+//!    first leased; leased; retrying once an attempt failed and it waits again; succeeded
+//!    once acked; dead once dead-lettered; stale from the ordering work), attempts, the last
+//!    error (the last retry's error, or the dead-letter reason), when it was first and last
+//!    leased, when it was done, how often it was replayed and forced, its [`Origin`] and
+//!    event type as stored.
+//! 3. **Listing is newest first with keyset pages.** [`EventLog::list`] returns entries
+//!    matching every condition of the [`EventFilter`], by message id descending, at most
+//!    [`EventFilter::page_size`]; a full page's [`LogPage::next`] passed as
+//!    [`EventFilter::before`] continues it, so a walk never repeats or skips an entry that
+//!    stayed in the log.
+//! 4. **Get** returns the raw body and headers exactly as stored, for `(source, event id)`.
+//! 5. **Counts** group the matching events by source, type and status, and give the receipt
+//!    time of the oldest one waiting (pending or retrying).
+//! 6. **Replay is a durable job.** [`EventLog::create_replay`] stores a [`ReplayJob`] over
+//!    the events matching its filter, up to the newest message at that time;
+//!    [`EventLog::step_replay`] walks them oldest first, a batch at a time. A settled event
+//!    (succeeded, dead, stale) is made ready now with its original bytes and id, attempts
+//!    back to zero, origin [`Origin::Replay`], and `replays` counted; in
+//!    [`ReplayMode::Forced`] its completed claim is also reset (the next claim acquires it,
+//!    so the handler runs again) and `forced_replays` counted. An event not settled is left
+//!    alone and counted as skipped. Each batch and the move of the job's cursor commit
+//!    together: a job killed at any point and stepped again never replays an event twice.
+//!    A job whose cursor passed its last event is finished; a cancelled one never steps.
+//!    [`Queue::replay`] (dead letters) marks what it replays the same way.
+//!
+//! [`purge_expired`]: Queue::purge_expired
+//!
 //! # Errors
 //!
 //! [`StoreError::kind`] tells a caller what to do: retry later ([`ErrorKind::Transient`]:
@@ -126,6 +165,7 @@ mod dead_letters;
 mod error;
 mod idempotency;
 pub mod key;
+mod log;
 mod memory;
 mod queue;
 mod wake;
@@ -144,6 +184,10 @@ use std::time::Duration;
 pub use dead_letters::{DeadLetterInfo, DeadLetters};
 pub use error::{BoxError, ErrorKind, InvalidInput, KeyPart, KeyProblem, StoreError};
 pub use idempotency::{Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore};
+pub use log::{
+    EventFilter, EventLog, EventStatus, LogCount, LogCounts, LogEntry, LogPage, LoggedEvent,
+    Origin, ReplayJob, ReplayJobId, ReplayMode, ReplayState, UnknownName, DEFAULT_PAGE, MAX_PAGE,
+};
 pub use memory::{MemoryIdempotencyStore, MemoryQueue, MemoryStore};
 pub use queue::{
     DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, LeaseToken, Leased, MessageId,
@@ -153,6 +197,6 @@ pub use wake::Wake;
 
 pub(crate) use wake::Signal;
 
-/// How long a handled event and a completed claim are remembered unless configured otherwise:
-/// 72 hours (see [Retention](self#retention)).
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
+/// How long a handled event and a completed claim are kept unless configured otherwise:
+/// 7 days (see [Retention](self#retention)).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

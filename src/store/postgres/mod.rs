@@ -162,7 +162,7 @@ impl Default for PgOptions {
 }
 
 impl PgOptions {
-    /// The defaults: schema `public`, the system clock, 72-hour retention, batches of up to
+    /// The defaults: schema `public`, the system clock, 7-day retention, batches of up to
     /// [`DEFAULT_BATCH_SIZE`], migrations applied at open.
     pub fn new() -> Self {
         Self::default()
@@ -184,7 +184,7 @@ impl PgOptions {
     }
 
     /// How long a handled event and a completed claim are remembered (default
-    /// [`DEFAULT_RETENTION`], 72 hours; see [Retention](crate::store#retention)).
+    /// [`DEFAULT_RETENTION`], 7 days; see [Retention](crate::store#retention)).
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self

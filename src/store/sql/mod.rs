@@ -98,6 +98,8 @@ impl EventRow {
             received_at: from_micros(self.received_at),
             headers: decode_headers(&self.headers),
             body: Bytes::from(self.body),
+            event_type: None,
+            origin: crate::store::Origin::Push,
         }
     }
 }

@@ -42,7 +42,7 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// The defaults: system clock, 72-hour retention, batches of up to 1024 operations, a
+    /// The defaults: system clock, 7-day retention, batches of up to 1024 operations, a
     /// channel of 8192.
     pub fn new() -> Self {
         Self::default()
@@ -119,7 +119,7 @@ impl SqliteOptions {
     }
 
     /// How long a handled event and a completed claim are remembered (default
-    /// [`DEFAULT_RETENTION`], 72 hours; see [Retention](crate::store#retention)). The writer
+    /// [`DEFAULT_RETENTION`], 7 days; see [Retention](crate::store#retention)). The writer
     /// forgets what has passed it by itself, a chunk at a time between batches. A change
     /// applies to what is handled after it.
     pub fn retention(mut self, retention: Duration) -> Self {
