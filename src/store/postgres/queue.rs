@@ -244,6 +244,8 @@ fn event_row(row: &PgRow, at: usize) -> Result<EventRow, sqlx::Error> {
         received_at: row.try_get(at + 2)?,
         headers: row.try_get(at + 3)?,
         body: row.try_get(at + 4)?,
+        event_type: None,
+        origin: 0,
     })
 }
 

@@ -13,6 +13,8 @@ use super::{
 };
 use crate::event::RawEvent;
 
+pub(crate) mod log;
+
 // The `state` codes both backends store: `0` waiting (ready once `available_at <= now`), `1`
 // leased (the lease expires at `available_at`), `2` dead letter, then these two, whose
 // records are forgotten at `available_at`. The SQL writes them as literals.
@@ -88,6 +90,10 @@ pub(crate) struct EventRow {
     pub(crate) received_at: i64,
     pub(crate) headers: Vec<u8>,
     pub(crate) body: Vec<u8>,
+    /// `None` where the backend does not read it yet.
+    pub(crate) event_type: Option<String>,
+    /// The [`Origin`](crate::store::Origin) code.
+    pub(crate) origin: i64,
 }
 
 impl EventRow {
@@ -98,8 +104,8 @@ impl EventRow {
             received_at: from_micros(self.received_at),
             headers: decode_headers(&self.headers),
             body: Bytes::from(self.body),
-            event_type: None,
-            origin: crate::store::Origin::Push,
+            event_type: self.event_type.map(crate::event::EventType::from),
+            origin: crate::store::Origin::from_code(self.origin),
         }
     }
 }
