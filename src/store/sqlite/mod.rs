@@ -55,9 +55,18 @@
 //!   [`SqliteOptions::wal_restart_pages`] (the background checkpoint cannot catch up with a
 //!   writer that never pauses) does the writer run one checkpoint itself between two batches,
 //!   so that the WAL starts over; `journal_size_limit` then trims the file.
-//! - **Readers on their own connection.** [`stats`](crate::store::Queue::stats) and
-//!   [`dead_letters`](crate::store::Queue::dead_letters) run on a reader thread with its own
-//!   connection and never wait for the writer.
+//! - **Readers on their own connection.** [`stats`](crate::store::Queue::stats),
+//!   [`dead_letters`](crate::store::Queue::dead_letters) and the
+//!   [event log](crate::store::EventLog)'s listing, lookups, counts and job reads run on a
+//!   reader thread with its own connection and never wait for the writer. A lookup by key
+//!   there finds the records whose keys still wait in the writer's memory (below) by a short
+//!   range of the primary key past `keyed_through`.
+//! - **The event log adds nothing to the hot path.** [`SqliteQueue`] implements
+//!   [`EventLog`](crate::store::EventLog) over the same records, with no index of its own:
+//!   an enqueue writes what it wrote before (two more columns of its row), a lease, an ack or a
+//!   dead letter sets a time on the row it already rewrites. Listing walks the primary key
+//!   newest first; a replay job's step is one writer transaction that makes its batch ready
+//!   and moves the job's cursor together.
 //! - **Failures.** A failing write (disk full, read-only file, I/O error) is answered with
 //!   [`StoreError::Unavailable`] carrying the SQLite error as its source; a record that
 //!   contradicts the schema with [`StoreError::Internal`]; nothing panics. Once the store is
@@ -168,9 +177,11 @@ mod error;
 mod events;
 mod idempotency;
 mod lock;
+mod log;
 mod options;
 mod queue;
 mod reader;
+mod replay_jobs;
 mod schema;
 mod tail;
 mod watch;
