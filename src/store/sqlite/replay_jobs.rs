@@ -111,7 +111,7 @@ pub(super) fn jobs(conn: &Connection, running_only: bool) -> rusqlite::Result<Ve
 
 /// The error for a job id the store does not hold: it can never be stepped.
 fn unknown_job(id: i64) -> StoreError {
-    StoreError::internal("sqlite", format!("unknown replay job {id}"))
+    StoreError::UnknownReplayJob(crate::store::ReplayJobId(id))
 }
 
 /// Stores a new job over what the reader counted.
