@@ -103,12 +103,9 @@ fn oldest_sql() -> String {
     )
 }
 
-/// The newest record and how many events match: what a new replay job selects.
+/// The newest matching event and how many match: what a new replay job selects.
 fn selection_sql() -> String {
-    format!(
-        "SELECT (SELECT max(id) FROM hookdock_events),
-                (SELECT count(*) FROM hookdock_events WHERE {MATCH})"
-    )
+    format!("SELECT max(id), count(*) FROM hookdock_events WHERE {MATCH}")
 }
 
 /// The parameters `?1`..`?8` of a filter.
@@ -219,7 +216,7 @@ fn counts(conn: &Connection, f: &LogFilter) -> rusqlite::Result<CountRows> {
     Ok((rows, oldest))
 }
 
-/// What a new job over `f` selects: the newest record's id and the matching count.
+/// What a new job over `f` selects: the newest matching event's id and the matching count.
 fn selection(conn: &Connection, f: &LogFilter) -> rusqlite::Result<(Option<i64>, i64)> {
     conn.prepare_cached(&selection_sql())?
         .query_row(rusqlite::params_from_iter(match_params(f)), |r| {
@@ -324,22 +321,21 @@ impl EventLog for SqliteQueue {
         mode: ReplayMode,
     ) -> Result<ReplayJob, StoreError> {
         // What the job selects is counted on the reader, so that a large count never holds
-        // the writer; the writer then stores the job. Events stored in between have larger
-        // ids than `through` and are not selected.
+        // the writer; the writer then stores the job. `through` is the newest matching
+        // event: events stored in between have larger ids and are not selected.
         let (through, total) = match key_of(filter) {
             Some((source, event_id)) => {
                 let filter = filter.clone();
                 self.store()
                     .read(move |conn| {
                         snapshot(conn, |c| {
-                            let through: Option<i64> =
-                                c.query_row("SELECT max(id) FROM hookdock_events", [], |r| {
-                                    r.get(0)
-                                })?;
-                            let matches = get(c, &source, &event_id)?
+                            let matching = get(c, &source, &event_id)?
                                 .and_then(|(row, _)| row.into_entry())
-                                .is_some_and(|e| filter.accepts(&e));
-                            Ok((through, i64::from(matches)))
+                                .filter(|e| filter.accepts(e));
+                            Ok(match matching {
+                                Some(e) => (Some(e.message.0), 1),
+                                None => (None, 0),
+                            })
                         })
                     })
                     .await?

@@ -155,7 +155,7 @@
 //! | `filter` | `TEXT` | the [`EventFilter`](crate::store::EventFilter) as JSON |
 //! | `forced` | `INTEGER` | `1` for [`ReplayMode::Forced`](crate::store::ReplayMode::Forced) |
 //! | `state` | `INTEGER` | `0` running, `1` finished, `2` cancelled |
-//! | `through_id` | `INTEGER` | the newest message id it may select (`NULL`: nothing to do) |
+//! | `through_id` | `INTEGER` | the newest message it may select: the newest match at creation (`NULL`: nothing matched) |
 //! | `after_id` | `INTEGER` | the cursor: every id up to it was gone through |
 //! | `total`, `replayed`, `skipped` | `INTEGER` | matching events at creation; made ready; left alone |
 //! | `created_at`, `updated_at` | `INTEGER` | times |

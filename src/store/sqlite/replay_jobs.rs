@@ -119,7 +119,7 @@ pub(super) struct CreateJob {
     /// The filter as [`filter_json`](crate::store::sql::log::filter_json) stores it.
     pub(super) filter: String,
     pub(super) forced: bool,
-    /// The newest message id when the job was created (`None`: the log was empty).
+    /// The newest matching message id when the job was created (`None`: nothing matched).
     pub(super) through: Option<i64>,
     pub(super) total: i64,
     pub(super) now: i64,
