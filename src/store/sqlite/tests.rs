@@ -703,3 +703,53 @@ async fn records_left_unkeyed_by_a_crash_are_merged_at_open() {
     assert_eq!(next, Enqueued::New(crate::store::MessageId(8)));
     store.close().await;
 }
+
+/// A replay job's step looks at no more than [`replay_jobs::STEP_SPAN`] message ids, so a
+/// selective filter over a large log never holds the writer for a long scan: the cursor
+/// moves a span at a time, and each step still replays what it finds.
+#[tokio::test]
+async fn a_replay_step_looks_at_a_bounded_span_of_ids() {
+    use crate::store::{EventFilter, EventLog, MessageId, ReplayMode, ReplayState};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    open(&dir, SqliteOptions::new()).close().await;
+    let span = replay_jobs::STEP_SPAN;
+    let last = span + 5_000;
+    {
+        // A large log of handled events, written directly: two of them from a rare source,
+        // one at each end.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO hookdock_events (id, source, event_id, state, available_at, attempts,
+                 received_at, enqueued_at, keyed)
+             SELECT i, CASE WHEN i IN (1, ?1) THEN 'rare' ELSE 'github' END, 'e-' || i, 3,
+                 9000000000000000, 1, 0, 0, 1
+             FROM n",
+            [last],
+        )
+        .unwrap();
+        conn.execute("UPDATE hookdock_state SET keyed_through = ?1", [last])
+            .unwrap();
+    }
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    let job = queue
+        .create_replay(&EventFilter::all().source("rare"), ReplayMode::Dedupe)
+        .await
+        .unwrap();
+    assert_eq!((job.total, job.through), (2, Some(MessageId(last))));
+    let job = queue.step_replay(job.id, 10).await.unwrap();
+    assert_eq!(
+        (job.state, job.after, job.replayed),
+        (ReplayState::Running, Some(MessageId(span)), 1),
+        "the first step stops at the end of its span"
+    );
+    let job = queue.step_replay(job.id, 10).await.unwrap();
+    assert_eq!(
+        (job.state, job.after, job.replayed),
+        (ReplayState::Finished, Some(MessageId(last)), 2)
+    );
+    assert_eq!(queue.stats().await.unwrap().ready, 2);
+    store.close().await;
+}
