@@ -62,7 +62,13 @@ async fn deliveries_over_http_are_logged_with_their_type() {
     let store = SqliteStore::open(dir.path().join("log.db"), SqliteOptions::new()).unwrap();
     let queue = Arc::new(store.queue(QueueOptions::default()));
     let addr = serve(Arc::clone(&queue)).await;
-    let kind = |i: usize| if i % 3 == 0 { "issues" } else { "push" };
+    let kind = |i: usize| {
+        if i.is_multiple_of(3) {
+            "issues"
+        } else {
+            "push"
+        }
+    };
     for i in 0..30 {
         let (status, body) =
             deliver(addr, &format!("d-{i}"), kind(i), &format!("{{\"n\":{i}}}")).await;
