@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use hookdock::store::postgres::PgOptions;
 use hookdock::store::{
-    Claim, DeadLetterFilter, Enqueued, ErrorKind, EventFilter, EventLog, EventStatus,
-    Fingerprint, IdempotencyKey, IdempotencyStore, Leased, Origin, Queue, QueueOptions,
-    ReplayJobId, ReplayMode, ReplayState,
+    Claim, DeadLetterFilter, Enqueued, ErrorKind, EventFilter, EventLog, EventStatus, Fingerprint,
+    IdempotencyKey, IdempotencyStore, Leased, Origin, Queue, QueueOptions, ReplayJobId, ReplayMode,
+    ReplayState,
 };
 use hookdock::{Clock, RawEvent};
 use http::{HeaderMap, HeaderValue};
@@ -85,8 +85,8 @@ async fn each_record_keeps_its_type_origin_and_history() {
     let pushed = RawEvent::new("github", "a", start_time(), "{\"a\":1}")
         .with_headers(headers.clone())
         .with_event_type("push");
-    let fetched = RawEvent::new("github", "b", start_time(), "{\"b\":2}")
-        .with_origin(Origin::Reconciliation);
+    let fetched =
+        RawEvent::new("github", "b", start_time(), "{\"b\":2}").with_origin(Origin::Reconciliation);
     queue.enqueue(pushed.clone()).await.unwrap();
     queue.enqueue(fetched.clone()).await.unwrap();
 
@@ -112,7 +112,10 @@ async fn each_record_keeps_its_type_origin_and_history() {
     db.clock.advance(Duration::from_secs(1));
     let t2 = db.clock.now();
     queue.ack(&a.lease).await.unwrap();
-    queue.dead_letter(&b.lease, "no such customer").await.unwrap();
+    queue
+        .dead_letter(&b.lease, "no such customer")
+        .await
+        .unwrap();
 
     let log = entries(&queue).await;
     let (ea, eb) = (&log["a"], &log["b"]);
@@ -126,10 +129,17 @@ async fn each_record_keeps_its_type_origin_and_history() {
     assert_eq!(eb.last_error.as_deref(), Some("no such customer"));
     assert_eq!(eb.done_at, Some(t2));
     assert_eq!(eb.origin, Origin::Reconciliation);
-    assert_eq!((eb.first_attempt_at, eb.last_attempt_at), (Some(t0), Some(t0)));
+    assert_eq!(
+        (eb.first_attempt_at, eb.last_attempt_at),
+        (Some(t0), Some(t0))
+    );
 
     // Get: bytes and headers exactly as stored, through the key.
-    let got = queue.get("github", "a").await.unwrap().expect("a is logged");
+    let got = queue
+        .get("github", "a")
+        .await
+        .unwrap()
+        .expect("a is logged");
     assert_eq!(got.event, pushed);
     assert_eq!(got.entry, *ea);
     assert!(queue.get("github", "zzz").await.unwrap().is_none());
@@ -216,7 +226,10 @@ async fn a_forced_replay_resets_the_claim_and_a_dedupe_replay_keeps_it() {
         .unwrap();
     assert_eq!(job.total, 1);
     let job = queue.step_replay(job.id, 10).await.unwrap();
-    assert_eq!((job.replayed, job.skipped, job.state), (1, 0, ReplayState::Finished));
+    assert_eq!(
+        (job.replayed, job.skipped, job.state),
+        (1, 0, ReplayState::Finished)
+    );
     let again = lease_one(&queue).await;
     assert_eq!(again.event.origin, Origin::Replay);
     assert_eq!(again.attempt, 1, "attempts start over");
@@ -287,7 +300,11 @@ async fn a_job_skips_what_is_not_settled_and_unknown_jobs_are_invalid() {
     assert_eq!(stepped.replayed, 0, "a cancelled job never steps");
     assert!(queue.replay_jobs(true).await.unwrap().is_empty());
     assert_eq!(queue.replay_jobs(false).await.unwrap().len(), 2);
-    assert!(queue.cancel_replay(ReplayJobId(9_999)).await.unwrap().is_none());
+    assert!(queue
+        .cancel_replay(ReplayJobId(9_999))
+        .await
+        .unwrap()
+        .is_none());
     db.cleanup().await;
 }
 
@@ -306,7 +323,9 @@ async fn concurrent_steppers_of_one_job_replay_each_event_once() {
     // while a worker leases and acks what is replayed.
     let mut queues = vec![Arc::new(queue.clone()), Arc::new(queue.clone())];
     for _ in 0..2 {
-        queues.push(Arc::new(db.another_process().await.queue(QueueOptions::default())));
+        queues.push(Arc::new(
+            db.another_process().await.queue(QueueOptions::default()),
+        ));
     }
     let steppers: Vec<_> = queues
         .iter()
@@ -346,7 +365,10 @@ async fn concurrent_steppers_of_one_job_replay_each_event_once() {
     let job = queue.replay_job(job.id).await.unwrap().unwrap();
     assert_eq!(job.state, ReplayState::Finished);
     assert_eq!(job.replayed + job.skipped, N as u64);
-    assert_eq!(job.replayed, N as u64, "every event was settled when reached");
+    assert_eq!(
+        job.replayed, N as u64,
+        "every event was settled when reached"
+    );
     assert!(steps >= N / 7, "the batches were shared out: {steps} steps");
     let log = entries(&queue).await;
     assert_eq!(log.len(), N);
@@ -400,7 +422,11 @@ async fn a_job_resumes_after_a_new_store_connects() {
 async fn with_no_retention_an_ack_forgets_the_event() {
     let db = test_db!("with_no_retention_an_ack_forgets");
     let store = db
-        .another_with(PgOptions::new().clock(db.clock.clone()).retention(Duration::ZERO))
+        .another_with(
+            PgOptions::new()
+                .clock(db.clock.clone())
+                .retention(Duration::ZERO),
+        )
         .await;
     let queue = store.queue(QueueOptions::default());
     queue.enqueue(event(1)).await.unwrap();

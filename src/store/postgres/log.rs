@@ -17,8 +17,7 @@ use super::schema::{Schema, Sql};
 use super::PgQueue;
 use crate::event::EventId;
 use crate::store::codec::from_micros;
-use crate::store::log::status_of;
-use crate::store::sql::log::{EntryRow, LogFilter};
+use crate::store::sql::log::{status_of, EntryRow, LogFilter};
 use crate::store::{
     key, EventFilter, EventLog, EventStatus, LogCount, LogCounts, LogPage, LoggedEvent, ReplayJob,
     ReplayJobId, ReplayMode, StoreError,

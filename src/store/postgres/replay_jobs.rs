@@ -25,22 +25,19 @@ macro_rules! job_columns {
 }
 
 /// $1..$10 the filter (`$9` unused) and now, $11 the filter as JSON, $12 forced. The job
-/// goes up to the newest record; it is finished at once if there is none.
+/// goes up to the newest record matching now (`through`), counting them (`total`); with
+/// none it is finished at once.
 const CREATE: &str = concat!(
     "
-WITH newest AS (
-    SELECT max(id) AS through FROM {schema}.hookdock_events
-), matching AS (
-    SELECT count(*) AS total",
+WITH matching AS (
+    SELECT count(*) AS total, max(e.id) AS through",
     log_where!(),
     "
-      AND e.id <= (SELECT through FROM newest)
 )
 INSERT INTO {schema}.hookdock_replay_jobs
     (filter, forced, state, through, after, total, created_at, updated_at)
-SELECT $11, $12, CASE WHEN newest.through IS NULL THEN 1 ELSE 0 END, newest.through, NULL,
-       matching.total, $10, $10
-FROM newest, matching
+SELECT $11, $12, CASE WHEN through IS NULL THEN 1 ELSE 0 END, through, NULL, total, $10, $10
+FROM matching
 RETURNING ",
     job_columns!()
 );
@@ -253,7 +250,7 @@ pub(super) async fn step(
         .fetch_optional(&mut *tx)
         .await?
     else {
-        return Err(unknown_job(job));
+        return Err(StoreError::UnknownReplayJob(job));
     };
     let current = job_row(&row)?;
     let (Some(through), ReplayState::Running) = (current.through, current.state) else {
@@ -310,9 +307,4 @@ pub(super) async fn step(
     let updated = job_row(&row)?;
     tx.commit().await?;
     Ok(updated)
-}
-
-/// The error of a step of a job the store does not have.
-fn unknown_job(job: ReplayJobId) -> StoreError {
-    StoreError::internal("postgres", format!("no replay job {job}"))
 }
