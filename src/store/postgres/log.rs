@@ -34,7 +34,9 @@ macro_rules! shown_state {
 pub(super) use shown_state;
 
 /// The records of events (not claim-only ones) meeting a [`LogFilter`] bound as `$1..$9`
-/// (in its order), with `$10` now.
+/// (in its order), with `$10` now. Bounds on the id are put on both tables, so that a merge
+/// join of their primary keys starts both walks at the bound (a page far back in a large
+/// log starts where it should instead of stepping over every newer state row).
 macro_rules! log_where {
     () => {
         concat!(
@@ -52,7 +54,7 @@ WHERE q.state <> 4
   AND ($6::int8 IS NULL OR q.origin = $6)
   AND ($7::int8 IS NULL OR e.received_at >= $7)
   AND ($8::int8 IS NULL OR e.received_at < $8)
-  AND ($9::int8 IS NULL OR e.id < $9)"
+  AND ($9::int8 IS NULL OR (e.id < $9 AND q.id < $9))"
         )
     };
 }
@@ -82,8 +84,7 @@ LIMIT $11"
 
 /// $1 source, $2 event id, $3 now: the entry, then the headers and body, the type and the
 /// origin.
-const GET: &str = concat!(
-    "
+const GET: &str = "
 SELECT q.id, e.source, e.event_id, e.event_type, e.received_at, q.origin,
        (CASE WHEN q.state = 1 AND q.available_at <= $3 THEN 0 ELSE q.state END)::int2,
        q.attempts, q.last_error, q.dead_reason, q.first_attempt_at, q.last_attempt_at,
@@ -91,8 +92,7 @@ SELECT q.id, e.source, e.event_id, e.event_type, e.received_at, q.origin,
        e.source, e.event_id, e.received_at, e.headers, e.body, e.event_type, q.origin
 FROM {schema}.hookdock_events e
 JOIN {schema}.hookdock_queue q ON q.id = e.id
-WHERE e.source = $1 AND e.event_id = $2 AND q.state <> 4"
-);
+WHERE e.source = $1 AND e.event_id = $2 AND q.state <> 4";
 
 /// $1..$10 the filter (`$9` unused) and now: counts by source, type, state and whether
 /// tried, with the oldest receipt of the waiting ones (in the same scan: the counts read
