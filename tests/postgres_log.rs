@@ -458,3 +458,33 @@ async fn with_no_retention_an_ack_forgets_the_event() {
     store.close().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_replay_step_wakes_idle_workers_in_other_processes() {
+    let db = test_db!("a_replay_step_wakes_idle_workers");
+    let operator = db.store.queue(QueueOptions::default());
+    handled(&operator, 3).await;
+    let worker_side = db.another_process().await.queue(QueueOptions::default());
+    let mut wake = worker_side
+        .wake_signal()
+        .expect("PostgreSQL queues have a wake-up");
+    // The first wait starts the listener (it wakes once when listening).
+    tokio::time::timeout(Duration::from_secs(10), wake.woken())
+        .await
+        .expect("listener never came up");
+    assert!(worker_side.lease(10, LEASE).await.unwrap().is_empty());
+    let waiter = tokio::spawn(async move { wake.woken().await });
+    let job = operator
+        .create_replay(&EventFilter::all(), ReplayMode::Dedupe)
+        .await
+        .unwrap();
+    let job = operator.step_replay(job.id, 10).await.unwrap();
+    assert_eq!(job.replayed, 3);
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the step did not wake the idle worker")
+        .unwrap();
+    assert_eq!(worker_side.lease(10, LEASE).await.unwrap().len(), 3);
+    worker_side.store().close().await;
+    db.cleanup().await;
+}
