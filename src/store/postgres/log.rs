@@ -34,7 +34,13 @@ macro_rules! shown_state {
 pub(super) use shown_state;
 
 /// The records of events (not claim-only ones) meeting a [`LogFilter`] bound as `$1..$9`
-/// (in its order), with `$10` now. Bounds on the id are put on both tables, so that a merge
+/// (in its order), with `$10` now.
+///
+/// A status is also given as a plain condition on `state` (the shown state is the stored one,
+/// or waiting for a lease that expired), so a query for one status reads the queue's partial
+/// index of it (`hookdock_queue_due` for waiting and leased, `hookdock_queue_dead`,
+/// `hookdock_queue_forget` for handled) instead of every retained record. Bounds on the id
+/// are put on both tables, so that a merge
 /// join of their primary keys starts both walks at the bound (a page far back in a large
 /// log starts where it should instead of stepping over every newer state row).
 macro_rules! log_where {
@@ -47,9 +53,9 @@ WHERE q.state <> 4
   AND ($1::text IS NULL OR e.source = $1)
   AND ($2::text IS NULL OR e.event_id = $2)
   AND ($3::text IS NULL OR e.event_type = $3)
-  AND ($4::int8 IS NULL OR ",
+  AND ($4::int8 IS NULL OR (",
             shown_state!(),
-            " = $4)
+            " = $4 AND (q.state = $4 OR ($4 = 0 AND q.state = 1))))
   AND ($5::int8 IS NULL OR (q.attempts > 0) = ($5 = 1))
   AND ($6::int8 IS NULL OR q.origin = $6)
   AND ($7::int8 IS NULL OR e.received_at >= $7)
