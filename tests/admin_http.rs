@@ -1,0 +1,1 @@
+//! End to end: the admin routes over real HTTP.
