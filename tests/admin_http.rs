@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use hookdock::admin::Admin;
 use hookdock::store::{
-    EventFilter, EventLog, LogCounts, LogPage, LoggedEvent, MemoryQueue, MemoryStore, Queue,
-    QueueOptions, ReplayJob, ReplayJobId, ReplayMode, StoreError, MAX_PAGE,
+    DeadLetter, DeadLetterFilter, Durability, Enqueued, EventFilter, EventLog, Lease, Leased,
+    LogCounts, LogPage, LoggedEvent, MemoryQueue, MemoryStore, Queue, QueueOptions, QueueStats,
+    ReplayJob, ReplayJobId, ReplayMode, StoreError, MAX_PAGE,
 };
 use hookdock::RawEvent;
 use http::{HeaderMap, HeaderValue};
@@ -43,16 +44,63 @@ async fn serve(admin: Admin) -> SocketAddr {
 }
 
 /// An admin over `log` with both tokens, on loopback.
-async fn serve_guarded(log: impl EventLog, queue: Option<Arc<MemoryQueue>>) -> SocketAddr {
-    let mut builder = Admin::builder(log)
+async fn serve_guarded(log: impl EventLog) -> SocketAddr {
+    let admin = Admin::builder(log)
         .read_token(READ)
         .write_token(WRITE)
         .replay_batch_size(50)
-        .served_on("127.0.0.1:0".parse().unwrap());
-    if let Some(queue) = queue {
-        builder = builder.queue(queue);
-    }
-    serve(builder.build().expect("admin builds")).await
+        .served_on("127.0.0.1:0".parse().unwrap())
+        .build()
+        .expect("admin builds");
+    serve(admin).await
+}
+
+/// Implements `Queue` for a wrapper by its `log` field.
+macro_rules! queue_by_field {
+    ($ty:ty) => {
+        #[async_trait]
+        impl Queue for $ty {
+            fn durability(&self) -> Durability {
+                self.log.durability()
+            }
+            async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
+                self.log.enqueue(event).await
+            }
+            async fn lease(&self, max: usize, d: Duration) -> Result<Vec<Leased>, StoreError> {
+                self.log.lease(max, d).await
+            }
+            async fn extend(&self, lease: &Lease, d: Duration) -> Result<Lease, StoreError> {
+                self.log.extend(lease, d).await
+            }
+            async fn ack(&self, lease: &Lease) -> Result<(), StoreError> {
+                self.log.ack(lease).await
+            }
+            async fn retry(&self, l: &Lease, at: SystemTime, e: &str) -> Result<(), StoreError> {
+                self.log.retry(l, at, e).await
+            }
+            async fn defer(&self, lease: &Lease, at: SystemTime) -> Result<(), StoreError> {
+                self.log.defer(lease, at).await
+            }
+            async fn dead_letter(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+                self.log.dead_letter(lease, reason).await
+            }
+            async fn dead_letters(
+                &self,
+                filter: &DeadLetterFilter,
+            ) -> Result<Vec<DeadLetter>, StoreError> {
+                self.log.dead_letters(filter).await
+            }
+            async fn replay(&self, filter: &DeadLetterFilter) -> Result<u64, StoreError> {
+                Queue::replay(&*self.log, filter).await
+            }
+            async fn stats(&self) -> Result<QueueStats, StoreError> {
+                self.log.stats().await
+            }
+            async fn purge_expired(&self) -> Result<u64, StoreError> {
+                self.log.purge_expired().await
+            }
+        }
+    };
 }
 
 struct Answer {
@@ -171,7 +219,7 @@ async fn list_filters_and_walks_every_page_once() {
     // The 130 github events went in first: lease them all and ack 100, dead-letter 30.
     assert_eq!(settle(&queue, 100, false).await, 100);
     assert_eq!(settle(&queue, 30, true).await, 30);
-    let addr = serve_guarded(Arc::clone(&queue), Some(Arc::clone(&queue))).await;
+    let addr = serve_guarded(Arc::clone(&queue)).await;
 
     // Walk every page of 40: each event exactly once, newest first.
     let mut seen = Vec::new();
@@ -192,7 +240,8 @@ async fn list_filters_and_walks_every_page_once() {
         }
         assert!(pages < 10, "the walk ends");
     }
-    assert_eq!(pages, 5, "200 events in pages of 40");
+    // Five full pages of 40; a full page always has a `next`, so the sixth is empty.
+    assert_eq!(pages, 6, "200 events in pages of 40");
     assert_eq!(seen.len(), 200);
     let mut unique = seen.clone();
     unique.sort();
@@ -266,7 +315,7 @@ async fn list_filters_and_walks_every_page_once() {
 async fn pages_are_bounded_and_bad_filters_are_named() {
     let queue = queue();
     store_events(&queue, "github", "gh", MAX_PAGE + 50, t0()).await;
-    let addr = serve_guarded(Arc::clone(&queue), None).await;
+    let addr = serve_guarded(Arc::clone(&queue)).await;
 
     let page = get(addr, "/events?limit=5000").await;
     assert_eq!(page["limit"], MAX_PAGE);
@@ -322,7 +371,7 @@ async fn show_and_raw_body_byte_for_byte() {
         .enqueue(RawEvent::new("raw", "bin-1", t0(), binary.clone()))
         .await
         .unwrap();
-    let addr = serve_guarded(Arc::clone(&queue), None).await;
+    let addr = serve_guarded(Arc::clone(&queue)).await;
 
     let shown = get(addr, "/events/github/with%2Fslash").await;
     assert_eq!(shown["entry"]["event_id"], "with/slash");
@@ -391,7 +440,7 @@ async fn replay_one_through_dedupe_then_forced() {
     let queue = queue();
     store_events(&queue, "github", "gh", 3, t0()).await;
     assert_eq!(settle(&queue, 3, false).await, 3);
-    let addr = serve_guarded(Arc::clone(&queue), Some(Arc::clone(&queue))).await;
+    let addr = serve_guarded(Arc::clone(&queue)).await;
     assert_eq!(entry(addr, "github", "gh-1").await["status"], "succeeded");
 
     let answer = post(addr, "/events/github/gh-1/replay?mode=dedupe", None).await;
@@ -464,6 +513,8 @@ struct Gated {
     stepped: Arc<AtomicUsize>,
 }
 
+queue_by_field!(Gated);
+
 #[async_trait]
 impl EventLog for Gated {
     async fn list(&self, filter: &EventFilter) -> Result<LogPage, StoreError> {
@@ -524,7 +575,7 @@ async fn bulk_replay_of_dead_letters_runs_in_the_background_with_progress() {
         steps: Arc::clone(&steps),
         stepped: Arc::clone(&stepped),
     };
-    let addr = serve_guarded(gated, Some(Arc::clone(&queue))).await;
+    let addr = serve_guarded(gated).await;
 
     let answer = post(addr, "/dead/replay", None).await;
     assert_eq!(
@@ -569,7 +620,8 @@ async fn bulk_replay_of_dead_letters_runs_in_the_background_with_progress() {
         .is_empty());
 
     // A filtered job through `POST /replays`, forced; then cancelled midway.
-    settle(&queue, 1000, false).await;
+    steps.forget_permits(steps.available_permits());
+    assert_eq!(settle(&queue, 1000, false).await, 320);
     let body = r#"{"filter": {"source": "github", "event_type": "push"}, "mode": "forced"}"#;
     let answer = post(addr, "/replays", Some(body)).await;
     assert_eq!(
@@ -655,7 +707,7 @@ async fn the_token_matrix_on_a_read_and_a_write_route() {
     let queue = queue();
     store_events(&queue, "github", "gh", 1, t0()).await;
     settle(&queue, 1, false).await;
-    let addr = serve_guarded(Arc::clone(&queue), None).await;
+    let addr = serve_guarded(Arc::clone(&queue)).await;
     let cases: [(Option<&str>, u16, u16); 4] = [
         (None, 401, 401),
         (Some("not-a-token"), 401, 401),
@@ -768,40 +820,54 @@ async fn off_loopback_the_routes_need_tokens_and_on_loopback_they_may_be_open() 
     assert_eq!(entry(addr, "github", "gh-1").await["replays"], 0);
 }
 
-/// An event log that is down.
-struct Down(fn() -> StoreError);
+/// An event log that is down (its queue works).
+struct Down {
+    error: fn() -> StoreError,
+    log: Arc<MemoryQueue>,
+}
+
+impl Down {
+    fn new(error: fn() -> StoreError) -> Self {
+        Self {
+            error,
+            log: queue(),
+        }
+    }
+}
+
+queue_by_field!(Down);
 
 #[async_trait]
 impl EventLog for Down {
     async fn list(&self, _: &EventFilter) -> Result<LogPage, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
     async fn get(&self, _: &str, _: &str) -> Result<Option<LoggedEvent>, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
     async fn counts(&self, _: &EventFilter) -> Result<LogCounts, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
     async fn create_replay(&self, _: &EventFilter, _: ReplayMode) -> Result<ReplayJob, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
     async fn step_replay(&self, _: ReplayJobId, _: usize) -> Result<ReplayJob, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
     async fn replay_job(&self, _: ReplayJobId) -> Result<Option<ReplayJob>, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
     async fn replay_jobs(&self, _: bool) -> Result<Vec<ReplayJob>, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
     async fn cancel_replay(&self, _: ReplayJobId) -> Result<Option<ReplayJob>, StoreError> {
-        Err((self.0)())
+        Err((self.error)())
     }
 }
 
 #[tokio::test]
 async fn store_failures_are_answered_by_kind() {
-    let transient = serve_guarded(Down(|| StoreError::Closed), None).await;
+    let transient = serve_guarded(Down::new(|| StoreError::Closed)).await;
     for (method, path) in [
         ("GET", "/events"),
         ("GET", "/stats"),
@@ -816,14 +882,57 @@ async fn store_failures_are_answered_by_kind() {
     let answer = post(transient, "/dead/replay", None).await;
     assert_eq!(answer.status, 503);
 
-    let internal = serve_guarded(
-        Down(|| StoreError::internal("test", std::io::Error::other("secret detail"))),
-        None,
-    )
+    let internal = serve_guarded(Down::new(|| {
+        StoreError::internal("test", std::io::Error::other("secret detail"))
+    }))
     .await;
     let answer = call(internal, "GET", "/events", Some(READ), None).await;
     assert_eq!(answer.status, 500);
     let json = answer.json();
     assert_eq!(json["reason"], "internal");
     assert!(!json["error"].as_str().unwrap().contains("secret detail"));
+}
+
+#[tokio::test]
+async fn jobs_left_running_by_a_stopped_process_are_resumed() {
+    let queue = queue();
+    store_events(&queue, "github", "gh", 120, t0()).await;
+    assert_eq!(settle(&queue, 120, true).await, 120);
+    // A job created, and stepped once, by a process that then stopped.
+    let job = queue
+        .create_replay(&EventFilter::all().source("github"), ReplayMode::Dedupe)
+        .await
+        .unwrap();
+    queue.step_replay(job.id, 30).await.unwrap();
+
+    let admin = Admin::builder(Arc::clone(&queue))
+        .write_token(WRITE)
+        .replay_batch_size(25)
+        .loopback_only()
+        .build()
+        .unwrap();
+    let addr = serve(admin.clone()).await;
+    let job_path = format!("/replays/{}", job.id);
+    let before = call(addr, "GET", &job_path, Some(WRITE), None).await.json();
+    assert_eq!(
+        (before["state"].as_str(), before["replayed"].as_u64()),
+        (Some("running"), Some(30))
+    );
+
+    assert_eq!(admin.resume_replays().await.unwrap(), vec![job.id]);
+    let mut done = before;
+    for _ in 0..6000 {
+        done = call(addr, "GET", &job_path, Some(WRITE), None).await.json();
+        if done["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(done["state"], "finished");
+    assert_eq!(done["replayed"], 120, "each event once");
+    assert_eq!(queue.stats().await.unwrap().ready, 120);
+    assert!(
+        admin.resume_replays().await.unwrap().is_empty(),
+        "nothing left to resume"
+    );
 }

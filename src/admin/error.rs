@@ -98,9 +98,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A store failure by its kind: transient `503` + `Retry-After`, invalid input `400`, a lost
+/// A store failure by its kind (an unknown replay job `404`): transient `503` + `Retry-After`, invalid input `400`, a lost
 /// lease or claim `409`, internal `500` (details logged, not answered).
 fn store_error(error: StoreError) -> Response {
+    if let StoreError::UnknownReplayJob(_) = error {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(body(error.to_string(), "not_found")),
+        )
+            .into_response();
+    }
     match error.kind() {
         ErrorKind::Transient => {
             tracing::warn!(%error, "admin request: store unavailable");

@@ -20,7 +20,6 @@
 //!
 //! // Served on 127.0.0.1:3000 (loopback), with a read-write token.
 //! let admin = Admin::builder(Arc::clone(&queue))
-//!     .queue(Arc::clone(&queue))
 //!     .write_token("change-me-to-a-long-random-token")
 //!     .served_on("127.0.0.1:3000".parse()?)
 //!     .build()?;
@@ -53,7 +52,7 @@
 //!
 //! | route | token | answer |
 //! |---|---|---|
-//! | `GET /stats?<filter>` | read | `{"log": LogCounts, "oldest_pending_age_ms", "queue"?, "worker"?}`: counts by source, type and status of the matching events (page parameters ignored); the queue's and worker's figures when [given](AdminBuilder::queue) |
+//! | `GET /stats?<filter>` | read | `{"log": LogCounts, "oldest_pending_age_ms", "queue": QueueStats, "worker"?}`: counts by source, type and status of the matching events (page parameters ignored), the queue's counts (`ready`, `leased`, `scheduled`, `dead`), and the worker's totals when [given](AdminBuilder::worker) |
 //! | `GET /events?<filter>` | read | one page, newest first: `{"entries": [LogEntry], "next", "limit"}` |
 //! | `GET /events/{source}/{id}` | read | `{"entry": LogEntry, "headers": [{"name", "value"}], "body_bytes"}`; `404` if unknown |
 //! | `GET /events/{source}/{id}/body` | read | the raw body, byte for byte, under its stored `content-type` (else `application/octet-stream`), as an attachment with `nosniff` and a sandboxing CSP: a browser never renders it |
@@ -119,8 +118,6 @@
 mod auth;
 mod error;
 mod query;
-#[path = "replayer_shim.rs"]
-mod replayer;
 mod routes;
 mod time;
 
@@ -134,11 +131,10 @@ use axum::Router;
 
 use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
-use crate::store::{EventLog, Queue, ReplayJobId, StoreError};
+use crate::store::{EventLog, ReplayJobId, Replayer, StoreError};
 use crate::worker::Worker;
 
 use auth::{Access, TokenDigest};
-use replayer::Replayer;
 use routes::Ctx;
 
 /// The admin routes, built: mount [`router`](Self::router) where you serve them.
@@ -155,7 +151,6 @@ impl fmt::Debug for Admin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admin")
             .field("access", &self.access)
-            .field("queue", &self.ctx.queue.is_some())
             .field("worker", &self.ctx.worker.is_some())
             .finish_non_exhaustive()
     }
@@ -163,11 +158,10 @@ impl fmt::Debug for Admin {
 
 impl Admin {
     /// Starts building admin routes over `log` (any [`EventLog`]: a backend's queue, or an
-    /// `Arc` of one).
+    /// `Arc` of one; its queue stats are in `GET /stats`).
     pub fn builder(log: impl EventLog) -> AdminBuilder {
         AdminBuilder {
             log: Arc::new(log),
-            queue: None,
             worker: None,
             read: Vec::new(),
             write: Vec::new(),
@@ -204,7 +198,6 @@ impl From<Admin> for Router {
 /// Settings of the [`Admin`] routes; from [`Admin::builder`].
 pub struct AdminBuilder {
     log: Arc<dyn EventLog>,
-    queue: Option<Arc<dyn Queue>>,
     worker: Option<Worker>,
     read: Vec<TokenDigest>,
     write: Vec<TokenDigest>,
@@ -255,13 +248,6 @@ fn check_token(token: &str, what: &'static str) -> Result<TokenDigest, ConfigErr
 }
 
 impl AdminBuilder {
-    /// Adds the queue, whose [stats](Queue::stats) `GET /stats` shows (usually the same
-    /// queue as the log).
-    pub fn queue(mut self, queue: impl Queue) -> Self {
-        self.queue = Some(Arc::new(queue));
-        self
-    }
-
     /// Adds the worker, whose [running totals](Worker::stats) `GET /stats` shows.
     pub fn worker(mut self, worker: Worker) -> Self {
         self.worker = Some(worker);
@@ -386,7 +372,6 @@ impl AdminBuilder {
         }
         let ctx = Ctx {
             log: self.log,
-            queue: self.queue,
             worker: self.worker,
             replayer,
             clock: self.clock,

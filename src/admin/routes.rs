@@ -12,11 +12,10 @@ use axum::Json;
 
 use super::error::ApiError;
 use super::query;
-use super::Replayer;
 use crate::clock::SharedClock;
 use crate::store::{
     EventFilter, EventLog, EventStatus, LogCounts, LogEntry, LogPage, Queue, QueueStats, ReplayJob,
-    ReplayJobId, StoreError,
+    ReplayJobId, Replayer, StoreError,
 };
 use crate::worker::{Worker, WorkerStats};
 
@@ -24,7 +23,6 @@ use crate::worker::{Worker, WorkerStats};
 #[derive(Clone)]
 pub(super) struct Ctx {
     pub(super) log: Arc<dyn EventLog>,
-    pub(super) queue: Option<Arc<dyn Queue>>,
     pub(super) worker: Option<Worker>,
     pub(super) replayer: Replayer,
     pub(super) clock: SharedClock,
@@ -51,21 +49,18 @@ struct StatsBody<'a> {
     log: &'a LogCounts,
     /// How long the oldest waiting event has waited, now.
     oldest_pending_age_ms: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    queue: Option<QueueStats>,
+    queue: QueueStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<WorkerStats>,
 }
 
 /// `GET /stats?<filter>`: the log's counts (by source, type and status) of the matching
-/// events, the age of the oldest waiting one, and the queue's and worker's when configured.
+/// events, the age of the oldest waiting one, the queue's counts, and the worker's totals
+/// when configured.
 pub(super) async fn stats(State(ctx): State<Ctx>, RawQuery(q): RawQuery) -> Answer {
     let filter = query::filter(q.as_deref())?;
     let counts = ctx.log.counts(&filter).await?;
-    let queue = match &ctx.queue {
-        Some(queue) => Some(queue.stats().await?),
-        None => None,
-    };
+    let queue = ctx.log.stats().await?;
     let age = counts
         .oldest_pending_age(ctx.clock.now())
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
