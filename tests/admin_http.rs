@@ -693,6 +693,10 @@ async fn bulk_replay_of_dead_letters_runs_in_the_background_with_progress() {
     )
     .await;
     assert_eq!(answer.status, 400);
+    // A query meant to narrow a bulk replay is refused, never ignored.
+    let answer = post(addr, "/dead/replay?id=7", None).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["parameter"], "id");
     assert_eq!(
         get(addr, "/replays").await["jobs"]
             .as_array()

@@ -107,6 +107,19 @@ pub(super) fn running_query(query: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
+/// Refuses any query parameter on a route that takes its filter in the body (so that a
+/// `?id=` meant to narrow a replay is never ignored, widening it).
+pub(super) fn no_query(query: Option<&str>) -> Result<(), ApiError> {
+    match form_urlencoded::parse(query.unwrap_or_default().as_bytes()).next() {
+        None => Ok(()),
+        Some((key, _)) => Err(ApiError::parameter(
+            key,
+            "this route takes no query parameters: its filter goes in the JSON body, \
+             {\"filter\": {...}, \"mode\": ...}",
+        )),
+    }
+}
+
 /// The fields of [`EventFilter`]'s JSON form a replay body may hold (the page fields are
 /// refused: a job takes every matching event).
 const BODY_FILTER_FIELDS: &[&str] = &[

@@ -276,7 +276,12 @@ impl Drop for Running {
 }
 
 /// `POST /replays` with `{ "filter": EventFilter, "mode": "dedupe" | "forced" }`.
-pub(super) async fn start_replay(State(ctx): State<Ctx>, body: Bytes) -> Answer {
+pub(super) async fn start_replay(
+    State(ctx): State<Ctx>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    query::no_query(q.as_deref())?;
     let (filter, mode) = query::replay_body(&body)?;
     let filter = filter.ok_or_else(|| {
         ApiError::BadRequest(
@@ -289,7 +294,12 @@ pub(super) async fn start_replay(State(ctx): State<Ctx>, body: Bytes) -> Answer 
 
 /// `POST /dead/replay` with an optional `{ "filter": ..., "mode": ... }`: every dead letter
 /// matching the filter (all of them without one), through dedupe unless told otherwise.
-pub(super) async fn dead_replay(State(ctx): State<Ctx>, body: Bytes) -> Answer {
+pub(super) async fn dead_replay(
+    State(ctx): State<Ctx>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Answer {
+    query::no_query(q.as_deref())?;
     let (filter, mode) = query::replay_body(&body)?;
     let filter = filter.unwrap_or_default();
     let filter = match filter.status {
