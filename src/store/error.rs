@@ -55,6 +55,9 @@ pub enum StoreError {
     /// The input can never be stored (see [`InvalidInput`]); nothing was stored.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// No replay job has this id ([`EventLog`](super::EventLog)). Invalid input.
+    #[error("no replay job {0}")]
+    UnknownReplayJob(super::ReplayJobId),
     /// The lease token is no longer current: the message was leased again, settled, or moved
     /// to the dead letters. Whatever the holder was doing must not be recorded.
     #[error("lease lost: the message was leased again, settled, or dead-lettered")]
@@ -95,7 +98,7 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Full { .. } | Self::Closed | Self::Unavailable { .. } => ErrorKind::Transient,
-            Self::Invalid(_) => ErrorKind::InvalidInput,
+            Self::Invalid(_) | Self::UnknownReplayJob(_) => ErrorKind::InvalidInput,
             Self::LeaseLost | Self::ClaimLost => ErrorKind::Fenced,
             Self::Internal { .. } => ErrorKind::Internal,
         }
@@ -215,6 +218,10 @@ mod tests {
             ),
             (
                 InvalidInput::new(KeyPart::EventId, KeyProblem::Empty).into(),
+                ErrorKind::InvalidInput,
+            ),
+            (
+                StoreError::UnknownReplayJob(crate::store::ReplayJobId(7)),
                 ErrorKind::InvalidInput,
             ),
             (StoreError::LeaseLost, ErrorKind::Fenced),

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::{MessageId, StoreError};
+use super::{MessageId, Queue, StoreError};
 use crate::clock::unix_millis;
 use crate::event::{EventId, EventType, RawEvent};
 
@@ -724,10 +724,13 @@ impl ReplayJob {
 /// retention period after it is settled; see the [store docs](super#the-event-log-contract)
 /// for the contract.
 ///
-/// Object safe; implemented for `Arc<L>`. Backends implement it on their queue type
-/// ([`MemoryQueue`](super::MemoryQueue), `SqliteQueue`, `PgQueue`), which sees every event.
+/// A [`Queue`] that is also its own log: backends implement it on their queue type
+/// ([`MemoryQueue`](super::MemoryQueue), `SqliteQueue`, `PgQueue`), which sees every event,
+/// so one `Arc<dyn EventLog>` serves admin routes and tools (listing, replay, stats, purge).
+///
+/// Object safe; implemented for `Arc<L>`.
 #[async_trait]
-pub trait EventLog: Send + Sync + 'static {
+pub trait EventLog: Queue {
     /// Lists events matching `filter`, newest (largest message id) first, one page of at
     /// most [`EventFilter::page_size`] entries.
     async fn list(&self, filter: &EventFilter) -> Result<LogPage, StoreError>;
@@ -793,18 +796,4 @@ impl<L: EventLog + ?Sized> EventLog for std::sync::Arc<L> {
     async fn cancel_replay(&self, job: ReplayJobId) -> Result<Option<ReplayJob>, StoreError> {
         (**self).cancel_replay(job).await
     }
-}
-
-/// The status of a stored record from the columns both SQL backends keep: `state` (the
-/// codes in the store's SQL module) and `attempts`; `None` for a record holding only a claim.
-pub(crate) fn status_of(state: i64, attempts: i64) -> Option<EventStatus> {
-    Some(match state {
-        0 if attempts > 0 => EventStatus::Retrying,
-        0 => EventStatus::Pending,
-        1 => EventStatus::Leased,
-        2 => EventStatus::Dead,
-        3 => EventStatus::Succeeded,
-        5 => EventStatus::Stale,
-        _ => return None,
-    })
 }

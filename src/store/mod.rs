@@ -11,6 +11,7 @@
 //! | `sqlite::SqliteStore` (feature `sqlite`) | both in one SQLite file: one writer thread, group commit, WAL, `synchronous=FULL` |
 //! | `postgres::PgStore` (feature `postgres`) | both in PostgreSQL, for many receivers and workers |
 //! | [`EventLog`] | every stored event with its status and history: list, get, count, replay jobs |
+//! | [`Replayer`] | runs replay jobs in paced batches and resumes them after a restart |
 //! | [`DeadLetters`] | lists and replays dead letters, for admin routes and tools |
 //! | [`codec`] | how times and headers are encoded, for backend implementors |
 //!
@@ -122,8 +123,9 @@
 //! [`EventLog`] is implemented by each backend's queue type, over the same records.
 //!
 //! 1. **Every stored event is in the log** from its enqueue until [`purge_expired`]
-//!    forgets it (the retention period after it settled). A record holding only a claim is
-//!    not an event and is never listed or counted.
+//!    forgets it: a succeeded event the retention period after it was acked (at once with a
+//!    retention of zero); a dead letter stays until it is replayed. A record holding only a
+//!    claim is not an event and is never listed or counted.
 //! 2. **Each entry tells its history** ([`LogEntry`]): its [`EventStatus`] (pending until
 //!    first leased; leased; retrying once an attempt failed and it waits again; succeeded
 //!    once acked; dead once dead-lettered; stale from the ordering work), attempts, the last
@@ -168,6 +170,7 @@ pub mod key;
 mod log;
 mod memory;
 mod queue;
+mod replay;
 mod wake;
 
 #[cfg(feature = "postgres")]
@@ -193,6 +196,7 @@ pub use queue::{
     DeadLetter, DeadLetterFilter, Durability, Enqueued, Lease, LeaseToken, Leased, MessageId,
     Queue, QueueOptions, QueueStats, EXPIRED_ON_LAST_ATTEMPT,
 };
+pub use replay::{Replayer, DEFAULT_REPLAY_BATCH};
 pub use wake::Wake;
 
 pub(crate) use wake::Signal;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::clock::FakeClock;
 use crate::store::{
-    IdempotencyStore, MemoryIdempotencyStore, MemoryQueue, MemoryStore, Queue, QueueOptions,
+    EventLog, IdempotencyStore, MemoryIdempotencyStore, MemoryQueue, MemoryStore, QueueOptions,
     StoreError,
 };
 
@@ -67,8 +67,8 @@ pub struct Settings {
 /// ```
 #[async_trait]
 pub trait StoreHarness: Send + Sync + 'static {
-    /// The queue under test.
-    type Queue: Queue;
+    /// The queue under test, with its event log.
+    type Queue: EventLog;
     /// The idempotency store under test.
     type Idempotency: IdempotencyStore;
     /// What a store is opened on: a temporary file, a fresh schema or table prefix on a
@@ -100,14 +100,15 @@ pub trait StoreHarness: Send + Sync + 'static {
     }
 }
 
-/// Runs another harness's backend behind `Arc<dyn Queue>` and `Arc<dyn IdempotencyStore>`,
+/// Runs another harness's backend behind `Arc<dyn EventLog>` (a [`Queue`](crate::store::Queue)) and
+/// `Arc<dyn IdempotencyStore>`,
 /// to check that the trait objects (and the `Arc` forwarding) keep the contracts too.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DynHarness<H>(pub H);
 
 #[async_trait]
 impl<H: StoreHarness> StoreHarness for DynHarness<H> {
-    type Queue = Arc<dyn Queue>;
+    type Queue = Arc<dyn EventLog>;
     type Idempotency = Arc<dyn IdempotencyStore>;
     type Storage = H::Storage;
 

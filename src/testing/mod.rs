@@ -19,8 +19,9 @@
 //! ```
 //!
 //! The suites: [`queue_suite`] (the queue contract), [`idempotency_suite`] (the idempotency
-//! contract) and [`record_suite`] (what the two share: one record per key, retention, the
-//! key rules, times). Each check is also a plain `pub async fn` you can call from a test of
+//! contract), [`record_suite`] (what the two share: one record per key, retention, the
+//! key rules, times) and [`log_suite`] (the event log contract: listing, history, counts,
+//! retention, replay jobs). Each check is also a plain `pub async fn` you can call from a test of
 //! your own; a check panics (fails the test) with a message naming the clause it found
 //! broken. The macro is generated from the suites, so every check runs.
 
@@ -28,6 +29,7 @@ pub use crate::clock::FakeClock;
 
 mod harness;
 pub mod idempotency_suite;
+pub mod log_suite;
 pub mod queue_suite;
 pub mod record_suite;
 mod sign;
@@ -42,7 +44,7 @@ pub use sign::{DeliveryBuilder, SignedDelivery, Signer};
 pub use sns::{RecordingConfirmer, SnsSigner, StaticCertificates};
 
 /// Expands every check of every conformance suite into a `#[tokio::test]`, in one module per
-/// suite (`queue`, `idempotency`, `records`), each evaluating `$harness` (an expression giving
+/// suite (`queue`, `idempotency`, `records`, `log`), each evaluating `$harness` (an expression giving
 /// a [`StoreHarness`]; items of the calling module are in scope).
 ///
 /// The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) among
@@ -65,6 +67,11 @@ macro_rules! store_conformance {
             #[allow(unused_imports)]
             use super::*;
             $crate::__record_checks!($harness);
+        }
+        mod log {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__log_checks!($harness);
         }
     };
 }

@@ -33,6 +33,13 @@ struct Record {
     result: Option<Option<Bytes>>,
 }
 
+impl State {
+    /// Forgets the claim on `key` (a forced replay); true if there was one.
+    pub(super) fn reset(&mut self, key: &IdempotencyKey) -> bool {
+        self.records.remove(key).is_some()
+    }
+}
+
 impl Default for MemoryIdempotencyStore {
     fn default() -> Self {
         Self::new()

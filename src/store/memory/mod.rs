@@ -2,6 +2,7 @@
 //! [`MemoryIdempotencyStore`]. For tests, examples, and as the reference for the contracts.
 
 mod idempotency;
+mod log;
 mod queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -41,29 +41,37 @@ pub struct MemoryQueue {
 
 #[derive(Debug, Default)]
 pub(super) struct State {
-    messages: HashMap<MessageId, Message>,
-    by_key: HashMap<(String, EventId), MessageId>,
+    pub(super) messages: HashMap<MessageId, Message>,
+    pub(super) by_key: HashMap<(String, EventId), MessageId>,
     /// Every message waiting or leased, by the time it becomes available: its retry time
     /// while waiting, its expiry while leased.
     timeline: BTreeSet<(i64, MessageId)>,
     /// Handled messages, by when they were handled.
     done: BTreeSet<(i64, MessageId)>,
-    live: u64,
+    pub(super) live: u64,
     last_id: i64,
+    /// Replay jobs by id (the event log's).
+    pub(super) jobs: std::collections::BTreeMap<i64, crate::store::ReplayJob>,
 }
 
 #[derive(Debug)]
-struct Message {
-    event: RawEvent,
+pub(super) struct Message {
+    pub(super) event: RawEvent,
     /// Retry time (waiting), lease expiry (leased) or when it was handled (done), in µs.
-    at: i64,
-    status: Status,
-    attempts: u32,
-    last_error: Option<String>,
+    pub(super) at: i64,
+    pub(super) status: Status,
+    pub(super) attempts: u32,
+    pub(super) last_error: Option<String>,
+    /// The event log's history, in µs.
+    pub(super) first_attempt_at: Option<i64>,
+    pub(super) last_attempt_at: Option<i64>,
+    pub(super) done_at: Option<i64>,
+    pub(super) replays: u32,
+    pub(super) forced_replays: u32,
 }
 
 #[derive(Debug, Clone)]
-enum Status {
+pub(super) enum Status {
     Waiting,
     Leased(u64),
     Dead { reason: String, at: i64 },
@@ -142,9 +150,38 @@ impl State {
             if matches!(m.status, Status::Waiting | Status::Leased(_)) {
                 self.timeline.remove(&(m.at, id));
                 m.status = Status::Dead { reason, at: now };
+                m.done_at = Some(now);
                 self.live -= 1;
             }
         }
+    }
+
+    /// Makes a settled message (dead, done or stale) ready now as a replay; false if it is
+    /// not settled.
+    pub(super) fn make_ready(&mut self, id: MessageId, now: i64) -> bool {
+        let Some(m) = self.messages.get_mut(&id) else {
+            return false;
+        };
+        let from_done = match m.status {
+            Status::Dead { .. } => false,
+            Status::Done => true,
+            Status::Waiting | Status::Leased(_) => return false,
+        };
+        if from_done {
+            self.done.remove(&(m.at, id));
+        }
+        m.status = Status::Waiting;
+        m.attempts = 0;
+        m.at = now;
+        m.last_error = None;
+        m.first_attempt_at = None;
+        m.last_attempt_at = None;
+        m.done_at = None;
+        m.replays += 1;
+        m.event.origin = crate::store::Origin::Replay;
+        self.timeline.insert((now, id));
+        self.live += 1;
+        true
     }
 
     /// Forgets a handled message.
@@ -194,6 +231,11 @@ impl Queue for MemoryQueue {
                 status: Status::Waiting,
                 attempts: 0,
                 last_error: None,
+                first_attempt_at: None,
+                last_attempt_at: None,
+                done_at: None,
+                replays: 0,
+                forced_replays: 0,
             },
         );
         drop(s);
@@ -229,6 +271,8 @@ impl Queue for MemoryQueue {
             m.at = expires;
             m.status = Status::Leased(token);
             m.attempts += 1;
+            m.first_attempt_at.get_or_insert(now);
+            m.last_attempt_at = Some(now);
             let lease = Lease {
                 message: id,
                 token: LeaseToken(token),
@@ -267,9 +311,13 @@ impl Queue for MemoryQueue {
         let from = m.at;
         m.at = now;
         m.status = Status::Done;
+        m.done_at = Some(now);
         s.timeline.remove(&(from, lease.message));
         s.done.insert((now, lease.message));
         s.live -= 1;
+        if self.store.retention() == 0 {
+            s.forget(lease.message);
+        }
         Ok(())
     }
 
@@ -329,13 +377,7 @@ impl Queue for MemoryQueue {
         ids.sort();
         ids.truncate(filter.limit.unwrap_or(usize::MAX));
         for id in &ids {
-            if let Some(m) = s.messages.get_mut(id) {
-                m.status = Status::Waiting;
-                m.attempts = 0;
-                m.at = now;
-            }
-            s.timeline.insert((now, *id));
-            s.live += 1;
+            s.make_ready(*id, now);
         }
         drop(s);
         if !ids.is_empty() {

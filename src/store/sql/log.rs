@@ -6,7 +6,6 @@ use std::time::SystemTime;
 use super::attempts_out;
 use crate::event::{EventId, EventType};
 use crate::store::codec::{from_micros, to_micros};
-use crate::store::log::status_of;
 use crate::store::{
     EventFilter, EventStatus, LogEntry, MessageId, Origin, ReplayJob, ReplayJobId, ReplayMode,
     ReplayState, StoreError,
@@ -196,4 +195,18 @@ pub(crate) fn job_is_done(after: Option<i64>, through: Option<i64>) -> bool {
 #[allow(dead_code)]
 pub(crate) fn now_micros(now: SystemTime) -> i64 {
     to_micros(now)
+}
+
+/// The status of a stored record from the columns both SQL backends keep: `state` (the
+/// codes above and in the SQL module) and `attempts`; `None` for a record holding only a claim.
+pub(crate) fn status_of(state: i64, attempts: i64) -> Option<EventStatus> {
+    Some(match state {
+        0 if attempts > 0 => EventStatus::Retrying,
+        0 => EventStatus::Pending,
+        1 => EventStatus::Leased,
+        2 => EventStatus::Dead,
+        3 => EventStatus::Succeeded,
+        5 => EventStatus::Stale,
+        _ => return None,
+    })
 }
