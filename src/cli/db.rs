@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{EventLog, Queue, QueueOptions, StoreError};
+use crate::store::{EventLog, QueueOptions, StoreError};
 
 use super::args::DbArgs;
 use super::error::{CliError, CliResult};
@@ -61,14 +61,6 @@ impl Target {
                 }
                 Ok(Target::Sqlite(PathBuf::from(path)))
             }
-        }
-    }
-
-    /// What to call the database in messages (a URL without its password).
-    pub(crate) fn label(&self) -> String {
-        match self {
-            Target::Sqlite(p) => p.display().to_string(),
-            Target::Postgres(url) => redact(url),
         }
     }
 }
@@ -131,9 +123,8 @@ fn scrub(message: &str, url: &str) -> String {
     }
 }
 
-/// An open database: its queue and event log, over one store.
+/// An open database: its queue, which is also its event log.
 pub(crate) struct Db {
-    pub(crate) queue: Arc<dyn Queue>,
     pub(crate) log: Arc<dyn EventLog>,
     store: Store,
     label: String,
@@ -141,7 +132,9 @@ pub(crate) struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,11 +158,10 @@ impl Db {
     fn open_sqlite(path: &Path, busy_timeout: Duration) -> CliResult<Db> {
         check_sqlite_file(path)?;
         let options = SqliteOptions::default().busy_timeout(busy_timeout);
-        let store = SqliteStore::open(path, options).map_err(|e| sqlite_open_error(path, &e, busy_timeout))?;
-        let queue = Arc::new(store.queue(QueueOptions::default()));
+        let store = SqliteStore::open(path, options)
+            .map_err(|e| sqlite_open_error(path, &e, busy_timeout))?;
         Ok(Db {
-            queue: queue.clone(),
-            log: queue,
+            log: Arc::new(store.queue(QueueOptions::default())),
             store: Store::Sqlite(store),
             label: path.display().to_string(),
         })
@@ -207,18 +199,11 @@ impl Db {
             }
             CliError::failed(format!("cannot open PostgreSQL at {label}: {message}"))
         })?;
-        let queue = Arc::new(store.queue(QueueOptions::default()));
         Ok(Db {
-            queue: queue.clone(),
-            log: queue,
+            log: postgres_log(&store)?,
             store: Store::Postgres(store),
             label,
         })
-    }
-
-    /// The database's name for messages.
-    pub(crate) fn label(&self) -> &str {
-        &self.label
     }
 
     /// Records this process's SQLite writer forgot by itself since it opened (its
@@ -237,6 +222,15 @@ impl Db {
             Store::Postgres(s) => s.close().await,
         }
     }
+}
+
+/// The event log of a PostgreSQL store.
+// Until `PgQueue` implements `EventLog` (branch log-pg), PostgreSQL opens but is refused here.
+fn postgres_log(store: &PgStore) -> CliResult<Arc<dyn EventLog>> {
+    let _ = store.queue(QueueOptions::default());
+    Err(CliError::failed(
+        "this build of hookdock has no PostgreSQL event log yet",
+    ))
 }
 
 /// The text of a store error without its "backend failed" wrapper.
@@ -267,8 +261,8 @@ fn check_sqlite_file(path: &Path) -> CliResult {
         )));
     }
     let mut head = [0u8; 16];
-    let mut file =
-        std::fs::File::open(path).map_err(|e| CliError::failed(format!("cannot read {shown}: {e}")))?;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| CliError::failed(format!("cannot read {shown}: {e}")))?;
     let mut got = 0;
     while got < head.len() {
         match file.read(&mut head[got..]) {
@@ -290,7 +284,8 @@ fn check_sqlite_file(path: &Path) -> CliResult {
     }
     // A SQLite database: does it hold hookdock's tables? (A newer or unversioned schema is
     // left for the store to report, with the versions.)
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let Ok(conn) = rusqlite::Connection::open_with_flags(path, flags) else {
         return Ok(());
     };
@@ -343,17 +338,34 @@ mod tests {
     #[test]
     fn targets_from_flags_and_urls() {
         let t = |s, p, u| Target::of(&args(s, p, u));
-        assert_eq!(t(Some("a.db"), None, Some("postgres://x/y")).unwrap(), Target::Sqlite("a.db".into()));
-        assert_eq!(t(None, None, Some("sqlite:/var/h.db")).unwrap(), Target::Sqlite("/var/h.db".into()));
-        assert_eq!(t(None, None, Some("sqlite:///var/h.db")).unwrap(), Target::Sqlite("/var/h.db".into()));
-        assert_eq!(t(None, None, Some("h.db")).unwrap(), Target::Sqlite("h.db".into()));
+        assert_eq!(
+            t(Some("a.db"), None, Some("postgres://x/y")).unwrap(),
+            Target::Sqlite("a.db".into())
+        );
+        assert_eq!(
+            t(None, None, Some("sqlite:/var/h.db")).unwrap(),
+            Target::Sqlite("/var/h.db".into())
+        );
+        assert_eq!(
+            t(None, None, Some("sqlite:///var/h.db")).unwrap(),
+            Target::Sqlite("/var/h.db".into())
+        );
+        assert_eq!(
+            t(None, None, Some("h.db")).unwrap(),
+            Target::Sqlite("h.db".into())
+        );
         assert_eq!(
             t(None, None, Some("postgresql://u@h/d")).unwrap(),
             Target::Postgres("postgresql://u@h/d".into())
         );
         let none = t(None, None, None).unwrap_err().to_string();
-        assert!(none.contains("--sqlite PATH") && none.contains("HOOKDOCK_DATABASE_URL"), "{none}");
-        let wrong = t(None, None, Some("mysql://u:hunter22@h/d")).unwrap_err().to_string();
+        assert!(
+            none.contains("--sqlite PATH") && none.contains("HOOKDOCK_DATABASE_URL"),
+            "{none}"
+        );
+        let wrong = t(None, None, Some("mysql://u:hunter22@h/d"))
+            .unwrap_err()
+            .to_string();
         assert!(!wrong.contains("hunter22"), "{wrong}");
         let wrong = t(None, Some("h.db"), None).unwrap_err().to_string();
         assert!(wrong.contains("postgres://"), "{wrong}");
@@ -361,14 +373,26 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact("postgres://app:s3cret@db:5432/app"), "postgres://app:***@db:5432/app");
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
         assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
-        assert_eq!(redact("postgres://a:p@ss@db/app"), "postgres://a:***@db/app");
+        assert_eq!(
+            redact("postgres://a:p@ss@db/app"),
+            "postgres://a:***@db/app"
+        );
         assert_eq!(
             redact("postgres://db/app?user=a&password=s3cret&sslmode=off"),
             "postgres://db/app?user=a&password=***&sslmode=off"
         );
-        assert_eq!(password_of("postgres://a:p@ss@db/app").as_deref(), Some("p@ss"));
-        assert_eq!(scrub("auth failed for s3cret", "postgres://a:s3cret@h/d"), "auth failed for ***");
+        assert_eq!(
+            password_of("postgres://a:p@ss@db/app").as_deref(),
+            Some("p@ss")
+        );
+        assert_eq!(
+            scrub("auth failed for s3cret", "postgres://a:s3cret@h/d"),
+            "auth failed for ***"
+        );
     }
 }

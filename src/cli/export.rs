@@ -93,7 +93,9 @@ pub(crate) fn entry(logged: &LoggedEvent) -> ExportedEvent {
     let path = format!(
         "{}/{}/{}.{}",
         segment(&event.source),
-        event_type.as_deref().map_or_else(|| "untyped".to_owned(), segment),
+        event_type
+            .as_deref()
+            .map_or_else(|| "untyped".to_owned(), segment),
         segment(event.id.as_str()),
         if is_json { "json" } else { "raw" }
     );
@@ -123,7 +125,9 @@ pub(crate) fn entry(logged: &LoggedEvent) -> ExportedEvent {
 
 /// Where `relative` (a manifest path) lives under `dir`.
 pub(crate) fn file_in(dir: &Path, relative: &str) -> PathBuf {
-    relative.split('/').fold(dir.to_path_buf(), |p, s| p.join(s))
+    relative
+        .split('/')
+        .fold(dir.to_path_buf(), |p, s| p.join(s))
 }
 
 #[cfg(test)]

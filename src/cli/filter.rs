@@ -10,9 +10,8 @@ use super::error::{CliError, CliResult};
 
 /// A duration such as `90s`, `2h`, `7d` or `1h 30m`.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("{e} (expected a duration such as 30s, 15m, 2h, 7d or \"1h 30m\")")
-    })
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (expected a duration such as 30s, 15m, 2h, 7d or \"1h 30m\")"))
 }
 
 /// An RFC 3339 time such as `2026-12-04T10:00:00Z` or `2026-12-04T12:00:00+02:00` (a space
@@ -180,10 +179,7 @@ mod tests {
             ("2026-12-04T10:00:00", ten),
             ("2026-12-04T12:00:00+02:00", ten),
             ("2026-12-04T07:30:00-02:30", ten),
-            (
-                "2026-12-04T10:00:00.250Z",
-                ten + Duration::from_millis(250),
-            ),
+            ("2026-12-04T10:00:00.250Z", ten + Duration::from_millis(250)),
         ] {
             assert_eq!(parse_time(text), Ok(want), "{text}");
         }
@@ -225,7 +221,10 @@ mod tests {
         assert_eq!(f.source.as_deref(), Some("github"));
         assert_eq!(f.received_from, Some(at(1_000_000 - 3600)));
         assert!(!matches_everything(&f));
-        assert_eq!(describe(&f), "source=github status=dead from=1970-01-12T12:46:40Z");
+        assert_eq!(
+            describe(&f),
+            "source=github status=dead from=1970-01-12T12:46:40Z"
+        );
 
         let all = FilterArgs::default().to_filter(now).unwrap();
         assert!(matches_everything(&all.limit(5)));

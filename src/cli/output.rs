@@ -67,7 +67,8 @@ impl Table {
     /// (the `>` is not printed).
     pub(crate) fn new(headers: &[&'static str]) -> Self {
         let right = headers.iter().map(|h| h.starts_with('>')).collect();
-        let headers: Vec<&'static str> = headers.iter().map(|h| h.trim_start_matches('>')).collect();
+        let headers: Vec<&'static str> =
+            headers.iter().map(|h| h.trim_start_matches('>')).collect();
         let widths = headers.iter().map(|h| h.chars().count()).collect();
         Self {
             headers,

@@ -123,7 +123,14 @@ fn store_err(what: &str) -> impl Fn(crate::StoreError) -> CliError + '_ {
 
 fn entry_table() -> Table {
     Table::new(&[
-        ">MESSAGE", "SOURCE", "EVENT ID", "TYPE", "STATUS", "ORIGIN", ">ATTEMPTS", "RECEIVED",
+        ">MESSAGE",
+        "SOURCE",
+        "EVENT ID",
+        "TYPE",
+        "STATUS",
+        "ORIGIN",
+        ">ATTEMPTS",
+        "RECEIVED",
         "LAST ERROR",
     ])
 }
@@ -140,7 +147,9 @@ fn entry_row(e: &LogEntry) -> Vec<String> {
         e.origin.to_string(),
         e.attempts.to_string(),
         output::time(e.received_at),
-        e.last_error.as_deref().map_or_else(String::new, |m| cut(m, 50)),
+        e.last_error
+            .as_deref()
+            .map_or_else(String::new, |m| cut(m, 50)),
     ]
 }
 
@@ -307,7 +316,10 @@ async fn show(ctx: &mut Ctx, args: &ShowArgs) -> CliResult {
             ),
             (
                 "last error",
-                entry.last_error.as_deref().map_or_else(|| "-".to_owned(), clean),
+                entry
+                    .last_error
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), clean),
             ),
         ];
         for (name, value) in fields {
@@ -431,7 +443,10 @@ async fn replay(ctx: &mut Ctx, args: &ReplayArgs) -> CliResult {
             .total();
         if matching == 0 {
             if ctx.json {
-                return output::json(&mut ctx.out, &serde_json::json!({ "matched": 0, "job": null }));
+                return output::json(
+                    &mut ctx.out,
+                    &serde_json::json!({ "matched": 0, "job": null }),
+                );
             }
             return ctx.say(&format!(
                 "no events match ({}): nothing to replay",
@@ -450,7 +465,11 @@ async fn replay(ctx: &mut Ctx, args: &ReplayArgs) -> CliResult {
             .start(&filter, mode)
             .await
             .map_err(store_err("cannot create the replay job"))?;
-        let pb = progress::bar(!ctx.json, Some(job.total), &format!("replay job {}", job.id));
+        let pb = progress::bar(
+            !ctx.json,
+            Some(job.total),
+            &format!("replay job {}", job.id),
+        );
         let started = Instant::now();
         let bar = pb.clone();
         let job = replayer
@@ -557,7 +576,7 @@ async fn dead_list(ctx: &mut Ctx, args: &DeadListArgs) -> CliResult {
         filter = filter.after(MessageId(after));
     }
     with_db!(ctx, |db| {
-        let dead = DeadLetters::new(db.queue.clone())
+        let dead = DeadLetters::new(db.log.clone())
             .list(&filter)
             .await
             .map_err(store_err("cannot list the dead letters"))?;
@@ -580,7 +599,12 @@ async fn dead_list(ctx: &mut Ctx, args: &DeadListArgs) -> CliResult {
             });
         }
         let mut table = Table::new(&[
-            ">MESSAGE", "SOURCE", "EVENT ID", ">ATTEMPTS", "DEAD AT", "REASON",
+            ">MESSAGE",
+            "SOURCE",
+            "EVENT ID",
+            ">ATTEMPTS",
+            "DEAD AT",
+            "REASON",
         ]);
         for d in &dead {
             table.row(vec![
@@ -625,7 +649,7 @@ async fn dead_replay(ctx: &mut Ctx, args: &DeadReplayArgs) -> CliResult {
     }
     with_db!(ctx, |db| {
         let n = db
-            .queue
+            .log
             .replay(&filter)
             .await
             .map_err(store_err("cannot replay the dead letters"))?;
@@ -658,7 +682,7 @@ async fn stats(ctx: &mut Ctx, args: &StatsArgs) -> CliResult {
             .await
             .map_err(store_err("cannot count the events"))?;
         let queue = db
-            .queue
+            .log
             .stats()
             .await
             .map_err(store_err("cannot read the queue's stats"))?;
@@ -688,7 +712,9 @@ async fn stats(ctx: &mut Ctx, args: &StatsArgs) -> CliResult {
             for g in &counts.groups {
                 table.row(vec![
                     clean(&g.source),
-                    g.event_type.as_deref().map_or_else(|| "-".to_owned(), |t| cut(t, 40)),
+                    g.event_type
+                        .as_deref()
+                        .map_or_else(|| "-".to_owned(), |t| cut(t, 40)),
                     g.status.to_string(),
                     g.count.to_string(),
                 ]);
@@ -727,7 +753,7 @@ async fn purge(ctx: &mut Ctx) -> CliResult {
         let mut total = 0u64;
         loop {
             let n = db
-                .queue
+                .log
                 .purge_expired()
                 .await
                 .map_err(store_err("cannot purge"))?;

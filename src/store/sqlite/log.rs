@@ -29,7 +29,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::replay_jobs::{self, CancelJob, CreateJob, StepJob};
 use super::SqliteQueue;
 use crate::store::codec::from_micros;
-use crate::store::log::status_of;
+use crate::store::sql::log::status_of;
 use crate::store::sql::log::{filter_json, EntryRow, LogFilter};
 use crate::store::sql::EventRow;
 use crate::store::{
