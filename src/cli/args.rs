@@ -219,10 +219,10 @@ pub(crate) struct ShowArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
     /// Replay one event: its source (with ID).
-    #[arg(value_name = "SOURCE", requires = "id")]
+    #[arg(id = "event_source", value_name = "SOURCE", requires = "event_id")]
     pub(crate) source: Option<String>,
     /// Replay one event: its id.
-    #[arg(value_name = "ID")]
+    #[arg(id = "event_id", value_name = "ID")]
     pub(crate) id: Option<String>,
     #[command(flatten)]
     pub(crate) filter: FilterArgs,
@@ -242,7 +242,7 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(crate) batch: Option<u32>,
     /// Continue every replay job still running (after a crash or an interrupt).
-    #[arg(long, conflicts_with_all = ["source", "force", "all"])]
+    #[arg(long, conflicts_with_all = ["event_source", "force", "all"])]
     pub(crate) resume: bool,
 }
 
