@@ -111,7 +111,9 @@ mod batch;
 mod error;
 mod events;
 mod idempotency;
+mod log;
 mod queue;
+mod replay_jobs;
 mod schema;
 mod wake;
 
