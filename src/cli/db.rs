@@ -200,7 +200,7 @@ impl Db {
             CliError::failed(format!("cannot open PostgreSQL at {label}: {message}"))
         })?;
         Ok(Db {
-            log: postgres_log(&store)?,
+            log: Arc::new(store.queue(QueueOptions::default())),
             store: Store::Postgres(store),
             label,
         })
@@ -222,15 +222,6 @@ impl Db {
             Store::Postgres(s) => s.close().await,
         }
     }
-}
-
-/// The event log of a PostgreSQL store.
-// Until `PgQueue` implements `EventLog` (branch log-pg), PostgreSQL opens but is refused here.
-fn postgres_log(store: &PgStore) -> CliResult<Arc<dyn EventLog>> {
-    let _ = store.queue(QueueOptions::default());
-    Err(CliError::failed(
-        "this build of hookdock has no PostgreSQL event log yet",
-    ))
 }
 
 /// The text of a store error without its "backend failed" wrapper.
