@@ -867,3 +867,150 @@ fn export_writes_fixtures_byte_for_byte_with_a_manifest() {
     assert_eq!(manifest.events.len(), 1);
     assert_eq!(manifest.events[0].path, "stripe/invoice.paid/st-1.json");
 }
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL (skipped without HOOKDOCK_TEST_POSTGRES_URL, like the other PostgreSQL tests)
+
+mod postgres_support;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_commands_on_postgres() {
+    let db = test_db!("cli_postgres");
+    let queue = db.store.queue(QueueOptions::default());
+    let dedupe = db.store.idempotency();
+    let now = hookdock::Clock::now(&db.clock);
+    for id in ["gh-1", "gh-2", "gh-3"] {
+        let event = RawEvent::new("github", id, now, format!("{{\"id\":\"{id}\"}}"))
+            .with_event_type("push");
+        queue.enqueue(event).await.unwrap();
+    }
+    queue
+        .enqueue(RawEvent::new("stripe", "st-1", now, "{}"))
+        .await
+        .unwrap();
+    queue
+        .enqueue(RawEvent::new("stripe", "st-2", now, BINARY_BODY))
+        .await
+        .unwrap();
+    for l in queue.lease(10, Duration::from_secs(60)).await.unwrap() {
+        if l.event.id.as_str() == "st-1" {
+            queue
+                .dead_letter(&l.lease, "permanent failure")
+                .await
+                .unwrap();
+            continue;
+        }
+        let key = IdempotencyKey::new(l.event.source.clone(), l.event.id.clone());
+        if let Claim::Acquired(token) = dedupe
+            .claim(
+                &key,
+                &Fingerprint::of(&l.event.body),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+        {
+            dedupe.complete(&key, token, None).await.unwrap();
+        }
+        queue.ack(&l.lease).await.unwrap();
+    }
+
+    let pg = |args: &[&str]| {
+        let mut all = vec![
+            "--postgres",
+            db.url.as_str(),
+            "--schema",
+            db.schema.as_str(),
+        ];
+        all.extend_from_slice(args);
+        hookdock(&all)
+    };
+    let page = pg(&["events", "list", "--source", "github", "--json"])
+        .ok()
+        .json();
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(entries
+        .iter()
+        .all(|e| e["status"] == "succeeded" && e["event_type"] == "push"));
+    assert_eq!(
+        pg(&["events", "show", "stripe", "st-2", "--body-only"])
+            .ok()
+            .stdout,
+        BINARY_BODY
+    );
+    assert_eq!(pg(&["stats", "--json"]).ok().json()["counts"]["total"], 5);
+    let dead = pg(&["dead", "list", "--json"]).ok().json();
+    assert_eq!(dead["dead_letters"][0]["event_id"], "st-1");
+    assert_eq!(
+        pg(&["dead", "replay", "--source", "stripe", "--id", "st-1", "--json"])
+            .ok()
+            .json()["replayed"],
+        1
+    );
+    let job = pg(&[
+        "events", "replay", "--source", "github", "--force", "--yes", "--json",
+    ])
+    .ok()
+    .json();
+    assert_eq!(job["replayed"], 3);
+    assert_eq!(job["state"], "finished");
+    // The claims were reset: a dedupe layer runs them again.
+    for id in ["gh-1", "gh-2", "gh-3"] {
+        let key = IdempotencyKey::new("github", id);
+        let body = format!("{{\"id\":\"{id}\"}}");
+        let claim = dedupe
+            .claim(
+                &key,
+                &Fingerprint::of(body.as_bytes()),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(claim, Claim::Acquired(_)), "{id}: {claim:?}");
+    }
+    // Handled under the fake clock, long before the tool's own clock: only st-2 is still
+    // handled (the rest were replayed), and it is past its retention.
+    assert_eq!(pg(&["purge", "--json"]).ok().json()["purged"], 1);
+    let out = tempfile::tempdir().unwrap();
+    let exported = pg(&[
+        "export",
+        "--dir",
+        out.path().to_str().unwrap(),
+        "--source",
+        "github",
+        "--json",
+    ])
+    .ok()
+    .json();
+    assert_eq!(exported["exported"], 3);
+    assert_eq!(
+        std::fs::read(out.path().join("github/push/gh-2.json")).unwrap(),
+        b"{\"id\":\"gh-2\"}"
+    );
+
+    // A schema that was never migrated is refused, and not created.
+    let missing = format!("{}_none", db.schema);
+    let run = hookdock(&[
+        "--postgres",
+        db.url.as_str(),
+        "--schema",
+        missing.as_str(),
+        "stats",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("has no hookdock tables"),
+        "{}",
+        run.stderr
+    );
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&missing)
+    .fetch_one(db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+    db.cleanup().await;
+}
