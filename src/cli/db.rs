@@ -386,4 +386,18 @@ mod tests {
             "auth failed for ***"
         );
     }
+
+    #[test]
+    fn a_sqlite_database_of_someone_else_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi');")
+            .unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let e = check_sqlite_file(&path).unwrap_err().to_string();
+        assert!(e.contains("without hookdock tables"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
 }
