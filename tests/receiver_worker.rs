@@ -6,6 +6,8 @@
 //! - `same_delivery_three_times_is_applied_once`
 //! - `killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once`
 //! - `permanent_failure_dead_letters_then_replay_after_fix_applies_once`
+//! - `thousand_deliveries_logged_resent_forced_and_purged` (the event log, with the `hookdock`
+//!   command-line tool)
 //!
 //! Each runs twice, from the same body: `sqlite::NAME` on a SQLite file in a temporary
 //! directory, and `postgres::NAME` on the PostgreSQL server named by
@@ -102,6 +104,67 @@ impl Setup {
         "queue: SQLite"
     }
 
+    /// Runs the `hookdock` command-line tool on this test's database; its stdout, after
+    /// checking it succeeded.
+    fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookdock"));
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.postgres {
+            cmd.env("HOOKDOCK_DATABASE_URL", &db.url)
+                .args(["--schema", &db.schema]);
+        }
+        #[cfg(feature = "postgres")]
+        let sqlite = self.postgres.is_none();
+        #[cfg(not(feature = "postgres"))]
+        let sqlite = true;
+        if sqlite {
+            cmd.env_remove("HOOKDOCK_DATABASE_URL")
+                .arg("--sqlite")
+                .arg(self.db());
+        }
+        let out = cmd.args(args).output().expect("run hookdock");
+        assert!(
+            out.status.success(),
+            "hookdock {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    /// Purges the store as it would be at `now + ahead`: opened on a fake clock.
+    async fn purge_at(&self, ahead: Duration) -> u64 {
+        use hookdock::store::Queue;
+        let clock = hookdock::testing::FakeClock::new(std::time::SystemTime::now() + ahead);
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.postgres {
+            use hookdock::store::postgres::{PgOptions, PgStore};
+            let options = PgOptions::new().schema(db.schema.clone()).clock(clock);
+            let store = PgStore::connect(&db.url, options).await.expect("connect");
+            let queue = store.queue(hookdock::store::QueueOptions::default());
+            let mut purged = 0;
+            loop {
+                match queue.purge_expired().await.expect("purge") {
+                    0 => break,
+                    n => purged += n,
+                }
+            }
+            store.close().await;
+            return purged;
+        }
+        use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
+        let store = SqliteStore::open(self.db(), SqliteOptions::new().clock(clock)).expect("open");
+        let queue = store.queue(hookdock::store::QueueOptions::default());
+        let mut purged = 0;
+        loop {
+            match queue.purge_expired().await.expect("purge") {
+                0 => break,
+                n => purged += n,
+            }
+        }
+        store.close().await;
+        purged
+    }
+
     /// Drops the test's schema (after the test passed).
     async fn finish(self) {
         #[cfg(feature = "postgres")]
@@ -145,6 +208,7 @@ on_every_backend!(
     same_delivery_three_times_is_applied_once,
     killed_mid_handling_is_redelivered_after_lease_expiry_and_applied_once,
     permanent_failure_dead_letters_then_replay_after_fix_applies_once,
+    thousand_deliveries_logged_resent_forced_and_purged,
 );
 
 /// How many times each event's effect was applied, from the effects file.
@@ -324,4 +388,110 @@ async fn permanent_failure_dead_letters_then_replay_after_fix_applies_once(setup
     fixed.stop();
     assert_eq!(setup.effects().get("github/perm-1"), Some(&1));
     assert_eq!(setup.effects().len(), 1);
+}
+
+/// The event log end to end: 1,000 deliveries are handled; 100 of them sent again answer
+/// `duplicate` and are not applied again; `hookdock events list --source github --json`
+/// lists all 1,000 with their status; a forced replay of 10 applies exactly those 10 once
+/// more; past the retention window (a fake clock) the purge removes them all.
+async fn thousand_deliveries_logged_resent_forced_and_purged(setup: &Setup) {
+    let receiver = setup.start(&[]);
+    let addr = receiver.addr;
+    let ids: Vec<String> = (0..1000).map(|i| format!("log-{i:04}")).collect();
+    let body = |id: &str| format!(r#"{{"ref":"refs/heads/main","after":"{id}"}}"#);
+    for chunk in ids.chunks(50) {
+        let answers = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|id| async move { deliver_answer(addr, id, &body(id)).await }),
+        )
+        .await;
+        for (id, answer) in chunk.iter().zip(answers) {
+            assert_eq!(answer, (200, "stored\n".to_owned()), "{id}");
+        }
+    }
+    eventually("all 1,000 are applied", || async {
+        setup.effects().len() == 1000 && queue_depth(addr).await == 0
+    })
+    .await;
+
+    for id in &ids[..100] {
+        assert_eq!(
+            deliver_answer(addr, id, &body(id)).await,
+            (200, "duplicate\n".to_owned()),
+            "a resend of {id}, still in the log"
+        );
+    }
+    assert_eq!(queue_depth(addr).await, 0, "no resend is stored");
+
+    for id in &ids[100..110] {
+        let job = admin(
+            addr,
+            "POST",
+            &format!("/admin/events/github/{id}/replay?mode=forced"),
+        )
+        .await;
+        assert_eq!(job["replayed"], 1, "{job}");
+    }
+    eventually("the 10 forced replays are applied", || async {
+        setup.effects().values().sum::<usize>() == 1010 && queue_depth(addr).await == 0
+    })
+    .await;
+    let stats = admin(addr, "GET", "/admin/stats").await;
+    assert_eq!(stats["worker"]["succeeded"], 1010, "{stats}");
+    receiver.stop();
+    let effects = setup.effects();
+    for (i, id) in ids.iter().enumerate() {
+        let want = if (100..110).contains(&i) { 2 } else { 1 };
+        assert_eq!(effects.get(&format!("github/{id}")), Some(&want), "{id}");
+    }
+    assert_eq!(effects.len(), 1000);
+
+    let listed: serde_json::Value = serde_json::from_str(
+        &setup.cli(&["events", "list", "--source", "github", "--all", "--json"]),
+    )
+    .expect("JSON");
+    let entries = listed["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1000, "every delivery is in the log");
+    let mut forced = Vec::new();
+    for e in entries {
+        assert_eq!(e["status"], "succeeded", "{e}");
+        assert_eq!(e["event_type"], "push", "{e}");
+        if e["forced_replays"] == 1 {
+            assert_eq!(e["origin"], "replay", "{e}");
+            forced.push(e["event_id"].as_str().expect("id").to_owned());
+        } else {
+            assert_eq!(
+                (&e["origin"], &e["replays"]),
+                (&serde_json::json!("push"), &serde_json::json!(0)),
+                "{e}"
+            );
+        }
+    }
+    forced.sort();
+    assert_eq!(
+        forced,
+        ids[100..110].to_vec(),
+        "the log says which were forced"
+    );
+
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(
+        setup.purge_at(6 * day).await,
+        0,
+        "within the 7-day window nothing goes"
+    );
+    assert_eq!(
+        setup.purge_at(8 * day).await,
+        1000,
+        "past it, every handled event goes"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&setup.cli(&["events", "list", "--source", "github", "--json"]))
+            .expect("JSON");
+    assert_eq!(
+        listed["entries"],
+        serde_json::json!([]),
+        "purged from the log"
+    );
 }

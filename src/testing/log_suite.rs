@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-use super::idempotency_suite::{acquire, claim, fp, key};
+use super::idempotency_suite::{acquire, claim, key};
 use super::queue_suite::{enqueue_new, event, fixture, fixture_with, lease, lease_one, ok};
 use super::suite::suite;
 use super::{start_clock, ClockExt, Settings, StoreHarness};
