@@ -4,11 +4,18 @@
 //! ready exactly once (one replay, one forced replay, each claim reset once), whatever step
 //! each kill interrupted.
 //!
+//! Then a worker drains the replayed events through the dedupe layer into a handler that
+//! counts its effects per event: each is applied exactly once more.
+//!
 //! The child is this same test binary, re-run with `HOOKDOCK_REPLAY_CHILD` set.
+//! `HOOKDOCK_REPLAY_EVENTS` (default 2,000) sets the number of events, for the 100,000-event
+//! run of the event log issue (`HOOKDOCK_REPLAY_EVENTS=100000 cargo test --release
+//! --all-features --test sqlite_replay_crash -- --nocapture` prints the rates).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
@@ -16,10 +23,18 @@ use hookdock::store::{
     Claim, EventFilter, EventLog, EventStatus, Fingerprint, IdempotencyKey, IdempotencyStore,
     Queue, QueueOptions, ReplayMode, ReplayState, Replayer,
 };
+use hookdock::worker::{Event, HandlerError, Worker};
 use hookdock::RawEvent;
+use tower::service_fn;
 
 const CHILD_ENV: &str = "HOOKDOCK_REPLAY_CHILD";
-const EVENTS: usize = 2_000;
+/// Events in the job (`HOOKDOCK_REPLAY_EVENTS`, default 2,000).
+fn events() -> usize {
+    std::env::var("HOOKDOCK_REPLAY_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
 const BATCH: usize = 10;
 const CYCLES: usize = 3;
 const LEASE: Duration = Duration::from_secs(30);
@@ -52,6 +67,8 @@ fn a_killed_replay_resumes_and_replays_each_event_once() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    #[allow(non_snake_case)]
+    let EVENTS = events();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replay.db");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -138,11 +155,19 @@ fn a_killed_replay_resumes_and_replays_each_event_once() {
             "after {CYCLES} kills: {} of {EVENTS} replayed (the last child reported {last_seen})",
             running[0].replayed
         );
+        let before = running[0].replayed;
+        let started = std::time::Instant::now();
         let ended = Replayer::new(queue.clone())
-            .batch_size(100)
+            .batch_size(500)
             .resume(&mut |_| {})
             .await
             .unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "resumed: {} events replayed in {secs:.2} s ({:.0} events/s, batches of 500)",
+            ended[0].replayed - before,
+            (ended[0].replayed - before) as f64 / secs
+        );
         assert_eq!(ended.len(), 1);
         let job = &ended[0];
         assert_eq!(
@@ -172,13 +197,54 @@ fn a_killed_replay_resumes_and_replays_each_event_once() {
         assert_eq!(queue.stats().await.unwrap().ready, EVENTS as u64);
         let dedupe = store.idempotency();
         let key = IdempotencyKey::new("github", "e-7");
-        assert!(matches!(
-            dedupe
-                .claim(&key, &Fingerprint::of(b"{}"), LEASE)
-                .await
-                .unwrap(),
-            Claim::Acquired(_)
-        ));
+        // The forced replay reset the claim: it can be taken (and is given back for the
+        // worker below).
+        match dedupe
+            .claim(&key, &Fingerprint::of(b"{}"), LEASE)
+            .await
+            .unwrap()
+        {
+            Claim::Acquired(token) => dedupe.release(&key, token).await.unwrap(),
+            other => panic!("a forced replay resets the claim, got {other:?}"),
+        }
+
+        // The worker runs each replayed event once more, in effect, through dedupe.
+        let effects: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let seen = effects.clone();
+        let worker = Worker::builder(queue.clone())
+            .dedupe(dedupe.clone())
+            .concurrency(256)
+            .batch_size(256)
+            .lease_for(Duration::from_secs(120))
+            .build(service_fn(move |event: Event| {
+                *seen
+                    .lock()
+                    .unwrap()
+                    .entry(event.id().to_string())
+                    .or_default() += 1;
+                async { Ok::<_, HandlerError>(()) }
+            }))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let handle = worker.spawn();
+        while effects
+            .lock()
+            .unwrap()
+            .values()
+            .map(|&n| u64::from(n))
+            .sum::<u64>()
+            < EVENTS as u64
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "the drain stalled"
+            );
+        }
+        handle.shutdown().await;
+        let effects = effects.lock().unwrap();
+        assert_eq!(effects.len(), EVENTS, "every replayed event is applied");
+        assert!(effects.values().all(|&n| n == 1), "and none twice");
         store.close().await;
     });
 }
