@@ -488,3 +488,53 @@ async fn a_replay_step_wakes_idle_workers_in_other_processes() {
     worker_side.store().close().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_expired_lease_is_shown_as_waiting_or_dead() {
+    let db = test_db!("an_expired_lease_is_shown");
+    let queue = db.store.queue(QueueOptions::default().max_attempts(2));
+    queue.enqueue(event(1)).await.unwrap();
+    let first = lease_one(&queue).await;
+    let only = |status| EventFilter::all().status(status);
+    let ids = |page: hookdock::store::LogPage| {
+        page.entries
+            .into_iter()
+            .map(|e| e.event_id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(queue.list(&only(EventStatus::Leased)).await.unwrap()),
+        ["d-1"]
+    );
+    // The lease runs out: the event waits for its next attempt, as the next lease sees it.
+    db.clock.advance(LEASE + Duration::from_secs(1));
+    assert!(queue
+        .list(&only(EventStatus::Leased))
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+    assert_eq!(
+        ids(queue.list(&only(EventStatus::Retrying)).await.unwrap()),
+        ["d-1"]
+    );
+    let counts = queue.counts(&EventFilter::all()).await.unwrap();
+    assert_eq!(counts.with_status(EventStatus::Retrying), 1);
+    assert_eq!(counts.oldest_pending, Some(event(1).received_at));
+    // The second (last) lease runs out too: the log shows the dead letter it became.
+    let second = lease_one(&queue).await;
+    assert_eq!(second.attempt, 2);
+    assert_eq!(
+        queue.ack(&first.lease).await.unwrap_err().kind(),
+        ErrorKind::Fenced
+    );
+    db.clock.advance(LEASE + Duration::from_secs(1));
+    let dead = queue.list(&only(EventStatus::Dead)).await.unwrap().entries;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some(hookdock::store::EXPIRED_ON_LAST_ATTEMPT)
+    );
+    assert_eq!(dead[0].done_at, Some(db.clock.now()));
+    db.cleanup().await;
+}
