@@ -538,3 +538,78 @@ async fn an_expired_lease_is_shown_as_waiting_or_dead() {
     assert_eq!(dead[0].done_at, Some(db.clock.now()));
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_stepper_killed_mid_batch_leaves_neither_batch_nor_cursor() {
+    let db = test_db!("a_stepper_killed_mid_batch");
+    let queue = db.store.queue(QueueOptions::default());
+    handled(&queue, 20).await;
+    let job = queue
+        .create_replay(&EventFilter::all(), ReplayMode::Forced)
+        .await
+        .unwrap();
+    // A stepper in another process has locked the job and replayed half a batch when its
+    // process dies: its session holds the job's row and has reset the first five records.
+    let doomed = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let mut conn = doomed.acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN;
+         SELECT 1 FROM \"{s}\".hookdock_replay_jobs WHERE id = {job} FOR UPDATE;
+         UPDATE \"{s}\".hookdock_queue SET state = 0, replays = replays + 1
+         WHERE id IN (SELECT id FROM \"{s}\".hookdock_queue ORDER BY id LIMIT 5);",
+        s = db.schema,
+        job = job.id.0
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    // A stepper here waits for the job's lock...
+    let stepper = {
+        let q = queue.clone();
+        tokio::spawn(async move {
+            let mut j = q.step_replay(job.id, 8).await.unwrap();
+            while !j.is_over() {
+                j = q.step_replay(j.id, 8).await.unwrap();
+            }
+            j
+        })
+    };
+    // ...until the other process is gone (its transaction rolls back with it).
+    let mut blocked = 0_i64;
+    for _ in 0..500 {
+        blocked = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+        )
+        .bind(pid)
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+        if blocked > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(blocked, 1, "the stepper waits for the job's lock");
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+    assert!(killed);
+    drop(conn);
+    doomed.close().await;
+    let job = stepper.await.unwrap();
+    assert_eq!((job.replayed, job.skipped), (20, 0));
+    for (id, e) in entries(&queue).await {
+        assert_eq!((e.replays, e.forced_replays), (1, 1), "{id} replayed once");
+    }
+    db.cleanup().await;
+}
