@@ -1,7 +1,8 @@
 //! Databases written by earlier schemas are migrated when a store opens them, and everything
 //! in them keeps its meaning: the same checks on hookdock 0.1's SQLite file and PostgreSQL dump
-//! (schema version 1, `tests/data/v1/`) and on a SQLite file of schema version 2
-//! (`tests/data/v2/`).
+//! (schema version 1, `tests/data/v1/`) and on SQLite files of schema versions 2 and 3
+//! (`tests/data/v2/`, `tests/data/v3/`). On SQLite, the migrated records are also read
+//! through the event log (schema version 4).
 //!
 //! The PostgreSQL half needs `HOOKDOCK_TEST_POSTGRES_URL` (see `tests/postgres_support`).
 
@@ -12,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::store::{
-    Claim, DeadLetterFilter, Enqueued, Fingerprint, IdempotencyKey, IdempotencyStore, Queue,
-    QueueOptions,
+    Claim, DeadLetterFilter, Enqueued, EventFilter, EventLog, EventStatus, Fingerprint,
+    IdempotencyKey, IdempotencyStore, Origin, Queue, QueueOptions,
 };
 use hookdock::testing::FakeClock;
 use hookdock::RawEvent;
@@ -86,6 +87,73 @@ async fn check_the_fixture(queue: &impl Queue, dedupe: &impl IdempotencyStore, n
     assert!(matches!(queue.enqueue(new).await.unwrap(), Enqueued::New(m) if m.0 > 5));
 }
 
+/// What the event log makes of the migrated records: every stored event listed with its
+/// status, no event type and origin push (nothing older recorded them), a dead letter done
+/// when it died; the record holding only a claim is no event. `acked-4` is listed where the
+/// fixture kept its record (version 1 had deleted it).
+async fn check_the_log(queue: &impl EventLog) {
+    let page = queue.list(&EventFilter::all()).await.unwrap();
+    let mut found: Vec<(String, EventStatus)> = page
+        .entries
+        .iter()
+        .map(|e| (e.event_id.as_str().to_owned(), e.status))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        ("dead-3".to_owned(), EventStatus::Dead),
+        ("leased-2".to_owned(), EventStatus::Leased),
+        ("retry-5".to_owned(), EventStatus::Retrying),
+        ("waiting-1".to_owned(), EventStatus::Pending),
+    ];
+    if found.iter().any(|(id, _)| id == "acked-4") {
+        expected.push(("acked-4".to_owned(), EventStatus::Succeeded));
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    assert_eq!(found, expected);
+    let ids: Vec<_> = page.entries.iter().map(|e| e.message).collect();
+    let mut newest_first = ids.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, newest_first, "listed newest first");
+    for e in &page.entries {
+        assert_eq!((e.source.as_str(), e.origin), ("github", Origin::Push));
+        assert_eq!(e.event_type, None, "{}: no type was recorded", e.event_id);
+        assert_eq!((e.replays, e.forced_replays), (0, 0));
+    }
+    let dead = queue.get("github", "dead-3").await.unwrap().unwrap();
+    assert_eq!(
+        dead.entry.last_error.as_deref(),
+        Some("permanent failure: no such customer")
+    );
+    let dead_at = queue.dead_letters(&DeadLetterFilter::all()).await.unwrap()[0].dead_at;
+    assert_eq!(
+        dead.entry.done_at,
+        Some(dead_at),
+        "a dead letter is done when it died"
+    );
+    assert_eq!(&dead.event.body[..], b"{\"n\":3}");
+    let retry = queue.get("github", "retry-5").await.unwrap().unwrap().entry;
+    assert_eq!(
+        retry.last_error.as_deref(),
+        Some("retryable failure: timeout")
+    );
+    assert_eq!(retry.attempts, 1);
+    assert!(
+        queue
+            .get("stripe", "evt_only_claimed")
+            .await
+            .unwrap()
+            .is_none(),
+        "a record holding only a claim is not an event"
+    );
+    let counts = queue.counts(&EventFilter::all()).await.unwrap();
+    assert_eq!(counts.total(), page.entries.len() as u64);
+    assert_eq!(
+        counts.oldest_pending,
+        Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+        "waiting-1 and retry-5 wait"
+    );
+}
+
 /// Opens a copy of a SQLite fixture with today's code and checks it.
 async fn migrate_sqlite_fixture(fixture: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -94,13 +162,14 @@ async fn migrate_sqlite_fixture(fixture: &str) {
     let clock = clock();
     let store = SqliteStore::open(&path, SqliteOptions::new().clock(clock.clone())).unwrap();
     let queue = store.queue(QueueOptions::default().max_attempts(3));
+    check_the_log(&queue).await;
     check_the_fixture(&queue, &store.idempotency(), hookdock::Clock::now(&clock)).await;
     store.close().await;
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let unkeyed: i64 = conn
         .query_row(
             "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
@@ -134,6 +203,45 @@ async fn a_version_2_sqlite_file_is_migrated() {
         "/tests/data/v2/hookdock.db"
     ))
     .await;
+}
+
+#[tokio::test]
+async fn a_version_3_sqlite_file_is_migrated() {
+    migrate_sqlite_fixture(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/v3/hookdock.db"
+    ))
+    .await;
+}
+
+/// The migration to version 4 only adds columns and a table: the records keep their ids
+/// and rows, and opening the migrated file again changes nothing.
+#[tokio::test]
+async fn a_version_3_file_keeps_its_records_through_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fixture.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v3/hookdock.db"),
+        &path,
+    )
+    .unwrap();
+    let rows = |path: &std::path::Path| -> Vec<(i64, String, i64, i64)> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, event_id, state, attempts FROM hookdock_events ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let before = rows(&path);
+    assert_eq!(before.len(), 6);
+    for _ in 0..2 {
+        let store = SqliteStore::open(&path, SqliteOptions::new().clock(clock())).unwrap();
+        store.close().await;
+        assert_eq!(rows(&path), before);
+    }
 }
 
 #[cfg(feature = "postgres")]

@@ -536,6 +536,8 @@ mod tests {
             let write = super::super::events::Enqueue {
                 source: "github".into(),
                 event_id: format!("e{i}"),
+                event_type: None,
+                origin: 0,
                 received_at: 0,
                 headers: Vec::new(),
                 body: body.into(),

@@ -11,10 +11,12 @@ use crate::store::sql::{
 use crate::store::{Enqueued, MessageId, StoreError, EXPIRED_ON_LAST_ATTEMPT};
 
 /// The columns an enqueue fills; `?1` id, `?2` source, `?3` event id, `?4` now, `?5`
-/// received at. The key waits in the [`Tail`](super::tail) until the next merge.
+/// received at, `?6` event type, `?7` origin code. The key waits in the
+/// [`Tail`](super::tail) until the next merge.
 const INSERT_EVENT: &str = "INSERT INTO hookdock_events
-    (id, source, event_id, state, available_at, attempts, received_at, enqueued_at, keyed)
-    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, 0)";
+    (id, source, event_id, state, available_at, attempts, received_at, enqueued_at, keyed,
+     event_type, origin)
+    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, 0, ?6, ?7)";
 
 /// The bytes live apart from the state, written once: leases and acks rewrite small rows
 /// (many to a page) instead of pages (or overflow chains) full of bodies.
@@ -25,43 +27,47 @@ const FIND: &str = "SELECT state, available_at FROM hookdock_events WHERE id = ?
 
 /// Stores an event on a record that held only a claim.
 const ATTACH: &str = "UPDATE hookdock_events
-    SET state = 0, available_at = ?2, attempts = 0, received_at = ?3, enqueued_at = ?2
+    SET state = 0, available_at = ?2, attempts = 0, received_at = ?3, enqueued_at = ?2,
+        event_type = ?4, origin = ?5
     WHERE id = ?1 AND state = 4";
 
 const FORGET: &str = "DELETE FROM hookdock_events WHERE id = ?1";
 const FORGET_BODY: &str = "DELETE FROM hookdock_event_bodies WHERE id = ?1";
 
 const KILL_EXPIRED: &str = "UPDATE hookdock_events
-    SET state = 2, dead_reason = ?1, dead_at = ?2, token = NULL
+    SET state = 2, dead_reason = ?1, dead_at = ?2, done_at = ?2, token = NULL
     WHERE state = 1 AND available_at <= ?2 AND attempts >= ?3";
 
 const LEASE: &str = "UPDATE hookdock_events
-    SET state = 1, available_at = ?1, attempts = attempts + 1, token = ?2
+    SET state = 1, available_at = ?1, attempts = attempts + 1, token = ?2,
+        first_attempt_at = COALESCE(first_attempt_at, ?3), last_attempt_at = ?3
     WHERE id IN (
         SELECT id FROM hookdock_events
         WHERE state < 2 AND available_at <= ?3
         ORDER BY available_at, id
         LIMIT ?4)
-    RETURNING id, attempts, source, event_id, received_at, last_error";
+    RETURNING id, attempts, source, event_id, received_at, last_error, event_type, origin";
 
 const BODY: &str = "SELECT headers, body FROM hookdock_event_bodies WHERE id = ?1";
 
 /// Parks a message whose bytes are missing (a database edited by hand); leasing it would
 /// hand out an event that is not the one stored.
 const MISSING_BODY: &str = "UPDATE hookdock_events
-    SET state = 2, dead_reason = 'stored body is missing', dead_at = ?2, token = NULL
+    SET state = 2, dead_reason = 'stored body is missing', dead_at = ?2, done_at = ?2,
+        token = NULL
     WHERE id = ?1";
 
 /// Every settling statement: `?1` id, `?2` token, then its own parameters.
 const EXTEND: &str = "UPDATE hookdock_events SET available_at = ?3
     WHERE id = ?1 AND state = 1 AND token = ?2";
 
-/// `?3`: when the handled event is forgotten.
-const ACK: &str = "UPDATE hookdock_events SET state = 3, token = NULL, available_at = ?3
+/// `?3`: when the handled event is forgotten, `?4` now.
+const ACK: &str = "UPDATE hookdock_events
+    SET state = 3, token = NULL, available_at = ?3, done_at = ?4
     WHERE id = ?1 AND state = 1 AND token = ?2";
 
-/// Ack by forgetting the record at once, when a batch failed (a full disk, say): a delete
-/// needs no new page.
+/// Ack by forgetting the record at once: with a retention of zero, and when a batch failed
+/// (a full disk, say), since a delete needs no new page.
 const ACK_NOW: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2
     RETURNING source, event_id";
 
@@ -74,7 +80,7 @@ const DEFER: &str = "UPDATE hookdock_events
     WHERE id = ?1 AND state = 1 AND token = ?2";
 
 const DEAD_LETTER: &str = "UPDATE hookdock_events
-    SET state = 2, dead_reason = ?3, dead_at = ?4, token = NULL
+    SET state = 2, dead_reason = ?3, dead_at = ?4, done_at = ?4, token = NULL
     WHERE id = ?1 AND state = 1 AND token = ?2";
 
 /// The dead letters a [`DeadFilter`] picks, parameters `?1`..`?6`, oldest first; shared by
@@ -87,6 +93,18 @@ const DEAD_PICK: &str = "state = 2
     AND (?5 IS NULL OR id > ?5)
     ORDER BY id
     LIMIT ?6";
+
+/// What a replay sets on a settled event it makes ready again (a dead letter replayed by
+/// [`Replay`], an event a replay job steps over): ready with attempts back to zero and its
+/// history of the previous run cleared, origin replay, one more replay counted. The caller
+/// adds `available_at`.
+pub(super) const REPLAYED: &str = "state = 0, attempts = 0, token = NULL, last_error = NULL,
+    dead_reason = NULL, dead_at = NULL, done_at = NULL, first_attempt_at = NULL,
+    last_attempt_at = NULL, origin = 1, replays = replays + 1";
+
+/// What a forced replay also resets: the completed claim, so the next claim acquires it.
+pub(super) const CLAIM_RESET: &str = "claim_token = NULL, claim_done = 0, claim_until = NULL,
+    result = NULL, fingerprint = NULL, forced_replays = forced_replays + 1";
 
 /// Forgets records whose time has come, oldest first.
 const PURGE_BODIES: &str = "DELETE FROM hookdock_event_bodies WHERE id IN (
@@ -130,6 +148,9 @@ pub(super) fn forgotten(state: i64, available_at: i64, now: i64) -> bool {
 pub(super) struct Enqueue {
     pub(super) source: String,
     pub(super) event_id: String,
+    pub(super) event_type: Option<String>,
+    /// The [`Origin`](crate::store::Origin) code.
+    pub(super) origin: i64,
     pub(super) received_at: i64,
     pub(super) headers: Vec<u8>,
     pub(super) body: Bytes,
@@ -145,7 +166,9 @@ impl Enqueue {
             self.source,
             self.event_id,
             self.now,
-            self.received_at
+            self.received_at,
+            self.event_type,
+            self.origin
         ])?;
         tx.tail.insert(&self.source, &self.event_id, id);
         tx.state.next_id += 1;
@@ -187,9 +210,13 @@ impl Write for Enqueue {
         match held {
             // A record holding only a claim: the event is stored on it.
             Some((id, _, _)) => {
-                tx.conn
-                    .prepare_cached(ATTACH)?
-                    .execute(params![id, self.now, self.received_at])?;
+                tx.conn.prepare_cached(ATTACH)?.execute(params![
+                    id,
+                    self.now,
+                    self.received_at,
+                    self.event_type,
+                    self.origin
+                ])?;
                 self.store_body(tx, id)
             }
             None => self.store(tx),
@@ -226,13 +253,15 @@ impl Write for Lease {
                 r.get::<_, String>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })?;
         let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         rows.sort_unstable_by_key(|row| row.0);
         let mut leased = Vec::with_capacity(rows.len());
         let mut body = conn.prepare_cached(BODY)?;
-        for (id, attempts, source, event_id, received_at, last_error) in rows {
+        for (id, attempts, source, event_id, received_at, last_error, event_type, origin) in rows {
             let bytes: Option<(Vec<u8>, Vec<u8>)> = body
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
@@ -250,8 +279,8 @@ impl Write for Lease {
                     received_at,
                     headers,
                     body,
-                    event_type: None,
-                    origin: 0,
+                    event_type,
+                    origin,
                 },
                 attempts,
                 last_error,
@@ -278,8 +307,13 @@ fn kill_expired(tx: &mut Tx<'_>, now: i64, max_attempts: u32) -> rusqlite::Resul
 pub(super) enum Action {
     /// Moves the expiry to this time.
     Extend { expires: i64 },
-    /// Handled; forgotten at this time.
-    Ack { forget_at: i64 },
+    /// Handled at `now`; forgotten at `forget_at`, or at once if `forget` (a retention of
+    /// zero).
+    Ack {
+        forget_at: i64,
+        now: i64,
+        forget: bool,
+    },
     /// Ready again at `at`, recording the error.
     Retry { at: i64, error: String },
     /// Ready again at `at`, giving back the attempt.
@@ -302,7 +336,9 @@ impl Write for Settle {
         let (id, token) = (self.id, self.token);
         let mut stmt = match &self.action {
             Action::Extend { .. } => tx.conn.prepare_cached(EXTEND)?,
-            Action::Ack { .. } if tx.degraded => tx.conn.prepare_cached(ACK_NOW)?,
+            Action::Ack { forget, .. } if tx.degraded || *forget => {
+                tx.conn.prepare_cached(ACK_NOW)?
+            }
             Action::Ack { .. } => tx.conn.prepare_cached(ACK)?,
             Action::Retry { .. } => tx.conn.prepare_cached(RETRY)?,
             Action::Defer { .. } => tx.conn.prepare_cached(DEFER)?,
@@ -310,7 +346,7 @@ impl Write for Settle {
         };
         let n = match &self.action {
             Action::Extend { expires } => stmt.execute(params![id, token, expires])?,
-            Action::Ack { .. } if tx.degraded => {
+            Action::Ack { forget, .. } if tx.degraded || *forget => {
                 let deleted: Option<(String, String)> = stmt
                     .query_row(params![id, token], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
@@ -322,7 +358,9 @@ impl Write for Settle {
                     None => 0,
                 }
             }
-            Action::Ack { forget_at } => stmt.execute(params![id, token, forget_at])?,
+            Action::Ack { forget_at, now, .. } => {
+                stmt.execute(params![id, token, forget_at, now])?
+            }
             Action::Retry { at, error } => stmt.execute(params![id, token, at, error])?,
             Action::Defer { at } => stmt.execute(params![id, token, at])?,
             Action::DeadLetter { reason, now } => stmt.execute(params![id, token, reason, now])?,
@@ -335,7 +373,7 @@ impl Write for Settle {
             Action::Ack { .. } | Action::DeadLetter { .. } => tx.state.live -= 1,
             _ => {}
         }
-        if tx.degraded && matches!(self.action, Action::Ack { .. }) {
+        if matches!(self.action, Action::Ack { forget, .. } if tx.degraded || forget) {
             tx.conn.prepare_cached(FORGET_BODY)?.execute(params![id])?;
         }
         Ok(Ok(()))
@@ -356,7 +394,7 @@ impl Write for Replay {
         kill_expired(tx, self.now, self.max_attempts)?;
         let sql = format!(
             "UPDATE hookdock_events
-             SET state = 0, available_at = ?7, attempts = 0, dead_reason = NULL, dead_at = NULL
+             SET {REPLAYED}, available_at = ?7
              WHERE id IN (SELECT id FROM hookdock_events WHERE {DEAD_PICK})"
         );
         let f = &self.filter;
@@ -405,7 +443,7 @@ impl Write for Purge {
 pub(super) fn dead_letters(conn: &Connection, f: &DeadFilter) -> rusqlite::Result<Vec<DeadRow>> {
     let sql = format!(
         "SELECT e.id, e.source, e.event_id, e.received_at, b.headers, b.body,
-                e.dead_reason, e.attempts, e.dead_at
+                e.dead_reason, e.attempts, e.dead_at, e.event_type, e.origin
          FROM (SELECT * FROM hookdock_events WHERE {DEAD_PICK}) AS e
          LEFT JOIN hookdock_event_bodies AS b ON b.id = e.id
          ORDER BY e.id"
@@ -422,8 +460,8 @@ pub(super) fn dead_letters(conn: &Connection, f: &DeadFilter) -> rusqlite::Resul
                     received_at: r.get(3)?,
                     headers: r.get::<_, Option<_>>(4)?.unwrap_or_default(),
                     body: r.get::<_, Option<_>>(5)?.unwrap_or_default(),
-                    event_type: None,
-                    origin: 0,
+                    event_type: r.get(9)?,
+                    origin: r.get(10)?,
                 },
                 reason: r.get(6)?,
                 attempts: r.get(7)?,

@@ -55,9 +55,18 @@
 //!   [`SqliteOptions::wal_restart_pages`] (the background checkpoint cannot catch up with a
 //!   writer that never pauses) does the writer run one checkpoint itself between two batches,
 //!   so that the WAL starts over; `journal_size_limit` then trims the file.
-//! - **Readers on their own connection.** [`stats`](crate::store::Queue::stats) and
-//!   [`dead_letters`](crate::store::Queue::dead_letters) run on a reader thread with its own
-//!   connection and never wait for the writer.
+//! - **Readers on their own connection.** [`stats`](crate::store::Queue::stats),
+//!   [`dead_letters`](crate::store::Queue::dead_letters) and the
+//!   [event log](crate::store::EventLog)'s listing, lookups, counts and job reads run on a
+//!   reader thread with its own connection and never wait for the writer. A lookup by key
+//!   there finds the records whose keys still wait in the writer's memory (below) by a short
+//!   range of the primary key past `keyed_through`.
+//! - **The event log adds nothing to the hot path.** [`SqliteQueue`] implements
+//!   [`EventLog`](crate::store::EventLog) over the same records, with no index of its own:
+//!   an enqueue writes what it wrote before (two more columns of its row), a lease, an ack or a
+//!   dead letter sets a time on the row it already rewrites. Listing walks the primary key
+//!   newest first; a replay job's step is one writer transaction that makes its batch ready
+//!   and moves the job's cursor together.
 //! - **Failures.** A failing write (disk full, read-only file, I/O error) is answered with
 //!   [`StoreError::Unavailable`] carrying the SQLite error as its source; a record that
 //!   contradicts the schema with [`StoreError::Internal`]; nothing panics. Once the store is
@@ -86,9 +95,10 @@
 //!
 //! # Schema
 //!
-//! Schema version 3, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
-//! empty file, migrates a version 1 file (hookdock 0.1) or a version 2 file in one
-//! transaction, and refuses a file with a newer version. Times are Unix microseconds.
+//! Schema version 4, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
+//! empty file, migrates a version 1 file (hookdock 0.1), a version 2 or a version 3 file in
+//! one transaction (version 3 to 4 only adds columns and a table: no row is rewritten), and
+//! refuses a file with a newer version. Times are Unix microseconds.
 //!
 //! `hookdock_events`: one record per key, `(source, event_id)`: the stored event with its
 //! delivery state, and the claim of the worker's dedupe layer on it.
@@ -113,6 +123,13 @@
 //! | `fingerprint` | `BLOB` | SHA-256 of the body the key was claimed for |
 //! | `result` | `BLOB` | the stored result of a completed claim, if any |
 //! | `keyed` | `INTEGER` | `1` once the record is in the key index; `0` while its key waits in the writer's memory (the default, `1`, keeps rows inserted by hand in the index) |
+//! | `event_type` | `TEXT` | the provider's event type, where the scheme read one |
+//! | `origin` | `INTEGER` | where its current run came from: `0` push, `1` replay, `2` reconciliation |
+//! | `first_attempt_at` | `INTEGER` | when it was first leased (since stored or last replayed) |
+//! | `last_attempt_at` | `INTEGER` | when it was last leased |
+//! | `done_at` | `INTEGER` | when it was acked or dead-lettered |
+//! | `replays` | `INTEGER` | how many times it was replayed |
+//! | `forced_replays` | `INTEGER` | how many of those reset its completed claim |
 //!
 //! Indexes: `hookdock_events_key UNIQUE (source, event_id) WHERE keyed = 1` (lookups by key;
 //! query it with `AND keyed = 1`, or scan, to see the newest records too), `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the
@@ -129,6 +146,19 @@
 //! | `id` | `INTEGER PRIMARY KEY` | the `hookdock_events.id` it belongs to |
 //! | `headers` | `BLOB` | the kept headers, `name: value\r\n` per field ([`codec::encode_headers`](crate::store::codec::encode_headers)) |
 //! | `body` | `BLOB` | the raw body, byte for byte |
+//!
+//! `hookdock_replay_jobs`: the [event log](crate::store::EventLog)'s durable replay jobs.
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `id` | `INTEGER PRIMARY KEY` | the [`ReplayJobId`](crate::store::ReplayJobId) |
+//! | `filter` | `TEXT` | the [`EventFilter`](crate::store::EventFilter) as JSON |
+//! | `forced` | `INTEGER` | `1` for [`ReplayMode::Forced`](crate::store::ReplayMode::Forced) |
+//! | `state` | `INTEGER` | `0` running, `1` finished, `2` cancelled |
+//! | `through_id` | `INTEGER` | the newest message it may select: the newest match at creation (`NULL`: nothing matched) |
+//! | `after_id` | `INTEGER` | the cursor: every id up to it was gone through |
+//! | `total`, `replayed`, `skipped` | `INTEGER` | matching events at creation; made ready; left alone |
+//! | `created_at`, `updated_at` | `INTEGER` | times |
 //!
 //! `hookdock_state`: a single row with the next message id, the next fencing token and the
 //! number of waiting messages (what the depth limit counts), read and written inside each
@@ -147,9 +177,11 @@ mod error;
 mod events;
 mod idempotency;
 mod lock;
+mod log;
 mod options;
 mod queue;
 mod reader;
+mod replay_jobs;
 mod schema;
 mod tail;
 mod watch;

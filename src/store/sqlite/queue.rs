@@ -100,11 +100,15 @@ impl Queue for SqliteQueue {
             source,
             received_at,
             body,
+            event_type,
+            origin,
             ..
         } = event;
         let enqueue = Enqueue {
             source,
             event_id: id.into_string(),
+            event_type: event_type.map(|t| t.into_string()),
+            origin: origin.code(),
             received_at: to_micros(received_at),
             headers,
             body,
@@ -146,8 +150,14 @@ impl Queue for SqliteQueue {
     }
 
     async fn ack(&self, lease: &Lease) -> Result<(), StoreError> {
-        let forget_at = self.store.now().saturating_add(self.store.retention());
-        self.settle(lease, Action::Ack { forget_at }).await
+        let now = self.store.now();
+        let retention = self.store.retention();
+        let action = Action::Ack {
+            forget_at: now.saturating_add(retention),
+            now,
+            forget: retention == 0,
+        };
+        self.settle(lease, action).await
     }
 
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {

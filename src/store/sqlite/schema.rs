@@ -9,10 +9,12 @@ use super::SqliteOptions;
 use crate::store::codec::duration_micros;
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// `hookdock_events` under the name `{table}`: version 3 (version 2 without `keyed`, with
-/// `UNIQUE (source, event_id)` on every record).
+/// `UNIQUE (source, event_id)` on every record). Version 4 adds the event log's columns to it
+/// ([`V3_TO_V4`]); a new database is made as version 3 and then goes through that step, so
+/// there is one definition of every column.
 const EVENTS: &str = "
 CREATE TABLE {table} (
     id           INTEGER PRIMARY KEY,
@@ -62,6 +64,34 @@ CREATE TABLE hookdock_state (
 INSERT INTO hookdock_state (id, next_id, next_token, live) VALUES (1, 1, 1, 0);
 ";
 
+/// From version 3 to version 4: the event log's columns and the replay jobs' table. Adding
+/// columns with a constant default rewrites no row (SQLite reads the default for rows written
+/// before), so this is cheap on any database. A dead letter's `done_at` is its `dead_at`; the
+/// other times were not recorded before version 4 and stay `NULL`.
+const V3_TO_V4: &str = "
+ALTER TABLE hookdock_events ADD COLUMN event_type TEXT;
+ALTER TABLE hookdock_events ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE hookdock_events ADD COLUMN first_attempt_at INTEGER;
+ALTER TABLE hookdock_events ADD COLUMN last_attempt_at INTEGER;
+ALTER TABLE hookdock_events ADD COLUMN done_at INTEGER;
+ALTER TABLE hookdock_events ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE hookdock_events ADD COLUMN forced_replays INTEGER NOT NULL DEFAULT 0;
+UPDATE hookdock_events SET done_at = dead_at WHERE state = 2;
+CREATE TABLE hookdock_replay_jobs (
+    id         INTEGER PRIMARY KEY,
+    filter     TEXT    NOT NULL,
+    forced     INTEGER NOT NULL,
+    state      INTEGER NOT NULL,
+    through_id INTEGER,
+    after_id   INTEGER,
+    total      INTEGER NOT NULL,
+    replayed   INTEGER NOT NULL DEFAULT 0,
+    skipped    INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+";
+
 /// The columns version 2 and version 3 of `hookdock_events` share.
 const V2_COLUMNS: &str = "id, source, event_id, state, available_at, attempts, token,
     last_error, dead_reason, dead_at, received_at, enqueued_at, claim_token, claim_done,
@@ -70,7 +100,7 @@ const V2_COLUMNS: &str = "id, source, event_id, state, available_at, attempts, t
 /// The schema of a new database.
 fn create() -> String {
     format!(
-        "{};{EVENT_INDEXES}{OTHER_TABLES}",
+        "{};{EVENT_INDEXES}{OTHER_TABLES}{V3_TO_V4}",
         EVENTS.replace("{table}", "hookdock_events")
     )
 }
@@ -215,11 +245,14 @@ fn migrate_in_transaction(
             }
             conn.execute_batch(&create())?;
         }
-        1 | 2 => {
+        1..=3 => {
             if version == 1 {
                 v1_to_v2(conn, options)?;
             }
-            conn.execute_batch(&v2_to_v3())?;
+            if version <= 2 {
+                conn.execute_batch(&v2_to_v3())?;
+            }
+            conn.execute_batch(V3_TO_V4)?;
         }
         SCHEMA_VERSION => {}
         found => {
