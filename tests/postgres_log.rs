@@ -488,3 +488,128 @@ async fn a_replay_step_wakes_idle_workers_in_other_processes() {
     worker_side.store().close().await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_expired_lease_is_shown_as_waiting_or_dead() {
+    let db = test_db!("an_expired_lease_is_shown");
+    let queue = db.store.queue(QueueOptions::default().max_attempts(2));
+    queue.enqueue(event(1)).await.unwrap();
+    let first = lease_one(&queue).await;
+    let only = |status| EventFilter::all().status(status);
+    let ids = |page: hookdock::store::LogPage| {
+        page.entries
+            .into_iter()
+            .map(|e| e.event_id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(queue.list(&only(EventStatus::Leased)).await.unwrap()),
+        ["d-1"]
+    );
+    // The lease runs out: the event waits for its next attempt, as the next lease sees it.
+    db.clock.advance(LEASE + Duration::from_secs(1));
+    assert!(queue
+        .list(&only(EventStatus::Leased))
+        .await
+        .unwrap()
+        .entries
+        .is_empty());
+    assert_eq!(
+        ids(queue.list(&only(EventStatus::Retrying)).await.unwrap()),
+        ["d-1"]
+    );
+    let counts = queue.counts(&EventFilter::all()).await.unwrap();
+    assert_eq!(counts.with_status(EventStatus::Retrying), 1);
+    assert_eq!(counts.oldest_pending, Some(event(1).received_at));
+    // The second (last) lease runs out too: the log shows the dead letter it became.
+    let second = lease_one(&queue).await;
+    assert_eq!(second.attempt, 2);
+    assert_eq!(
+        queue.ack(&first.lease).await.unwrap_err().kind(),
+        ErrorKind::Fenced
+    );
+    db.clock.advance(LEASE + Duration::from_secs(1));
+    let dead = queue.list(&only(EventStatus::Dead)).await.unwrap().entries;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some(hookdock::store::EXPIRED_ON_LAST_ATTEMPT)
+    );
+    assert_eq!(dead[0].done_at, Some(db.clock.now()));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_stepper_killed_mid_batch_leaves_neither_batch_nor_cursor() {
+    let db = test_db!("a_stepper_killed_mid_batch");
+    let queue = db.store.queue(QueueOptions::default());
+    handled(&queue, 20).await;
+    let job = queue
+        .create_replay(&EventFilter::all(), ReplayMode::Forced)
+        .await
+        .unwrap();
+    // A stepper in another process has locked the job and replayed half a batch when its
+    // process dies: its session holds the job's row and has reset the first five records.
+    let doomed = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let mut conn = doomed.acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN;
+         SELECT 1 FROM \"{s}\".hookdock_replay_jobs WHERE id = {job} FOR UPDATE;
+         UPDATE \"{s}\".hookdock_queue SET state = 0, replays = replays + 1
+         WHERE id IN (SELECT id FROM \"{s}\".hookdock_queue ORDER BY id LIMIT 5);",
+        s = db.schema,
+        job = job.id.0
+    )))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    // A stepper here waits for the job's lock...
+    let stepper = {
+        let q = queue.clone();
+        tokio::spawn(async move {
+            let mut j = q.step_replay(job.id, 8).await.unwrap();
+            while !j.is_over() {
+                j = q.step_replay(j.id, 8).await.unwrap();
+            }
+            j
+        })
+    };
+    // ...until the other process is gone (its transaction rolls back with it).
+    let mut blocked = 0_i64;
+    for _ in 0..500 {
+        blocked = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+        )
+        .bind(pid)
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+        if blocked > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(blocked, 1, "the stepper waits for the job's lock");
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+    assert!(killed);
+    drop(conn);
+    doomed.close().await;
+    let job = stepper.await.unwrap();
+    assert_eq!((job.replayed, job.skipped), (20, 0));
+    for (id, e) in entries(&queue).await {
+        assert_eq!((e.replays, e.forced_replays), (1, 1), "{id} replayed once");
+    }
+    db.cleanup().await;
+}
