@@ -290,6 +290,7 @@ pub const DEFAULT_PAGE: usize = 100;
 /// assert_eq!(EventFilter::all().limit(1_000_000).page_size(), hookdock::store::MAX_PAGE);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EventFilter {
     /// Only this source.
