@@ -29,7 +29,11 @@ fn event(i: usize) -> RawEvent {
         start_time() + Duration::from_millis(i as u64),
         format!("{{\"n\":{i}}}"),
     )
-    .with_event_type(if i % 2 == 0 { "push" } else { "issues" })
+    .with_event_type(if i.is_multiple_of(2) {
+        "push"
+    } else {
+        "issues"
+    })
 }
 
 async fn lease_one(queue: &impl Queue) -> Leased {
@@ -293,7 +297,10 @@ async fn a_job_skips_what_is_not_settled_and_unknown_jobs_are_invalid() {
         .create_replay(&EventFilter::all(), ReplayMode::Forced)
         .await
         .unwrap();
-    assert_eq!(queue.replay_jobs(true).await.unwrap(), [running.clone()]);
+    assert_eq!(
+        queue.replay_jobs(true).await.unwrap(),
+        std::slice::from_ref(&running)
+    );
     let cancelled = queue.cancel_replay(running.id).await.unwrap().unwrap();
     assert_eq!(cancelled.state, ReplayState::Cancelled);
     let stepped = queue.step_replay(running.id, 4).await.unwrap();
@@ -402,7 +409,7 @@ async fn a_job_resumes_after_a_new_store_connects() {
     db.store.close().await;
     let other = db.another_process().await.queue(QueueOptions::default());
     let running = other.replay_jobs(true).await.unwrap();
-    assert_eq!(running, [job.clone()]);
+    assert_eq!(running, std::slice::from_ref(&job));
     let mut job = running[0].clone();
     while !job.is_over() {
         job = other.step_replay(job.id, 10).await.unwrap();
@@ -449,5 +456,35 @@ async fn with_no_retention_an_ack_forgets_the_event() {
         Enqueued::New(_)
     ));
     store.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_replay_step_wakes_idle_workers_in_other_processes() {
+    let db = test_db!("a_replay_step_wakes_idle_workers");
+    let operator = db.store.queue(QueueOptions::default());
+    handled(&operator, 3).await;
+    let worker_side = db.another_process().await.queue(QueueOptions::default());
+    let mut wake = worker_side
+        .wake_signal()
+        .expect("PostgreSQL queues have a wake-up");
+    // The first wait starts the listener (it wakes once when listening).
+    tokio::time::timeout(Duration::from_secs(10), wake.woken())
+        .await
+        .expect("listener never came up");
+    assert!(worker_side.lease(10, LEASE).await.unwrap().is_empty());
+    let waiter = tokio::spawn(async move { wake.woken().await });
+    let job = operator
+        .create_replay(&EventFilter::all(), ReplayMode::Dedupe)
+        .await
+        .unwrap();
+    let job = operator.step_replay(job.id, 10).await.unwrap();
+    assert_eq!(job.replayed, 3);
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the step did not wake the idle worker")
+        .unwrap();
+    assert_eq!(worker_side.lease(10, LEASE).await.unwrap().len(), 3);
+    worker_side.store().close().await;
     db.cleanup().await;
 }

@@ -35,6 +35,14 @@ pub(super) use shown_state;
 
 /// The records of events (not claim-only ones) meeting a [`LogFilter`] bound as `$1..$9`
 /// (in its order), with `$10` now.
+///
+/// A status is also given as a plain condition on `state` (the shown state is the stored one,
+/// or waiting for a lease that expired), so a query for one status reads the queue's partial
+/// index of it (`hookdock_queue_due` for waiting and leased, `hookdock_queue_dead`,
+/// `hookdock_queue_forget` for handled) instead of every retained record. Bounds on the id
+/// are put on both tables, so that a merge
+/// join of their primary keys starts both walks at the bound (a page far back in a large
+/// log starts where it should instead of stepping over every newer state row).
 macro_rules! log_where {
     () => {
         concat!(
@@ -45,14 +53,14 @@ WHERE q.state <> 4
   AND ($1::text IS NULL OR e.source = $1)
   AND ($2::text IS NULL OR e.event_id = $2)
   AND ($3::text IS NULL OR e.event_type = $3)
-  AND ($4::int8 IS NULL OR ",
+  AND ($4::int8 IS NULL OR (",
             shown_state!(),
-            " = $4)
+            " = $4 AND (q.state = $4 OR ($4 = 0 AND q.state = 1))))
   AND ($5::int8 IS NULL OR (q.attempts > 0) = ($5 = 1))
   AND ($6::int8 IS NULL OR q.origin = $6)
   AND ($7::int8 IS NULL OR e.received_at >= $7)
   AND ($8::int8 IS NULL OR e.received_at < $8)
-  AND ($9::int8 IS NULL OR e.id < $9)"
+  AND ($9::int8 IS NULL OR (e.id < $9 AND q.id < $9))"
         )
     };
 }
@@ -82,8 +90,7 @@ LIMIT $11"
 
 /// $1 source, $2 event id, $3 now: the entry, then the headers and body, the type and the
 /// origin.
-const GET: &str = concat!(
-    "
+const GET: &str = "
 SELECT q.id, e.source, e.event_id, e.event_type, e.received_at, q.origin,
        (CASE WHEN q.state = 1 AND q.available_at <= $3 THEN 0 ELSE q.state END)::int2,
        q.attempts, q.last_error, q.dead_reason, q.first_attempt_at, q.last_attempt_at,
@@ -91,8 +98,7 @@ SELECT q.id, e.source, e.event_id, e.event_type, e.received_at, q.origin,
        e.source, e.event_id, e.received_at, e.headers, e.body, e.event_type, q.origin
 FROM {schema}.hookdock_events e
 JOIN {schema}.hookdock_queue q ON q.id = e.id
-WHERE e.source = $1 AND e.event_id = $2 AND q.state <> 4"
-);
+WHERE e.source = $1 AND e.event_id = $2 AND q.state <> 4";
 
 /// $1..$10 the filter (`$9` unused) and now: counts by source, type, state and whether
 /// tried, with the oldest receipt of the waiting ones (in the same scan: the counts read

@@ -193,8 +193,9 @@ impl Statements {
 /// A [`Queue`] in PostgreSQL, shared by any number of receiver and worker processes; see the
 /// [module docs](super) for how it works and the tables it uses. From [`PgStore::queue`].
 ///
-/// Enqueue resolves once the event is committed ([`Durability::ServerCommit`]). Cheap to
-/// clone; its batching tasks belong to the store.
+/// Enqueue resolves once the event is committed ([`Durability::ServerCommit`]). It is also
+/// the store's [`EventLog`](crate::store::EventLog): listing, counts and durable replay jobs
+/// over the same records. Cheap to clone; its batching tasks belong to the store.
 #[derive(Debug, Clone)]
 pub struct PgQueue {
     store: PgStore,

@@ -70,7 +70,7 @@ const PICK: &str = concat!(
 SELECT e.id",
     log_where!(),
     "
-  AND ($11::int8 IS NULL OR e.id > $11) AND e.id <= $12
+  AND ($11::int8 IS NULL OR (e.id > $11 AND q.id > $11)) AND e.id <= $12 AND q.id <= $12
 ORDER BY e.id
 LIMIT $13"
 );

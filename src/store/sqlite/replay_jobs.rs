@@ -20,8 +20,10 @@ use crate::store::sql::log::{job_is_done, JobRow, LogFilter};
 use crate::store::sql::DONE;
 use crate::store::{EventFilter, ReplayState, StoreError};
 
-/// The most message ids one step looks at.
-pub(super) const STEP_SPAN: i64 = 65_536;
+/// The most message ids one step looks at: scanning this many records for a filter that
+/// matches none of them takes about 2 ms (measured on a log of a million records), about
+/// the cost of the commit's own fsync, so a step never stalls intake for long.
+pub(super) const STEP_SPAN: i64 = 16_384;
 
 const COLUMNS: &str = "id, filter, forced, state, through_id, after_id, total, replayed,
     skipped, created_at, updated_at";
