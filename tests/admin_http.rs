@@ -940,3 +940,70 @@ async fn jobs_left_running_by_a_stopped_process_are_resumed() {
         "nothing left to resume"
     );
 }
+
+#[tokio::test]
+async fn through_the_worker_a_forced_replay_runs_the_handler_again_and_dedupe_does_not() {
+    use hookdock::worker::{Event, HandlerError, Worker};
+    use tower::service_fn;
+
+    let store = MemoryStore::new();
+    let queue = Arc::new(store.queue(QueueOptions::default()));
+    store_events(&queue, "github", "gh", 3, t0()).await;
+    let applied = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&applied);
+    let handler = service_fn(move |_event: Event| {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, HandlerError>(())
+        }
+    });
+    let worker = Worker::builder(Arc::clone(&queue))
+        .dedupe(store.idempotency())
+        .build(handler)
+        .expect("worker");
+    worker.run_until_idle().await.expect("drained");
+    assert_eq!(applied.load(Ordering::SeqCst), 3);
+
+    let admin = Admin::builder(Arc::clone(&queue))
+        .write_token(WRITE)
+        .read_token(READ)
+        .worker(worker.clone())
+        .loopback_only()
+        .build()
+        .unwrap();
+    let addr = serve(admin).await;
+    let stats = get(addr, "/stats").await;
+    assert_eq!(stats["worker"]["succeeded"], 3);
+
+    // Through dedupe: ready again, but the completed claim skips the handler.
+    let job = post(addr, "/events/github/gh-0/replay?mode=dedupe", None)
+        .await
+        .json();
+    assert_eq!(job["replayed"], 1);
+    worker.run_until_idle().await.unwrap();
+    assert_eq!(
+        applied.load(Ordering::SeqCst),
+        3,
+        "dedupe: not applied again"
+    );
+    assert_eq!(get(addr, "/stats").await["worker"]["duplicates"], 1);
+
+    // Forced: the claim is reset, the handler runs once more.
+    let job = post(addr, "/events/github/gh-1/replay?mode=forced", None)
+        .await
+        .json();
+    assert_eq!(job["replayed"], 1);
+    worker.run_until_idle().await.unwrap();
+    assert_eq!(
+        applied.load(Ordering::SeqCst),
+        4,
+        "forced: applied exactly once more"
+    );
+    let e = entry(addr, "github", "gh-1").await;
+    assert_eq!(
+        (e["status"].as_str(), e["forced_replays"].as_u64()),
+        (Some("succeeded"), Some(1))
+    );
+    assert_eq!(get(addr, "/stats").await["log"]["total"], 3);
+}

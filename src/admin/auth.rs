@@ -89,10 +89,16 @@ impl Access {
         }
     }
 
-    /// Allows or refuses a request to a route needing `need`.
-    pub(super) fn check(&self, headers: &HeaderMap, need: Need) -> Result<(), ApiError> {
+    /// Allows or refuses a request to a route needing `need`; `authority` is the request
+    /// URI's (HTTP/2 sends the host there instead of in a `Host` header).
+    pub(super) fn check(
+        &self,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+        need: Need,
+    ) -> Result<(), ApiError> {
         if self.is_open() {
-            return open_check(headers, need);
+            return open_check(headers, authority, need);
         }
         let Some(token) = bearer(headers) else {
             return Err(ApiError::Unauthorized { wrong: false });
@@ -122,11 +128,11 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
 /// send: a request from another site (any `Origin` header on a write route, which a page
 /// can send without the reader's consent), and a `Host` that is not a loopback name (a DNS
 /// rebinding page reaching the loopback port under its own name).
-fn open_check(headers: &HeaderMap, need: Need) -> Result<(), ApiError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+fn open_check(headers: &HeaderMap, authority: Option<&str>, need: Need) -> Result<(), ApiError> {
+    let host = match headers.get(header::HOST) {
+        Some(h) => h.to_str().unwrap_or("\u{fffd}"),
+        None => authority.unwrap_or(""),
+    };
     if !host.is_empty() && !is_loopback_host(host) {
         return Err(ApiError::Forbidden(
             "open admin routes (no token configured) answer only requests addressed to a \
@@ -177,7 +183,8 @@ pub(super) async fn require_write(
 }
 
 async fn guarded(access: &Access, need: Need, request: Request, next: Next) -> Response {
-    let mut response = match access.check(request.headers(), need) {
+    let authority = request.uri().authority().map(|a| a.as_str());
+    let mut response = match access.check(request.headers(), authority, need) {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
     };
@@ -250,8 +257,12 @@ mod tests {
                 Some(a) => headers(&[("authorization", a)]),
                 None => HeaderMap::new(),
             };
-            assert_eq!(status(access.check(&h, Need::Read)), read, "{auth:?}");
-            assert_eq!(status(access.check(&h, Need::Write)), write, "{auth:?}");
+            assert_eq!(status(access.check(&h, None, Need::Read)), read, "{auth:?}");
+            assert_eq!(
+                status(access.check(&h, None, Need::Write)),
+                write,
+                "{auth:?}"
+            );
         }
         let debug = format!("{access:?}");
         assert!(
@@ -272,7 +283,7 @@ mod tests {
         ] {
             let h = headers(&[("host", host)]);
             assert_eq!(
-                status(open.check(&h, Need::Write)),
+                status(open.check(&h, None, Need::Write)),
                 StatusCode::OK,
                 "{host}"
             );
@@ -285,7 +296,7 @@ mod tests {
         ] {
             let h = headers(&[("host", host)]);
             assert_eq!(
-                status(open.check(&h, Need::Read)),
+                status(open.check(&h, None, Need::Read)),
                 StatusCode::FORBIDDEN,
                 "{host}"
             );
@@ -294,9 +305,29 @@ mod tests {
             ("host", "127.0.0.1:3000"),
             ("origin", "http://evil.example"),
         ]);
-        assert_eq!(status(open.check(&browser, Need::Read)), StatusCode::OK);
         assert_eq!(
-            status(open.check(&browser, Need::Write)),
+            status(open.check(&browser, None, Need::Read)),
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(open.check(&browser, None, Need::Write)),
+            StatusCode::FORBIDDEN
+        );
+        // Without a Host header (HTTP/2), the URI's authority counts.
+        let none = HeaderMap::new();
+        assert_eq!(
+            status(open.check(&none, Some("evil.example"), Need::Read)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(open.check(&none, Some("localhost:1"), Need::Read)),
+            StatusCode::OK
+        );
+        // A Host that is not text is not a loopback name.
+        let mut odd = HeaderMap::new();
+        odd.insert("host", HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(
+            status(open.check(&odd, None, Need::Read)),
             StatusCode::FORBIDDEN
         );
         // With tokens, a browser holding one is as good as any client.
@@ -305,6 +336,9 @@ mod tests {
             ("origin", "http://ui.example"),
             ("authorization", "Bearer w"),
         ]);
-        assert_eq!(status(guarded.check(&browser, Need::Write)), StatusCode::OK);
+        assert_eq!(
+            status(guarded.check(&browser, None, Need::Write)),
+            StatusCode::OK
+        );
     }
 }

@@ -84,7 +84,7 @@
 //! # Replay jobs
 //!
 //! A bulk replay is a durable [job](crate::store::ReplayJob) stepped by a
-//! [`Replayer`](crate::store::Replayer) in a task of this process, in batches
+//! [`Replayer`] in a task of this process, in batches
 //! ([`replay_batch_size`](AdminBuilder::replay_batch_size)) and at a bounded rate
 //! ([`replay_rate`](AdminBuilder::replay_rate)). If the process stops, the job stays
 //! running in the store; call [`Admin::resume_replays`] at start-up to carry on with it
@@ -104,8 +104,8 @@
 //! routes answer `401`/`403` to everyone (or use [`read_only`](AdminBuilder::read_only) to
 //! serve none).
 //!
-//! **Without any token, every route is open** to anyone who can connect: [`build`]
-//! (AdminBuilder::build) allows that only when the router is served on loopback
+//! **Without any token, every route is open** to anyone who can connect:
+//! [`build`](AdminBuilder::build) allows that only when the router is served on loopback
 //! ([`served_on`](AdminBuilder::served_on) a loopback address, or
 //! [`loopback_only`](AdminBuilder::loopback_only)). Even then, any local process and any
 //! user of the machine can read the events (bodies included) and replay them. Open routes
@@ -299,7 +299,7 @@ impl AdminBuilder {
         self
     }
 
-    /// Events per replay step (default: the [`Replayer`](crate::store::Replayer)'s).
+    /// Events per replay step (default: the [`Replayer`]'s).
     pub fn replay_batch_size(mut self, n: usize) -> Self {
         self.batch_size = Some(n);
         self
