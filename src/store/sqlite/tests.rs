@@ -546,6 +546,8 @@ async fn event_log_reads_take_their_documented_paths() {
     );
     let oldest = query_plan(&conn, &sqls[3]).join("\n");
     assert!(oldest.contains("hookdock_events_available"), "{oldest}");
+    let dead = query_plan(&conn, &sqls[4]).join("\n");
+    assert!(dead.contains("INDEX hookdock_events_dead (id<?)"), "{dead}");
     for sql in log::scanning_sql()
         .into_iter()
         .chain(replay_jobs::scanning_sql())
