@@ -2,7 +2,7 @@
 //! deliveries and stores each one durably before answering `200`.
 //!
 //! ```sh
-//! cargo run --example receiver
+//! cargo run --features admin --example receiver
 //! ```
 //!
 //! Routes (POST only): `/webhooks/github`, `/webhooks/stripe`, `/webhooks/standard`. Each is
@@ -15,19 +15,22 @@
 //! can share it:
 //!
 //! ```sh
-//! HOOKDOCK_DATABASE_URL=postgres://app@localhost/app cargo run --features postgres --example receiver
+//! HOOKDOCK_DATABASE_URL=postgres://app@localhost/app cargo run --features admin,postgres --example receiver
 //! ```
 //!
 //! A [`Worker`](hookdock::worker::Worker) in the same process drains that queue through the
 //! dedupe layer (claims in the same database) into a demo handler that logs each event
-//! (source, id, type) and can be told to fail. JSON admin routes: `GET /admin/stats` (queue
-//! counts and worker totals), `GET /admin/dead` (dead letters with reasons and attempts;
-//! `?source=`, `?event_id=`, `?reason=`, `?after=`, `?limit=`), `POST /admin/dead/replay`
-//! (every dead letter, or `?id=<message>`, or `?source=`). The worker's settings
-//! (`HOOKDOCK_WORKER`, `HOOKDOCK_DEMO_FAIL_RATE`, `HOOKDOCK_DEMO_FAIL_KIND`,
+//! (source, id, type) and can be told to fail. The library's admin routes
+//! ([`hookdock::admin`]) are mounted under `/admin`: `GET /admin/stats` (event log counts,
+//! queue counts and worker totals), `GET /admin/events` (search: `?source=&type=&status=&
+//! origin=&from=&until=&before=&limit=`), `GET /admin/events/{source}/{id}` (and `/body`, the
+//! raw bytes), `GET /admin/dead`, `POST /admin/events/{source}/{id}/replay?mode=dedupe|forced`,
+//! `POST /admin/replays` and `POST /admin/dead/replay` (bulk replay jobs, in the background),
+//! `GET /admin/replays/{id}` (progress), `POST /admin/replays/{id}/cancel`. The worker's
+//! settings (`HOOKDOCK_WORKER`, `HOOKDOCK_DEMO_FAIL_RATE`, `HOOKDOCK_DEMO_FAIL_KIND`,
 //! `HOOKDOCK_DEMO_DELAY_MS`, `HOOKDOCK_DEMO_EFFECTS`, `HOOKDOCK_LEASE_MS`,
-//! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN`, `HOOKDOCK_ADMIN_TOKEN`) are listed in
-//! `examples/demo/worker.rs`.
+//! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN`, `HOOKDOCK_ADMIN_TOKEN`,
+//! `HOOKDOCK_ADMIN_READ_TOKEN`) are listed in `examples/demo/worker.rs`.
 //!
 //! Configuration, from the environment:
 //!
@@ -81,18 +84,18 @@ use hookdock::scheme::Preset;
 use hookdock::serve::serve;
 use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::store::IdempotencyStore;
-use hookdock::store::{Queue, QueueOptions};
+use hookdock::store::{EventLog, Queue, QueueOptions};
 use hookdock::verify::VerifyLayer;
 use tower::ServiceBuilder;
 
 use config::{Config, Route};
 
-/// The database: the queue every route stores into and the dedupe store of the worker (the
-/// queue brings its own wake-up for the worker). Everything past this point sees only the
-/// trait objects, so the routes, the worker and the admin API are one code path for every
-/// backend.
+/// The database: the queue every route stores into (which is also its event log) and the
+/// dedupe store of the worker (the queue brings its own wake-up for the worker). Everything
+/// past this point sees only the trait objects, so the routes, the worker and the admin API
+/// are one code path for every backend.
 struct Storage {
-    queue: Arc<dyn Queue>,
+    log: Arc<dyn EventLog>,
     dedupe: Arc<dyn IdempotencyStore>,
     /// What the banner says about it.
     describe: String,
@@ -155,7 +158,7 @@ fn open_sqlite(config: &Config) -> Result<Storage, Box<dyn Error>> {
         format!("cannot open the SQLite database {}: {e}{cause}", config.db)
     })?;
     Ok(Storage {
-        queue: Arc::new(store.queue(queue_options(config))),
+        log: Arc::new(store.queue(queue_options(config))),
         dedupe: Arc::new(store.idempotency()),
         describe: format!("SQLite {}", config.db),
         closer: Closer::Sqlite(store),
@@ -208,7 +211,7 @@ async fn open_postgres(config: &Config, url: &str) -> Result<Storage, Box<dyn Er
         )
     })?;
     Ok(Storage {
-        queue: Arc::new(store.queue(queue_options(config))),
+        log: Arc::new(store.queue(queue_options(config))),
         dedupe: Arc::new(store.idempotency()),
         describe: format!("PostgreSQL {shown}, schema {}", config.database_schema),
         closer: Closer::Postgres(store),
@@ -323,16 +326,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .map_err(|e| format!("cannot listen on HOOKDOCK_ADDR {addr}: {e}"))?;
     let addr = listener.local_addr()?;
     let Storage {
-        queue,
+        log,
         dedupe,
         describe,
         closer,
     } = open_storage(&config).await?;
+    let queue: Arc<dyn Queue> = log.clone();
     let worker = worker_config.start(Arc::clone(&queue), dedupe)?;
-    let app = webhook_routes(&config, &queue)?.merge(worker_config.admin_routes(
-        Arc::clone(&queue),
-        worker.as_ref().map(|w| w.worker().clone()),
-    ));
+    let admin = worker_config
+        .admin_routes(log, worker.as_ref().map(|w| w.worker().clone()), addr)
+        .await?;
+    let app = webhook_routes(&config, &queue)?.merge(admin);
 
     print_banner(
         &config,

@@ -92,12 +92,20 @@
 //! | `ed25519` | no | Standard Webhooks `v1a` signatures (`Preset::standard_webhooks_ed25519`) |
 //! | `aws-sns` | no | the AWS SNS scheme (`scheme::sns`: RSA, X.509 certificates through a pluggable cached source) |
 //! | `aws-sns-https` | no | `scheme::sns::HttpsFetcher`, the default HTTPS certificate source and subscription confirmer (hyper, rustls with ring) |
+//! | `admin` | no | `admin`: mountable admin routes (axum) over the event log: stats, events, raw bodies, replay jobs, bearer tokens |
+//! | `cli` | no | the `hookdock` command-line tool and [`cli`] (event log, dead letters, stats, purge, export over SQLite or PostgreSQL) |
 //! | `test-util` | no | `testing`: test signer, fake clock, conformance suites |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unreachable_pub)]
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 pub mod clock;
 mod error;
 pub mod event;

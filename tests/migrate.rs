@@ -294,7 +294,89 @@ async fn a_version_1_postgres_schema_is_migrated() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
+    store.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+}
+
+/// The event log on a migrated version 1 PostgreSQL dump: every stored event is listed with
+/// the status its state means, a dead letter done when it died, and the claim-only record of
+/// a key no event was stored under not at all.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_migrated_postgres_schema_has_its_events_in_the_log() {
+    use hookdock::store::postgres::{PgOptions, PgStore};
+    use hookdock::store::{EventFilter, EventLog, EventStatus, Origin};
+    use sqlx::postgres::PgPoolOptions;
+
+    let Some(url) = postgres_support::url("a_migrated_postgres_schema_has_its_events_in_the_log")
+    else {
+        return;
+    };
+    let schema = postgres_support::unique_schema("v1log");
+    let dump: String = include_str!("data/v1/postgres.sql")
+        .lines()
+        .filter(|l| !l.starts_with('\\'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "CREATE SCHEMA fixture;",
+            &format!("CREATE SCHEMA \"{schema}\";"),
+        )
+        .replace("fixture.", &format!("\"{schema}\"."));
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(dump))
+        .execute(&pool)
+        .await
+        .expect("load the version 1 dump");
+    let options = PgOptions::new().schema(schema.clone()).clock(clock());
+    let store = PgStore::from_pool(pool.clone(), options)
+        .await
+        .expect("migrate and open");
+    let queue = store.queue(QueueOptions::default().max_attempts(3));
+    let page = queue.list(&EventFilter::all()).await.unwrap();
+    let seen: Vec<(&str, EventStatus)> = page
+        .entries
+        .iter()
+        .map(|e| (e.event_id.as_str(), e.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("retry-5", EventStatus::Retrying),
+            ("dead-3", EventStatus::Dead),
+            ("leased-2", EventStatus::Leased),
+            ("waiting-1", EventStatus::Pending),
+        ],
+        "newest first; the claim-only record is not an event"
+    );
+    let dead = &page.entries[1];
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("permanent failure: no such customer")
+    );
+    assert_eq!(
+        dead.done_at,
+        Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)),
+        "a dead letter was done when it died"
+    );
+    assert!(page
+        .entries
+        .iter()
+        .all(|e| e.origin == Origin::Push && e.replays == 0 && e.event_type.is_none()));
+    assert_eq!(
+        page.entries[0].last_error.as_deref(),
+        Some("retryable failure: timeout")
+    );
     store.close().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{schema}\" CASCADE"

@@ -468,7 +468,12 @@ async fn migrations_are_idempotent_concurrent_and_checked() {
     .unwrap();
     assert_eq!(
         tables,
-        ["hookdock_events", "hookdock_migrations", "hookdock_queue"]
+        [
+            "hookdock_events",
+            "hookdock_migrations",
+            "hookdock_queue",
+            "hookdock_replay_jobs"
+        ]
     );
     // A migration recorded with different SQL is refused rather than silently skipped.
     sqlx::query(sqlx::AssertSqlSafe(format!(

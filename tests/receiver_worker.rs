@@ -283,33 +283,32 @@ async fn permanent_failure_dead_letters_then_replay_after_fix_applies_once(setup
     let addr = broken.addr;
     eventually("the event is dead-lettered", || async {
         let dead = admin(addr, "GET", "/admin/dead").await;
-        dead["dead"].as_array().is_some_and(|d| d.len() == 1)
+        dead["entries"].as_array().is_some_and(|d| d.len() == 1)
     })
     .await;
     let dead = admin(addr, "GET", "/admin/dead?source=github").await;
-    let letter = &dead["dead"][0];
+    let letter = &dead["entries"][0];
     assert_eq!(letter["event_id"], "perm-1");
     assert_eq!(letter["attempts"], 1);
-    let reason = letter["reason"].as_str().expect("reason");
+    let reason = letter["last_error"].as_str().expect("reason");
     assert!(
         reason.starts_with("permanent failure: demo failure"),
         "{reason}"
     );
-    let message = letter["message"].as_i64().expect("message id");
     assert!(setup.effects().is_empty());
     broken.stop();
 
     // The handler is fixed (the new process does not fail); replay that one event.
     let fixed = setup.start(&[]);
     let addr = fixed.addr;
-    let replayed = admin(addr, "POST", &format!("/admin/dead/replay?id={message}")).await;
+    let replayed = admin(addr, "POST", "/admin/events/github/perm-1/replay").await;
     assert_eq!(replayed["replayed"], 1);
     eventually("the replayed event is applied", || async {
         setup.effects().contains_key("github/perm-1") && queue_depth(addr).await == 0
     })
     .await;
     assert_eq!(
-        admin(addr, "GET", "/admin/dead").await["dead"],
+        admin(addr, "GET", "/admin/dead").await["entries"],
         serde_json::json!([])
     );
     // Nothing more to replay, and a late duplicate from the provider is skipped.

@@ -73,7 +73,7 @@ case "$BACKEND" in
   both) backends="sqlite postgres" ;;
   *) echo "BACKEND must be sqlite, postgres or both, not $BACKEND" >&2; exit 2 ;;
 esac
-features=()
+features=(--features admin)
 pg_url=""
 if [[ "$backends" == *postgres* ]]; then
   pg_url=${HOOKDOCK_BENCH_POSTGRES_URL:-${HOOKDOCK_TEST_POSTGRES_URL:-}}
@@ -83,7 +83,7 @@ if [[ "$backends" == *postgres* ]]; then
     exit 2
   fi
   command -v psql >/dev/null || { echo "BACKEND=$BACKEND needs psql" >&2; exit 2; }
-  features=(--features postgres)
+  features=(--features admin,postgres)
 fi
 
 for tool in wrk openssl /usr/bin/time; do

@@ -1,5 +1,6 @@
 //! The receiver's worker side: a demo handler run by hookdock's [`Worker`] (dedupe, retries,
-//! dead letters) and JSON admin routes over the queue. Included by `examples/receiver.rs`.
+//! dead letters) and the library's admin routes ([`hookdock::admin`]) over the event log.
+//! Included by `examples/receiver.rs`.
 //!
 //! Configuration, from the environment:
 //!
@@ -13,25 +14,20 @@
 //! | `HOOKDOCK_LEASE_MS` | `30000` | the worker's lease, and the dedupe claim's |
 //! | `HOOKDOCK_WORKER_CONCURRENCY` | `64` | events handled at once |
 //! | `HOOKDOCK_ADMIN` | `on` | `off` serves no admin routes |
-//! | `HOOKDOCK_ADMIN_TOKEN` | none | the admin routes require `Authorization: Bearer <token>`; a comma-separated list during a rotation (any one is accepted). Unset: the admin routes are open, which is only allowed on a loopback address (elsewhere the receiver refuses to start); set but empty: refused |
+//! | `HOOKDOCK_ADMIN_TOKEN` | none | read-write admin tokens: the admin routes require `Authorization: Bearer <token>`; a comma-separated list during a rotation (any one is accepted). Unset (and no read token): the admin routes are open, which is only allowed on a loopback address (elsewhere the receiver refuses to start); set but empty: refused |
+//! | `HOOKDOCK_ADMIN_READ_TOKEN` | none | read-only admin tokens (the `GET` routes only), a comma-separated list; needs `HOOKDOCK_ADMIN_TOKEN` too |
 
 use std::error::Error;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use hookdock::store::{DeadLetterFilter, MessageId, Queue};
-use hookdock::store::{DeadLetters, IdempotencyStore};
+use axum::Router;
+use hookdock::admin::Admin;
+use hookdock::store::{EventLog, IdempotencyStore, Queue};
 use hookdock::worker::{DedupeLayer, Event, HandlerError, Worker, WorkerHandle};
-use hookdock::StoreError;
-use subtle::{Choice, ConstantTimeEq};
 use tower::service_fn;
 
 use crate::config::{env, parse, secret_list};
@@ -51,8 +47,12 @@ enum AdminAccess {
     Off,
     /// Anyone who can connect: only on a loopback address.
     Open,
-    /// Holders of one of these tokens (`HOOKDOCK_ADMIN_TOKEN`).
-    Tokens(Arc<[String]>),
+    /// Holders of one of these tokens: read-write (`HOOKDOCK_ADMIN_TOKEN`) and read-only
+    /// (`HOOKDOCK_ADMIN_READ_TOKEN`).
+    Tokens {
+        write: Vec<String>,
+        read: Vec<String>,
+    },
 }
 
 /// What the demo handler does.
@@ -69,10 +69,20 @@ impl WorkerConfig {
     /// address other than loopback are refused.
     pub fn from_env(addr: &str, loopback: bool) -> Result<Self, Box<dyn Error>> {
         let admin = match env("HOOKDOCK_ADMIN").as_deref() {
-            None | Some("on") => match secret_list("HOOKDOCK_ADMIN_TOKEN")? {
-                Some(tokens) => AdminAccess::Tokens(tokens.into()),
-                None if loopback => AdminAccess::Open,
-                None => {
+            None | Some("on") => match (
+                secret_list("HOOKDOCK_ADMIN_TOKEN")?,
+                secret_list("HOOKDOCK_ADMIN_READ_TOKEN")?,
+            ) {
+                (Some(write), read) => AdminAccess::Tokens {
+                    write,
+                    read: read.unwrap_or_default(),
+                },
+                (None, Some(_)) => {
+                    return Err("HOOKDOCK_ADMIN_READ_TOKEN is set without HOOKDOCK_ADMIN_TOKEN:                                 set a read-write token too (or unset both, on a loopback                                 address only)"
+                        .into())
+                }
+                (None, None) if loopback => AdminAccess::Open,
+                (None, None) => {
                     return Err(format!(
                         "the admin routes (/admin/stats, /admin/dead, /admin/dead/replay) would be \
                          open to anyone who can reach {addr}: set HOOKDOCK_ADMIN_TOKEN, or \
@@ -169,15 +179,19 @@ impl WorkerConfig {
     }
 
     fn describe_admin(&self) -> String {
-        let routes = "GET /admin/stats, GET /admin/dead, POST /admin/dead/replay";
+        let routes = "/admin/stats, /admin/events, /admin/dead, /admin/replays (GET and POST)";
         match &self.admin {
             AdminAccess::Off => "  admin: off (HOOKDOCK_ADMIN=off)".into(),
             AdminAccess::Open => format!(
                 "  admin: {routes} (no HOOKDOCK_ADMIN_TOKEN: open, on this loopback address only)"
             ),
-            AdminAccess::Tokens(_) => {
+            AdminAccess::Tokens { read, .. } if read.is_empty() => {
                 format!("  admin: {routes} (Bearer token from HOOKDOCK_ADMIN_TOKEN)")
             }
+            AdminAccess::Tokens { .. } => format!(
+                "  admin: {routes} (Bearer token from HOOKDOCK_ADMIN_TOKEN; read-only from \
+                 HOOKDOCK_ADMIN_READ_TOKEN)"
+            ),
         }
     }
 
@@ -204,26 +218,40 @@ impl WorkerConfig {
         Ok(Some(worker.spawn()))
     }
 
-    /// The admin routes, over `queue` and the running worker (if any); none with
-    /// `HOOKDOCK_ADMIN=off`.
-    pub fn admin_routes(&self, queue: Arc<dyn Queue>, worker: Option<Worker>) -> Router {
-        let tokens = match &self.admin {
-            AdminAccess::Off => return Router::new(),
-            AdminAccess::Open => None,
-            AdminAccess::Tokens(tokens) => Some(Arc::clone(tokens)),
-        };
-        let admin = Admin {
-            dead: DeadLetters::new(queue.clone()),
-            queue,
-            worker,
-            tokens,
-        };
-        Router::new()
-            .route("/admin/stats", get(stats))
-            .route("/admin/dead", get(dead))
-            .route("/admin/dead/replay", post(replay))
-            .route_layer(middleware::from_fn_with_state(admin.clone(), require_token))
-            .with_state(admin)
+    /// The admin routes ([`hookdock::admin`]) over the event log, served on `addr`, with
+    /// the running worker's totals (if any); none with `HOOKDOCK_ADMIN=off`. Replay jobs a
+    /// previous run left unfinished are resumed.
+    pub async fn admin_routes(
+        &self,
+        log: Arc<dyn EventLog>,
+        worker: Option<Worker>,
+        addr: SocketAddr,
+    ) -> Result<Router, Box<dyn Error>> {
+        let mut admin = Admin::builder(log).served_on(addr);
+        match &self.admin {
+            AdminAccess::Off => return Ok(Router::new()),
+            AdminAccess::Open => {}
+            AdminAccess::Tokens { write, read } => {
+                for token in write {
+                    admin = admin.write_token(token);
+                }
+                for token in read {
+                    admin = admin.read_token(token);
+                }
+            }
+        }
+        if let Some(worker) = worker {
+            admin = admin.worker(worker);
+        }
+        let admin = admin.build().map_err(|e| format!("admin routes: {e}"))?;
+        let resumed = admin.resume_replays().await?;
+        if !resumed.is_empty() {
+            println!(
+                "  admin: resumed {} unfinished replay job(s)",
+                resumed.len()
+            );
+        }
+        Ok(Router::new().nest("/admin", admin.router()))
     }
 }
 
@@ -290,116 +318,4 @@ async fn handle(demo: Arc<Demo>, event: Event) -> Result<(), HandlerError> {
         .map_err(|e| HandlerError::retry(format!("effect writer task failed: {e}")))??;
     }
     Ok(())
-}
-
-#[derive(Clone)]
-struct Admin {
-    queue: Arc<dyn Queue>,
-    dead: DeadLetters,
-    worker: Option<Worker>,
-    /// `None`: open (loopback only, checked at start-up).
-    tokens: Option<Arc<[String]>>,
-}
-
-/// Without configured tokens (loopback only), everything passes; with them, only
-/// `Bearer <token>` for one of them (each compared in constant time, all of them always).
-async fn require_token(State(admin): State<Admin>, request: Request, next: Next) -> Response {
-    if let Some(tokens) = &admin.tokens {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .unwrap_or_default();
-        let matched = tokens
-            .iter()
-            .fold(Choice::from(0), |any, t| any | given.ct_eq(t.as_bytes()));
-        if !bool::from(matched) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
-                Json(serde_json::json!({ "error": "admin token required" })),
-            )
-                .into_response();
-        }
-    }
-    next.run(request).await
-}
-
-/// A storage failure: 503 with `Retry-After`.
-fn unavailable(error: StoreError) -> Response {
-    tracing::warn!(%error, "admin request failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
-        Json(serde_json::json!({ "error": error.to_string() })),
-    )
-        .into_response()
-}
-
-/// `GET /admin/stats`: the queue's counts and the worker's totals.
-async fn stats(State(admin): State<Admin>) -> Response {
-    match admin.queue.stats().await {
-        Ok(queue) => Json(serde_json::json!({
-            "queue": queue,
-            "worker": admin.worker.as_ref().map(Worker::stats),
-        }))
-        .into_response(),
-        Err(error) => unavailable(error),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct DeadQuery {
-    source: Option<String>,
-    event_id: Option<String>,
-    reason: Option<String>,
-    /// Page on: only message ids above this.
-    after: Option<i64>,
-    /// At most this many (default 100, at most 1000).
-    limit: Option<usize>,
-}
-
-/// `GET /admin/dead`: dead letters with their reasons and attempts, oldest first.
-async fn dead(State(admin): State<Admin>, Query(q): Query<DeadQuery>) -> Response {
-    let mut filter = DeadLetterFilter::all().limit(q.limit.unwrap_or(100).min(1000));
-    if let Some(source) = q.source {
-        filter = filter.source(source);
-    }
-    if let Some(id) = q.event_id {
-        filter = filter.event_id(id);
-    }
-    if let Some(text) = q.reason {
-        filter = filter.reason_contains(text);
-    }
-    if let Some(after) = q.after {
-        filter = filter.after(MessageId(after));
-    }
-    match admin.dead.list(&filter).await {
-        Ok(dead) => Json(serde_json::json!({ "dead": dead })).into_response(),
-        Err(error) => unavailable(error),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ReplayQuery {
-    /// Only this message (as listed by `GET /admin/dead`).
-    id: Option<i64>,
-    /// Only this source.
-    source: Option<String>,
-}
-
-/// `POST /admin/dead/replay`: replays every dead letter, or `?id=<message>`, or
-/// `?source=<name>`.
-async fn replay(State(admin): State<Admin>, Query(q): Query<ReplayQuery>) -> Response {
-    let mut filter = match q.id {
-        Some(id) => DeadLetterFilter::message(MessageId(id)),
-        None => DeadLetterFilter::all(),
-    };
-    if let Some(source) = q.source {
-        filter = filter.source(source);
-    }
-    match admin.dead.replay(&filter).await {
-        Ok(replayed) => Json(serde_json::json!({ "replayed": replayed })).into_response(),
-        Err(error) => unavailable(error),
-    }
 }

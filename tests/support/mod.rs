@@ -17,6 +17,7 @@ pub fn receiver_binary() -> &'static Path {
         let features: Vec<&str> = [
             ("sqlite", cfg!(feature = "sqlite")),
             ("serve", cfg!(feature = "serve")),
+            ("admin", cfg!(feature = "admin")),
             ("postgres", cfg!(feature = "postgres")),
             ("ed25519", cfg!(feature = "ed25519")),
             ("test-util", cfg!(feature = "test-util")),

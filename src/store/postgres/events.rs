@@ -37,19 +37,23 @@ impl Shared {
     }
 }
 
-/// `$1..$5` the events' keys, times and bytes, `$6` now, `$7` the wake channel.
+/// `$1..$5` the events' keys, times and bytes, `$6` now, `$7` the wake channel, `$8` their
+/// types, `$9` their origin codes.
 const INSERT: &str = "
 WITH input AS (
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::bytea[])
-        WITH ORDINALITY AS t(source, event_id, received_at, headers, body, ord)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::bytea[],
+                         $8::text[], $9::int2[])
+        WITH ORDINALITY AS t(source, event_id, received_at, headers, body, event_type, origin, ord)
 ), ins AS (
     INSERT INTO {schema}.hookdock_events
-        (source, event_id, received_at, headers, body, enqueued_at)
-    SELECT source, event_id, received_at, headers, body, $6 FROM input ORDER BY ord
+        (source, event_id, received_at, headers, body, enqueued_at, event_type)
+    SELECT source, event_id, received_at, headers, body, $6, event_type FROM input ORDER BY ord
     ON CONFLICT (source, event_id) DO NOTHING
     RETURNING id, source, event_id
 ), queued AS (
-    INSERT INTO {schema}.hookdock_queue (id, available_at) SELECT id, $6 FROM ins
+    INSERT INTO {schema}.hookdock_queue (id, available_at, origin)
+    SELECT ins.id, $6, input.origin
+    FROM ins JOIN input ON input.source = ins.source AND input.event_id = ins.event_id
 ), wake AS (
     SELECT pg_notify($7, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_new
 )
@@ -64,19 +68,24 @@ JOIN UNNEST($1::text[], $2::text[]) AS k(source, event_id)
 JOIN {schema}.hookdock_queue q ON q.id = e.id";
 
 /// Stores events on records that held only a claim: `$1..$4` ids, times and bytes, `$5`
-/// now, `$6` the wake channel.
+/// now, `$6` the wake channel, `$7` types, `$8` origin codes. The record starts a history of
+/// its own (a claim-only record may be what a forgotten event left).
 const ATTACH: &str = "
 WITH input AS (
-    SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[])
-        AS t(id, received_at, headers, body)
+    SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $7::text[],
+                         $8::int2[])
+        AS t(id, received_at, headers, body, event_type, origin)
 ), q AS (
-    UPDATE {schema}.hookdock_queue q SET state = 0, available_at = $5, attempts = 0
+    UPDATE {schema}.hookdock_queue q SET state = 0, available_at = $5, attempts = 0,
+        origin = input.origin, last_error = NULL, dead_reason = NULL, dead_at = NULL,
+        first_attempt_at = NULL, last_attempt_at = NULL, done_at = NULL, replays = 0,
+        forced_replays = 0
     FROM input WHERE q.id = input.id AND q.state = 4 AND q.available_at > $5
     RETURNING q.id
 ), e AS (
     UPDATE {schema}.hookdock_events e
     SET received_at = input.received_at, headers = input.headers, body = input.body,
-        enqueued_at = $5
+        enqueued_at = $5, event_type = input.event_type
     FROM input JOIN q ON q.id = input.id
     WHERE e.id = input.id
     RETURNING e.id
@@ -115,6 +124,8 @@ pub(super) struct Statements {
     pub(super) depth: Sql,
     pub(super) queue: super::queue::Statements,
     pub(super) claims: super::idempotency::Statements,
+    pub(super) log: super::log::Statements,
+    pub(super) jobs: super::replay_jobs::Statements,
 }
 
 impl Statements {
@@ -127,6 +138,8 @@ impl Statements {
             depth: schema.sql(DEPTH),
             queue: super::queue::Statements::new(schema),
             claims: super::idempotency::Statements::new(schema),
+            log: super::log::Statements::new(schema),
+            jobs: super::replay_jobs::Statements::new(schema),
         }
     }
 }
@@ -366,6 +379,8 @@ impl EnqueueOp {
         let received: Vec<i64> = events.iter().map(|e| to_micros(e.received_at)).collect();
         let headers: Vec<Vec<u8>> = events.iter().map(|e| encode_headers(&e.headers)).collect();
         let bodies: Vec<&[u8]> = events.iter().map(|e| &e.body[..]).collect();
+        let types: Vec<Option<&str>> = events.iter().map(|e| type_of(e)).collect();
+        let origins: Vec<i16> = events.iter().map(|e| origin_of(e)).collect();
         let rows = sqlx::query(self.shared.sql.insert.q())
             .bind(&sources)
             .bind(&ids)
@@ -374,6 +389,8 @@ impl EnqueueOp {
             .bind(&bodies)
             .bind(self.shared.now())
             .bind(&self.shared.channel)
+            .bind(&types)
+            .bind(&origins)
             .fetch_all(&mut *conn)
             .await?;
         match_keys(events, &rows)
@@ -438,6 +455,8 @@ impl EnqueueOp {
             .map(|&(i, _)| encode_headers(&events[i].headers))
             .collect();
         let bodies: Vec<&[u8]> = targets.iter().map(|&(i, _)| &events[i].body[..]).collect();
+        let types: Vec<Option<&str>> = targets.iter().map(|&(i, _)| type_of(events[i])).collect();
+        let origins: Vec<i16> = targets.iter().map(|&(i, _)| origin_of(events[i])).collect();
         let rows = sqlx::query(self.shared.sql.attach.q())
             .bind(&ids)
             .bind(&received)
@@ -445,6 +464,8 @@ impl EnqueueOp {
             .bind(&bodies)
             .bind(self.shared.now())
             .bind(&self.shared.channel)
+            .bind(&types)
+            .bind(&origins)
             .fetch_all(&mut *conn)
             .await?;
         let stored: std::collections::HashSet<i64> =
@@ -474,6 +495,17 @@ impl EnqueueOp {
             .await?;
         Ok(())
     }
+}
+
+/// The event's type as stored.
+fn type_of(e: &RawEvent) -> Option<&str> {
+    e.event_type.as_ref().map(|t| t.as_str())
+}
+
+/// The event's origin code as stored.
+fn origin_of(e: &RawEvent) -> i16 {
+    // The codes are 0..=2.
+    i16::try_from(e.origin.code()).unwrap_or(0)
 }
 
 /// Matches rows `(id, source, event_id, ...)` back to the events (whose keys are unique);

@@ -1,4 +1,5 @@
-//! The PostgreSQL backend: [`PgStore`], a [`Queue`](crate::store::Queue) and an
+//! The PostgreSQL backend: [`PgStore`], a [`Queue`](crate::store::Queue) with its
+//! [`EventLog`](crate::store::EventLog) and an
 //! [`IdempotencyStore`](crate::store::IdempotencyStore) for many receivers and workers sharing
 //! one database.
 //!
@@ -30,8 +31,9 @@
 //!
 //! | table | one row per | key columns |
 //! |---|---|---|
-//! | `hookdock_events` | key `(source, event_id)`, from enqueue until forgotten; never updated but to store an event on a record that held only a claim | `id` (the [`MessageId`](crate::store::MessageId)), `(source, event_id)` unique, `received_at`, `headers`, `body` (the raw bytes) |
-//! | `hookdock_queue` | the state of the record with the same `id` | `state` (0 waiting, 1 leased, 2 dead, 3 handled, 4 holds only a claim), `available_at` (retry time, lease expiry, or when a handled record is forgotten), `attempts`, `lease_token`, `last_error`, `dead_reason`; the dedupe claim: `claim_token`, `claim_done`, `claim_until`, `fingerprint`, `result` |
+//! | `hookdock_events` | key `(source, event_id)`, from enqueue until forgotten; never updated but to store an event on a record that held only a claim | `id` (the [`MessageId`](crate::store::MessageId)), `(source, event_id)` unique, `received_at`, `headers`, `body` (the raw bytes), `event_type` |
+//! | `hookdock_queue` | the state of the record with the same `id` | `state` (0 waiting, 1 leased, 2 dead, 3 handled, 4 holds only a claim, 5 stale), `available_at` (retry time, lease expiry, or when a handled record is forgotten), `attempts`, `lease_token`, `last_error`, `dead_reason`; the dedupe claim: `claim_token`, `claim_done`, `claim_until`, `fingerprint`, `result`; the log's history: `origin` (0 push, 1 replay, 2 reconciliation), `first_attempt_at`, `last_attempt_at`, `done_at`, `replays`, `forced_replays` |
+//! | `hookdock_replay_jobs` | durable replay job | `filter` (JSON), `forced`, `state` (0 running, 1 finished, 2 cancelled), `through`, `after` (the cursor), `total`, `replayed`, `skipped` |
 //! | `hookdock_migrations` | applied migration | `version`, `checksum` |
 //!
 //! The state lives in its own table of small rows so that a lease, a retry or a claim
@@ -73,6 +75,20 @@
 //!   connection for `LISTEN` while any worker waits.
 //! - **Forgetting**: [`Queue::purge_expired`](crate::store::Queue::purge_expired) (the worker
 //!   calls it hourly) deletes handled records past their retention, a chunk per statement.
+//! - **The event log** ([`EventLog`](crate::store::EventLog) for [`PgQueue`]) reads the same
+//!   two tables and adds no index to them (each would be written by every enqueue): a listing
+//!   walks both primary keys backwards from its page's bound (a merge join), a lookup goes
+//!   through the key index, the age of the oldest waiting event comes from the lease index.
+//!   Counts and the total of a new replay job scan what the filter selects. The history
+//!   columns are written by the statements that already write the row (lease, ack, retry,
+//!   dead letter), so the hot paths keep their statement and round-trip counts. With a
+//!   retention of zero an ack deletes the record in the same statement.
+//! - **Replay jobs** step in one transaction each: the job's row is locked (`FOR UPDATE`), so
+//!   steppers of one job in any number of processes take turns; the next batch of records
+//!   after the cursor is picked, the settled ones among them locked in id order (as acks lock
+//!   them) and made ready as replays (in forced mode with the claim reset), and the cursor
+//!   moved, all in one commit, which also sends the `NOTIFY`. A job killed at any point is
+//!   stepped again from the cursor it committed, so no event is replayed twice by one job.
 //! - [`PgIdempotencyStore::complete_in`] completes a claim inside the application's own
 //!   transaction, so a handler whose effect is in the same database applies it exactly once
 //!   even if its process dies at any point.
@@ -111,7 +127,9 @@ mod batch;
 mod error;
 mod events;
 mod idempotency;
+mod log;
 mod queue;
+mod replay_jobs;
 mod schema;
 mod wake;
 

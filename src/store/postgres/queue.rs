@@ -35,14 +35,19 @@ WITH picked AS (
         attempts     = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.attempts ELSE q.attempts + 1 END,
         lease_token  = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.lease_token ELSE q.lease_token + 1 END,
         dead_reason  = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN $5 ELSE NULL END,
-        dead_at      = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN $1 ELSE NULL END
+        dead_at      = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN $1 ELSE NULL END,
+        done_at      = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN $1 ELSE NULL END,
+        first_attempt_at = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.first_attempt_at
+                                ELSE COALESCE(q.first_attempt_at, $1) END,
+        last_attempt_at  = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.last_attempt_at
+                                ELSE $1 END
     FROM picked
     WHERE q.id = picked.id
     RETURNING q.id, q.state, picked.available_at AS was_available, q.attempts, q.lease_token,
-              q.last_error
+              q.last_error, q.origin
 )
 SELECT l.id, l.state, l.was_available, e.source, e.event_id, e.received_at, e.headers,
-       e.body, l.attempts, l.lease_token, l.last_error
+       e.body, l.attempts, l.lease_token, l.last_error, e.event_type, l.origin
 FROM leased l
 LEFT JOIN {schema}.hookdock_events e ON e.id = l.id AND l.state = 1";
 
@@ -51,12 +56,24 @@ UPDATE {schema}.hookdock_queue SET available_at = $3
 WHERE id = $1 AND lease_token = $2 AND state = 1
 RETURNING id";
 
-/// $1 ids, $2 tokens, $3 when the handled records are forgotten.
+/// $1 ids, $2 tokens, $3 when the handled records are forgotten, $4 now.
 const ACK: &str = "
-UPDATE {schema}.hookdock_queue q SET state = 3, available_at = $3
+UPDATE {schema}.hookdock_queue q SET state = 3, available_at = $3, done_at = $4
 FROM UNNEST($1::int8[], $2::int8[]) AS a(id, token)
 WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1
 RETURNING q.id";
+
+/// The ack of a store that retains nothing: forgets the records at once. $1 ids, $2 tokens.
+const ACK_FORGET: &str = "
+WITH acked AS (
+    DELETE FROM {schema}.hookdock_queue q
+    USING UNNEST($1::int8[], $2::int8[]) AS a(id, token)
+    WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1
+    RETURNING q.id
+), gone AS (
+    DELETE FROM {schema}.hookdock_events e USING acked WHERE e.id = acked.id
+)
+SELECT id FROM acked";
 
 /// $1 id, $2 token, $3 at, $4 error (NULL: a deferral, which gives the attempt back and
 /// records no error), $5 now, $6 channel.
@@ -73,14 +90,14 @@ WITH u AS (
 SELECT id, (SELECT count(*) FROM wake) AS woke FROM u";
 
 const DEAD_LETTER: &str = "
-UPDATE {schema}.hookdock_queue SET state = 2, dead_reason = $3, dead_at = $4
+UPDATE {schema}.hookdock_queue SET state = 2, dead_reason = $3, dead_at = $4, done_at = $4
 WHERE id = $1 AND lease_token = $2 AND state = 1
 RETURNING id";
 
 /// Moves leases that expired on their last attempt to the dead letters.
 const REAP: &str = "
 UPDATE {schema}.hookdock_queue
-SET state = 2, dead_reason = $3, dead_at = $1
+SET state = 2, dead_reason = $3, dead_at = $1, done_at = $1
 WHERE state = 1 AND available_at <= $1 AND attempts >= $2";
 
 /// The dead letters a [`DeadFilter`] picks, oldest first: $1 id, $2 source, $3 event id,
@@ -105,7 +122,7 @@ LIMIT $6"
 const DEAD_LETTERS: &str = concat!(
     "
 SELECT q.id, e.source, e.event_id, e.received_at, e.headers, e.body, q.attempts,
-       q.dead_reason, q.dead_at",
+       q.dead_reason, q.dead_at, e.event_type, q.origin",
     dead_letter_pick!()
 );
 
@@ -119,7 +136,9 @@ SELECT q.id",
 FOR UPDATE OF q
 ), u AS (
     UPDATE {schema}.hookdock_queue q
-    SET state = 0, attempts = 0, available_at = $7, dead_reason = NULL, dead_at = NULL
+    SET state = 0, attempts = 0, available_at = $7, dead_reason = NULL, dead_at = NULL,
+        last_error = NULL, first_attempt_at = NULL, last_attempt_at = NULL, done_at = NULL,
+        origin = 1, replays = q.replays + 1
     FROM picked WHERE q.id = picked.id
     RETURNING q.id
 ), wake AS (
@@ -145,6 +164,7 @@ pub(super) struct Statements {
     lease: Sql,
     extend: Sql,
     ack: Sql,
+    ack_forget: Sql,
     retry: Sql,
     dead_letter: Sql,
     reap: Sql,
@@ -159,6 +179,7 @@ impl Statements {
             lease: s.sql(LEASE),
             extend: s.sql(EXTEND),
             ack: s.sql(ACK),
+            ack_forget: s.sql(ACK_FORGET),
             retry: s.sql(RETRY),
             dead_letter: s.sql(DEAD_LETTER),
             reap: s.sql(REAP),
@@ -172,8 +193,9 @@ impl Statements {
 /// A [`Queue`] in PostgreSQL, shared by any number of receiver and worker processes; see the
 /// [module docs](super) for how it works and the tables it uses. From [`PgStore::queue`].
 ///
-/// Enqueue resolves once the event is committed ([`Durability::ServerCommit`]). Cheap to
-/// clone; its batching tasks belong to the store.
+/// Enqueue resolves once the event is committed ([`Durability::ServerCommit`]). It is also
+/// the store's [`EventLog`](crate::store::EventLog): listing, counts and durable replay jobs
+/// over the same records. Cheap to clone; its batching tasks belong to the store.
 #[derive(Debug, Clone)]
 pub struct PgQueue {
     store: PgStore,
@@ -204,7 +226,7 @@ impl PgQueue {
     }
 
     /// Moves leases that expired on their last allowed attempt to the dead letters.
-    async fn reap(&self) -> Result<(), StoreError> {
+    pub(super) async fn reap(&self) -> Result<(), StoreError> {
         sqlx::query(self.sql().reap.q())
             .bind(self.store.now())
             .bind(self.max_attempts())
@@ -236,16 +258,17 @@ impl PgQueue {
     }
 }
 
-/// The columns `source, event_id, received_at, headers, body` starting at `at`.
-fn event_row(row: &PgRow, at: usize) -> Result<EventRow, sqlx::Error> {
+/// The columns `source, event_id, received_at, headers, body` starting at `at`, and
+/// `event_type, origin` starting at `tail`.
+pub(super) fn event_row(row: &PgRow, at: usize, tail: usize) -> Result<EventRow, sqlx::Error> {
     Ok(EventRow {
         source: row.try_get(at)?,
         event_id: row.try_get(at + 1)?,
         received_at: row.try_get(at + 2)?,
         headers: row.try_get(at + 3)?,
         body: row.try_get(at + 4)?,
-        event_type: None,
-        origin: 0,
+        event_type: row.try_get(tail)?,
+        origin: i64::from(row.try_get::<i16, _>(tail + 1)?),
     })
 }
 
@@ -283,13 +306,21 @@ impl BatchOp for AckOp {
         sorted.sort_unstable();
         let ids: Vec<i64> = sorted.iter().map(|l| l.0).collect();
         let tokens: Vec<i64> = sorted.iter().map(|l| l.1).collect();
-        let forget_at = self.shared.now().saturating_add(self.shared.retention);
+        let now = self.shared.now();
+        let forget_at = now.saturating_add(self.shared.retention);
+        let sql = &self.shared.sql.queue;
         let rows = match on_conflict_retry(|| {
-            sqlx::query(self.shared.sql.queue.ack.q())
-                .bind(&ids)
-                .bind(&tokens)
-                .bind(forget_at)
-                .fetch_all(&self.shared.pool)
+            // A retention of zero forgets a handled event at once.
+            let q = if self.shared.retention == 0 {
+                sqlx::query(sql.ack_forget.q()).bind(&ids).bind(&tokens)
+            } else {
+                sqlx::query(sql.ack.q())
+                    .bind(&ids)
+                    .bind(&tokens)
+                    .bind(forget_at)
+                    .bind(now)
+            };
+            q.fetch_all(&self.shared.pool)
         })
         .await
         {
@@ -356,7 +387,7 @@ impl Queue for PgQueue {
                 let was_available: i64 = row.try_get(2)?;
                 let leased = LeasedRow {
                     id: row.try_get(0)?,
-                    event: event_row(row, 3)?,
+                    event: event_row(row, 3, 11)?,
                     attempts: i64::from(row.try_get::<i32, _>(8)?),
                     token: row.try_get(9)?,
                     last_error: row.try_get(10)?,
@@ -432,7 +463,7 @@ impl Queue for PgQueue {
             .map(|row| {
                 Ok(DeadRow {
                     id: row.try_get(0)?,
-                    event: event_row(row, 1)?,
+                    event: event_row(row, 1, 9)?,
                     attempts: i64::from(row.try_get::<i32, _>(6)?),
                     reason: row.try_get(7)?,
                     dead_at: row.try_get(8)?,

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_hookdock_records.sql",
         sql: include_str!("../../../migrations/postgres/0002_hookdock_records.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_hookdock_event_log.sql",
+        sql: include_str!("../../../migrations/postgres/0003_hookdock_event_log.sql"),
+    },
 ];
 
 /// The longest schema name accepted: the notification channel `hookdock_<schema>` must fit
