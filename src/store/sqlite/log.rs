@@ -8,8 +8,8 @@
 //!
 //! - **Listing** walks the primary key backwards from the page's cursor (`id < before`),
 //!   newest first, and stops once the page is full: a page costs the rows it skips over,
-//!   never a sort. A filter naming one key (`source` and `event_id`) is answered by the key
-//!   lookup below instead.
+//!   never a sort. A filter on the dead status walks the dead letters' index instead, and a
+//!   filter naming one key (`source` and `event_id`) is answered by the key lookup below.
 //! - **One event by key.** The reader cannot see the writer's [tail](super::tail) (the keys
 //!   written since the last merge into the key index, which live in the writer thread's
 //!   memory). It does not need to: every record not yet in the key index has an id above
@@ -59,12 +59,15 @@ pub(super) const MATCH: &str = "state <> 4
     AND (?8 IS NULL OR received_at < ?8)";
 
 /// A page: `?9` before (or none), `?10` limit. The bound on `id` is always given (the largest
-/// id when there is no cursor), so the walk is a range of the primary key.
-fn list_sql() -> String {
+/// id when there is no cursor), so the walk is a range of the primary key. `dead_only` (a
+/// filter on the dead status) walks the dead letters' index (`hookdock_events_dead`, by id)
+/// instead, so listing dead letters never reads through the retained events.
+fn list_sql(dead_only: bool) -> String {
+    let dead = if dead_only { "e.state = 2 AND " } else { "" };
     format!(
         "SELECT {ENTRY} FROM hookdock_events AS e
          LEFT JOIN hookdock_event_bodies AS b ON b.id = e.id
-         WHERE e.id < coalesce(?9, 9223372036854775807) AND {MATCH}
+         WHERE {dead}e.id < coalesce(?9, 9223372036854775807) AND {MATCH}
          ORDER BY e.id DESC LIMIT ?10"
     )
 }
@@ -194,7 +197,7 @@ fn list(conn: &Connection, f: &LogFilter) -> rusqlite::Result<Vec<EntryRow>> {
     let mut values: Vec<rusqlite::types::Value> = match_params(f).into();
     values.push(f.before.into());
     values.push(f.limit.into());
-    let mut stmt = conn.prepare_cached(&list_sql())?;
+    let mut stmt = conn.prepare_cached(&list_sql(f.state == Some(2)))?;
     let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| entry_row(r, 0))?;
     rows.collect()
 }
@@ -396,7 +399,13 @@ impl EventLog for SqliteQueue {
 
 #[cfg(test)]
 pub(super) fn all_sql() -> Vec<String> {
-    vec![list_sql(), KEY_ID.to_owned(), get_sql(), oldest_sql()]
+    vec![
+        list_sql(false),
+        KEY_ID.to_owned(),
+        get_sql(),
+        oldest_sql(),
+        list_sql(true),
+    ]
 }
 
 /// Statements that read every matching record by design (counts), checked apart.

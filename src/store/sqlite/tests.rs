@@ -546,6 +546,8 @@ async fn event_log_reads_take_their_documented_paths() {
     );
     let oldest = query_plan(&conn, &sqls[3]).join("\n");
     assert!(oldest.contains("hookdock_events_available"), "{oldest}");
+    let dead = query_plan(&conn, &sqls[4]).join("\n");
+    assert!(dead.contains("INDEX hookdock_events_dead (id<?)"), "{dead}");
     for sql in log::scanning_sql()
         .into_iter()
         .chain(replay_jobs::scanning_sql())
@@ -751,5 +753,54 @@ async fn a_replay_step_looks_at_a_bounded_span_of_ids() {
         (ReplayState::Finished, Some(MessageId(last)), 2)
     );
     assert_eq!(queue.stats().await.unwrap().ready, 2);
+    store.close().await;
+}
+
+/// With a retention of zero an ack deletes the record and its bytes at once (nothing waits
+/// for the purge); a lease that expired on the last attempt is dead and done when the next
+/// lease found it.
+#[tokio::test]
+async fn zero_retention_deletes_at_ack_and_expired_leases_are_done() {
+    use crate::store::{EventLog, EventStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let clock = clock();
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions::new()
+            .clock(clock.clone())
+            .retention(Duration::ZERO),
+    )
+    .unwrap();
+    let queue = store.queue(QueueOptions::default().max_attempts(1));
+    queue.enqueue(event("acked")).await.unwrap();
+    let leased = queue.lease(1, Duration::from_secs(30)).await.unwrap();
+    queue.ack(&leased[0].lease).await.unwrap();
+    let rows = |sql: &str| -> i64 {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(rows("SELECT count(*) FROM hookdock_events"), 0);
+    assert_eq!(rows("SELECT count(*) FROM hookdock_event_bodies"), 0);
+    assert!(queue.get("github", "acked").await.unwrap().is_none());
+
+    queue.enqueue(event("expired")).await.unwrap();
+    assert_eq!(
+        queue.lease(1, Duration::from_secs(30)).await.unwrap().len(),
+        1
+    );
+    clock.advance(Duration::from_secs(31));
+    assert!(queue
+        .lease(1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+    let e = queue.get("github", "expired").await.unwrap().unwrap().entry;
+    assert_eq!(e.status, EventStatus::Dead);
+    assert_eq!(e.done_at, Some(crate::Clock::now(&clock)));
+    assert_eq!(
+        e.last_error.as_deref(),
+        Some(crate::store::EXPIRED_ON_LAST_ATTEMPT)
+    );
     store.close().await;
 }
