@@ -5,8 +5,6 @@
 //! Every query reads the two tables the queue writes, by their primary keys (newest first)
 //! or the key index; the log adds no index to them, so enqueue pays nothing for it.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -16,11 +14,10 @@ use super::queue::event_row;
 use super::schema::{Schema, Sql};
 use super::PgQueue;
 use crate::event::EventId;
-use crate::store::codec::from_micros;
-use crate::store::sql::log::{status_of, EntryRow, LogFilter};
+use crate::store::sql::log::{fold_counts, CountRow, EntryRow, LogFilter};
 use crate::store::{
-    key, EventFilter, EventLog, EventStatus, LogCount, LogCounts, LogPage, LoggedEvent, ReplayJob,
-    ReplayJobId, ReplayMode, StoreError,
+    key, EventFilter, EventLog, LogCounts, LogPage, LoggedEvent, ReplayJob, ReplayJobId,
+    ReplayMode, StoreError,
 };
 
 /// The state a record is in as the log shows it, with `$10` now: a lease that expired is
@@ -228,35 +225,22 @@ impl EventLog for PgQueue {
             .bind(self.store().now())
             .fetch_all(self.store().pool())
             .await?;
-        // (state, tried) pairs of one status merge: a dead letter tried or not is dead.
-        let mut groups: BTreeMap<(String, Option<String>, &'static str), (EventStatus, u64)> =
-            BTreeMap::new();
+        let mut counted = Vec::with_capacity(rows.len());
         let mut oldest: Option<i64> = None;
         for row in &rows {
-            let source: String = row.try_get(0)?;
-            let event_type: Option<String> = row.try_get(1)?;
-            let state = i64::from(row.try_get::<i16, _>(2)?);
-            let tried: bool = row.try_get(3)?;
-            let n: i64 = row.try_get(4)?;
             let waiting_since: Option<i64> = row.try_get(5)?;
-            let Some(status) = status_of(state, i64::from(tried)) else {
-                continue;
-            };
-            let slot = groups
-                .entry((source, event_type, status.as_str()))
-                .or_insert((status, 0));
-            slot.1 += u64::try_from(n).unwrap_or(0);
             if let Some(t) = waiting_since {
                 oldest = Some(oldest.map_or(t, |o| o.min(t)));
             }
+            counted.push(CountRow {
+                source: row.try_get(0)?,
+                event_type: row.try_get(1)?,
+                state: i64::from(row.try_get::<i16, _>(2)?),
+                tried: row.try_get(3)?,
+                count: row.try_get(4)?,
+            });
         }
-        let groups = groups
-            .into_iter()
-            .map(|((source, event_type, _), (status, n))| {
-                LogCount::new(source, event_type, status, n)
-            })
-            .collect();
-        Ok(LogCounts::new(groups, oldest.map(from_micros)))
+        Ok(fold_counts(counted, oldest))
     }
 
     async fn create_replay(

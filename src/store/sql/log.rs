@@ -7,8 +7,8 @@ use super::attempts_out;
 use crate::event::{EventId, EventType};
 use crate::store::codec::{from_micros, to_micros};
 use crate::store::{
-    EventFilter, EventStatus, LogEntry, MessageId, Origin, ReplayJob, ReplayJobId, ReplayMode,
-    ReplayState, StoreError,
+    EventFilter, EventStatus, LogCount, LogCounts, LogEntry, MessageId, Origin, ReplayJob,
+    ReplayJobId, ReplayMode, ReplayState, StoreError,
 };
 
 /// The `state` of a record skipped as stale (the ordering work); settled, like `DONE`.
@@ -209,4 +209,38 @@ pub(crate) fn status_of(state: i64, attempts: i64) -> Option<EventStatus> {
         5 => EventStatus::Stale,
         _ => return None,
     })
+}
+
+/// One row of either backend's count query: a (source, type, state, tried) group and its
+/// size.
+#[derive(Debug, Clone)]
+pub(crate) struct CountRow {
+    pub(crate) source: String,
+    pub(crate) event_type: Option<String>,
+    pub(crate) state: i64,
+    pub(crate) tried: bool,
+    pub(crate) count: i64,
+}
+
+/// The counts of a count query's rows: (state, tried) pairs that name one status are added
+/// up (a dead letter tried or not is dead), records holding only a claim are left out.
+pub(crate) fn fold_counts(rows: Vec<CountRow>, oldest_pending: Option<i64>) -> LogCounts {
+    let mut groups: std::collections::BTreeMap<
+        (String, Option<String>, &'static str),
+        (EventStatus, u64),
+    > = std::collections::BTreeMap::new();
+    for row in rows {
+        let Some(status) = status_of(row.state, i64::from(row.tried)) else {
+            continue;
+        };
+        let slot = groups
+            .entry((row.source, row.event_type, status.as_str()))
+            .or_insert((status, 0));
+        slot.1 += u64::try_from(row.count).unwrap_or(0);
+    }
+    let groups = groups
+        .into_iter()
+        .map(|((source, event_type, _), (status, n))| LogCount::new(source, event_type, status, n))
+        .collect();
+    LogCounts::new(groups, oldest_pending.map(from_micros))
 }

@@ -21,20 +21,16 @@
 //!   oldest waiting event walks the partial index of waiting records
 //!   (`hookdock_events_available`), which holds the backlog and nothing retained.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::replay_jobs::{self, CancelJob, CreateJob, StepJob};
 use super::SqliteQueue;
-use crate::store::codec::from_micros;
-use crate::store::sql::log::status_of;
-use crate::store::sql::log::{filter_json, EntryRow, LogFilter};
+use crate::store::sql::log::{filter_json, fold_counts, CountRow, EntryRow, LogFilter};
 use crate::store::sql::EventRow;
 use crate::store::{
-    EventFilter, EventLog, EventStatus, LogCount, LogCounts, LogPage, LoggedEvent, ReplayJob,
-    ReplayJobId, ReplayMode, StoreError,
+    EventFilter, EventLog, LogCounts, LogPage, LoggedEvent, ReplayJob, ReplayJobId, ReplayMode,
+    StoreError,
 };
 
 /// The columns of an entry, in [`EntryRow`]'s order, from `hookdock_events AS e` joined with
@@ -297,25 +293,17 @@ impl EventLog for SqliteQueue {
             .store()
             .read(move |conn| snapshot(conn, |c| counts(c, &f)))
             .await?;
-        // Several (state, tried) pairs can name one status: add them up.
-        let mut groups: BTreeMap<(String, Option<String>, &'static str), (EventStatus, u64)> =
-            BTreeMap::new();
-        for (source, event_type, state, tried, n) in rows {
-            let Some(status) = status_of(state, i64::from(tried)) else {
-                continue;
-            };
-            let slot = groups
-                .entry((source, event_type, status.as_str()))
-                .or_insert((status, 0));
-            slot.1 += u64::try_from(n).unwrap_or(0);
-        }
-        let groups = groups
+        let rows = rows
             .into_iter()
-            .map(|((source, event_type, _), (status, n))| {
-                LogCount::new(source, event_type, status, n)
+            .map(|(source, event_type, state, tried, count)| CountRow {
+                source,
+                event_type,
+                state,
+                tried,
+                count,
             })
             .collect();
-        Ok(LogCounts::new(groups, oldest.map(from_micros)))
+        Ok(fold_counts(rows, oldest))
     }
 
     async fn create_replay(
