@@ -13,7 +13,9 @@
 //! Every measurement runs in a fresh child process (so its peak RSS, `VmHWM`, is its own):
 //! it opens the database, enqueues `HOOKDOCK_RETENTION_EVENTS` (default 50,000) new events
 //! with 256 concurrent callers, then drains them with one worker. Each figure is the median
-//! of `HOOKDOCK_RETENTION_ROUNDS` (default 3) such processes. The retained events are
+//! of `HOOKDOCK_RETENTION_ROUNDS` (default 3) such processes, and each one is taken right
+//! after one on a database with retention off, so every ratio compares two runs that saw
+//! the same machine. The retained events are
 //! filled in between, by another child process, through the public queue API (enqueue,
 //! lease, ack), so they are what a receiver would have left. Printed: events/s for intake
 //! and drain at each size and as a ratio to retention off, peak RSS and its ratio to the
@@ -279,27 +281,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// `rounds` measurements on `db`; the medians.
+/// `rounds` measurements on `on_db`, each beside one on `off_db` (retention off) taken just
+/// before it, so both see the same machine; the medians of each.
 fn rounds(
-    db: &Path,
-    mode: &str,
+    off_db: &Path,
+    on_db: &Path,
     n: usize,
     rounds: usize,
     next_id: &mut usize,
-) -> BoxResult<Figures> {
-    let (mut i, mut d, mut r) = (Vec::new(), Vec::new(), Vec::new());
+) -> BoxResult<(Figures, Figures)> {
+    let mut runs: [(Vec<f64>, Vec<f64>, Vec<f64>); 2] = Default::default();
     for _ in 0..rounds {
-        let line = run_child("measure", db, mode, n, *next_id)?;
-        *next_id += n;
-        i.push(field(&line, "intake"));
-        d.push(field(&line, "drain"));
-        r.push(field(&line, "rss_kib"));
+        for (i, (db, mode)) in [(off_db, "off"), (on_db, "on")].into_iter().enumerate() {
+            let line = run_child("measure", db, mode, n, *next_id)?;
+            *next_id += n;
+            runs[i].0.push(field(&line, "intake"));
+            runs[i].1.push(field(&line, "drain"));
+            runs[i].2.push(field(&line, "rss_kib"));
+        }
     }
-    Ok(Figures {
+    let [off, on] = runs.map(|(i, d, r)| Figures {
         intake: median(i),
         drain: median(d),
         rss_kib: median(r),
-    })
+    });
+    Ok((off, on))
 }
 
 fn file_bytes(db: &Path) -> u64 {
@@ -329,17 +335,10 @@ fn driver() -> BoxResult<()> {
         dir.path().display()
     );
     let mut next_id = 0;
-
     let off_db = dir.path().join("off.db");
-    let off = rounds(&off_db, "off", n, r, &mut next_id)?;
-    println!(
-        "retention off (zero):   intake {:>8.0} ev/s   drain {:>8.0} ev/s   peak RSS {:>7.0} KiB",
-        off.intake, off.drain, off.rss_kib
-    );
-
     let on_db = dir.path().join("on.db");
-    let on0 = rounds(&on_db, "on", n, r, &mut next_id)?;
-    let mut rows = vec![(0usize, on0)];
+    let (off0, on0) = rounds(&off_db, &on_db, n, r, &mut next_id)?;
+    let mut rows = vec![(0usize, off0, on0)];
     let mut retained = r * n;
     for &size in &sizes {
         if size > retained {
@@ -348,35 +347,33 @@ fn driver() -> BoxResult<()> {
             retained = size;
             println!("  filled to {size} retained ({line})");
         }
-        let f = rounds(&on_db, "on", n, r, &mut next_id)?;
+        let (off, on) = rounds(&off_db, &on_db, n, r, &mut next_id)?;
         let bytes = file_bytes(&on_db);
         println!(
             "  {size} retained: database {:.1} MiB, {:.0} bytes per retained event",
             bytes as f64 / (1024.0 * 1024.0),
             bytes as f64 / retained as f64
         );
-        rows.push((size, f));
+        rows.push((size, off, on));
         retained += r * n;
     }
     println!();
     println!(
-        "| retained | intake ev/s | vs off | drain ev/s | vs off | peak RSS KiB | vs 0 retained |"
+        "| retained | intake ev/s (off) | intake vs off | drain ev/s (off) | drain vs off | peak RSS KiB | RSS vs 0 retained |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for (size, f) in &rows {
+    for (size, off, on) in &rows {
         println!(
-            "| {size} | {:.0} | {:.3} | {:.0} | {:.3} | {:.0} | {:.3} |",
-            f.intake,
-            f.intake / off.intake,
-            f.drain,
-            f.drain / off.drain,
-            f.rss_kib,
-            f.rss_kib / on0.rss_kib
+            "| {size} | {:.0} ({:.0}) | {:.3} | {:.0} ({:.0}) | {:.3} | {:.0} | {:.3} |",
+            on.intake,
+            off.intake,
+            on.intake / off.intake,
+            on.drain,
+            off.drain,
+            on.drain / off.drain,
+            on.rss_kib,
+            on.rss_kib / on0.rss_kib
         );
     }
-    println!(
-        "| off | {:.0} | 1.000 | {:.0} | 1.000 | {:.0} | |",
-        off.intake, off.drain, off.rss_kib
-    );
     Ok(())
 }

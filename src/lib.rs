@@ -93,7 +93,7 @@
 //! | `aws-sns` | no | the AWS SNS scheme (`scheme::sns`: RSA, X.509 certificates through a pluggable cached source) |
 //! | `aws-sns-https` | no | `scheme::sns::HttpsFetcher`, the default HTTPS certificate source and subscription confirmer (hyper, rustls with ring) |
 //! | `admin` | no | `admin`: mountable admin routes (axum) over the event log: stats, events, raw bodies, replay jobs, bearer tokens |
-//! | `cli` | no | the `hookdock` command-line tool and [`cli`] (event log, dead letters, stats, purge, export over SQLite or PostgreSQL) |
+//! | `cli` | no | the `hookdock` command-line tool and `cli` (event log, dead letters, stats, purge, export over SQLite or PostgreSQL) |
 //! | `test-util` | no | `testing`: test signer, fake clock, conformance suites |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
