@@ -5,21 +5,26 @@
 //! events are forgotten when acked), all in the same run.
 //!
 //! ```sh
-//! cargo bench --bench retention                         # 1M and 5M retained
+//! cargo bench --all-features --bench retention          # 1M and 5M retained
 //! HOOKDOCK_RETENTION_SIZES=100000,500000 HOOKDOCK_RETENTION_EVENTS=20000 \
 //!     HOOKDOCK_RETENTION_ROUNDS=3 cargo bench --bench retention
 //! ```
 //!
 //! Every measurement runs in a fresh child process (so its peak RSS, `VmHWM`, is its own):
-//! it opens the database, enqueues `HOOKDOCK_RETENTION_EVENTS` (default 50,000) new events
-//! with 256 concurrent callers, then drains them with one worker. Each figure is the median
+//! it opens the database, enqueues `HOOKDOCK_RETENTION_EVENTS` (default 300,000: more than
+//! twice the keys one merge into the key index carries, so the merges' cost is in the
+//! figures) new events with 256 concurrent callers, then drains them with one worker.
+//! For the first row (0 retained) each round starts from an empty database. Each figure is the median
 //! of `HOOKDOCK_RETENTION_ROUNDS` (default 3) such processes, and each one is taken right
 //! after one on a database with retention off, so every ratio compares two runs that saw
 //! the same machine. The retained events are
 //! filled in between, by another child process, through the public queue API (enqueue,
 //! lease, ack), so they are what a receiver would have left. Printed: events/s for intake
 //! and drain at each size and as a ratio to retention off, peak RSS and its ratio to the
-//! smallest size, and the database's size per retained event.
+//! smallest size, and the database's size per retained event. Each round adds what it
+//! measured to the retained events, so a row's rounds start from its size and from
+//! one and two rounds' events more. `HOOKDOCK_RETENTION_CACHE_KIB` sets the SQLite page
+//! cache of every child (default the store's, 2 MiB).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,7 +90,11 @@ fn child(role: Role) -> BoxResult<()> {
         .enable_all()
         .build()?;
     let line = rt.block_on(async move {
-        let store = SqliteStore::open(&db, SqliteOptions::new().retention(retention))?;
+        let mut options = SqliteOptions::new().retention(retention);
+        if let Ok(kib) = std::env::var("HOOKDOCK_RETENTION_CACHE_KIB") {
+            options = options.cache_size_kib(kib.parse()?);
+        }
+        let store = SqliteStore::open(&db, options)?;
         let line = role(store.clone(), env_usize(N, 0), env_usize(FIRST, 0)).await;
         store.close().await;
         line
@@ -288,10 +297,14 @@ fn rounds(
     on_db: &Path,
     n: usize,
     rounds: usize,
+    fresh: bool,
     next_id: &mut usize,
 ) -> BoxResult<(Figures, Figures)> {
     let mut runs: [(Vec<f64>, Vec<f64>, Vec<f64>); 2] = Default::default();
     for _ in 0..rounds {
+        if fresh {
+            remove_db(on_db)?;
+        }
         for (i, (db, mode)) in [(off_db, "off"), (on_db, "on")].into_iter().enumerate() {
             let line = run_child("measure", db, mode, n, *next_id)?;
             *next_id += n;
@@ -306,6 +319,19 @@ fn rounds(
         rss_kib: median(r),
     });
     Ok((off, on))
+}
+
+/// Deletes a database and its WAL, if they exist.
+fn remove_db(db: &Path) -> BoxResult<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(PathBuf::from(p)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn file_bytes(db: &Path) -> u64 {
@@ -324,7 +350,7 @@ fn driver() -> BoxResult<()> {
         .ok()
         .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1_000_000, 5_000_000]);
-    let n = env_usize("HOOKDOCK_RETENTION_EVENTS", 50_000);
+    let n = env_usize("HOOKDOCK_RETENTION_EVENTS", 300_000);
     let r = env_usize("HOOKDOCK_RETENTION_ROUNDS", 3).max(1);
     let dir = tempfile::tempdir_in(
         std::env::var("HOOKDOCK_RETENTION_DIR").unwrap_or_else(|_| ".".into()),
@@ -337,9 +363,9 @@ fn driver() -> BoxResult<()> {
     let mut next_id = 0;
     let off_db = dir.path().join("off.db");
     let on_db = dir.path().join("on.db");
-    let (off0, on0) = rounds(&off_db, &on_db, n, r, &mut next_id)?;
+    let (off0, on0) = rounds(&off_db, &on_db, n, r, true, &mut next_id)?;
     let mut rows = vec![(0usize, off0, on0)];
-    let mut retained = r * n;
+    let mut retained = n;
     for &size in &sizes {
         if size > retained {
             let line = run_child("fill", &on_db, "on", size - retained, next_id)?;
@@ -347,7 +373,7 @@ fn driver() -> BoxResult<()> {
             retained = size;
             println!("  filled to {size} retained ({line})");
         }
-        let (off, on) = rounds(&off_db, &on_db, n, r, &mut next_id)?;
+        let (off, on) = rounds(&off_db, &on_db, n, r, false, &mut next_id)?;
         let bytes = file_bytes(&on_db);
         println!(
             "  {size} retained: database {:.1} MiB, {:.0} bytes per retained event",

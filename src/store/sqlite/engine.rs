@@ -19,7 +19,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::SqliteError;
-use super::tail::{self, Tail, MERGE_AT};
+use super::tail::{self, Tail, MERGE_PIECES};
 use super::watch::FileIdentity;
 use super::{SqliteOptions, WriterStats};
 use crate::clock::SharedClock;
@@ -205,6 +205,8 @@ pub(super) fn spawn(
         broken: false,
         last_purge: Instant::now(),
         tail: Tail::default(),
+        merge_at: options.key_merge_batch,
+        merging: None,
         lock: Some(lock),
     };
     std::thread::Builder::new()
@@ -231,8 +233,20 @@ struct Writer {
     broken: bool,
     last_purge: Instant,
     tail: Tail,
+    /// How many keys the tail holds before a merge starts.
+    merge_at: usize,
+    /// The merge under way, a piece per housekeeping.
+    merging: Option<Merging>,
     /// The store's hold on the database file ([`super::lock`]), let go once the thread is done.
     lock: Option<std::fs::File>,
+}
+
+/// A merge of the tail into the key index under way: the tail's record ids when it started,
+/// in key order, and how many of them are keyed.
+struct Merging {
+    ids: Vec<i64>,
+    done: usize,
+    piece: usize,
 }
 
 impl Writer {
@@ -264,6 +278,7 @@ impl Writer {
             let _ = thread.join();
         }
         if !self.broken {
+            self.merging = None;
             self.merge();
             let _ = self
                 .conn
@@ -355,9 +370,7 @@ impl Writer {
         if self.broken {
             return;
         }
-        if self.tail.len() >= MERGE_AT {
-            self.merge();
-        }
+        self.merge_step();
         if let Some(nudge) = &self.nudge {
             let _ = nudge.try_send(());
         }
@@ -380,6 +393,52 @@ impl Writer {
                 Ok(Err(e)) => tracing::debug!(error = %e, "hookdock: purge refused"),
                 Err(e) => tracing::debug!(error = %e, "hookdock: purge failed; will retry"),
             }
+        }
+    }
+
+    /// Starts a merge once the tail is long enough, and runs its next piece: one
+    /// transaction keying the next range of the merge's keys in index order. On failure the
+    /// piece runs again at the next housekeeping; lookups see the tail meanwhile.
+    fn merge_step(&mut self) {
+        if self.merging.is_none() {
+            if self.tail.len() < self.merge_at {
+                return;
+            }
+            let ids = self.tail.ids_in_key_order();
+            let piece = ids.len().div_ceil(MERGE_PIECES).max(1);
+            self.merging = Some(Merging {
+                ids,
+                done: 0,
+                piece,
+            });
+        }
+        let Some(merging) = &self.merging else {
+            return;
+        };
+        let end = (merging.done + merging.piece).min(merging.ids.len());
+        let last = end == merging.ids.len();
+        // The ids were taken from the tail in one go, so its newest is the merge's newest.
+        let through = last.then(|| merging.ids.iter().copied().max().unwrap_or(0));
+        let piece = merging.ids[merging.done..end].to_vec();
+        let mut keyed = 0;
+        let result = self.with_transaction(false, |tx| {
+            keyed = tail::merge_piece(tx.conn, &piece, through)?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                tracing::trace!(keys = keyed, "hookdock: merged new keys into the key index");
+                if let Some(through) = through {
+                    self.tail.forget_through(through);
+                    self.merging = None;
+                } else if let Some(merging) = &mut self.merging {
+                    merging.done = end;
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "hookdock: merging new keys into the key index failed; will retry"
+            ),
         }
     }
 
@@ -522,6 +581,8 @@ mod tests {
             broken: false,
             last_purge: Instant::now(),
             tail: Tail::default(),
+            merge_at: options.key_merge_batch,
+            merging: None,
             lock: None,
         };
         let mut batch: Vec<Box<dyn Job>> = Vec::new();

@@ -83,9 +83,10 @@
 //!   per event in every group commit. A new record is written with `keyed = 0`, outside the
 //!   partial index `hookdock_events_key`, and the writer keeps its key in memory; every lookup
 //!   by key asks that memory first, then the index, so a resend is a duplicate either way.
-//!   Once 16,384 keys wait, at close, and at open (for what a crash left behind), one
-//!   transaction merges them into the index, which then writes each of its pages once for
-//!   all the keys landing on it.
+//!   Once [`SqliteOptions::key_merge_batch`] keys wait (131,072 by default), the writer
+//!   merges them into the index in key order, in eight transactions between batches, and the
+//!   index writes each of its pages once for all the keys landing on it; at close and at
+//!   open (for what a crash left behind) one transaction merges whatever waits.
 //! - **One store per file.** Because of that memory, a file is served by one store at a
 //!   time: [`SqliteStore::open`] takes an exclusive lock on `<database>.hookdock-lock` (released
 //!   by the operating system if the process dies), waiting up to
@@ -193,6 +194,7 @@ use std::sync::Arc;
 pub use idempotency::SqliteIdempotencyStore;
 pub use options::{SqliteOptions, WriterStats};
 pub use queue::SqliteQueue;
+pub use tail::DEFAULT_KEY_MERGE_BATCH;
 
 use crate::clock::SharedClock;
 use crate::store::codec::{duration_micros, to_micros};

@@ -6,10 +6,14 @@
 //! record is written with `keyed = 0`, outside the partial unique index
 //! `hookdock_events_key (source, event_id) WHERE keyed = 1`, and the writer thread (the only
 //! writer) keeps its key in memory here. Every lookup by key asks the tail first, then the
-//! index. Once the tail holds [`MERGE_AT`] keys, and when the store closes, one transaction
-//! ([`merge`]) sets `keyed = 1` on all of them: the index takes thousands of keys at once and
-//! writes each of its pages once for all the keys that land on it. A crash loses only the
-//! memory; [`merge`] at open indexes what was left unkeyed before anything is looked up.
+//! index. Once the tail holds [`SqliteOptions::key_merge_batch`](super::SqliteOptions::key_merge_batch)
+//! keys (default [`DEFAULT_KEY_MERGE_BATCH`]), the writer sets `keyed = 1` on all of them,
+//! in key order, in [`MERGE_PIECES`] transactions between batches ([`merge_piece`]): the index
+//! takes thousands of keys at once and writes each of its pages once for all the keys that
+//! land on it, and each piece covers one key range, so the pieces together write no more
+//! pages than one merge would. At close one transaction ([`merge`]) indexes whatever is left.
+//! A crash loses only the memory; [`merge`] at open indexes what was left unkeyed before
+//! anything is looked up.
 //!
 //! Records with `id <= hookdock_state.keyed_through` are all keyed, so a merge finds the
 //! unkeyed ones by a range of the primary key, never by a scan.
@@ -25,8 +29,12 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// The tail is merged into the key index once it holds this many keys.
-pub(super) const MERGE_AT: usize = 16_384;
+/// How many keys the tail holds before they are merged into the key index, unless
+/// [`SqliteOptions::key_merge_batch`](super::SqliteOptions::key_merge_batch) says otherwise.
+pub const DEFAULT_KEY_MERGE_BATCH: usize = 131_072;
+
+/// A merge runs in this many transactions, each over a range of the keys in index order.
+pub(super) const MERGE_PIECES: usize = 8;
 
 /// A key the index does not hold yet, by source then event id.
 #[derive(Debug, Default)]
@@ -112,6 +120,17 @@ impl Tail {
         ids
     }
 
+    /// The keys of records up to `through` are all in the index now (after the last
+    /// committed [`merge_piece`]); later ones still wait.
+    pub(super) fn forget_through(&mut self, through: i64) {
+        for ids in self.keys.values_mut() {
+            ids.retain(|_, id| *id > through);
+        }
+        self.keys.retain(|_, ids| !ids.is_empty());
+        self.len = self.keys.values().map(HashMap::len).sum();
+        self.commit();
+    }
+
     /// Every key is in the index now (after a committed [`merge`]).
     pub(super) fn clear(&mut self) {
         self.keys.clear();
@@ -177,6 +196,31 @@ pub(super) fn merge(conn: &Connection, in_key_order: &[i64]) -> rusqlite::Result
     Ok(n)
 }
 
+/// Puts one piece of a merge into the key index, in the caller's transaction: the records
+/// `ids` (a range of [`Tail::ids_in_key_order`]), keyed one by one. The last piece passes
+/// `through`, the newest record id of the merge: every record up to it is keyed then (the
+/// tail held every unkeyed one), so `keyed_through` moves there. Returns how many records
+/// were keyed (a record deleted since is skipped).
+pub(super) fn merge_piece(
+    conn: &Connection,
+    ids: &[i64],
+    through: Option<i64>,
+) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    let mut one = conn.prepare_cached(KEY_ONE)?;
+    for id in ids {
+        n += one.execute(params![id])?;
+    }
+    if let Some(through) = through {
+        conn.prepare_cached(KEYED_THROUGH)?
+            .execute(params![through])?;
+    }
+    Ok(n)
+}
+
+const KEYED_THROUGH: &str =
+    "UPDATE hookdock_state SET keyed_through = max(keyed_through, ?1) WHERE id = 1";
+
 const KEY_ONE: &str = "UPDATE hookdock_events SET keyed = 1 WHERE id = ?1 AND keyed = 0";
 
 /// Indexes the records past `keyed_through`, found by their primary key.
@@ -186,7 +230,7 @@ const UNKEYED: &str = "UPDATE hookdock_events SET keyed = 1
 const MERGED_THROUGH: &str = "UPDATE hookdock_state SET keyed_through = next_id - 1 WHERE id = 1";
 
 #[cfg(test)]
-pub(super) const ALL_SQL: [&str; 4] = [KEY, KEY_ONE, UNKEYED, MERGED_THROUGH];
+pub(super) const ALL_SQL: [&str; 5] = [KEY, KEY_ONE, UNKEYED, MERGED_THROUGH, KEYED_THROUGH];
 
 #[cfg(test)]
 mod tests {

@@ -641,15 +641,16 @@ async fn new_keys_are_found_before_and_after_the_merge() {
     store.close().await;
 }
 
-/// Once the tail holds `MERGE_AT` keys, the writer merges it between two batches, without a
-/// close; keys from both sides of the merge are still found.
+/// Once the tail holds `key_merge_batch` keys, the writer merges it between batches,
+/// without a close; keys from both sides of the merge are still found.
 #[tokio::test]
 async fn a_long_tail_is_merged_while_running() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
-    let store = open(&dir, SqliteOptions::new());
+    let batch = 2_000;
+    let store = open(&dir, SqliteOptions::new().key_merge_batch(batch));
     let queue = store.queue(QueueOptions::default());
-    let total = tail::MERGE_AT + 100;
+    let total = batch + 100;
     let mut tasks = tokio::task::JoinSet::new();
     for lane in 0..64 {
         let queue = queue.clone();
@@ -664,16 +665,89 @@ async fn a_long_tail_is_merged_while_running() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
+    // The merge's pieces run one per batch; a few single enqueues finish it.
+    for i in 0..tail::MERGE_PIECES {
+        queue.enqueue(event(&format!("after{i}"))).await.unwrap();
+    }
     let left = unkeyed(&path);
     assert!(
-        left < tail::MERGE_AT as i64,
+        left < batch as i64,
         "a merge ran while the store was open: {left} keys still unkeyed"
     );
-    for i in [0, tail::MERGE_AT / 2, total - 1] {
+    for i in [0, batch / 2, total - 1] {
         let again = queue.enqueue(event(&format!("m{i}"))).await.unwrap();
         assert!(matches!(again, Enqueued::Duplicate(_)), "m{i}: {again:?}");
     }
-    assert_eq!(queue.stats().await.unwrap().depth(), total as u64);
+    assert_eq!(
+        queue.stats().await.unwrap().depth(),
+        (total + tail::MERGE_PIECES) as u64
+    );
+    store.close().await;
+}
+
+/// A merge runs in pieces, one transaction between two batches each, over ranges of the
+/// keys in index order: while it is half done, every key is found from both the writer
+/// (a resend is a duplicate) and the event log's reader; when its last piece commits,
+/// every record it started with is keyed and only the keys written since wait.
+#[tokio::test]
+async fn a_merge_runs_in_pieces_and_every_key_is_found_meanwhile() {
+    use crate::store::EventLog;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let store = open(&dir, SqliteOptions::new().key_merge_batch(64));
+    let queue = store.queue(QueueOptions::default());
+    // One enqueue at a time: each is a batch of its own, followed by one housekeeping.
+    for i in 0..64 {
+        queue.enqueue(event(&format!("p{i}"))).await.unwrap();
+    }
+    // The 64th key started the merge; its pieces (8 keys each) run after batches, so once
+    // the 65th enqueue is answered one or two of them have run.
+    queue.enqueue(event("p64")).await.unwrap();
+    let left = unkeyed(&path);
+    assert!(
+        left == 65 - 8 || left == 65 - 16,
+        "one or two pieces of eight ran: {left} unkeyed"
+    );
+    for i in 0..65 {
+        let key = format!("p{i}");
+        let logged = queue.get("github", &key).await.unwrap();
+        assert!(logged.is_some(), "{key} is found by the reader mid-merge");
+    }
+    // Ten more batches: more than the eight pieces. The merge took p0..p63; p64..p74 wait.
+    for i in 65..75 {
+        queue.enqueue(event(&format!("p{i}"))).await.unwrap();
+    }
+    assert_eq!(unkeyed(&path), 11);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let keyed_through: i64 = conn
+        .query_row("SELECT keyed_through FROM hookdock_state", [], |r| r.get(0))
+        .unwrap();
+    let max_keyed: i64 = conn
+        .query_row(
+            "SELECT max(id) FROM hookdock_events WHERE keyed = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        keyed_through, max_keyed,
+        "keyed_through moved to the merge's newest record"
+    );
+    for i in 0..75 {
+        let again = queue.enqueue(event(&format!("p{i}"))).await.unwrap();
+        assert!(matches!(again, Enqueued::Duplicate(_)), "p{i}: {again:?}");
+    }
+    store.close().await;
+    assert_eq!(unkeyed(&path), 0, "closing merges what waits");
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    for i in 0..75 {
+        let again = queue.enqueue(event(&format!("p{i}"))).await.unwrap();
+        assert!(
+            matches!(again, Enqueued::Duplicate(_)),
+            "p{i} after a reopen"
+        );
+    }
     store.close().await;
 }
 
