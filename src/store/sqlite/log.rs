@@ -14,8 +14,8 @@
 //!   written since the last merge into the key index, which live in the writer thread's
 //!   memory). It does not need to: every record not yet in the key index has an id above
 //!   `hookdock_state.keyed_through`, so one statement asks the key index (`keyed = 1`) and
-//!   scans that short range of the primary key (at most the tail's length, 16,384 records
-//!   between merges) for the unkeyed ones. Both halves read one snapshot, so a merge running
+//!   scans that range of the primary key (the tail's length: up to about twice
+//!   [`SqliteOptions::key_merge_batch`](super::SqliteOptions::key_merge_batch) records, while a merge runs) for the unkeyed ones. Both halves read one snapshot, so a merge running
 //!   meanwhile cannot hide the record. The writer is never asked.
 //! - **Counts** read every matching record (on the reader, off the hot path); the age of the
 //!   oldest waiting event walks the partial index of waiting records
