@@ -103,7 +103,7 @@ fn child(recorder: bool) -> BoxResult<()> {
         for i in 0..n as u64 {
             let delivery = signer
                 .delivery(body.clone())
-                .id(&delivery_id(i))
+                .id(delivery_id(i))
                 .event_type("push")
                 .sign()?;
             requests.push(delivery.into_request::<Full<Bytes>>());
@@ -203,14 +203,22 @@ fn driver() -> BoxResult<()> {
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         // Alternate which goes first, so neither always runs on a warmer machine.
-        let order: [&str; 2] = if round % 2 == 0 { ["off", "on"] } else { ["on", "off"] };
+        let order: [&str; 2] = if round % 2 == 0 {
+            ["off", "on"]
+        } else {
+            ["on", "off"]
+        };
         for mode in order {
             let figures = measure(dir.path(), mode, round)?;
             println!(
                 "  round {round} {mode:>3}: intake {:>8.0}/s  drain {:>8.0}/s",
                 figures.0, figures.1
             );
-            if mode == "on" { on.push(figures) } else { off.push(figures) }
+            if mode == "on" {
+                on.push(figures)
+            } else {
+                off.push(figures)
+            }
         }
     }
     let med = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| median(v.iter().map(pick).collect());

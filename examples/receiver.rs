@@ -340,7 +340,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let queue: Arc<dyn Queue> = log.clone();
     let worker = worker_config.start(Arc::clone(&queue), dedupe)?;
     let admin = worker_config
-        .admin_routes(Arc::clone(&log), worker.as_ref().map(|w| w.worker().clone()), addr)
+        .admin_routes(
+            Arc::clone(&log),
+            worker.as_ref().map(|w| w.worker().clone()),
+            addr,
+        )
         .await?;
     let app = webhook_routes(&config, &queue)?.merge(admin);
     #[cfg(feature = "metrics")]
@@ -391,7 +395,9 @@ fn metrics_routes(
         0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         10.0, 30.0, 60.0, 300.0, 600.0,
     ];
-    const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+    const SIZES: &[f64] = &[
+        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+    ];
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)?
         .set_buckets_for_metric(
@@ -400,8 +406,13 @@ fn metrics_routes(
         )?
         .install_recorder()?;
     hookdock::metrics::describe();
-    let every = config::duration("HOOKDOCK_METRICS_SAMPLE", std::time::Duration::from_secs(15))?;
-    let gauges = hookdock::metrics::QueueGauges::new(log).every(every).spawn();
+    let every = config::duration(
+        "HOOKDOCK_METRICS_SAMPLE",
+        std::time::Duration::from_secs(15),
+    )?;
+    let gauges = hookdock::metrics::QueueGauges::new(log)
+        .every(every)
+        .spawn();
     let routes = Router::new().route(
         "/metrics",
         axum::routing::get(move || {

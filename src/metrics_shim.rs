@@ -153,7 +153,6 @@ mod on {
 
     use ::metrics::{counter, histogram, SharedString};
 
-
     use super::{Delivery, Timer};
     use crate::metrics::*;
 
@@ -215,10 +214,10 @@ mod on {
     }
 }
 
-#[cfg(feature = "metrics")]
-pub(crate) use on::{committed, delivery, purged, verified};
 #[cfg(all(test, feature = "metrics"))]
 use on::event_type_label;
+#[cfg(feature = "metrics")]
+pub(crate) use on::{committed, delivery, purged, verified};
 
 #[cfg(not(feature = "metrics"))]
 mod off {

@@ -12,7 +12,7 @@
 mod postgres_support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -37,28 +37,33 @@ fn snapshotter() -> &'static Snapshotter {
     SNAPSHOTTER.get_or_init(|| {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        recorder.install().expect("the only recorder of this test process");
+        recorder
+            .install()
+            .expect("the only recorder of this test process");
         snapshotter
     })
 }
 
 /// Serializes the tests of this file and drains what earlier tests left.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let guard = LOCK.lock().await;
     let _ = snapshotter().snapshot();
     guard
 }
 
-/// What was recorded since the last snapshot, keyed by name and sorted labels.
+/// A metric's name and its labels, sorted.
+type Key = (String, Vec<(String, String)>);
+
+/// What was recorded since the last snapshot.
 #[derive(Debug, Default)]
 struct Recorded {
-    counters: HashMap<(String, Vec<(String, String)>), u64>,
-    gauges: HashMap<(String, Vec<(String, String)>), f64>,
-    histograms: HashMap<(String, Vec<(String, String)>), Vec<f64>>,
+    counters: HashMap<Key, u64>,
+    gauges: HashMap<Key, f64>,
+    histograms: HashMap<Key, Vec<f64>>,
 }
 
-fn key(name: &str, labels: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+fn key(name: &str, labels: &[(&str, &str)]) -> Key {
     let mut labels: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -100,10 +105,7 @@ impl Recorded {
     }
 
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.counters
-            .get(&key(name, labels))
-            .copied()
-            .unwrap_or(0)
+        self.counters.get(&key(name, labels)).copied().unwrap_or(0)
     }
 
     fn counter_total(&self, name: &str) -> u64 {
@@ -143,7 +145,7 @@ fn signed(secret: &str, id: &str, body: &'static str) -> http::Request<Full<Byte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_are_counted_by_source_outcome_and_kind_and_verify_is_timed() {
-    let _lock = exclusive();
+    let _lock = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(&dir, SqliteOptions::default());
     let queue = Arc::new(store.queue(QueueOptions::default().max_depth(2)));
@@ -157,8 +159,14 @@ async fn deliveries_are_counted_by_source_outcome_and_kind_and_verify_is_timed()
         );
     let send = |request| endpoint.clone().oneshot(request);
 
-    assert_eq!(send(signed(SECRET, "d-1", "{}")).await.unwrap().status(), 200);
-    assert_eq!(send(signed(SECRET, "d-1", "{}")).await.unwrap().status(), 200);
+    assert_eq!(
+        send(signed(SECRET, "d-1", "{}")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        send(signed(SECRET, "d-1", "{}")).await.unwrap().status(),
+        200
+    );
     let forged = send(signed("wrong", "d-2", "{}")).await.unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     let mut unsigned = signed(SECRET, "d-3", "{}");
@@ -167,7 +175,10 @@ async fn deliveries_are_counted_by_source_outcome_and_kind_and_verify_is_timed()
     // An id that can never be stored (over 512 bytes): 400 from the intake.
     let bad_id = send(signed(SECRET, &"x".repeat(600), "{}")).await.unwrap();
     assert_eq!(bad_id.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(send(signed(SECRET, "d-4", "{}")).await.unwrap().status(), 200);
+    assert_eq!(
+        send(signed(SECRET, "d-4", "{}")).await.unwrap().status(),
+        200
+    );
     // The queue holds two now: its depth limit.
     let full = send(signed(SECRET, "d-5", "{}")).await.unwrap();
     assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -176,7 +187,11 @@ async fn deliveries_are_counted_by_source_outcome_and_kind_and_verify_is_timed()
     let at_intake = |outcome, kind| {
         r.counter(
             m::DELIVERIES,
-            &[("source", "gh-deliveries"), ("outcome", outcome), ("kind", kind)],
+            &[
+                ("source", "gh-deliveries"),
+                ("outcome", outcome),
+                ("kind", kind),
+            ],
         )
     };
     // At the verify layer the source is the scheme's name.
@@ -202,7 +217,7 @@ async fn deliveries_are_counted_by_source_outcome_and_kind_and_verify_is_timed()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_group_commits_record_their_time_and_size() {
-    let _lock = exclusive();
+    let _lock = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(&dir, SqliteOptions::default());
     let queue = Arc::new(store.queue(QueueOptions::default()));
@@ -242,7 +257,7 @@ async fn sqlite_group_commits_record_their_time_and_size() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_batches_record_their_time_and_size() {
-    let _lock = exclusive();
+    let _lock = exclusive().await;
     let Some(db) = postgres_support::TestDb::new("metrics_batches").await else {
         return;
     };
@@ -275,7 +290,7 @@ async fn postgres_batches_record_their_time_and_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_records_handler_time_outcomes_retries_dead_letters_and_time_to_done() {
-    let _lock = exclusive();
+    let _lock = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(&dir, SqliteOptions::default());
     let queue = Arc::new(store.queue(QueueOptions::default().max_attempts(2)));
@@ -342,7 +357,12 @@ async fn the_worker_records_handler_time_outcomes_retries_dead_letters_and_time_
     };
     assert_eq!((ran("push"), ran("issues")), (3, 3));
     assert_eq!(r.counter(m::RETRIES, &[("source", "gh-worker")]), 2);
-    let dead = |cause| r.counter(m::DEAD_LETTERS, &[("source", "gh-worker"), ("cause", cause)]);
+    let dead = |cause| {
+        r.counter(
+            m::DEAD_LETTERS,
+            &[("source", "gh-worker"), ("cause", cause)],
+        )
+    };
     assert_eq!((dead("permanent"), dead("exhausted")), (1, 1));
     // Received a minute ago: at least sixty seconds from receipt to done.
     let done = |o| {
@@ -363,7 +383,7 @@ async fn the_worker_records_handler_time_outcomes_retries_dead_letters_and_time_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_gauges_follow_the_log_by_state_and_the_oldest_waiting_age() {
-    let _lock = exclusive();
+    let _lock = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000));
     let store = sqlite(&dir, SqliteOptions::default().clock(clock.clone()));
@@ -405,7 +425,7 @@ async fn queue_gauges_follow_the_log_by_state_and_the_oldest_waiting_age() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purges_count_the_records_forgotten() {
-    let _lock = exclusive();
+    let _lock = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000));
     let store = sqlite(

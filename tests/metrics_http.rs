@@ -340,6 +340,9 @@ async fn a_scripted_scenario_is_counted_exactly_on_the_metrics_route() {
         assert!(!text.contains(id), "{id} in the scrape:\n{text}");
     }
     assert!(text.contains("# HELP hookdock_deliveries_total"), "{text}");
-    assert!(text.contains("# TYPE hookdock_verify_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE hookdock_verify_seconds histogram"),
+        "{text}"
+    );
     receiver.stop();
 }

@@ -46,8 +46,10 @@ struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        );
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_owned(), value.to_owned());
@@ -119,7 +121,10 @@ fn delivery_and_attempt_spans_carry_the_same_fields_and_no_secret_or_body() {
             .sign()
             .unwrap()
             .into_request::<Full<Bytes>>();
-        assert_eq!(endpoint.clone().oneshot(forged).await.unwrap().status(), 401);
+        assert_eq!(
+            endpoint.clone().oneshot(forged).await.unwrap().status(),
+            401
+        );
 
         let worker = Worker::builder(Arc::clone(&queue))
             .dedupe(store.idempotency())
@@ -139,7 +144,12 @@ fn delivery_and_attempt_spans_carry_the_same_fields_and_no_secret_or_body() {
     let spans = |name| -> Vec<&SpanSeen> { seen.spans.iter().filter(|s| s.name == name).collect() };
     let deliveries = spans("delivery");
     let attempts = spans("attempt");
-    assert_eq!(deliveries.len(), 2, "one per verified delivery: {:?}", seen.spans);
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "one per verified delivery: {:?}",
+        seen.spans
+    );
     assert_eq!(attempts.len(), 2, "one per attempt: {:?}", seen.spans);
     for span in &deliveries {
         let names: Vec<&str> = span.fields.keys().map(String::as_str).collect();
@@ -158,10 +168,16 @@ fn delivery_and_attempt_spans_carry_the_same_fields_and_no_secret_or_body() {
         assert_eq!(span.fields["event_type"], "push");
         assert_eq!(span.fields["attempt"], "1");
     }
-    let mut ids: Vec<&str> = deliveries.iter().map(|s| s.fields["event_id"].as_str()).collect();
+    let mut ids: Vec<&str> = deliveries
+        .iter()
+        .map(|s| s.fields["event_id"].as_str())
+        .collect();
     ids.sort();
     assert_eq!(ids, ["span-1", "span-2"]);
-    let mut ids: Vec<&str> = attempts.iter().map(|s| s.fields["event_id"].as_str()).collect();
+    let mut ids: Vec<&str> = attempts
+        .iter()
+        .map(|s| s.fields["event_id"].as_str())
+        .collect();
     ids.sort();
     assert_eq!(ids, ["span-1", "span-2"]);
 
@@ -172,7 +188,10 @@ fn delivery_and_attempt_spans_carry_the_same_fields_and_no_secret_or_body() {
         .flat_map(|s| s.fields.values())
         .chain(&seen.event_values)
         .collect();
-    assert!(everything.iter().any(|v| v.contains("span-1")), "ids are recorded");
+    assert!(
+        everything.iter().any(|v| v.contains("span-1")),
+        "ids are recorded"
+    );
     for value in everything {
         assert!(!value.contains(SECRET), "the secret in {value:?}");
         assert!(!value.contains("body-bytes-7c21"), "the body in {value:?}");

@@ -222,7 +222,11 @@ where
                 "intake got a request without a verified identity; is VerifyLayer mounted in \
                  front of it?"
             );
-            observe::delivery("unknown", Delivery::Failed, IntakeError::NotVerified.reason());
+            observe::delivery(
+                "unknown",
+                Delivery::Failed,
+                IntakeError::NotVerified.reason(),
+            );
             return ResponseFuture::ready(failure(IntakeError::NotVerified, None));
         };
         let shared = Arc::clone(&self.shared);
@@ -300,7 +304,11 @@ where
                         cause = ?std::error::Error::source(&err),
                         "storage failed: answered 503"
                     );
-                    refusal(source, IntakeError::StorageUnavailable, Some(&shared.retry_after))
+                    refusal(
+                        source,
+                        IntakeError::StorageUnavailable,
+                        Some(&shared.retry_after),
+                    )
                 }
                 Err(err) => {
                     tracing::error!(
