@@ -52,9 +52,15 @@
 //! | `HOOKDOCK_MAX_IN_FLIGHT` | `512`: requests handled at once; beyond it `503` + `Retry-After` |
 //! | `HOOKDOCK_SHUTDOWN_DEADLINE` | `10s`: how long SIGTERM waits for open connections before closing them |
 //! | `HOOKDOCK_LIMITS` | `on`; `off` serves with `axum::serve` and none of the four settings above (to measure their cost; loopback only) |
+//! | `HOOKDOCK_METRICS_SAMPLE` | `15s`: how often the queue gauges read the event log (built with `--features metrics`) |
 //! | `RUST_LOG` | `info` |
 //!
 //! Durations are written `10s` or `500ms`.
+//!
+//! Built with `--features admin,metrics` it also serves `GET /metrics`: every
+//! [`hookdock::metrics`] name in the Prometheus text format (the recorder of
+//! `metrics-exporter-prometheus`, with no listener of its own), the queue gauges sampled
+//! every `HOOKDOCK_METRICS_SAMPLE`.
 //!
 //! It fails closed: a secret or token variable that is set but empty (or whitespace) stops it
 //! at start-up, and so does a route without its secret, or admin routes without
@@ -334,9 +340,18 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let queue: Arc<dyn Queue> = log.clone();
     let worker = worker_config.start(Arc::clone(&queue), dedupe)?;
     let admin = worker_config
-        .admin_routes(log, worker.as_ref().map(|w| w.worker().clone()), addr)
+        .admin_routes(
+            Arc::clone(&log),
+            worker.as_ref().map(|w| w.worker().clone()),
+            addr,
+        )
         .await?;
     let app = webhook_routes(&config, &queue)?.merge(admin);
+    #[cfg(feature = "metrics")]
+    let (app, _gauges) = {
+        let (routes, gauges) = metrics_routes(Arc::clone(&log))?;
+        (app.merge(routes), gauges)
+    };
 
     print_banner(
         &config,
@@ -368,6 +383,55 @@ async fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// `GET /metrics` in the Prometheus text format, and the queue gauges' sampler (stopped when
+/// the handle is dropped).
+#[cfg(feature = "metrics")]
+fn metrics_routes(
+    log: Arc<dyn hookdock::store::EventLog>,
+) -> Result<(Router, hookdock::metrics::QueueGaugesHandle), Box<dyn Error>> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    // Seconds histograms as Prometheus histograms (not summaries), from 100 µs to 10 min.
+    const SECONDS: &[f64] = &[
+        0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        10.0, 30.0, 60.0, 300.0, 600.0,
+    ];
+    const SIZES: &[f64] = &[
+        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)?
+        .set_buckets_for_metric(
+            Matcher::Full(hookdock::metrics::STORE_BATCH_SIZE.into()),
+            SIZES,
+        )?
+        .install_recorder()?;
+    hookdock::metrics::describe();
+    let every = config::duration(
+        "HOOKDOCK_METRICS_SAMPLE",
+        std::time::Duration::from_secs(15),
+    )?;
+    let gauges = hookdock::metrics::QueueGauges::new(log)
+        .every(every)
+        .spawn();
+    let routes = Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                handle.run_upkeep();
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    Ok((routes, gauges))
+}
+
 fn print_banner(
     config: &Config,
     addr: std::net::SocketAddr,
@@ -396,6 +460,8 @@ fn print_banner(
     for line in worker {
         println!("{line}");
     }
+    #[cfg(feature = "metrics")]
+    println!("  metrics: GET /metrics (Prometheus text)");
     let Some(github) = config.github() else {
         return;
     };

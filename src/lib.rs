@@ -25,6 +25,9 @@
 //! - [`worker`]: leases events and runs your `tower::Service` behind the [`DedupeLayer`]
 //!   (each stored event applied once in effect) with retries, backoff, dead letters, replay
 //!   and graceful shutdown;
+//! - `metrics` (feature `metrics`): what each stage did, through the `metrics` facade;
+//!   tracing spans `delivery` (intake) and `attempt` (worker) carry `source`, `event_id`,
+//!   `event_type` (and `attempt`) with or without it;
 //! - `testing` (feature `test-util`): a signer for every preset, a fake clock, and the
 //!   conformance suites every backend passes, yours included.
 //!
@@ -94,6 +97,7 @@
 //! | `aws-sns-https` | no | `scheme::sns::HttpsFetcher`, the default HTTPS certificate source and subscription confirmer (hyper, rustls with ring) |
 //! | `admin` | no | `admin`: mountable admin routes (axum) over the event log: stats, events, raw bodies, replay jobs, bearer tokens |
 //! | `cli` | no | the `hookdock` command-line tool and `cli` (event log, dead letters, stats, purge, export over SQLite or PostgreSQL) |
+//! | `metrics` | no | `metrics`: counters, gauges and histograms through the `metrics` facade, every name in one table; nothing recorded without it |
 //! | `test-util` | no | `testing`: test signer, fake clock, conformance suites |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -110,6 +114,10 @@ pub mod clock;
 mod error;
 pub mod event;
 pub mod intake;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+mod metrics_shim;
 pub mod scheme;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]

@@ -9,6 +9,7 @@
 //! | `HOOKDOCK_WORKER` | `on` | `off` runs the receiver alone (events stay in the queue) |
 //! | `HOOKDOCK_DEMO_FAIL_RATE` | `0` | fraction of attempts (0 to 1) the demo handler fails |
 //! | `HOOKDOCK_DEMO_FAIL_KIND` | `retry` | `retry` (retryable failures) or `permanent` (dead letters) |
+//! | `HOOKDOCK_DEMO_FAIL_IDS` | none | events the handler fails by id, a comma-separated list of `ID:retry` (fails its first attempt retryably, then succeeds) or `ID:permanent` (dead-lettered at once), for scripted scenarios |
 //! | `HOOKDOCK_DEMO_DELAY_MS` | `0` | how long each handling takes |
 //! | `HOOKDOCK_DEMO_EFFECTS` | none | a file the handler appends `source/id` to (fsynced) for each event it applies |
 //! | `HOOKDOCK_LEASE_MS` | `30000` | the worker's lease, and the dedupe claim's |
@@ -59,6 +60,9 @@ enum AdminAccess {
 struct Demo {
     fail_rate: f64,
     fail_permanent: bool,
+    /// Event ids that fail on demand: `true` for a permanent failure, `false` for a
+    /// retryable failure of the first attempt.
+    fail_ids: std::collections::HashMap<String, bool>,
     delay: Duration,
     effects: Option<PathBuf>,
 }
@@ -120,6 +124,24 @@ impl WorkerConfig {
                 .into())
             }
         };
+        let mut fail_ids = std::collections::HashMap::new();
+        for item in env("HOOKDOCK_DEMO_FAIL_IDS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|i| !i.trim().is_empty())
+        {
+            let permanent = match item.trim().rsplit_once(':') {
+                Some((id, "retry")) => (id, false),
+                Some((id, "permanent")) => (id, true),
+                _ => {
+                    return Err(format!(
+                        "HOOKDOCK_DEMO_FAIL_IDS: {item:?} is not ID:retry or ID:permanent"
+                    )
+                    .into())
+                }
+            };
+            fail_ids.insert(permanent.0.to_owned(), permanent.1);
+        }
         let lease_ms: u64 = parse(
             "HOOKDOCK_LEASE_MS",
             30_000,
@@ -133,6 +155,7 @@ impl WorkerConfig {
             demo: Arc::new(Demo {
                 fail_rate,
                 fail_permanent,
+                fail_ids,
                 delay: Duration::from_millis(parse(
                     "HOOKDOCK_DEMO_DELAY_MS",
                     0,
@@ -290,6 +313,19 @@ async fn handle(demo: Arc<Demo>, event: Event) -> Result<(), HandlerError> {
     tracing::info!(source = event.source(), id = %event.id(), %kind, attempt = event.attempt(), "handling event");
     if !demo.delay.is_zero() {
         tokio::time::sleep(demo.delay).await;
+    }
+    match demo.fail_ids.get(event.id().as_str()) {
+        Some(true) => {
+            return Err(HandlerError::permanent(
+                "demo failure (HOOKDOCK_DEMO_FAIL_IDS, permanent)",
+            ))
+        }
+        Some(false) if event.attempt() == 1 => {
+            return Err(HandlerError::retry(
+                "demo failure (HOOKDOCK_DEMO_FAIL_IDS, first attempt)",
+            ))
+        }
+        _ => {}
     }
     if demo.fail_rate > 0.0 && fastrand::f64() < demo.fail_rate {
         let why = format!(

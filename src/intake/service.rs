@@ -19,6 +19,7 @@ use super::{IntakeError, ResponseFuture};
 use crate::clock::SharedClock;
 use crate::error::ConfigError;
 use crate::event::RawEvent;
+use crate::metrics_shim::{self as observe, Delivery};
 use crate::scheme::Verified;
 use crate::store::{key, Enqueued, ErrorKind, Origin, Queue, StoreError};
 use crate::Clock;
@@ -221,10 +222,24 @@ where
                 "intake got a request without a verified identity; is VerifyLayer mounted in \
                  front of it?"
             );
+            observe::delivery(
+                "unknown",
+                Delivery::Failed,
+                IntakeError::NotVerified.reason(),
+            );
             return ResponseFuture::ready(failure(IntakeError::NotVerified, None));
         };
         let shared = Arc::clone(&self.shared);
-        ResponseFuture::boxed(async move {
+        let source: &str = shared.source.as_deref().unwrap_or(verified.scheme);
+        // One span per delivery, with the same field names as the worker's `attempt` span;
+        // never a header value or the body.
+        let span = tracing::info_span!(
+            "delivery",
+            source,
+            event_id = %verified.id,
+            event_type = verified.event_type.as_ref().map(|t| t.as_str()),
+        );
+        let delivered = async move {
             // Behind the verify layer the body is already in memory, bounded, usually in
             // one chunk: this takes that chunk without a copy.
             let mut body = std::pin::pin!(body);
@@ -239,7 +254,8 @@ where
                     Err(err) => {
                         let err = err.into();
                         tracing::debug!(error = %err, "intake could not read the body");
-                        return failure(IntakeError::BodyUnreadable, None);
+                        let source = shared.source.as_deref().unwrap_or(verified.scheme);
+                        return refusal(source, IntakeError::BodyUnreadable, None);
                     }
                 }
             }
@@ -249,7 +265,7 @@ where
             // be stored gets a 400 the sender will not retry, never a 503.
             if let Err(invalid) = key::validate(source, &verified.id) {
                 tracing::info!(%source, id = ?verified.id, error = %invalid, "invalid event identity: answered 400");
-                return failure(IntakeError::InvalidEvent(invalid), None);
+                return refusal(source, IntakeError::InvalidEvent(invalid), None);
             }
             // For the log lines below; the event itself moves into the queue.
             let id = verified.id.clone();
@@ -265,15 +281,20 @@ where
             match shared.queue.enqueue(event).await {
                 Ok(enqueued) => {
                     tracing::debug!(%source, %id, ?enqueued, "webhook stored");
+                    let outcome = match enqueued {
+                        Enqueued::New(_) => Delivery::Stored,
+                        Enqueued::Duplicate(_) => Delivery::Duplicate,
+                    };
+                    observe::delivery(source, outcome, "none");
                     stored(shared.status, enqueued)
                 }
                 Err(StoreError::Full { depth }) => {
                     tracing::warn!(%source, %id, depth, "queue full: answered 503");
-                    failure(IntakeError::QueueFull, Some(&shared.retry_after))
+                    refusal(source, IntakeError::QueueFull, Some(&shared.retry_after))
                 }
                 Err(StoreError::Invalid(invalid)) => {
                     tracing::info!(%source, %id, error = %invalid, "the store refused the event: answered 400");
-                    failure(IntakeError::InvalidEvent(invalid), None)
+                    refusal(source, IntakeError::InvalidEvent(invalid), None)
                 }
                 Err(err) if err.kind() == ErrorKind::Transient => {
                     tracing::error!(
@@ -283,7 +304,11 @@ where
                         cause = ?std::error::Error::source(&err),
                         "storage failed: answered 503"
                     );
-                    failure(IntakeError::StorageUnavailable, Some(&shared.retry_after))
+                    refusal(
+                        source,
+                        IntakeError::StorageUnavailable,
+                        Some(&shared.retry_after),
+                    )
                 }
                 Err(err) => {
                     tracing::error!(
@@ -293,10 +318,11 @@ where
                         cause = ?std::error::Error::source(&err),
                         "storage broke an invariant: answered 500"
                     );
-                    failure(IntakeError::StorageFault, None)
+                    refusal(source, IntakeError::StorageFault, None)
                 }
             }
-        })
+        };
+        ResponseFuture::boxed(tracing::Instrument::instrument(delivered, span))
     }
 }
 
@@ -318,6 +344,16 @@ fn stored(status: StatusCode, enqueued: Enqueued) -> Response<Full<Bytes>> {
     let mut response = text(status, body);
     response.extensions_mut().insert(enqueued);
     response
+}
+
+/// [`failure`], counted under `source`.
+fn refusal(
+    source: &str,
+    error: IntakeError,
+    retry_after: Option<&HeaderValue>,
+) -> Response<Full<Bytes>> {
+    observe::delivery(source, Delivery::of_status(error.status()), error.reason());
+    failure(error, retry_after)
 }
 
 fn failure(error: IntakeError, retry_after: Option<&HeaderValue>) -> Response<Full<Bytes>> {

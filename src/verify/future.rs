@@ -23,6 +23,7 @@ use super::handshake::{Answer, AnswerFuture};
 use super::outcome::{decide, Outcome};
 use super::ResponseBody;
 use crate::clock::SharedClock;
+use crate::metrics_shim::{self as observe, Delivery, Timer};
 use crate::scheme::{KeyLoad, Rejection, RejectionKind, Scheme, SignedRequest};
 
 pin_project! {
@@ -141,7 +142,12 @@ where
         body: &body,
         now: clock.now(),
     };
-    match decide(scheme, handshakes, &request, loaded) {
+    let timer = Timer::start();
+    let outcome = decide(scheme, handshakes, &request, loaded);
+    if !matches!(outcome, Outcome::Load(_)) {
+        observe::verified(scheme.name(), timer);
+    }
+    match outcome {
         Outcome::Pass(verified) => {
             tracing::trace!(
                 scheme = verified.scheme,
@@ -373,8 +379,10 @@ fn rejection_response<B>(rejection: Rejection) -> Response<ResponseBody<B>> {
 /// The `Retry-After` of a `503` for a key that could not be loaded, in seconds.
 const KEY_RETRY_AFTER: &str = "10";
 
-/// Logs an answered handshake: which one and where, never the challenge or the answer.
+/// Logs and counts an answered handshake: which one and where, never the challenge or the
+/// answer.
 fn log_answer(scheme: &'static str, parts: &Parts, answer: &Answer) {
+    observe::delivery(scheme, Delivery::Handshake, answer.kind().as_str());
     tracing::info!(
         scheme,
         method = parts.method.as_str(),
@@ -385,10 +393,11 @@ fn log_answer(scheme: &'static str, parts: &Parts, answer: &Answer) {
     );
 }
 
-/// Logs a refusal: never a header value, a signature or the query string (which some senders
+/// Logs and counts a refusal: never a header value, a signature or the query string (which some senders
 /// use for tokens), only what was wrong and where.
 fn log_rejection(scheme: &'static str, parts: &Parts, rejection: &Rejection) {
     let kind = rejection.kind().as_str();
+    observe::delivery(scheme, Delivery::of_status(rejection.status()), kind);
     let header = rejection.header().map_or("", |h| h.as_str());
     let path = parts.uri.path();
     let method = parts.method.as_str();

@@ -24,6 +24,20 @@ pub(super) enum Settled {
     Unsettled(String),
 }
 
+impl Settled {
+    /// The `outcome` label of `hookdock_handler_outcomes_total`.
+    pub(super) fn as_str(&self) -> &'static str {
+        match self {
+            Settled::Acked => "acked",
+            Settled::Duplicate => "duplicate",
+            Settled::Retried(_) => "retried",
+            Settled::Deferred(_) => "deferred",
+            Settled::DeadLettered(_) => "dead_lettered",
+            Settled::Unsettled(_) => "unsettled",
+        }
+    }
+}
+
 /// Counts of what one [`Worker::run_once`](super::Worker::run_once) (or [`Worker::run_until_idle`](super::Worker::run_until_idle)) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]

@@ -18,6 +18,7 @@ use super::builder::Config;
 use super::report::{BatchReport, Counters, Settled, ShutdownReport, WorkerStats};
 use super::{ErrorKind, Event, HandlerError};
 use crate::clock::SharedClock;
+use crate::metrics_shim::{EventLabels, Timer};
 use crate::store::{
     DeadLetters, IdempotencyStore, Lease, LeaseToken, Leased, MessageId, Queue, StoreError, Wake,
 };
@@ -362,8 +363,26 @@ async fn give_back(
     queue.defer(lease, at).await
 }
 
-/// Handles one leased message: runs the handler under a heartbeat, then settles.
+/// Handles one leased message in its `attempt` span (the same field names as the intake's
+/// `delivery` span; never the body or a header value).
 async fn handle(
+    shared: Arc<Shared>,
+    in_flight: InFlight,
+    leased: Leased,
+    slot: Option<OwnedSemaphorePermit>,
+) -> Settled {
+    let span = tracing::info_span!(
+        "attempt",
+        source = leased.event.source.as_str(),
+        event_id = %leased.event.id,
+        event_type = leased.event.event_type.as_ref().map(|t| t.as_str()),
+        attempt = leased.attempt,
+    );
+    tracing::Instrument::instrument(attempt(shared, in_flight, leased, slot), span).await
+}
+
+/// Runs the handler under a heartbeat, then settles, and records what happened.
+async fn attempt(
     shared: Arc<Shared>,
     in_flight: InFlight,
     leased: Leased,
@@ -379,9 +398,12 @@ async fn handle(
     let last = leased.is_last_attempt();
     let slot = (message, leased.lease.token);
     lock(&in_flight).insert(slot, leased.lease);
+    let labels = EventLabels::of(&leased.event);
 
     let call = AssertUnwindSafe(shared.handler.clone().oneshot(Event::from(leased))).catch_unwind();
+    let timer = Timer::start();
     let outcome = heartbeat(&shared, &in_flight, slot, call).await;
+    labels.ran(timer);
     let lease = lock(&in_flight).get(&slot).copied();
     let Some(lease) = lease else {
         // Not reachable: only this task removes its entry.
@@ -395,7 +417,9 @@ async fn handle(
                 Ran::Duplicate => Settled::Duplicate,
             };
             let result = shared.queue.ack(&lease).await;
-            return finish(&shared, &in_flight, slot, &lease, result, settled);
+            let settled = finish(&shared, &in_flight, slot, &lease, result, settled);
+            record(&shared, &labels, &settled, None);
+            return settled;
         }
         Ok(Err(error)) => error,
         Err(panic) => {
@@ -404,6 +428,7 @@ async fn handle(
         }
     };
     let now = shared.clock.now();
+    let mut cause = None;
     let (result, settled) = match error.kind() {
         ErrorKind::Deferred { until } => {
             let reason = error.to_string();
@@ -414,6 +439,7 @@ async fn handle(
             )
         }
         ErrorKind::Permanent => {
+            cause = Some("permanent");
             let reason = error.to_string();
             (
                 shared.queue.dead_letter(&lease, &reason).await,
@@ -421,6 +447,7 @@ async fn handle(
             )
         }
         _ if last => {
+            cause = Some("exhausted");
             let reason = format!("{error} (attempt {attempt} of {max_attempts}: no attempts left)");
             (
                 shared.queue.dead_letter(&lease, &reason).await,
@@ -440,7 +467,23 @@ async fn handle(
             )
         }
     };
-    finish(&shared, &in_flight, slot, &lease, result, settled)
+    let settled = finish(&shared, &in_flight, slot, &lease, result, settled);
+    record(&shared, &labels, &settled, cause);
+    settled
+}
+
+/// Records how an attempt was settled; `cause` says why a dead letter is one.
+fn record(shared: &Shared, labels: &EventLabels, settled: &Settled, cause: Option<&'static str>) {
+    labels.settled(settled.as_str());
+    match settled {
+        Settled::Acked | Settled::Duplicate => labels.done("succeeded", shared.clock.now()),
+        Settled::Retried(_) => labels.retried(),
+        Settled::DeadLettered(_) => {
+            labels.dead_lettered(cause.unwrap_or("permanent"));
+            labels.done("dead", shared.clock.now());
+        }
+        Settled::Deferred(_) | Settled::Unsettled(_) => {}
+    }
 }
 
 fn finish(
@@ -545,15 +588,16 @@ async fn purge_periodically(
             Some(store) => store.purge_expired().await,
             None => Ok(0),
         };
-        for (what, outcome) in [("handled events", queue), ("idempotency keys", claims)] {
+        for (what, outcome) in [("events", queue), ("idempotency_keys", claims)] {
             match outcome {
                 Ok(purged) => {
                     Counters::bump(&shared.counters.purged, purged);
+                    crate::metrics_shim::purged(what, purged);
                     if purged > 0 {
-                        tracing::debug!(purged, "purged {what} past their retention");
+                        tracing::debug!(purged, what, "purged past their retention");
                     }
                 }
-                Err(error) => tracing::warn!(%error, "purging {what} failed"),
+                Err(error) => tracing::warn!(%error, what, "purging failed"),
             }
         }
     }

@@ -136,7 +136,9 @@ async fn run<O: BatchOp>(op: Arc<O>, mut rx: mpsc::Receiver<Job<O>>, max: usize)
             continue;
         }
         let n = reqs.len();
+        let timer = crate::metrics_shim::Timer::start();
         let mut results = op.run(reqs).await;
+        crate::metrics_shim::committed("postgres", timer, n);
         debug_assert_eq!(results.len(), n);
         results.resize_with(n, || {
             Err(StoreError::internal(

@@ -306,6 +306,7 @@ impl Writer {
         }
         // `None`: every job holds its own answer. `Some(failures)`: the batch failed as a
         // whole and each job ran alone; a job that failed again gets its error.
+        let timer = crate::metrics_shim::Timer::start();
         let failures: Option<Vec<Option<StoreError>>> =
             match self.transaction(batch.iter_mut(), false) {
                 Ok(()) => {
@@ -334,6 +335,7 @@ impl Writer {
                     )
                 }
             };
+        crate::metrics_shim::committed("sqlite", timer, batch.len());
         // The commit is durable in the file we opened; make sure that is still the file at
         // our path before telling anyone.
         if let Err(changed) = self.identity.check() {
@@ -389,6 +391,7 @@ impl Writer {
             match self.transaction_of(&purge) {
                 Ok(Ok(n)) => {
                     self.counters.purged.fetch_add(n, Ordering::Relaxed);
+                    crate::metrics_shim::purged("events", n);
                 }
                 Ok(Err(e)) => tracing::debug!(error = %e, "hookdock: purge refused"),
                 Err(e) => tracing::debug!(error = %e, "hookdock: purge failed; will retry"),
