@@ -179,6 +179,7 @@ mod idempotency;
 mod lock;
 mod log;
 mod options;
+mod probe;
 mod queue;
 mod reader;
 mod replay_jobs;
