@@ -397,10 +397,13 @@ impl DriftReporter {
     }
 }
 
+/// A decoder that also finds drift: [`decode_with_drift`] for one `T`.
+pub(super) type DriftDecoder<T> = fn(&[u8]) -> Result<(T, Drift), serde_json::Error>;
+
 /// What [`DecodeJsonLayer::report_drift`](super::DecodeJsonLayer::report_drift) keeps: the
 /// decoder (chosen where `T: Serialize` is known) and the reporter.
 pub(super) struct Watch<T> {
-    pub(super) decode: fn(&[u8]) -> Result<(T, Drift), serde_json::Error>,
+    pub(super) decode: DriftDecoder<T>,
     pub(super) reporter: DriftReporter,
 }
 
