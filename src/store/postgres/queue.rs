@@ -515,8 +515,12 @@ impl Queue for PgQueue {
     }
 
     /// Updates the one row of `hookdock_health` (migration 4) in a transaction of its own and
-    /// waits for the commit: refused by a read-only server or a standby, and failing like an
-    /// enqueue when the server is unreachable or out of space.
+    /// waits for the commit (a WAL write and flush): refused by a read-only server or a
+    /// standby, by a role that may not write the schema, and failing like an enqueue when the
+    /// server is unreachable or its WAL cannot be written. It runs on the pool, beside the
+    /// enqueue batcher rather than through it. What it cannot see: a data file that could not
+    /// grow (the updated row usually stays on its page), so a tablespace full while the WAL
+    /// still has room shows only in enqueues.
     async fn check_writable(&self) -> Result<(), StoreError> {
         self.store.check_open()?;
         let done = sqlx::query(self.sql().probe.q())
