@@ -26,7 +26,10 @@
 //! origin=&from=&until=&before=&limit=`), `GET /admin/events/{source}/{id}` (and `/body`, the
 //! raw bytes), `GET /admin/dead`, `POST /admin/events/{source}/{id}/replay?mode=dedupe|forced`,
 //! `POST /admin/replays` and `POST /admin/dead/replay` (bulk replay jobs, in the background),
-//! `GET /admin/replays/{id}` (progress), `POST /admin/replays/{id}/cancel`. The worker's
+//! `GET /admin/replays/{id}` (progress), `POST /admin/replays/{id}/cancel`. The health routes
+//! ([`hookdock::admin::Health`]) are at the root, without a token: `GET /livez` (`200` while
+//! the process answers) and `GET /readyz` (`200`, or `503` with a reason while the queue
+//! cannot take a write: a full disk, an unreachable database). The worker's
 //! settings (`HOOKDOCK_WORKER`, `HOOKDOCK_DEMO_FAIL_RATE`, `HOOKDOCK_DEMO_FAIL_KIND`,
 //! `HOOKDOCK_DEMO_DELAY_MS`, `HOOKDOCK_DEMO_EFFECTS`, `HOOKDOCK_LEASE_MS`,
 //! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN`, `HOOKDOCK_ADMIN_TOKEN`,
@@ -346,7 +349,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
             addr,
         )
         .await?;
-    let app = webhook_routes(&config, &queue)?.merge(admin);
+    // For load balancers, with no token: `GET /livez`, `GET /readyz` (a cached write probe).
+    let health = hookdock::admin::Health::from_dyn(Arc::clone(&queue)).router();
+    let app = webhook_routes(&config, &queue)?.merge(admin).merge(health);
     #[cfg(feature = "metrics")]
     let (app, _gauges) = {
         let (routes, gauges) = metrics_routes(Arc::clone(&log))?;

@@ -99,6 +99,9 @@ macro_rules! queue_by_field {
             async fn purge_expired(&self) -> Result<u64, StoreError> {
                 self.log.purge_expired().await
             }
+            async fn check_writable(&self) -> Result<(), StoreError> {
+                self.log.check_writable().await
+            }
         }
     };
 }

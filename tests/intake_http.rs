@@ -528,6 +528,9 @@ impl Queue for BrokenQueue {
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         Err(disk_error())
     }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        Err(disk_error())
+    }
     async fn stats(&self) -> Result<QueueStats, StoreError> {
         Err(disk_error())
     }

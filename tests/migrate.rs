@@ -294,7 +294,12 @@ async fn a_version_1_postgres_schema_is_migrated() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
+    // Version 4's health row is there: the readiness probe writes on a migrated schema.
+    queue
+        .check_writable()
+        .await
+        .expect("check_writable on a migrated schema");
     store.close().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA \"{schema}\" CASCADE"

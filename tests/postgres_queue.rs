@@ -470,6 +470,7 @@ async fn migrations_are_idempotent_concurrent_and_checked() {
         tables,
         [
             "hookdock_events",
+            "hookdock_health",
             "hookdock_migrations",
             "hookdock_queue",
             "hookdock_replay_jobs"

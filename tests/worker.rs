@@ -638,6 +638,9 @@ impl Queue for Watched {
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         self.inner.purge_expired().await
     }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.inner.check_writable().await
+    }
 }
 
 #[tokio::test]

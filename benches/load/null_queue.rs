@@ -125,6 +125,9 @@ impl Queue for NullQueue {
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         Ok(0)
     }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[tokio::main]

@@ -81,6 +81,13 @@
 //! [kind](crate::store::ErrorKind): transient `503` with `Retry-After`, invalid input `400`,
 //! internal `500` (details in the log, not in the answer).
 //!
+//! # Health
+//!
+//! [`Health`] serves `GET /livez` and `GET /readyz` for load balancers, with no token and
+//! nothing in the answer but a status and a [kind](NotReady): readiness is a cached, real
+//! write probe of the queue ([`Queue::check_writable`](crate::store::Queue::check_writable)).
+//! Mount it beside the admin routes, not under their tokens.
+//!
 //! # Replay jobs
 //!
 //! A bulk replay is a durable [job](crate::store::ReplayJob) stepped by a
@@ -117,6 +124,7 @@
 
 mod auth;
 mod error;
+mod health;
 mod query;
 mod routes;
 mod time;
@@ -133,6 +141,8 @@ use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
 use crate::store::{EventLog, ReplayJobId, Replayer, StoreError};
 use crate::worker::Worker;
+
+pub use health::{Health, NotReady, Readiness, DEFAULT_HEALTH_CACHE, DEFAULT_PROBE_TIMEOUT};
 
 use auth::{Access, TokenDigest};
 use routes::Ctx;

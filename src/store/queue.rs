@@ -344,6 +344,22 @@ pub trait Queue: Send + Sync + 'static {
     /// how many. Their keys are forgotten: an enqueue stores them anew.
     async fn purge_expired(&self) -> Result<u64, StoreError>;
 
+    /// Checks that the store can durably take a write now, for readiness probes
+    /// (`hookdock::admin::Health`, feature `admin`): resolves `Ok` only after a real
+    /// write went the way an [`enqueue`](Self::enqueue) goes (the same connection, thread or
+    /// pool, committed at [`durability`](Self::durability)), and with the error an enqueue
+    /// would meet otherwise: [`StoreError::Unavailable`] for a full disk, a size cap reached,
+    /// an I/O error or an unreachable or read-only database; [`StoreError::Closed`] once the
+    /// store is shut down or its writer is gone.
+    ///
+    /// It changes nothing a caller can see: no message, count, log entry or key. Call it
+    /// sparingly (a health route caches its answer): each call is a write.
+    ///
+    /// There is no default: a backend that answered `Ok` without writing would report a
+    /// broken store as ready. A backend that truly cannot fail to write (memory) answers
+    /// `Ok` by itself; every other one must write something.
+    async fn check_writable(&self) -> Result<(), StoreError>;
+
     /// A signal that wakes an idle worker when this queue may have new work (an enqueue, a
     /// replay, a retry that is due), so it leases at once instead of at its next poll; `None`
     /// if the backend has none (the worker then polls).
@@ -389,6 +405,9 @@ impl<Q: Queue + ?Sized> Queue for std::sync::Arc<Q> {
     }
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         (**self).purge_expired().await
+    }
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        (**self).check_writable().await
     }
     fn wake_signal(&self) -> Option<Box<dyn Wake>> {
         (**self).wake_signal()

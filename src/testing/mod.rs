@@ -1,4 +1,5 @@
-//! Test support (feature `test-util`): a signer for every preset, a fake clock, and the
+//! Test support (feature `test-util`): a signer for every preset, a fake clock, a
+//! schema-regression check over captured payloads (`testing::schema`, with `schema-drift`), and the
 //! conformance suites for [`Queue`](crate::store::Queue) and
 //! [`IdempotencyStore`](crate::store::IdempotencyStore) that every backend must pass, yours
 //! included.
@@ -32,6 +33,9 @@ pub mod idempotency_suite;
 pub mod log_suite;
 pub mod queue_suite;
 pub mod record_suite;
+#[cfg(feature = "schema-drift")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema-drift")))]
+pub mod schema;
 mod sign;
 #[cfg(feature = "aws-sns")]
 mod sns;

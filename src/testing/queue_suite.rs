@@ -1048,6 +1048,64 @@ pub async fn depth_limit_refuses_new_events<H: StoreHarness>(h: &H) {
     assert_eq!(stats(q).await, counts(2, 1, 0, 1));
 }
 
+/// `check_writable` answers `Ok` on a working store, alone and among concurrent enqueues,
+/// and changes nothing anyone can see: no message, count, dead letter or log entry, and the
+/// events around it are stored, leased and settled as usual.
+pub async fn check_writable_answers_ok_and_changes_nothing<H: StoreHarness>(h: &H) {
+    let f = fixture(h, QueueOptions::default()).await;
+    let q = &*f.queue;
+    ok("check_writable on an empty store", q.check_writable().await);
+    assert_eq!(
+        stats(q).await,
+        counts(0, 0, 0, 0),
+        "a probe must store no message"
+    );
+    let first = enqueue_new(q, event("github", "before", "1")).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let q = Arc::clone(&f.queue);
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    q.check_writable().await.map(|()| None)
+                } else {
+                    q.enqueue(event("github", &format!("beside-{i}"), "2"))
+                        .await
+                        .map(Some)
+                }
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        match t.await.expect("task panicked") {
+            Ok(Some(Enqueued::New(_))) => stored += 1,
+            Ok(None) => {}
+            other => panic!("a probe or an enqueue beside it failed: {other:?}"),
+        }
+    }
+    assert_eq!(stored, 4);
+    ok("check_writable", q.check_writable().await);
+    assert_eq!(
+        stats(q).await,
+        counts(5, 0, 0, 0),
+        "probes must not add or remove messages"
+    );
+    let log = ok(
+        "the event log's counts",
+        crate::store::EventLog::counts(q, &crate::store::EventFilter::all()).await,
+    );
+    assert_eq!(log.total(), 5, "probes must not appear in the event log");
+    let batch = lease(q, 10).await;
+    assert_eq!(batch.len(), 5, "only the enqueued events are leased");
+    assert!(batch.iter().any(|l| l.lease.message == first));
+    for l in &batch {
+        ok("ack", q.ack(&l.lease).await);
+    }
+    ok("check_writable after acks", q.check_writable().await);
+    assert_eq!(stats(q).await, counts(0, 0, 0, 0));
+    assert!(dead_ids(q).await.is_empty(), "probes must not dead-letter");
+}
+
 /// Clauses 1 and 2 across a restart (persistent backends only): every acknowledged change
 /// is still there after the queue is closed and opened again, live lease tokens stay
 /// current, and new tokens and message ids do not repeat old ones.

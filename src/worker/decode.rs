@@ -44,8 +44,17 @@ use super::{Event, HandlerError};
 /// assert!(err.to_string().contains("invalid type: integer `1`"));
 /// # });
 /// ```
+///
+/// # Schema drift
+///
+/// With the feature `schema-drift`, `report_drift` also finds what each payload carries that
+/// `T` does not know and what `T` expected but did not get (the method and its limits are on
+/// `Drift`), and hands it to a `DriftReporter`: a warning once per new shape per source and
+/// event type, and every drifted event to a hook (for a metric). Drift never fails an event.
 pub struct DecodeJsonLayer<T> {
     _target: PhantomData<fn() -> T>,
+    #[cfg(feature = "schema-drift")]
+    drift: Option<super::drift::Watch<T>>,
 }
 
 impl<T> DecodeJsonLayer<T> {
@@ -53,7 +62,57 @@ impl<T> DecodeJsonLayer<T> {
     pub fn new() -> Self {
         Self {
             _target: PhantomData,
+            #[cfg(feature = "schema-drift")]
+            drift: None,
         }
+    }
+}
+
+#[cfg(feature = "schema-drift")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema-drift")))]
+impl<T> DecodeJsonLayer<T>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    /// Reports each payload's [drift](super::Drift) from `T` to `reporter` (builder style).
+    /// `T` must also be `Serialize`: the missing fields are found by serializing the decoded
+    /// value. Decoding then goes through a `serde_json::Value` first, which costs about one
+    /// more pass over the body.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use std::sync::{Arc, Mutex};
+    /// use hookdock::worker::{DecodeJsonLayer, DriftReport, DriftReporter, Event, HandlerError};
+    /// use hookdock::store::MessageId;
+    /// use hookdock::RawEvent;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// #[derive(serde::Deserialize, serde::Serialize)]
+    /// struct Paid { id: String, #[serde(default)] amount: u64 }
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = Arc::clone(&seen);
+    /// let reporter = DriftReporter::new().hook(move |r: &DriftReport| {
+    ///     // A metric would count it here, by source, event type and kind.
+    ///     sink.lock().unwrap().push((r.drift.unknown.clone(), r.drift.missing.clone()));
+    /// });
+    /// let handler = DecodeJsonLayer::<Paid>::new()
+    ///     .report_drift(reporter)
+    ///     .layer(service_fn(|e: Event<Paid>| async move { Ok::<_, HandlerError>(e.payload().id.clone()) }));
+    ///
+    /// let raw = RawEvent::new("shop", "d-1", std::time::SystemTime::now(), r#"{"id":"p1","currency":"EUR"}"#)
+    ///     .with_event_type("invoice.paid");
+    /// assert_eq!(handler.oneshot(Event::new(raw, MessageId(1), 1, 10)).await?, "p1");
+    /// assert_eq!(*seen.lock().unwrap(), [(vec!["currency".to_owned()], vec!["amount".to_owned()])]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn report_drift(mut self, reporter: super::DriftReporter) -> Self {
+        self.drift = Some(super::drift::Watch {
+            decode: super::decode_with_drift::<T>,
+            reporter,
+        });
+        self
     }
 }
 
@@ -65,7 +124,11 @@ impl<T> Default for DecodeJsonLayer<T> {
 
 impl<T> Clone for DecodeJsonLayer<T> {
     fn clone(&self) -> Self {
-        Self::new()
+        Self {
+            _target: PhantomData,
+            #[cfg(feature = "schema-drift")]
+            drift: self.drift.clone(),
+        }
     }
 }
 
@@ -81,7 +144,12 @@ impl<S, T> Layer<S> for DecodeJsonLayer<T> {
     type Service = DecodeJson<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DecodeJson::new(inner)
+        DecodeJson {
+            inner,
+            _target: PhantomData,
+            #[cfg(feature = "schema-drift")]
+            drift: self.drift.clone(),
+        }
     }
 }
 
@@ -89,14 +157,18 @@ impl<S, T> Layer<S> for DecodeJsonLayer<T> {
 pub struct DecodeJson<S, T> {
     inner: S,
     _target: PhantomData<fn() -> T>,
+    #[cfg(feature = "schema-drift")]
+    drift: Option<super::drift::Watch<T>>,
 }
 
 impl<S, T> DecodeJson<S, T> {
-    /// Wraps `inner`.
+    /// Wraps `inner` (reporting no drift).
     pub fn new(inner: S) -> Self {
         Self {
             inner,
             _target: PhantomData,
+            #[cfg(feature = "schema-drift")]
+            drift: None,
         }
     }
 
@@ -113,7 +185,12 @@ impl<S, T> DecodeJson<S, T> {
 
 impl<S: Clone, T> Clone for DecodeJson<S, T> {
     fn clone(&self) -> Self {
-        Self::new(self.inner.clone())
+        Self {
+            inner: self.inner.clone(),
+            _target: PhantomData,
+            #[cfg(feature = "schema-drift")]
+            drift: self.drift.clone(),
+        }
     }
 }
 
@@ -161,7 +238,22 @@ where
     }
 
     fn call(&mut self, event: Event<P>) -> Self::Future {
-        match serde_json::from_slice::<T>(event.body()) {
+        #[cfg(feature = "schema-drift")]
+        let decoded = match &self.drift {
+            Some(watch) => (watch.decode)(event.body()).map(|(payload, drift)| {
+                watch.reporter.observe(
+                    event.source(),
+                    event.raw().event_type.as_ref().map(|t| t.as_str()),
+                    std::any::type_name::<T>(),
+                    drift,
+                );
+                payload
+            }),
+            None => serde_json::from_slice::<T>(event.body()),
+        };
+        #[cfg(not(feature = "schema-drift"))]
+        let decoded = serde_json::from_slice::<T>(event.body());
+        match decoded {
             Ok(payload) => DecodeFuture::inner(self.inner.call(event.replace_payload(payload).0)),
             Err(error) => DecodeFuture::failed(HandlerError::permanent(DecodeError {
                 source_name: event.source().to_owned(),

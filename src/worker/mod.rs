@@ -153,6 +153,8 @@
 mod builder;
 mod decode;
 pub mod dedupe;
+#[cfg(feature = "schema-drift")]
+mod drift;
 mod error;
 mod event;
 mod report;
@@ -162,6 +164,12 @@ mod runner;
 pub use builder::WorkerBuilder;
 pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};
 pub use dedupe::{DedupeLayer, Deduped, HeldClaim};
+#[cfg(feature = "schema-drift")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schema-drift")))]
+pub use drift::{
+    decode_with_drift, Drift, DriftHook, DriftReport, DriftReporter, DEFAULT_MAX_SHAPES,
+    MAX_DRIFT_PATHS,
+};
 pub use error::{ErrorKind, HandlerError};
 pub use event::Event;
 pub use report::{BatchReport, ShutdownReport, WorkerStats};

@@ -419,6 +419,13 @@ impl Queue for MemoryQueue {
         Ok(expired.len() as u64)
     }
 
+    /// Memory takes every write (until the process runs out of it): `Ok`, once the state's
+    /// lock could be taken.
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        drop(self.state());
+        Ok(())
+    }
+
     fn wake_signal(&self) -> Option<Box<dyn Wake>> {
         Some(self.store.inner.signal.subscribe())
     }

@@ -34,6 +34,7 @@
 //! | `hookdock_events` | key `(source, event_id)`, from enqueue until forgotten; never updated but to store an event on a record that held only a claim | `id` (the [`MessageId`](crate::store::MessageId)), `(source, event_id)` unique, `received_at`, `headers`, `body` (the raw bytes), `event_type` |
 //! | `hookdock_queue` | the state of the record with the same `id` | `state` (0 waiting, 1 leased, 2 dead, 3 handled, 4 holds only a claim, 5 stale), `available_at` (retry time, lease expiry, or when a handled record is forgotten), `attempts`, `lease_token`, `last_error`, `dead_reason`; the dedupe claim: `claim_token`, `claim_done`, `claim_until`, `fingerprint`, `result`; the log's history: `origin` (0 push, 1 replay, 2 reconciliation), `first_attempt_at`, `last_attempt_at`, `done_at`, `replays`, `forced_replays` |
 //! | `hookdock_replay_jobs` | durable replay job | `filter` (JSON), `forced`, `state` (0 running, 1 finished, 2 cancelled), `through`, `after` (the cursor), `total`, `replayed`, `skipped` |
+//! | `hookdock_health` | nothing: one row, rewritten by [`check_writable`](crate::store::Queue::check_writable) (migration 4) | `probed_at` (the last probe) |
 //! | `hookdock_migrations` | applied migration | `version`, `checksum` |
 //!
 //! The state lives in its own table of small rows so that a lease, a retry or a claim

@@ -158,6 +158,9 @@ SELECT
     count(*) FILTER (WHERE state = 2)
 FROM {schema}.hookdock_queue WHERE state < 3";
 
+/// $1 now. The writability probe: one committed write to a row no other statement touches.
+const PROBE: &str = "UPDATE {schema}.hookdock_health SET probed_at = $1 WHERE id = 1";
+
 /// The queue's statements for one schema.
 #[derive(Debug, Clone)]
 pub(super) struct Statements {
@@ -171,6 +174,7 @@ pub(super) struct Statements {
     dead_letters: Sql,
     replay: Sql,
     stats: Sql,
+    probe: Sql,
 }
 
 impl Statements {
@@ -186,6 +190,7 @@ impl Statements {
             dead_letters: s.sql(DEAD_LETTERS),
             replay: s.sql(REPLAY),
             stats: s.sql(STATS),
+            probe: s.sql(PROBE),
         }
     }
 }
@@ -507,6 +512,29 @@ impl Queue for PgQueue {
 
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         self.store.purge_expired().await
+    }
+
+    /// Updates the one row of `hookdock_health` (migration 4) in a transaction of its own and
+    /// waits for the commit (a WAL write and flush): refused by a read-only server or a
+    /// standby, by a role that may not write the schema, and failing like an enqueue when the
+    /// server is unreachable or its WAL cannot be written. It runs on the pool, beside the
+    /// enqueue batcher rather than through it. What it cannot see: a data file that could not
+    /// grow (the updated row usually stays on its page), so a tablespace full while the WAL
+    /// still has room shows only in enqueues.
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.store.check_open()?;
+        let done = sqlx::query(self.sql().probe.q())
+            .bind(self.store.now())
+            .execute(self.store.pool())
+            .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::internal(
+                "postgres",
+                "the row of hookdock_health is missing",
+            ))
+        }
     }
 
     fn wake_signal(&self) -> Option<Box<dyn Wake>> {

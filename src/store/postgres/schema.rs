@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_hookdock_event_log.sql",
         sql: include_str!("../../../migrations/postgres/0003_hookdock_event_log.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_hookdock_health.sql",
+        sql: include_str!("../../../migrations/postgres/0004_hookdock_health.sql"),
+    },
 ];
 
 /// The longest schema name accepted: the notification channel `hookdock_<schema>` must fit

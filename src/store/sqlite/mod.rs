@@ -87,6 +87,17 @@
 //!   merges them into the index in key order, in eight transactions between batches, and the
 //!   index writes each of its pages once for all the keys landing on it; at close and at
 //!   open (for what a crash left behind) one transaction merges whatever waits.
+//! - **Health.** [`check_writable`](crate::store::Queue::check_writable) is a write like the
+//!   others, through the writer thread and its group commit, with no table of its own: in a
+//!   savepoint it inserts one page of zeroes under a body id no record has (so a fresh page
+//!   must come from the freelist or the end of the file) and rolls that back, then takes one
+//!   fencing token so that the commit writes and fsyncs a page. A full disk or a reached
+//!   [`SqliteOptions::max_size`] answers [`StoreError::Unavailable`] ("database or disk is
+//!   full"), a writer thread that is gone [`StoreError::Closed`], and once acks or purges have
+//!   given pages back it answers `Ok` again by itself. (Rewriting an existing row would not
+//!   do: it needs no new page, so it succeeds on a full database.) On a full database, a
+//!   lease needs new index pages too, so workers may not drain it until something frees
+//!   space: settle what is already leased, or raise the cap.
 //! - **One store per file.** Because of that memory, a file is served by one store at a
 //!   time: [`SqliteStore::open`] takes an exclusive lock on `<database>.hookdock-lock` (released
 //!   by the operating system if the process dies), waiting up to
@@ -180,6 +191,7 @@ mod idempotency;
 mod lock;
 mod log;
 mod options;
+mod probe;
 mod queue;
 mod reader;
 mod replay_jobs;

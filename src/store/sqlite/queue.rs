@@ -217,6 +217,13 @@ impl Queue for SqliteQueue {
         self.store.purge_expired().await
     }
 
+    /// A write through the writer thread, group committed and fsynced like any other: it
+    /// takes a page and gives it back, and consumes one fencing token (see the module's
+    /// "Health" section).
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.store.call(super::probe::Probe).await
+    }
+
     fn wake_signal(&self) -> Option<Box<dyn Wake>> {
         Some(self.store.wake_signal())
     }
