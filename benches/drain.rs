@@ -65,6 +65,7 @@ const DB: &str = "HOOKDOCK_DRAIN_DB";
 /// `sqlite` or `postgres`.
 const BACKEND: &str = "HOOKDOCK_DRAIN_BACKEND";
 /// The PostgreSQL server, for the children.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 const PG_URL: &str = "HOOKDOCK_DRAIN_PG_URL";
 const N: &str = "HOOKDOCK_DRAIN_N";
 const CACHE: &str = "HOOKDOCK_DRAIN_CACHE_KIB";
@@ -154,6 +155,7 @@ impl Target {
     }
 
     /// Opens the queue and the dedupe store; `migrate` creates the schema first.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
     async fn open(&self, migrate: bool) -> BoxResult<Opened> {
         match self {
             Self::Sqlite(path) => {

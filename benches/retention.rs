@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Every measurement runs in a fresh child process (so its peak RSS, `VmHWM`, is its own):
-//! it opens the database, enqueues `HOOKDOCK_RETENTION_EVENTS` (default 300,000: more than
+//! it opens the database, enqueues `HOOKDOCK_RETENTION_EVENTS` (default 600,000: more than
 //! twice the keys one merge into the key index carries, so the merges' cost is in the
 //! figures) new events with 256 concurrent callers, then drains them with one worker.
 //! For the first row (0 retained) each round starts from an empty database. Each figure is the median
@@ -24,7 +24,8 @@
 //! smallest size, and the database's size per retained event. Each round adds what it
 //! measured to the retained events, so a row's rounds start from its size and from
 //! one and two rounds' events more. `HOOKDOCK_RETENTION_CACHE_KIB` sets the SQLite page
-//! cache of every child (default the store's, 2 MiB).
+//! cache of every child (default the store's, 2 MiB), `HOOKDOCK_RETENTION_MERGE_KEYS` its
+//! `key_merge_batch` (default the store's).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,6 +94,9 @@ fn child(role: Role) -> BoxResult<()> {
         let mut options = SqliteOptions::new().retention(retention);
         if let Ok(kib) = std::env::var("HOOKDOCK_RETENTION_CACHE_KIB") {
             options = options.cache_size_kib(kib.parse()?);
+        }
+        if let Ok(keys) = std::env::var("HOOKDOCK_RETENTION_MERGE_KEYS") {
+            options = options.key_merge_batch(keys.parse()?);
         }
         let store = SqliteStore::open(&db, options)?;
         let line = role(store.clone(), env_usize(N, 0), env_usize(FIRST, 0)).await;
@@ -350,7 +354,7 @@ fn driver() -> BoxResult<()> {
         .ok()
         .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1_000_000, 5_000_000]);
-    let n = env_usize("HOOKDOCK_RETENTION_EVENTS", 300_000);
+    let n = env_usize("HOOKDOCK_RETENTION_EVENTS", 600_000);
     let r = env_usize("HOOKDOCK_RETENTION_ROUNDS", 3).max(1);
     let dir = tempfile::tempdir_in(
         std::env::var("HOOKDOCK_RETENTION_DIR").unwrap_or_else(|_| ".".into()),

@@ -83,7 +83,7 @@
 //!   per event in every group commit. A new record is written with `keyed = 0`, outside the
 //!   partial index `hookdock_events_key`, and the writer keeps its key in memory; every lookup
 //!   by key asks that memory first, then the index, so a resend is a duplicate either way.
-//!   Once [`SqliteOptions::key_merge_batch`] keys wait (131,072 by default), the writer
+//!   Once [`SqliteOptions::key_merge_batch`] keys wait (262,144 by default), the writer
 //!   merges them into the index in key order, in eight transactions between batches, and the
 //!   index writes each of its pages once for all the keys landing on it; at close and at
 //!   open (for what a crash left behind) one transaction merges whatever waits.

@@ -131,14 +131,15 @@ impl SqliteOptions {
 
     /// How many new keys wait in the writer's memory before they are merged into the key
     /// index (at least 1; default [`DEFAULT_KEY_MERGE_BATCH`](super::DEFAULT_KEY_MERGE_BATCH),
-    /// 131,072). A merge dirties each index page that one of its keys lands on, and with
+    /// 262,144). A merge dirties each index page that one of its keys lands on, and with
     /// random delivery ids that is almost every page of a large index: the more keys one
     /// merge carries, the fewer pages it writes per key. With a week of retained events the
-    /// index is large, so the default is high: at 1,000,000 retained events, merging 16,384
-    /// keys at a time made intake 0.56× of retention off; 131,072 keys, 0.9× or better (see
-    /// the retention benchmark in the README). The cost is memory, about 100 bytes per
-    /// waiting key (about 13 MiB at the default), and a [`get`](crate::store::EventLog::get)
-    /// from the event log that scans the records still waiting. A merge runs between
+    /// index is large, so the default is high: at 1,000,000 retained events, intake was
+    /// 0.56× of retention off merging 16,384 keys at a time, 0.71× with 131,072 and
+    /// 0.82× with 262,144 (the retention benchmark in the README). The cost is memory,
+    /// about 80 bytes per waiting key (about 20 MiB at the default), and a
+    /// [`get`](crate::store::EventLog::get) from the event log that scans the records still
+    /// waiting. A merge runs between
     /// batches in eight pieces, each a transaction over one eighth of the keys in index
     /// order, so no batch waits for a whole merge.
     pub fn key_merge_batch(mut self, keys: usize) -> Self {

@@ -31,7 +31,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// How many keys the tail holds before they are merged into the key index, unless
 /// [`SqliteOptions::key_merge_batch`](super::SqliteOptions::key_merge_batch) says otherwise.
-pub const DEFAULT_KEY_MERGE_BATCH: usize = 131_072;
+pub const DEFAULT_KEY_MERGE_BATCH: usize = 262_144;
 
 /// A merge runs in this many transactions, each over a range of the keys in index order.
 pub(super) const MERGE_PIECES: usize = 8;
