@@ -191,6 +191,7 @@ pub(super) fn spawn(
     counters: Arc<Counters>,
 ) -> Result<Handle, SqliteError> {
     let (tx, rx) = mpsc::channel(options.channel_capacity);
+    let filter = super::filter::KeyFilter::load(&conn, options.key_merge_batch)?;
     let writer = Writer {
         conn,
         rx,
@@ -204,7 +205,7 @@ pub(super) fn spawn(
         identity,
         broken: false,
         last_purge: Instant::now(),
-        tail: Tail::default(),
+        tail: Tail::with_filter(filter),
         merge_at: options.key_merge_batch,
         merging: None,
         lock: Some(lock),

@@ -187,6 +187,7 @@ mod checkpoint;
 mod engine;
 mod error;
 mod events;
+mod filter;
 mod idempotency;
 mod lock;
 mod log;

@@ -29,6 +29,8 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::filter::KeyFilter;
+
 /// How many keys the tail holds before they are merged into the key index, unless
 /// [`SqliteOptions::key_merge_batch`](super::SqliteOptions::key_merge_batch) says otherwise.
 pub const DEFAULT_KEY_MERGE_BATCH: usize = 262_144;
@@ -47,9 +49,20 @@ pub(super) struct Tail {
     inserted: bool,
     /// The keys the current transaction removed, with their ids, in order.
     removed: Vec<(String, String, i64)>,
+    /// Every key of the index and the tail, as a [`KeyFilter`]; `None`: every lookup that
+    /// misses the tail asks the index.
+    filter: Option<KeyFilter>,
 }
 
 impl Tail {
+    /// An empty tail in front of an index whose keys `filter` holds.
+    pub(super) fn with_filter(filter: KeyFilter) -> Self {
+        Self {
+            filter: Some(filter),
+            ..Self::default()
+        }
+    }
+
     /// The record id under a key, if it was written since the last merge.
     pub(super) fn get(&self, source: &str, event_id: &str) -> Option<i64> {
         self.keys.get(source)?.get(event_id).copied()
@@ -64,6 +77,9 @@ impl Tail {
     /// outside the index.
     pub(super) fn insert(&mut self, source: &str, event_id: &str, id: i64) {
         debug_assert!(id >= self.first_new, "tail insert of an older record");
+        if let Some(filter) = &mut self.filter {
+            filter.insert(source, event_id);
+        }
         self.put(source, event_id, id);
         self.inserted = true;
     }
@@ -168,6 +184,14 @@ pub(super) fn locate(
 ) -> rusqlite::Result<Option<i64>> {
     if let Some(id) = tail.get(source, event_id) {
         return Ok(Some(id));
+    }
+    if tail
+        .filter
+        .as_ref()
+        .is_some_and(|f| !f.may_hold(source, event_id))
+    {
+        // No record has had this key since the filter was built: nothing to read.
+        return Ok(None);
     }
     conn.prepare_cached(KEY)?
         .query_row(params![source, event_id], |r| r.get(0))
