@@ -136,7 +136,8 @@ impl SqliteOptions {
     /// merge carries, the fewer pages it writes per key. With a week of retained events the
     /// index is large, so the default is high: at 1,000,000 retained events, intake was
     /// 0.56× of retention off merging 16,384 keys at a time, 0.71× with 131,072 and
-    /// 0.82× with 262,144 (the retention benchmark in the README). The cost is memory,
+    /// 0.82× with 262,144 (0.93× with the key filter too; the retention benchmark in the
+    /// README). The cost is memory,
     /// about 80 bytes per waiting key (about 20 MiB at the default), and a
     /// [`get`](crate::store::EventLog::get) from the event log that scans the records still
     /// waiting. A merge runs between
