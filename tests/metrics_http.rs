@@ -11,9 +11,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hookdock::scheme::Preset;
@@ -21,52 +19,6 @@ use hookdock::testing::Signer;
 use support::Receiver;
 
 const SECRET: &str = "metrics-e2e-github-secret";
-
-/// The receiver example with the `metrics` feature (and the test's own features, so the
-/// library is built once for both).
-fn receiver_with_metrics() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let features: Vec<&str> = [
-            ("sqlite", true),
-            ("serve", true),
-            ("admin", true),
-            ("metrics", true),
-            ("postgres", cfg!(feature = "postgres")),
-            ("ed25519", cfg!(feature = "ed25519")),
-            ("test-util", cfg!(feature = "test-util")),
-        ]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "--example",
-            "receiver",
-            "--message-format=json",
-            "--no-default-features",
-            "--features",
-            &features.join(","),
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let output = cmd.output().expect("run cargo");
-        assert!(
-            output.status.success(),
-            "building the receiver failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "receiver")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the receiver executable")
-    })
-}
 
 /// A signed GitHub `push` delivery (signed with `secret`); the answer's status and body.
 async fn deliver(addr: SocketAddr, secret: &str, id: &str, body: &str) -> (u16, String) {
@@ -159,7 +111,7 @@ fn total(samples: &Samples, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scripted_scenario_is_counted_exactly_on_the_metrics_route() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut cmd = Command::new(receiver_with_metrics());
+    let mut cmd = Command::new(support::receiver_binary());
     cmd.env("HOOKDOCK_ADDR", "127.0.0.1:0")
         .env("HOOKDOCK_DB", dir.path().join("q.db"))
         .env("HOOKDOCK_GITHUB_SECRET", SECRET)

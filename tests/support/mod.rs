@@ -18,6 +18,7 @@ pub fn receiver_binary() -> &'static Path {
             ("sqlite", cfg!(feature = "sqlite")),
             ("serve", cfg!(feature = "serve")),
             ("admin", cfg!(feature = "admin")),
+            ("metrics", cfg!(feature = "metrics")),
             ("postgres", cfg!(feature = "postgres")),
             ("ed25519", cfg!(feature = "ed25519")),
             ("test-util", cfg!(feature = "test-util")),
