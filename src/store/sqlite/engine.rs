@@ -416,33 +416,37 @@ impl Writer {
                 piece,
             });
         }
-        let Some(merging) = &self.merging else {
+        let Some(mut merging) = self.merging.take() else {
             return;
         };
         let end = (merging.done + merging.piece).min(merging.ids.len());
         let last = end == merging.ids.len();
         // The ids were taken from the tail in one go, so its newest is the merge's newest.
         let through = last.then(|| merging.ids.iter().copied().max().unwrap_or(0));
-        let piece = merging.ids[merging.done..end].to_vec();
+        let piece = &merging.ids[merging.done..end];
         let mut keyed = 0;
         let result = self.with_transaction(false, |tx| {
-            keyed = tail::merge_piece(tx.conn, &piece, through)?;
+            keyed = tail::merge_piece(tx.conn, piece, through)?;
             Ok(())
         });
         match result {
             Ok(()) => {
                 tracing::trace!(keys = keyed, "hookdock: merged new keys into the key index");
-                if let Some(through) = through {
-                    self.tail.forget_through(through);
-                    self.merging = None;
-                } else if let Some(merging) = &mut self.merging {
-                    merging.done = end;
+                match through {
+                    Some(through) => self.tail.forget_through(through),
+                    None => {
+                        merging.done = end;
+                        self.merging = Some(merging);
+                    }
                 }
             }
-            Err(e) => tracing::warn!(
-                error = %e,
-                "hookdock: merging new keys into the key index failed; will retry"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "hookdock: merging new keys into the key index failed; will retry"
+                );
+                self.merging = Some(merging);
+            }
         }
     }
 
