@@ -45,6 +45,8 @@
 //! that does not depend on what else the machine is running: on a machine of its own with
 //! `c` cores, a CPU-bound drain approaches `c / (drain + server CPU per event)` events/s.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +58,7 @@ use hookdock::store::IdempotencyStore;
 use hookdock::store::{Queue, QueueOptions};
 use hookdock::worker::{Event, HandlerError, Worker};
 use hookdock::RawEvent;
+use support::{env_usize, field, listing_only, vm_hwm_kib, BoxResult};
 use tokio::task::JoinSet;
 use tower::service_fn;
 
@@ -70,16 +73,9 @@ const PG_URL: &str = "HOOKDOCK_DRAIN_PG_URL";
 const N: &str = "HOOKDOCK_DRAIN_N";
 const CACHE: &str = "HOOKDOCK_DRAIN_CACHE_KIB";
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful either.
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     let result = match std::env::var(ROLE).as_deref() {
@@ -93,8 +89,6 @@ fn main() {
         std::process::exit(1);
     }
 }
-
-type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// What a child role returns: its result line.
 type RoleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = BoxResult<String>>>>;
@@ -406,19 +400,6 @@ fn store_options() -> SqliteOptions {
     }
 }
 
-/// Peak resident set size of this process, in KiB (0 where `/proc` is unavailable).
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// User + system CPU time in a `/proc/PID/stat` line, in clock ticks (0 if unreadable).
 fn cpu_ticks(stat: &str) -> u64 {
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
@@ -489,15 +470,6 @@ fn rss_breakdown() -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Parses `key=value` fields from a child's result line.
-fn field(line: &str, key: &str) -> BoxResult<f64> {
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
-        .ok_or_else(|| format!("no {key} in {line:?}"))?
-        .parse::<f64>()
-        .map_err(Into::into)
 }
 
 /// A child process for `role` on `target`.

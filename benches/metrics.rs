@@ -17,6 +17,8 @@
 //! default 5), so each pair saw the same machine; printed are every round, the medians of
 //! each, and the on/off ratios (1.00 = no cost; the goal is at least 0.97).
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,23 +36,15 @@ use hookdock::store::QueueOptions;
 use hookdock::testing::Signer;
 use hookdock::worker::{Event, HandlerError, Worker};
 use hookdock::{Intake, VerifyLayer};
+use support::{env_usize, field, listing_only, median, uuid, BoxResult};
 
 const ROLE: &str = "HOOKDOCK_METRICS_ROLE";
 const DB: &str = "HOOKDOCK_METRICS_DB";
 const SECRET: &str = "bench-metrics-secret";
 const CALLERS: usize = 256;
 
-type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     let result = match std::env::var(ROLE).as_deref() {
@@ -61,14 +55,6 @@ fn main() {
         eprintln!("metrics bench: {e}");
         std::process::exit(1);
     }
-}
-
-/// A distinct, random-looking delivery id for event `i` (a SplitMix64 step, as hex).
-fn delivery_id(i: u64) -> String {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    format!("{:016x}-{i:08x}", z ^ (z >> 31))
 }
 
 /// One measurement: intake and drain of `n` events, with or without the recorder.
@@ -100,10 +86,10 @@ fn child(recorder: bool) -> BoxResult<()> {
         body.push_str("\"}");
         let body = Bytes::from(body);
         let mut requests = Vec::with_capacity(n);
-        for i in 0..n as u64 {
+        for i in 0..n {
             let delivery = signer
                 .delivery(body.clone())
-                .id(delivery_id(i))
+                .id(uuid(i))
                 .event_type("push")
                 .sign()?;
             requests.push(delivery.into_request::<Full<Bytes>>());
@@ -181,18 +167,7 @@ fn measure(dir: &Path, mode: &str, round: usize) -> BoxResult<(f64, f64)> {
         .lines()
         .find(|l| l.starts_with("measured "))
         .ok_or("the child printed no figures")?;
-    let field = |name: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    };
-    Ok((field("intake="), field("drain=")))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    Ok((field(line, "intake")?, field(line, "drain")?))
 }
 
 fn driver() -> BoxResult<()> {

@@ -17,6 +17,8 @@
 //!
 //! Without `HOOKDOCK_TEST_POSTGRES_URL` the PostgreSQL rows are skipped with a notice.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,18 +30,12 @@ use hookdock::store::{
 use hookdock::store::{MemoryQueue, Queue, QueueOptions};
 use hookdock::RawEvent;
 use sqlx::postgres::PgPoolOptions;
+use support::env_usize;
 
 const PRODUCERS: usize = 256;
 const WORKERS: usize = 2;
 const LEASE_BATCH: usize = 256;
 const LEASE_FOR: Duration = Duration::from_secs(60);
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn event(i: usize) -> RawEvent {
     // A typical small webhook: ~600 bytes of JSON and a few headers.

@@ -27,6 +27,8 @@
 //! cache of every child (default the store's, 2 MiB), `HOOKDOCK_RETENTION_MERGE_KEYS` its
 //! `key_merge_batch` (default the store's).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +40,7 @@ use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::store::{Queue, QueueOptions};
 use hookdock::worker::{Event, HandlerError, Worker};
 use hookdock::RawEvent;
+use support::{env_usize, field, listing_only, median, uuid, vm_hwm_kib, BoxResult};
 use tokio::task::JoinSet;
 use tower::service_fn;
 
@@ -49,17 +52,8 @@ const FIRST: &str = "HOOKDOCK_RETENTION_FIRST";
 /// `off` (retention zero) or `on` (seven days).
 const MODE: &str = "HOOKDOCK_RETENTION_MODE";
 
-type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if listing_only() {
         return;
     }
     let result = match std::env::var(ROLE).as_deref() {
@@ -114,25 +108,6 @@ fn body() -> Bytes {
     }
     s.push_str("\"}");
     Bytes::from(s)
-}
-
-/// A random-looking (v4-shaped) UUID for event `i`, like a provider's delivery id.
-fn uuid(i: usize) -> String {
-    fn mix(mut z: u64) -> u64 {
-        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    let (a, b) = (mix(i as u64), mix(!(i as u64)));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        b >> 52,
-        b & 0xffff_ffff_ffff
-    )
 }
 
 /// Enqueues events `first..first + n` with 256 concurrent callers; returns the seconds.
@@ -193,19 +168,6 @@ fn fill(
             start.elapsed().as_secs_f64()
         ))
     })
-}
-
-/// Peak resident set size of this process, in KiB.
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Intake then drain of `n` new events; prints both rates and the peak RSS.
@@ -282,18 +244,6 @@ struct Figures {
     rss_kib: f64,
 }
 
-fn field(line: &str, name: &str) -> f64 {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// `rounds` measurements on `on_db`, each beside one on `off_db` (retention off) taken just
 /// before it, so both see the same machine; the medians of each.
 fn rounds(
@@ -312,9 +262,9 @@ fn rounds(
         for (i, (db, mode)) in [(off_db, "off"), (on_db, "on")].into_iter().enumerate() {
             let line = run_child("measure", db, mode, n, *next_id)?;
             *next_id += n;
-            runs[i].0.push(field(&line, "intake"));
-            runs[i].1.push(field(&line, "drain"));
-            runs[i].2.push(field(&line, "rss_kib"));
+            runs[i].0.push(field(&line, "intake")?);
+            runs[i].1.push(field(&line, "drain")?);
+            runs[i].2.push(field(&line, "rss_kib")?);
         }
     }
     let [off, on] = runs.map(|(i, d, r)| Figures {

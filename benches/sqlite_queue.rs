@@ -21,6 +21,8 @@
 //! to compare with), `--dir PATH` (where the
 //! databases go, default a temporary directory; use a real disk, not tmpfs).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use hookdock::store::{
 };
 use hookdock::store::{MemoryQueue, Queue, QueueOptions};
 use hookdock::RawEvent;
+use support::uuid;
 
 struct Args {
     events: usize,
@@ -391,24 +394,4 @@ fn main() {
             println!("peak RSS of this process: {}", peak.trim_start_matches("VmHWM:").trim());
         }
     });
-}
-
-/// A random-looking (v4-shaped) UUID for event `i`: provider delivery ids such as GitHub's
-/// are random, which is the hard case for the unique index.
-fn uuid(i: usize) -> String {
-    fn mix(mut z: u64) -> u64 {
-        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    let (a, b) = (mix(i as u64), mix(!(i as u64)));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        b >> 52,
-        b & 0xffff_ffff_ffff
-    )
 }
