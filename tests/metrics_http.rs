@@ -14,31 +14,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hookdock::scheme::Preset;
-use hookdock::testing::Signer;
-use support::Receiver;
+use support::{deliver_github as deliver, Receiver};
 
 const SECRET: &str = "metrics-e2e-github-secret";
-
-/// A signed GitHub `push` delivery (signed with `secret`); the answer's status and body.
-async fn deliver(addr: SocketAddr, secret: &str, id: &str, body: &str) -> (u16, String) {
-    let signer = Signer::new(&Preset::github([secret]).expect("secret")).expect("signer");
-    let delivery = signer
-        .delivery(body.to_owned())
-        .id(id)
-        .event_type("push")
-        .sign()
-        .expect("signed");
-    let response = reqwest::Client::new()
-        .post(format!("http://{addr}/webhooks/github"))
-        .headers(delivery.headers)
-        .body(delivery.body)
-        .send()
-        .await
-        .expect("the receiver answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
-}
 
 /// One scrape: every sample, keyed by its name and its labels (sorted).
 type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;

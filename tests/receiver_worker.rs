@@ -24,8 +24,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hookdock::scheme::Preset;
-use hookdock::testing::Signer;
 use support::Receiver;
 
 const SECRET: &str = "e2e-worker-github-secret";
@@ -227,22 +225,7 @@ async fn deliver(addr: SocketAddr, id: &str, body: &str) -> u16 {
 
 /// The status and body of the answer to a signed GitHub delivery.
 async fn deliver_answer(addr: SocketAddr, id: &str, body: &str) -> (u16, String) {
-    let signer = Signer::new(&Preset::github([SECRET]).expect("secret")).expect("signer");
-    let delivery = signer
-        .delivery(body.to_owned())
-        .id(id)
-        .event_type("push")
-        .sign()
-        .expect("signed");
-    let response = reqwest::Client::new()
-        .post(format!("http://{addr}/webhooks/github"))
-        .headers(delivery.headers)
-        .body(delivery.body)
-        .send()
-        .await
-        .expect("the receiver answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap_or_default())
+    support::deliver_github(addr, SECRET, id, body).await
 }
 
 async fn admin(addr: SocketAddr, method: &str, path: &str) -> serde_json::Value {

@@ -252,3 +252,31 @@ pub fn completed_claims(db: &Path) -> std::collections::BTreeSet<(String, String
         .expect("rows");
     rows.map(|r| r.expect("row")).collect()
 }
+
+/// Posts a GitHub `push` delivery signed with `secret` to the receiver's `/webhooks/github`;
+/// the answer's status and body.
+#[cfg(feature = "test-util")]
+pub async fn deliver_github(
+    addr: std::net::SocketAddr,
+    secret: &str,
+    id: &str,
+    body: &str,
+) -> (u16, String) {
+    use hookdock::{scheme::Preset, testing::Signer};
+    let signer = Signer::new(&Preset::github([secret]).expect("secret")).expect("signer");
+    let delivery = signer
+        .delivery(body.to_owned())
+        .id(id)
+        .event_type("push")
+        .sign()
+        .expect("signed");
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/webhooks/github"))
+        .headers(delivery.headers)
+        .body(delivery.body)
+        .send()
+        .await
+        .expect("the receiver answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
