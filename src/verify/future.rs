@@ -22,6 +22,7 @@ use super::collect::Collector;
 use super::handshake::{Answer, AnswerFuture};
 use super::outcome::{decide, Outcome};
 use super::ResponseBody;
+use crate::alert::Alerts;
 use crate::clock::SharedClock;
 use crate::metrics_shim::{self as observe, Delivery, Timer};
 use crate::scheme::{KeyLoad, Rejection, RejectionKind, Scheme, SignedRequest};
@@ -45,6 +46,7 @@ pin_project! {
         limit: usize,
         timeout: Option<Duration>,
         handshakes: bool,
+        alerts: Option<Alerts>,
     }
 }
 
@@ -94,6 +96,7 @@ where
         timeout: Option<Duration>,
         clock: SharedClock,
         handshakes: bool,
+        alerts: Option<Alerts>,
     ) -> Self {
         let (parts, body) = request.into_parts();
         let declared = declared_length(&parts, &body);
@@ -119,6 +122,7 @@ where
             limit,
             timeout,
             handshakes,
+            alerts,
         }
     }
 }
@@ -128,6 +132,7 @@ fn after_read<S, V, B>(
     scheme: &V,
     handshakes: bool,
     clock: &SharedClock,
+    alerts: Option<&Alerts>,
     (mut parts, mut inner, body): (Parts, S, Bytes),
     loaded: bool,
 ) -> State<S, S::Future, B>
@@ -160,6 +165,9 @@ where
         }
         Outcome::Reject(rejection) => {
             log_rejection(scheme.name(), &parts, &rejection);
+            if let (RejectionKind::BadSignature, Some(alerts)) = (rejection.kind(), alerts) {
+                alerts.bad_signature(scheme.name());
+            }
             State::Rejected {
                 rejection: Some(rejection),
             }
@@ -247,6 +255,7 @@ where
                             &**this.scheme,
                             *this.handshakes,
                             this.clock,
+                            this.alerts.as_ref(),
                             (parts, inner, collector.take()),
                             false,
                         ),
@@ -265,7 +274,14 @@ where
                     };
                     match loaded {
                         Ok(()) => {
-                            after_read(&**this.scheme, *this.handshakes, this.clock, head, true)
+                            after_read(
+                            &**this.scheme,
+                            *this.handshakes,
+                            this.clock,
+                            this.alerts.as_ref(),
+                            head,
+                            true,
+                        )
                         }
                         Err(rejection) => {
                             log_rejection(this.scheme.name(), &head.0, &rejection);
