@@ -27,8 +27,8 @@ const BASE: u64 = 1_700_000_040;
 fn collecting(clock: &FakeClock) -> (Alerts, Arc<Mutex<Vec<Alert>>>) {
     let fired: Arc<Mutex<Vec<Alert>>> = Arc::default();
     let sink = Arc::clone(&fired);
-    let alerts =
-        Alerts::new(move |alert: &Alert| sink.lock().unwrap().push(alert.clone())).clock(clock.clone());
+    let alerts = Alerts::new(move |alert: &Alert| sink.lock().unwrap().push(alert.clone()))
+        .clock(clock.clone());
     (alerts, fired)
 }
 
@@ -93,7 +93,11 @@ async fn a_dead_letter_through_a_real_worker_fires_one_alert_with_its_id() {
     assert_eq!(queue.stats().await.unwrap().depth(), 0);
 
     let alerts = take(&fired);
-    assert_eq!(alerts.len(), 1, "one dead letter, no alert for a retry: {alerts:?}");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one dead letter, no alert for a retry: {alerts:?}"
+    );
     match &alerts[0] {
         Alert::DeadLetter {
             source,
@@ -131,13 +135,20 @@ async fn a_spike_of_bad_signatures_fires_once_per_window() {
     unsigned.headers_mut().remove("x-hub-signature-256");
     assert_eq!(send(unsigned).await.unwrap().status(), 401);
     for i in 0..19 {
-        let forged = send(signed("a-wrong-secret", &format!("f-{i}"))).await.unwrap();
+        let forged = send(signed("a-wrong-secret", &format!("f-{i}")))
+            .await
+            .unwrap();
         assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     }
-    assert!(take(&fired).is_empty(), "19 failures are under the threshold");
+    assert!(
+        take(&fired).is_empty(),
+        "19 failures are under the threshold"
+    );
 
     for i in 19..25 {
-        let forged = send(signed("a-wrong-secret", &format!("f-{i}"))).await.unwrap();
+        let forged = send(signed("a-wrong-secret", &format!("f-{i}")))
+            .await
+            .unwrap();
         assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     }
     let alerts = take(&fired);
@@ -154,10 +165,16 @@ async fn a_spike_of_bad_signatures_fires_once_per_window() {
     // A new window counts from zero again.
     clock.advance(Duration::from_secs(61));
     for i in 0..20 {
-        send(signed("a-wrong-secret", &format!("g-{i}"))).await.unwrap();
+        send(signed("a-wrong-secret", &format!("g-{i}")))
+            .await
+            .unwrap();
     }
     assert_eq!(take(&fired).len(), 1);
-    assert_eq!(queue.stats().await.unwrap().depth(), 1, "only the genuine one stored");
+    assert_eq!(
+        queue.stats().await.unwrap().depth(),
+        1,
+        "only the genuine one stored"
+    );
     store.close().await;
 }
 
@@ -214,8 +231,14 @@ async fn the_watch_fires_when_the_oldest_ready_event_waits_past_the_limit() {
 /// Stores `n` pushed deliveries of `source` received at `at`.
 async fn delivered(queue: &impl Queue, source: &str, at: SystemTime, n: usize) {
     for i in 0..n {
-        let id = format!("{source}-{}-{i}", at.duration_since(UNIX_EPOCH).unwrap().as_secs());
-        queue.enqueue(RawEvent::new(source, id, at, "{}")).await.unwrap();
+        let id = format!(
+            "{source}-{}-{i}",
+            at.duration_since(UNIX_EPOCH).unwrap().as_secs()
+        );
+        queue
+            .enqueue(RawEvent::new(source, id, at, "{}"))
+            .await
+            .unwrap();
     }
 }
 
@@ -241,7 +264,10 @@ async fn the_watch_fires_when_a_busy_source_goes_quiet_for_a_window() {
     delivered(&*queue, "stripe", window(2), 1).await;
     clock.set(window(3)); // window 2 closed
     watch.sample().await.unwrap();
-    assert!(take(&fired).is_empty(), "busy windows fire nothing: {fired:?}");
+    assert!(
+        take(&fired).is_empty(),
+        "busy windows fire nothing: {fired:?}"
+    );
 
     clock.set(window(4)); // window 3 closed with nothing from anyone
     watch.sample().await.unwrap();
@@ -278,7 +304,12 @@ async fn a_healthy_run_fires_nothing() {
                 .clock(clock.clone())
                 .alerts(alerts.clone()),
         )
-        .service(Intake::builder(Arc::clone(&queue)).clock(clock.clone()).build().unwrap());
+        .service(
+            Intake::builder(Arc::clone(&queue))
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        );
     let worker = Worker::builder(Arc::clone(&queue))
         .clock(clock.clone())
         .alerts(alerts.clone())

@@ -79,7 +79,9 @@ pub(super) struct State {
 /// Locks a mutex whose data stays consistent however a holder panicked (each update is
 /// small and complete).
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where alerts go and when they fire: an [`AlertHook`], the thresholds, and the counts of

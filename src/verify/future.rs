@@ -273,16 +273,14 @@ where
                         panic!("verify future polled after completion");
                     };
                     match loaded {
-                        Ok(()) => {
-                            after_read(
+                        Ok(()) => after_read(
                             &**this.scheme,
                             *this.handshakes,
                             this.clock,
                             this.alerts.as_ref(),
                             head,
                             true,
-                        )
-                        }
+                        ),
                         Err(rejection) => {
                             log_rejection(this.scheme.name(), &head.0, &rejection);
                             State::Rejected {
