@@ -7,7 +7,7 @@
 //! | [`Alert::DeadLetter`] | the [worker](crate::worker::WorkerBuilder::alerts) | each event it moves to the dead letters |
 //! | [`Alert::SignatureFailures`] | the [verify layer](crate::verify::VerifyLayer::alerts) | a source's `bad_signature` rejections reach the threshold within a window (once per window) |
 //! | [`Alert::RecoveryRate`] | whoever reports a reconciliation pass through [`Alerts::recovery_rate`] | the share of events a pass recovered is over the threshold |
-//! | [`Alert::OldestReady`] | the [`QueueWatch`] (or [`QueueGauges`](crate::metrics::QueueGauges) given the alerts) | the oldest event waiting to run has waited longer than the limit (once, until it drops under it) |
+//! | [`Alert::OldestReady`] | the [`QueueWatch`] (or `metrics::QueueGauges` given the alerts) | the oldest event waiting to run has waited longer than the limit (once, until it drops under it) |
 //! | [`Alert::SilentSource`] | the same sampler | a source that had deliveries in each of the last few windows had none in the window just ended (once, until it is busy again) |
 //!
 //! One [`Alerts`] handle (cheap to clone) carries the hook, the thresholds and what the

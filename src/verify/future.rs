@@ -88,16 +88,11 @@ where
     V: Scheme + ?Sized,
     B: Body,
 {
-    pub(super) fn new(
-        request: Request<B>,
-        inner: S,
-        scheme: Arc<V>,
-        limit: usize,
-        timeout: Option<Duration>,
-        clock: SharedClock,
-        handshakes: bool,
-        alerts: Option<Alerts>,
-    ) -> Self {
+    /// The future of one call of `service` (its settings), with the `inner` service that
+    /// was driven to readiness.
+    pub(super) fn new(request: Request<B>, inner: S, service: &super::Verify<S, V>) -> Self {
+        let scheme = Arc::clone(&service.scheme);
+        let limit = service.limit;
         let (parts, body) = request.into_parts();
         let declared = declared_length(&parts, &body);
         let state = match declared {
@@ -118,11 +113,11 @@ where
         Self {
             state,
             scheme,
-            clock,
+            clock: service.clock.clone(),
             limit,
-            timeout,
-            handshakes,
-            alerts,
+            timeout: service.timeout,
+            handshakes: service.handshakes,
+            alerts: service.alerts.clone(),
         }
     }
 }

@@ -107,15 +107,6 @@ where
         // the next call (the usual tower idiom for calling the inner service later).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(
-            request,
-            inner,
-            Arc::clone(&self.scheme),
-            self.limit,
-            self.timeout,
-            self.clock.clone(),
-            self.handshakes,
-            self.alerts.clone(),
-        )
+        ResponseFuture::new(request, inner, self)
     }
 }
