@@ -85,8 +85,9 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Where alerts go and when they fire: an [`AlertHook`], the thresholds, and the counts of
-/// the current windows. Cheap to clone; clones share the hook and the counts, so give one
-/// to each part that fires alerts (see the [module docs](super)).
+/// the current windows. Cheap to clone (one `Arc`); clones share the hook and the counts, so
+/// set the thresholds first, then give a clone to each part that fires alerts (see the
+/// [module docs](super)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -100,16 +101,21 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// ```
 #[derive(Clone)]
 pub struct Alerts {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// What every clone of an [`Alerts`] shares.
+pub(super) struct Inner {
     hook: Arc<dyn AlertHook>,
     pub(super) limits: Limits,
     pub(super) clock: SharedClock,
-    pub(super) state: Arc<State>,
+    pub(super) state: State,
 }
 
 impl fmt::Debug for Alerts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Alerts")
-            .field("limits", &self.limits)
+            .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
     }
 }
@@ -123,10 +129,31 @@ impl Alerts {
     /// Alerts fired to an already shared hook.
     pub fn from_arc(hook: Arc<dyn AlertHook>) -> Self {
         Self {
-            hook,
-            limits: Limits::default(),
-            clock: SharedClock::default(),
-            state: Arc::default(),
+            inner: Arc::new(Inner {
+                hook,
+                limits: Limits::default(),
+                clock: SharedClock::default(),
+                state: State::default(),
+            }),
+        }
+    }
+
+    /// Changes the settings: in place before the first clone; after it, on a new handle
+    /// with the same hook and nothing counted yet (the clones keep theirs).
+    fn configure(mut self, change: impl FnOnce(&mut Limits, &mut SharedClock)) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            change(&mut inner.limits, &mut inner.clock);
+            return self;
+        }
+        let (mut limits, mut clock) = (self.inner.limits, self.inner.clock.clone());
+        change(&mut limits, &mut clock);
+        Self {
+            inner: Arc::new(Inner {
+                hook: Arc::clone(&self.inner.hook),
+                limits,
+                clock,
+                state: State::default(),
+            }),
         }
     }
 
@@ -134,29 +161,30 @@ impl Alerts {
     /// `count` (at least 1) within `window` (at least one second), counted from the first
     /// failure of the window; once per window (builder style; defaults
     /// [`DEFAULT_SIGNATURE_FAILURES`] in [`DEFAULT_SIGNATURE_WINDOW`]).
-    pub fn signature_failures(mut self, count: u64, window: Duration) -> Self {
-        self.limits.signature_failures = count.max(1);
-        self.limits.signature_window = window.max(Duration::from_secs(1));
-        self
+    pub fn signature_failures(self, count: u64, window: Duration) -> Self {
+        self.configure(|limits, _| {
+            limits.signature_failures = count.max(1);
+            limits.signature_window = window.max(Duration::from_secs(1));
+        })
     }
 
     /// Fires [`Alert::RecoveryRate`] for a reported rate over `threshold`, a share in
     /// `0.0..=1.0` (builder style; default [`DEFAULT_RECOVERY_THRESHOLD`]). A value out of
     /// range is clamped into it; `NaN` keeps the default.
-    pub fn recovery_threshold(mut self, threshold: f64) -> Self {
-        self.limits.recovery_threshold = if threshold.is_nan() {
-            DEFAULT_RECOVERY_THRESHOLD
-        } else {
-            threshold.clamp(0.0, 1.0)
-        };
-        self
+    pub fn recovery_threshold(self, threshold: f64) -> Self {
+        self.configure(|limits, _| {
+            limits.recovery_threshold = if threshold.is_nan() {
+                DEFAULT_RECOVERY_THRESHOLD
+            } else {
+                threshold.clamp(0.0, 1.0)
+            };
+        })
     }
 
     /// Fires [`Alert::OldestReady`] when the oldest event waiting to run has waited longer
     /// than `limit` (builder style; default [`DEFAULT_OLDEST_READY_LIMIT`]).
-    pub fn oldest_ready_limit(mut self, limit: Duration) -> Self {
-        self.limits.oldest_ready = limit;
-        self
+    pub fn oldest_ready_limit(self, limit: Duration) -> Self {
+        self.configure(|limits, _| limits.oldest_ready = limit)
     }
 
     /// Counts each source's deliveries per `window` (at least one second; windows start at
@@ -164,17 +192,18 @@ impl Alerts {
     /// that had deliveries in each of the `busy_windows` (at least 1) windows before has none
     /// in the window just ended (builder style; defaults [`DEFAULT_SILENT_WINDOW`] and
     /// [`DEFAULT_SILENT_AFTER`]).
-    pub fn silent_source(mut self, window: Duration, busy_windows: u32) -> Self {
-        self.limits.silent_window = window.max(Duration::from_secs(1));
-        self.limits.silent_after = busy_windows.max(1);
-        self
+    pub fn silent_source(self, window: Duration, busy_windows: u32) -> Self {
+        self.configure(|limits, _| {
+            limits.silent_window = window.max(Duration::from_secs(1));
+            limits.silent_after = busy_windows.max(1);
+        })
     }
 
     /// Reads the time from `clock` instead of the system clock (builder style): give it the
     /// queue's clock.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = SharedClock::new(clock);
-        self
+    pub fn clock(self, clock: impl Clock) -> Self {
+        let clock = SharedClock::new(clock);
+        self.configure(|_, current| *current = clock)
     }
 
     /// Reports a reconciliation pass over `source` that recovered `rate` (recovered over
@@ -182,7 +211,7 @@ impl Alerts {
     /// is over the threshold. For a reconciler to call after each pass; nothing in hookdock
     /// calls it until reconciliation lands. A `NaN` rate (nothing seen) fires nothing.
     pub fn recovery_rate(&self, source: &str, rate: f64) {
-        let threshold = self.limits.recovery_threshold;
+        let threshold = self.inner.limits.recovery_threshold;
         if rate > threshold {
             self.fire(&Alert::RecoveryRate {
                 source: source.to_owned(),
@@ -203,14 +232,14 @@ impl Alerts {
 
     /// A `bad_signature` rejection by the verify layer of `source` (the scheme's name).
     pub(crate) fn bad_signature(&self, source: &'static str) {
-        let now = self.clock.now();
+        let now = self.inner.clock.now();
         let Limits {
             signature_failures: threshold,
             signature_window: window,
             ..
-        } = self.limits;
+        } = self.inner.limits;
         let count = {
-            let mut failures = lock(&self.state.failures);
+            let mut failures = lock(&self.inner.state.failures);
             let entry = failures.entry(source).or_insert(Failures {
                 since: now,
                 count: 0,
@@ -244,7 +273,7 @@ impl Alerts {
     /// Hands `alert` to the hook; a hook that panics is logged, not passed on to the caller
     /// (a worker's attempt, a request).
     pub(super) fn fire(&self, alert: &Alert) {
-        let hook = &self.hook;
+        let hook = &self.inner.hook;
         if std::panic::catch_unwind(AssertUnwindSafe(|| hook.fire(alert))).is_err() {
             tracing::error!(kind = alert.kind(), "hookdock: the alert hook panicked");
         }

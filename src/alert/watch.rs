@@ -56,16 +56,16 @@ impl Alerts {
         log: &L,
         counts: &LogCounts,
     ) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        let now = self.inner.clock.now();
         self.oldest_ready(counts.oldest_pending_age(now).unwrap_or(Duration::ZERO));
         self.close_windows(log, now).await
     }
 
     fn oldest_ready(&self, age: Duration) {
-        let limit = self.limits.oldest_ready;
+        let limit = self.inner.limits.oldest_ready;
         let over = age > limit;
         let fire = {
-            let mut fired = lock(&self.state.oldest_fired);
+            let mut fired = lock(&self.inner.state.oldest_fired);
             let fire = over && !*fired;
             *fired = over;
             fire
@@ -80,13 +80,13 @@ impl Alerts {
         log: &L,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        let window = self.limits.silent_window;
+        let window = self.inner.limits.silent_window;
         let current = index(now, window);
         // Far enough back to learn a source's usual windows from the log on the first sample,
         // and no further after a long pause.
-        let earliest = current.saturating_sub(u64::from(self.limits.silent_after) + 1);
+        let earliest = current.saturating_sub(u64::from(self.inner.limits.silent_after) + 1);
         let first = {
-            let mut silence = lock(&self.state.silence);
+            let mut silence = lock(&self.inner.state.silence);
             let next = silence.next.get_or_insert(earliest);
             *next = (*next).max(earliest);
             *next
@@ -114,8 +114,8 @@ impl Alerts {
     /// Closes window `closing` with each source's deliveries in it; returns the alerts to
     /// fire. Does nothing if another sampler of these alerts closed it already.
     fn close(&self, closing: u64, seen: &BTreeMap<&str, u64>) -> Vec<Alert> {
-        let busy_after = self.limits.silent_after;
-        let mut silence = lock(&self.state.silence);
+        let busy_after = self.inner.limits.silent_after;
+        let mut silence = lock(&self.inner.state.silence);
         if silence.next != Some(closing) {
             return Vec::new();
         }
@@ -128,7 +128,7 @@ impl Alerts {
             if busy.streak >= busy_after {
                 fired.push(Alert::SilentSource {
                     source: source.clone(),
-                    quiet_for: self.limits.silent_window,
+                    quiet_for: self.inner.limits.silent_window,
                     usual: busy.fewest,
                 });
             }
