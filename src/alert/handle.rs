@@ -279,3 +279,37 @@ impl Alerts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn thresholds_changed_after_a_clone_make_a_handle_of_their_own() {
+        let fired = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&fired);
+        let clock = FakeClock::at_unix(1_700_000_000);
+        let first = Alerts::new(move |_: &Alert| {
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+        .clock(clock.clone())
+        .signature_failures(2, Duration::from_secs(60));
+        let second = first.clone().signature_failures(3, Duration::from_secs(60));
+        first.bad_signature("s");
+        second.bad_signature("s");
+        second.bad_signature("s");
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            0,
+            "each counts its own: 1 and 2"
+        );
+        first.bad_signature("s");
+        assert_eq!(fired.load(Ordering::SeqCst), 1, "the first reached its 2");
+        // A clock that went back starts a new window rather than failing.
+        clock.set(SystemTime::UNIX_EPOCH);
+        second.bad_signature("s");
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+    }
+}

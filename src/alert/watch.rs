@@ -249,3 +249,20 @@ impl Drop for QueueWatchHandle {
         self.task.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_start_at_multiples_of_their_length() {
+        let w = Duration::from_secs(60);
+        assert_eq!(index(UNIX_EPOCH + Duration::from_secs(119), w), 1);
+        assert_eq!(index(UNIX_EPOCH + Duration::from_secs(120), w), 2);
+        assert_eq!(start(2, w), UNIX_EPOCH + Duration::from_secs(120));
+        assert_eq!(index(start(28_333_334, w), w), 28_333_334);
+        // Before the epoch, or absurdly far: no panic.
+        assert_eq!(index(UNIX_EPOCH - Duration::from_secs(5), w), 0);
+        let _ = start(u64::MAX, w);
+    }
+}
