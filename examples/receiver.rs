@@ -88,6 +88,7 @@ use std::sync::Arc;
 use axum::routing::{post_service, MethodRouter};
 use axum::Router;
 use hmac::{KeyInit, Mac};
+use hookdock::alert::{Alert, Alerts};
 use hookdock::intake::Intake;
 use hookdock::scheme::Preset;
 use hookdock::serve::serve;
@@ -265,6 +266,7 @@ fn endpoint(
     route: &Route,
     config: &Config,
     queue: &Arc<dyn Queue>,
+    alerts: &Alerts,
 ) -> Result<MethodRouter, Box<dyn Error>> {
     let secrets = &route.secrets.values;
     let preset = match route.name {
@@ -278,7 +280,7 @@ fn endpoint(
     } else {
         preset
     };
-    let verify = VerifyLayer::new(preset);
+    let verify = VerifyLayer::new(preset).alerts(alerts.clone());
     let verify = if config.edge.limits {
         verify.body_timeout(config.edge.body_timeout)
     } else {
@@ -292,11 +294,15 @@ fn endpoint(
 }
 
 /// The webhook routes.
-fn webhook_routes(config: &Config, queue: &Arc<dyn Queue>) -> Result<Router, Box<dyn Error>> {
+fn webhook_routes(
+    config: &Config,
+    queue: &Arc<dyn Queue>,
+    alerts: &Alerts,
+) -> Result<Router, Box<dyn Error>> {
     let mut router = Router::new();
     for route in &config.routes {
         let path = format!("/webhooks/{}", route.name);
-        router = router.route(&path, endpoint(route, config, queue)?);
+        router = router.route(&path, endpoint(route, config, queue, alerts)?);
     }
     Ok(router)
 }
@@ -341,7 +347,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
         closer,
     } = open_storage(&config).await?;
     let queue: Arc<dyn Queue> = log.clone();
-    let worker = worker_config.start(Arc::clone(&queue), dedupe)?;
+    // Alerts (dead letters, signature spikes, an old ready event, a busy source gone quiet)
+    // are logged; a real deployment would page someone from this hook.
+    let alerts = Alerts::new(|alert: &Alert| {
+        tracing::warn!(alert = alert.kind(), "hookdock alert: {alert}");
+    });
+    let worker = worker_config.start(Arc::clone(&queue), dedupe, alerts.clone())?;
     let admin = worker_config
         .admin_routes(
             Arc::clone(&log),
@@ -351,12 +362,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .await?;
     // For load balancers, with no token: `GET /livez`, `GET /readyz` (a cached write probe).
     let health = hookdock::admin::Health::from_dyn(Arc::clone(&queue)).router();
-    let app = webhook_routes(&config, &queue)?.merge(admin).merge(health);
+    let app = webhook_routes(&config, &queue, &alerts)?
+        .merge(admin)
+        .merge(health);
+    // One sampler of the log: the queue gauges check the alerts when metrics are on.
     #[cfg(feature = "metrics")]
     let (app, _gauges) = {
-        let (routes, gauges) = metrics_routes(Arc::clone(&log))?;
+        let (routes, gauges) = metrics_routes(Arc::clone(&log), alerts)?;
         (app.merge(routes), gauges)
     };
+    #[cfg(not(feature = "metrics"))]
+    let _watch = hookdock::alert::QueueWatch::new(Arc::clone(&log), alerts).spawn();
 
     print_banner(
         &config,
@@ -393,6 +409,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
 #[cfg(feature = "metrics")]
 fn metrics_routes(
     log: Arc<dyn hookdock::store::EventLog>,
+    alerts: Alerts,
 ) -> Result<(Router, hookdock::metrics::QueueGaugesHandle), Box<dyn Error>> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     // Seconds histograms as Prometheus histograms (not summaries), from 100 µs to 10 min.
@@ -417,6 +434,7 @@ fn metrics_routes(
     )?;
     let gauges = hookdock::metrics::QueueGauges::new(log)
         .every(every)
+        .alerts(alerts)
         .spawn();
     let routes = Router::new().route(
         "/metrics",

@@ -28,6 +28,8 @@
 //! - `metrics` (feature `metrics`): what each stage did, through the `metrics` facade;
 //!   tracing spans `delivery` (intake) and `attempt` (worker) carry `source`, `event_id`,
 //!   `event_type` (and `attempt`) with or without it;
+//! - [`alert`]: a hook fired on a dead letter, a spike of signature failures, a high
+//!   reconciliation recovery rate, an old ready event, and a busy source gone silent;
 //! - `testing` (feature `test-util`): a signer for every preset, a fake clock, and the
 //!   conformance suites every backend passes, yours included.
 //!
@@ -107,6 +109,7 @@
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
+pub mod alert;
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;

@@ -39,6 +39,8 @@
 //! | `hookdock_reconcile_recovered_total` | counter | events | `source` | of those, events the receiver had missed and stored from the pass; **recorded once reconciliation lands** |
 //! | `hookdock_reconcile_recovery_ratio` | gauge | ratio | `source` | recovered over seen in the last pass; **recorded once reconciliation lands** |
 //! | `hookdock_reconcile_gaps_total` | counter | gaps | `source` | windows a pass could not cover (the provider's listing ended or failed); **recorded once reconciliation lands** |
+//! | `hookdock_schema_drift_events_total` | counter | events | `source`, `event_type`, `kind` | events whose payload drifted from the type it was decoded into (`DecodeJsonLayer::report_drift`, feature `schema-drift`): once per event and `kind`, `unknown` (fields the type did not know) or `missing` (fields it expected) |
+//! | `hookdock_schema_drift_shapes_total` | counter | shapes | `source`, `event_type` | new shapes of drift (the reporter's warning once per shape), feature `schema-drift`; field paths are never labels |
 //!
 //! `outcome` and `kind` of `hookdock_deliveries_total`:
 //!
@@ -187,5 +189,15 @@ pub fn describe() {
         RECONCILE_GAPS,
         Unit::Count,
         "Windows reconciliation could not cover (once it lands)."
+    );
+    describe_counter!(
+        SCHEMA_DRIFT_EVENTS,
+        Unit::Count,
+        "Events whose payload drifted from their typed event, by kind."
+    );
+    describe_counter!(
+        SCHEMA_DRIFT_SHAPES,
+        Unit::Count,
+        "New shapes of schema drift."
     );
 }

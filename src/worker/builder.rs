@@ -11,6 +11,7 @@ use tower::{Layer, Service, ServiceExt};
 use super::report::Counters;
 use super::runner::{Handler, Ran, Shared, Worker, DEFAULT_PURGE_INTERVAL};
 use super::{DedupeLayer, Deduped, Event, HandlerError, RetryPolicy};
+use crate::alert::Alerts;
 use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
 use crate::store::{Queue, Wake};
@@ -49,6 +50,7 @@ pub struct WorkerBuilder {
     config: Config,
     clock: SharedClock,
     wake: Option<Box<dyn Wake>>,
+    alerts: Option<Alerts>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -70,6 +72,7 @@ impl Worker {
             config: Config::default(),
             clock: SharedClock::default(),
             wake: None,
+            alerts: None,
         }
     }
 }
@@ -143,6 +146,13 @@ impl WorkerBuilder {
         self
     }
 
+    /// Fires an [`Alert::DeadLetter`](crate::alert::Alert::DeadLetter) to `alerts` for each
+    /// event this worker moves to the dead letters.
+    pub fn alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
     /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll. By
     /// default the worker uses the queue's own signal ([`Queue::wake_signal`]: every backend
     /// in this crate has one); this replaces it, for example with an
@@ -186,6 +196,7 @@ impl WorkerBuilder {
                 clock: self.clock,
                 wake: wake.map(|signal| Arc::new(tokio::sync::Mutex::new(signal))),
                 counters: Counters::default(),
+                alerts: self.alerts,
                 purge: self
                     .purge_every
                     .map(|every| (self.dedupe.as_ref().map(|l| l.store().clone()), every)),

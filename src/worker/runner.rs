@@ -93,6 +93,8 @@ pub(super) struct Shared {
     pub(super) counters: Counters,
     /// How often to purge the queue and the dedupe store (if any) of what is past retention.
     pub(super) purge: Option<(Option<Arc<dyn IdempotencyStore>>, Duration)>,
+    /// Where dead letters are reported, if anywhere.
+    pub(super) alerts: Option<crate::alert::Alerts>,
 }
 
 impl fmt::Debug for Worker {
@@ -399,6 +401,11 @@ async fn attempt(
     let slot = (message, leased.lease.token);
     lock(&in_flight).insert(slot, leased.lease);
     let labels = EventLabels::of(&leased.event);
+    // Only kept when a dead letter would be reported.
+    let named = shared
+        .alerts
+        .as_ref()
+        .map(|_| (leased.event.source.clone(), leased.event.id.to_string()));
 
     let call = AssertUnwindSafe(shared.handler.clone().oneshot(Event::from(leased))).catch_unwind();
     let timer = Timer::start();
@@ -469,6 +476,11 @@ async fn attempt(
     };
     let settled = finish(&shared, &in_flight, slot, &lease, result, settled);
     record(&shared, &labels, &settled, cause);
+    if let (Settled::DeadLettered(reason), Some(alerts), Some((source, id))) =
+        (&settled, &shared.alerts, named)
+    {
+        alerts.dead_letter(source, id, reason);
+    }
     settled
 }
 
