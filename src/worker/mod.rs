@@ -157,6 +157,7 @@ pub mod dedupe;
 mod drift;
 mod error;
 mod event;
+mod flow;
 mod report;
 mod retry;
 mod runner;
@@ -172,6 +173,7 @@ pub use drift::{
 };
 pub use error::{ErrorKind, HandlerError};
 pub use event::Event;
+pub use flow::{DEFAULT_MAX_FLOW_WAIT, WAITERS_PER_KEY};
 pub use report::{BatchReport, ShutdownReport, WorkerStats};
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use runner::{Worker, WorkerHandle, DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON};

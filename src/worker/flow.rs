@@ -1,0 +1,314 @@
+//! Flow control in the worker: rate limits per source, event type or key (feature
+//! `rate-limit`) and a cap on the handlers running at once per source.
+//!
+//! Before the handler runs, an event passes the flow ([`Flow::admit`], awaited inside the
+//! heartbeat so its lease stays alive). It first takes one of its source's running slots,
+//! then a token from each rate limit that applies to it. Where it has to wait:
+//!
+//! - a short wait (up to [`WorkerBuilder::max_flow_wait`](super::WorkerBuilder::max_flow_wait))
+//!   is spent in its worker slot, but only by a few events per key at once
+//!   ([`WAITERS_PER_KEY`] for a rate, the cap itself for a source's slots): enough that the
+//!   next token is taken the moment it is due, too few for one limited source's backlog to
+//!   fill every worker slot while other sources wait;
+//! - any other event is handed back to the queue (`Queue::defer`: no attempt used, never
+//!   dropped) to the time a token is due for it. The times are reserved one interval apart
+//!   per key, so a backlog comes back as a stream at the limit's rate, not as a herd due at
+//!   one instant; events handed back for a source's slots come back after the longest wait,
+//!   spread by a random half of it either way.
+//!
+//! The worker also wakes for the earliest of the times it handed events back to, so a
+//! limited stream does not wait for the next idle poll.
+//!
+//! An event limited by several rates takes their tokens in order; if a later one hands it
+//! back, the tokens it took are spent (the configured rates are upper bounds).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+#[cfg(feature = "rate-limit")]
+use crate::limit::{Buckets, RateKey, RateLimit};
+use crate::RawEvent;
+
+/// How long an event may wait in its worker slot for the flow unless configured otherwise:
+/// 1 second.
+pub const DEFAULT_MAX_FLOW_WAIT: Duration = Duration::from_secs(1);
+
+/// How many events of one rate-limit key wait in worker slots at once for a token; the rest
+/// are handed back.
+pub const WAITERS_PER_KEY: usize = 2;
+
+/// How many handed-back times the worker remembers to wake for (the earliest ones).
+const WAKE_TIMES: usize = 4096;
+
+/// The flow settings of a worker, as the builder collects them.
+#[derive(Debug, Clone)]
+pub(super) struct FlowConfig {
+    #[cfg(feature = "rate-limit")]
+    pub(super) rates: Vec<RateLimit>,
+    pub(super) per_source: Option<usize>,
+    pub(super) max_wait: Duration,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            #[cfg(feature = "rate-limit")]
+            rates: Vec::new(),
+            per_source: None,
+            max_wait: DEFAULT_MAX_FLOW_WAIT,
+        }
+    }
+}
+
+/// What the flow decided for an event.
+pub(super) enum Admission {
+    /// Run the handler now, holding the pass until it is done.
+    Run(Pass),
+    /// Hand the event back, to be leased again after this long.
+    Later(Duration),
+}
+
+/// Held while the handler runs: the source's running slot, if capped.
+#[derive(Debug)]
+pub(super) struct Pass {
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// One source's running slots under the cap, and how many events wait for one.
+struct SourceSlots {
+    running: Arc<Semaphore>,
+    waiting: usize,
+}
+
+/// One event waiting for one of its source's running slots; counted until dropped.
+struct SlotWaiter<'a> {
+    sources: &'a Mutex<HashMap<String, SourceSlots>>,
+    source: &'a str,
+}
+
+impl Drop for SlotWaiter<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = lock(self.sources).get_mut(self.source) {
+            entry.waiting = entry.waiting.saturating_sub(1);
+        }
+    }
+}
+
+/// One rate-limit key: how many events wait in their slots for its token, and the last
+/// time reserved for an event handed back.
+#[cfg(feature = "rate-limit")]
+#[derive(Default)]
+struct KeyState {
+    waiting: usize,
+    reserved: Option<Instant>,
+}
+
+#[cfg(feature = "rate-limit")]
+struct Rate {
+    key: RateKey,
+    buckets: Buckets,
+    keys: Mutex<HashMap<String, KeyState>>,
+}
+
+/// The worker's flow control; see the [module docs](self).
+pub(super) struct Flow {
+    #[cfg(feature = "rate-limit")]
+    rates: Vec<Rate>,
+    cap: Option<(usize, Mutex<HashMap<String, SourceSlots>>)>,
+    max_wait: Duration,
+    wakes: Mutex<BTreeSet<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update is a few map operations; a poisoned map is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Flow {
+    pub(super) fn new(config: &FlowConfig) -> Self {
+        Self {
+            #[cfg(feature = "rate-limit")]
+            rates: config
+                .rates
+                .iter()
+                .map(|limit| Rate {
+                    key: limit.key().clone(),
+                    buckets: Buckets::new(limit),
+                    keys: Mutex::default(),
+                })
+                .collect(),
+            cap: config.per_source.map(|n| (n, Mutex::default())),
+            max_wait: config.max_wait,
+            wakes: Mutex::default(),
+        }
+    }
+
+    fn is_off(&self) -> bool {
+        #[cfg(feature = "rate-limit")]
+        if !self.rates.is_empty() {
+            return false;
+        }
+        self.cap.is_none()
+    }
+
+    /// Decides whether `event` runs now (waiting a little if it must) or comes back later.
+    pub(super) async fn admit(&self, event: &RawEvent) -> Admission {
+        if self.is_off() {
+            return Admission::Run(Pass { _slot: None });
+        }
+        let slot = match self.source_slot(&event.source).await {
+            Ok(slot) => slot,
+            Err(after) => return self.later(after),
+        };
+        #[cfg(feature = "rate-limit")]
+        for rate in &self.rates {
+            let Some(key) = rate.key.of(event) else {
+                continue;
+            };
+            if let Err(after) = self.token(rate, &key).await {
+                return self.later(after);
+            }
+        }
+        Admission::Run(Pass { _slot: slot })
+    }
+
+    /// The earliest time an event this worker handed back comes due, if any is still ahead.
+    pub(super) fn next_wake(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut wakes = lock(&self.wakes);
+        while let Some(first) = wakes.first().copied() {
+            if first > now {
+                return Some(first);
+            }
+            wakes.pop_first();
+        }
+        None
+    }
+
+    fn later(&self, after: Duration) -> Admission {
+        let at = Instant::now() + after;
+        let mut wakes = lock(&self.wakes);
+        wakes.insert(at);
+        if wakes.len() > WAKE_TIMES {
+            wakes.pop_last();
+        }
+        Admission::Later(after)
+    }
+
+    /// One of the source's running slots, waiting for it up to the longest wait if few
+    /// others wait; otherwise how long to hand the event back for.
+    async fn source_slot(&self, source: &str) -> Result<Option<OwnedSemaphorePermit>, Duration> {
+        let Some((cap, sources)) = &self.cap else {
+            return Ok(None);
+        };
+        let running = {
+            let mut sources = lock(sources);
+            let entry = sources
+                .entry(source.to_owned())
+                .or_insert_with(|| SourceSlots {
+                    running: Arc::new(Semaphore::new(*cap)),
+                    waiting: 0,
+                });
+            if let Ok(permit) = entry.running.clone().try_acquire_owned() {
+                return Ok(Some(permit));
+            }
+            if entry.waiting >= *cap {
+                return Err(self.spread(self.max_wait));
+            }
+            entry.waiting += 1;
+            entry.running.clone()
+        };
+        let waiter = SlotWaiter { sources, source };
+        let acquired = tokio::time::timeout(self.max_wait, running.acquire_owned()).await;
+        drop(waiter);
+        match acquired {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(self.spread(self.max_wait)),
+        }
+    }
+
+    /// `around`, moved by a random amount of up to half of it either way.
+    fn spread(&self, around: Duration) -> Duration {
+        let half = around / 2;
+        half + around.mul_f64(fastrand::f64())
+    }
+
+    /// A token from `rate` for `key`, waiting for it in the slot when it is due soon and few
+    /// others wait; otherwise how long to hand the event back for (its reserved time).
+    #[cfg(feature = "rate-limit")]
+    async fn token(&self, rate: &Rate, key: &str) -> Result<(), Duration> {
+        let started = Instant::now();
+        loop {
+            let wait = match rate.buckets.take(key) {
+                Ok(()) => return Ok(()),
+                Err(wait) => wait,
+            };
+            let waiter = {
+                let mut keys = lock(&rate.keys);
+                if keys.len() > SWEEP_KEYS {
+                    let now = Instant::now();
+                    keys.retain(|_, s| s.waiting > 0 || s.reserved.is_some_and(|at| at > now));
+                }
+                let state = keys.entry(key.to_owned()).or_default();
+                let in_time = started.elapsed() + wait <= self.max_wait;
+                if !in_time || state.waiting >= WAITERS_PER_KEY {
+                    return Err(reserve(state, rate.buckets.interval(), wait));
+                }
+                state.waiting += 1;
+                Waiter {
+                    keys: &rate.keys,
+                    key,
+                }
+            };
+            tokio::time::sleep(wait).await;
+            drop(waiter);
+        }
+    }
+}
+
+/// Above this many keys a rate's map of keys drops those with nothing waiting or reserved.
+#[cfg(feature = "rate-limit")]
+const SWEEP_KEYS: usize = 1024;
+
+/// One event waiting in its slot for a key's token; counted until dropped (the wait
+/// finished, or the task was aborted).
+#[cfg(feature = "rate-limit")]
+struct Waiter<'a> {
+    keys: &'a Mutex<HashMap<String, KeyState>>,
+    key: &'a str,
+}
+
+#[cfg(feature = "rate-limit")]
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if let Some(state) = lock(self.keys).get_mut(self.key) {
+            state.waiting = state.waiting.saturating_sub(1);
+        }
+    }
+}
+
+/// The next free time one interval after the last reserved for `state`'s key, and after the
+/// tokens its waiting events will take; returns how long from now that is.
+#[cfg(feature = "rate-limit")]
+fn reserve(state: &mut KeyState, interval: Duration, wait: Duration) -> Duration {
+    let now = Instant::now();
+    let earliest = now + wait + interval * state.waiting as u32;
+    let at = match state.reserved {
+        Some(last) if last + interval > earliest => last + interval,
+        _ => earliest,
+    };
+    state.reserved = Some(at);
+    at - now
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("max_wait", &self.max_wait)
+            .finish_non_exhaustive()
+    }
+}
