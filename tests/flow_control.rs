@@ -380,3 +380,42 @@ async fn the_cap_per_source_holds_while_other_sources_keep_running() {
     );
     assert_eq!(queue.stats().await.unwrap().depth(), 0);
 }
+
+/// Load shedding from queue depth is the intake's `503` + `Retry-After` under
+/// `QueueOptions::max_depth`; the refused delivery is stored when retried after a drain.
+#[tokio::test]
+async fn a_full_queue_sheds_load_with_503_and_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("shed.db"), SqliteOptions::new()).unwrap();
+    let queue = Arc::new(store.queue(QueueOptions::default().max_depth(2)));
+    let app = Router::new().route(
+        "/github",
+        post_service(
+            ServiceBuilder::new()
+                .layer(VerifyLayer::new(github()))
+                .service(Intake::new(Arc::clone(&queue) as Arc<dyn Queue>)),
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    for i in 0..2 {
+        let (status, _, body) = deliver(addr, format!("s-{i}")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, retry_after, body) = deliver(addr, "s-2".into()).await;
+    assert_eq!(status, 503);
+    assert_eq!(retry_after, Some(10));
+    assert_eq!(body, "not stored: the queue is full, retry later\n");
+    assert!(queue.get("github", "s-2").await.unwrap().is_none());
+
+    // The worker drains the queue; the sender's retry is then stored.
+    let worker = Worker::builder(Arc::clone(&queue))
+        .build(service_fn(|_: Event| async { Ok::<_, HandlerError>(()) }))
+        .unwrap();
+    assert_eq!(worker.run_until_idle().await.unwrap().succeeded, 2);
+    let (status, _, body) = deliver(addr, "s-2".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(queue.get("github", "s-2").await.unwrap().is_some());
+}

@@ -28,7 +28,7 @@
 //! or type can be trusted).
 //!
 //! Shedding load from queue depth is the intake's part, not this layer's:
-//! [`QueueOptions::max_depth`](crate::store::QueueOptions::max_depth) makes the intake
+//! [`QueueOptions::max_depth`](crate::store::QueueOptions::max_depth()) makes the intake
 //! answer `503` with `Retry-After` while the queue is full.
 //!
 //! ```
