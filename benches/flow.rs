@@ -45,7 +45,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let queue = Arc::clone(&queue);
             tokio::spawn(async move {
                 queue
-                    .enqueue(RawEvent::new("burst", format!("e-{i}"), SystemTime::now(), "{}"))
+                    .enqueue(RawEvent::new(
+                        "burst",
+                        format!("e-{i}"),
+                        SystemTime::now(),
+                        "{}",
+                    ))
                     .await
             })
         })

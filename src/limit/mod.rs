@@ -71,7 +71,7 @@ use http::{HeaderValue, Response, StatusCode};
 pub(crate) use bucket::Buckets;
 pub use future::ResponseFuture;
 pub use layer::RateLimitLayer;
-pub use rate::{RateKey, RateLimit};
+pub use rate::{KeyFn, RateKey, RateLimit};
 pub use service::RateLimited;
 
 use crate::metrics_shim::{self as observe, Delivery};

@@ -100,6 +100,9 @@ impl RateLimit {
     }
 }
 
+/// The function of a [`RateKey::Custom`]: the bucket an event counts against, if any.
+pub type KeyFn = Arc<dyn Fn(&RawEvent) -> Option<String> + Send + Sync>;
+
 /// What one bucket of a worker's [`RateLimit`] counts.
 #[derive(Clone, Default)]
 #[non_exhaustive]
@@ -113,7 +116,7 @@ pub enum RateKey {
     /// One bucket per value the function returns; `None` leaves the event unlimited by this
     /// limit. For keys of your own, such as an account id you keep in a header. The
     /// function must be cheap and must not panic.
-    Custom(Arc<dyn Fn(&RawEvent) -> Option<String> + Send + Sync>),
+    Custom(KeyFn),
 }
 
 impl RateKey {
