@@ -11,7 +11,7 @@
 //!   PagerDuty, and a [`scheme::GenericHmac`] builder) and the [`Scheme`] trait for your own;
 //! - `limit` (feature `rate-limit`): a tower layer mounted per route in front of the verify
 //!   layer that answers `429` + `Retry-After` above the route's rate, and the
-//!   [`RateLimit`](limit::RateLimit) the worker's rate limits take too;
+//!   `limit::RateLimit` the worker's rate limits take too;
 //! - [`verify`]: a tower layer that limits the body, verifies it, answers the providers'
 //!   [handshakes](verify::handshake) itself, and passes the request on with its
 //!   [`scheme::Verified`] identity, or answers `401`/`400`/`413`;

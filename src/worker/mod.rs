@@ -45,8 +45,8 @@
 //!
 //! # Flow control
 //!
-//! [`WorkerBuilder::rate_limit`] (feature `rate-limit`; several allowed, each a
-//! [`RateLimit`](crate::limit::RateLimit) keyed per source, per source and event type, or per
+//! `WorkerBuilder::rate_limit` (feature `rate-limit`; several allowed, each a
+//! `hookdock::limit::RateLimit` keyed per source, per source and event type, or per
 //! a key of yours) and [`WorkerBuilder::max_concurrent_per_source`] hold events back before
 //! the handler runs; a burst in the queue is worked off at the configured pace and nothing
 //! is dropped. An event first takes one of its source's running slots, then a token from
