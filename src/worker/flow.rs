@@ -11,8 +11,9 @@
 //!   next token is taken the moment it is due, too few for one limited source's backlog to
 //!   fill every worker slot while other sources wait;
 //! - any other event is handed back to the queue (`Queue::defer`: no attempt used, never
-//!   dropped) to the time a token is due for it. The times are reserved one interval apart
-//!   per key, so a backlog comes back as a stream at the limit's rate, not as a herd due at
+//!   dropped) to just before the time a token is due for it (one interval, at most half the
+//!   longest wait, so that it is back in a slot when the token comes due). The token times
+//!   are reserved one interval apart per key, so a backlog comes back as a stream at the limit's rate, not as a herd due at
 //!   one instant; events handed back for a source's slots come back after the longest wait,
 //!   spread by a random half of it either way.
 //!
@@ -39,7 +40,7 @@ pub const DEFAULT_MAX_FLOW_WAIT: Duration = Duration::from_secs(1);
 
 /// How many events of one rate-limit key wait in worker slots at once for a token; the rest
 /// are handed back.
-pub const WAITERS_PER_KEY: usize = 2;
+pub const WAITERS_PER_KEY: usize = 3;
 
 /// How many handed-back times the worker remembers to wake for (the earliest ones).
 const WAKE_TIMES: usize = 4096;
@@ -256,7 +257,9 @@ impl Flow {
                 let state = keys.entry(key.to_owned()).or_default();
                 let in_time = started.elapsed() + wait <= self.max_wait;
                 if !in_time || state.waiting >= WAITERS_PER_KEY {
-                    return Err(reserve(state, rate.buckets.interval(), wait));
+                    let interval = rate.buckets.interval();
+                    let lead = interval.min(self.max_wait / 2);
+                    return Err(reserve(state, interval, wait, lead));
                 }
                 state.waiting += 1;
                 Waiter {
@@ -291,10 +294,12 @@ impl Drop for Waiter<'_> {
     }
 }
 
-/// The next free time one interval after the last reserved for `state`'s key, and after the
-/// tokens its waiting events will take; returns how long from now that is.
+/// Reserves the next free token time for `state`'s key: one interval after the last
+/// reserved, and after the tokens its waiting events will take. Returns how long from now to
+/// hand the event back for: `lead` before that time, so it is leased again and waits in its
+/// slot when its token comes due, rather than losing time to a late lease.
 #[cfg(feature = "rate-limit")]
-fn reserve(state: &mut KeyState, interval: Duration, wait: Duration) -> Duration {
+fn reserve(state: &mut KeyState, interval: Duration, wait: Duration, lead: Duration) -> Duration {
     let now = Instant::now();
     let earliest = now + wait + interval * state.waiting as u32;
     let at = match state.reserved {
@@ -302,7 +307,7 @@ fn reserve(state: &mut KeyState, interval: Duration, wait: Duration) -> Duration
         _ => earliest,
     };
     state.reserved = Some(at);
-    at - now
+    (at - now).saturating_sub(lead)
 }
 
 impl std::fmt::Debug for Flow {
