@@ -317,3 +317,63 @@ impl std::fmt::Debug for Flow {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, feature = "rate-limit"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn hand_backs_are_spread_one_interval_apart_not_due_at_once() {
+        let interval = Duration::from_millis(20);
+        let mut state = KeyState::default();
+        let wait = Duration::from_millis(5);
+        let times: Vec<Duration> = (0..5)
+            .map(|_| reserve(&mut state, interval, wait, Duration::ZERO))
+            .collect();
+        assert_eq!(times[0], wait);
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], interval);
+        }
+        // Waiting events take the next tokens first; the lead brings an event back early.
+        let mut state = KeyState {
+            waiting: 2,
+            reserved: None,
+        };
+        let lead = Duration::from_millis(10);
+        assert_eq!(
+            reserve(&mut state, interval, wait, lead),
+            wait + 2 * interval - lead
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_key_hands_back_instead_of_filling_slots() {
+        let flow = Flow::new(&FlowConfig {
+            rates: vec![RateLimit::per_second(1, 1).unwrap()],
+            per_source: None,
+            max_wait: Duration::from_secs(5),
+        });
+        let event = RawEvent::new("s", "e", std::time::SystemTime::UNIX_EPOCH, "{}");
+        assert!(matches!(flow.admit(&event).await, Admission::Run(_)));
+        // The next tokens are 1, 2 and 3 s away: within the wait, so three wait in their
+        // slots; the fourth is handed back (to its token at 4 s, one interval ahead).
+        let waiting: Vec<_> = (0..WAITERS_PER_KEY)
+            .map(|_| {
+                let flow = &flow;
+                let event = &event;
+                Box::pin(async move { flow.admit(event).await })
+            })
+            .collect();
+        let mut waiting = futures_util::future::join_all(waiting);
+        // Let the waiters register.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(futures_util::FutureExt::poll_unpin(&mut waiting, &mut cx).is_pending());
+        match flow.admit(&event).await {
+            Admission::Later(after) => assert_eq!(after, Duration::from_secs(3)),
+            Admission::Run(_) => panic!("a fourth waiter"),
+        }
+        assert!(flow.next_wake().is_some());
+        let admitted = waiting.await;
+        assert!(admitted.iter().all(|a| matches!(a, Admission::Run(_))));
+    }
+}

@@ -58,7 +58,9 @@
 //!   at once: enough to take each token the moment it is due, too few for one limited
 //!   source's backlog to fill the worker's slots while other sources wait;
 //! - every other one is handed back with [`Queue::defer`](crate::store::Queue::defer) (no
-//!   attempt used) to the time its token is due. Those times are reserved one interval apart
+//!   attempt used) to just before the time its token is due (one interval ahead, at most half
+//!   the longest wait, so it is back in a slot when the token comes). Those times are reserved
+//!   one interval apart
 //!   per key, so a backlog of thousands comes back as a stream at the rate rather than all at
 //!   one instant (a thundering herd of leases); events held by a source's cap come back after
 //!   about the longest wait, spread at random by half of it either way. The worker wakes for
