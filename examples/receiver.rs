@@ -44,6 +44,7 @@
 //! | `HOOKDOCK_DATABASE_URL` | unset: SQLite. Set: PostgreSQL at this URL (`postgres://user:password@host:5432/database`; needs the `postgres` feature). The receiver creates its tables (migrations) at start-up; an unreachable server or a bad URL stops it with exit code 1. Every receiver and worker process pointed at the same database and schema shares one queue; the worker wakes through `LISTEN/NOTIFY`. |
 //! | `HOOKDOCK_DATABASE_SCHEMA` | `public`: the PostgreSQL schema of hookdock's tables (a lowercase identifier; created if missing) |
 //! | `HOOKDOCK_MAX_DEPTH` | no limit; with a limit, deliveries beyond it get `503` + `Retry-After` |
+//! | `HOOKDOCK_RATE_LIMIT` | no limit; with `N` (built with `--features rate-limit`), each route takes `N` deliveries a second (bursts of `N`) and answers `429` + `Retry-After` above it |
 //! | `HOOKDOCK_ROUTES` | `github,stripe,standard`: the routes served (the others need no secret) |
 //! | `HOOKDOCK_GITHUB_SECRET` | unset: a development secret, printed at start-up, on a loopback address only |
 //! | `HOOKDOCK_STRIPE_SECRET` | the same, for Stripe |
@@ -286,11 +287,31 @@ fn endpoint(
     } else {
         verify.without_body_timeout()
     };
-    Ok(post_service(
-        ServiceBuilder::new()
-            .layer(verify)
-            .service(Intake::new(Arc::clone(queue))),
-    ))
+    let service = ServiceBuilder::new()
+        .layer(verify)
+        .service(Intake::new(Arc::clone(queue)));
+    #[cfg(feature = "rate-limit")]
+    if let Some(limit) = rate_limit()? {
+        use tower::Layer;
+        let limited = hookdock::limit::RateLimitLayer::new(limit).source(route.name);
+        return Ok(post_service(limited.layer(service)));
+    }
+    Ok(post_service(service))
+}
+
+/// `HOOKDOCK_RATE_LIMIT`: deliveries a second per route (bursts of as many), answered
+/// `429` + `Retry-After` above it; unset: no limit.
+#[cfg(feature = "rate-limit")]
+fn rate_limit() -> Result<Option<hookdock::limit::RateLimit>, Box<dyn Error>> {
+    let Some(value) = config::env("HOOKDOCK_RATE_LIMIT") else {
+        return Ok(None);
+    };
+    let per_second: u32 = value
+        .parse()
+        .map_err(|e| format!("HOOKDOCK_RATE_LIMIT {value:?} is not a whole number: {e}"))?;
+    let limit = hookdock::limit::RateLimit::per_second(per_second, per_second)
+        .map_err(|e| format!("HOOKDOCK_RATE_LIMIT: {e}"))?;
+    Ok(Some(limit))
 }
 
 /// The webhook routes.

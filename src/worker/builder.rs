@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
+use super::flow::{Flow, FlowConfig};
 use super::report::Counters;
 use super::runner::{Handler, Ran, Shared, Worker, DEFAULT_PURGE_INTERVAL};
 use super::{DedupeLayer, Deduped, Event, HandlerError, RetryPolicy};
@@ -26,6 +27,7 @@ pub(super) struct Config {
     pub(super) poll_min: Duration,
     pub(super) poll_max: Duration,
     pub(super) shutdown_timeout: Duration,
+    pub(super) flow: FlowConfig,
 }
 
 impl Default for Config {
@@ -38,6 +40,7 @@ impl Default for Config {
             poll_min: Duration::from_millis(50),
             poll_max: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(30),
+            flow: FlowConfig::default(),
         }
     }
 }
@@ -162,6 +165,40 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adds a rate limit (builder style; feature `rate-limit`): before the handler runs, each
+    /// event takes a token from its key's bucket ([`RateLimit::keyed`]), and over the rate
+    /// waits for it or is handed back to the queue to when it is due, without using an
+    /// attempt; a backlog is worked off at the rate, never dropped. Several limits may be
+    /// added (per source and per event type, say): an event takes a token from each that
+    /// applies. See the [worker docs](super#flow-control) for how waiting is bounded.
+    ///
+    /// The buckets are this worker's: workers in several processes each allow the rate.
+    ///
+    /// [`RateLimit::keyed`]: crate::limit::RateLimit::keyed
+    #[cfg(feature = "rate-limit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+    pub fn rate_limit(mut self, limit: crate::limit::RateLimit) -> Self {
+        self.config.flow.rates.push(limit);
+        self
+    }
+
+    /// Runs at most `n` handlers of one source at once (builder style); events of a source
+    /// at its cap wait briefly for a slot or are handed back (no attempt used), while other
+    /// sources keep running. Per worker; the default is no cap. `0` fails at build.
+    pub fn max_concurrent_per_source(mut self, n: usize) -> Self {
+        self.config.flow.per_source = Some(n);
+        self
+    }
+
+    /// The longest an event waits in its worker slot for a rate-limit token or a source's
+    /// running slot before it is handed back to the queue (builder style; default
+    /// [`DEFAULT_MAX_FLOW_WAIT`](super::DEFAULT_MAX_FLOW_WAIT), 1 s). Its lease is kept
+    /// alive while it waits.
+    pub fn max_flow_wait(mut self, wait: Duration) -> Self {
+        self.config.flow.max_wait = wait;
+        self
+    }
+
     /// Builds the worker around `handler`: a `tower::Service<Event>` whose error converts into
     /// [`HandlerError`]. For a typed handler, wrap it in
     /// [`DecodeJsonLayer`](super::DecodeJsonLayer) first.
@@ -192,6 +229,7 @@ impl WorkerBuilder {
                 queue: self.queue,
                 handler,
                 slots: Arc::new(Semaphore::new(self.config.concurrency)),
+                flow: Flow::new(&self.config.flow),
                 config: self.config,
                 clock: self.clock,
                 wake: wake.map(|signal| Arc::new(tokio::sync::Mutex::new(signal))),
@@ -218,6 +256,12 @@ impl WorkerBuilder {
         }
         if c.lease_for.is_zero() {
             return bad("worker lease", "must be positive");
+        }
+        if c.flow.per_source == Some(0) {
+            return bad("worker concurrency per source", "must be at least 1");
+        }
+        if c.flow.max_wait.is_zero() {
+            return bad("worker flow wait", "must be positive");
         }
         if c.poll_min.is_zero() || c.poll_min > c.poll_max {
             return bad(
