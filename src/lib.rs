@@ -118,6 +118,7 @@ pub mod intake;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 mod metrics_shim;
+pub mod ordering;
 pub mod scheme;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]

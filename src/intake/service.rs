@@ -277,6 +277,7 @@ where
                 body,
                 event_type: verified.event_type,
                 origin: Origin::Push,
+                ordering: None,
             };
             match shared.queue.enqueue(event).await {
                 Ok(enqueued) => {

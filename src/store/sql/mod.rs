@@ -106,6 +106,7 @@ impl EventRow {
             body: Bytes::from(self.body),
             event_type: self.event_type.map(crate::event::EventType::from),
             origin: crate::store::Origin::from_code(self.origin),
+            ordering: None,
         }
     }
 }
