@@ -274,6 +274,9 @@ pub(super) fn event_row(row: &PgRow, at: usize, tail: usize) -> Result<EventRow,
         body: row.try_get(at + 4)?,
         event_type: row.try_get(tail)?,
         origin: i64::from(row.try_get::<i16, _>(tail + 1)?),
+        // FIXME(ordering): PostgreSQL columns come next in this branch.
+        order_key: None,
+        order_pos: None,
     })
 }
 
@@ -397,6 +400,7 @@ impl Queue for PgQueue {
                     token: row.try_get(9)?,
                     last_error: row.try_get(10)?,
                     expires,
+                    watermark: None,
                 };
                 got.push(((was_available, leased.id), leased));
             }
