@@ -19,8 +19,10 @@ use crate::store::{
     StoreError,
 };
 
-const LEASE: Duration = Duration::from_secs(30);
 const PAST_LEASE: Duration = Duration::from_secs(31);
+
+/// Per key, the (position, watermark) of each event applied, in the order applied.
+type Applied = HashMap<String, Vec<(i64, Option<i64>)>>;
 
 /// An event of `key` at `position` (none if `None`), id `{key}@{position}` unless given.
 fn keyed(source: &str, key: &str, position: Option<i64>) -> RawEvent {
@@ -214,7 +216,7 @@ pub async fn concurrent_leasers_keep_keys_exclusive_and_ordered<H: StoreHarness>
         enqueue_new(&*f.queue, keyed("stripe", &format!("k{k}"), Some(*p))).await;
     }
     let running: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let applied: Arc<Mutex<HashMap<String, Vec<(i64, Option<i64>)>>>> = Arc::default();
+    let applied: Arc<Mutex<Applied>> = Arc::default();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (q, running, applied) = (Arc::clone(&f.queue), Arc::clone(&running), Arc::clone(&applied));
@@ -297,6 +299,5 @@ pub async fn order_and_watermark_survive_reopen<H: StoreHarness>(h: &H) {
     ok("ack", q.ack(&again[0].lease).await);
     let (last, got) = lease_names(q, 10).await;
     assert_eq!((got.as_slice(), last[0].watermark), (&["cus_r@3".to_owned()][..], Some(2)));
-    let _ = LEASE;
 }
 }
