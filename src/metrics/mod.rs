@@ -27,10 +27,10 @@
 //! | `hookdock_queue_events` | gauge | events | `source`, `state` | events the log holds by state, sampled by [`QueueGauges`] |
 //! | `hookdock_queue_oldest_ready_age_seconds` | gauge | seconds | — | how long the oldest event waiting to run (pending or retrying, leased excluded) has waited; `0` when none waits; sampled by [`QueueGauges`] |
 //! | `hookdock_handler_seconds` | histogram | seconds | `source`, `event_type` | one run of the handler stack (dedupe and your service) on one attempt |
-//! | `hookdock_handler_outcomes_total` | counter | attempts | `source`, `event_type`, `outcome` | how each attempt was settled: `acked`, `duplicate` (dedupe found it completed), `retried`, `deferred` (its claim is held elsewhere), `dead_lettered`, `unsettled` (settling failed; it returns when its lease expires) |
+//! | `hookdock_handler_outcomes_total` | counter | attempts | `source`, `event_type`, `outcome` | how each attempt was settled: `acked`, `duplicate` (dedupe found it completed), `retried`, `deferred` (its claim is held elsewhere), `dead_lettered`, `skipped_stale` (stale by the worker's [`StalePolicy`](crate::ordering::StalePolicy): settled without running), `unsettled` (settling failed; it returns when its lease expires) |
 //! | `hookdock_retries_total` | counter | retries | `source` | retries scheduled (a failed attempt with attempts left) |
 //! | `hookdock_dead_letters_total` | counter | events | `source`, `cause` | events moved to the dead letters: `cause` is `permanent` (a permanent error, an undecodable body) or `exhausted` (the last attempt failed) |
-//! | `hookdock_receipt_to_done_seconds` | histogram | seconds | `source`, `outcome` | from the delivery's receipt (`RawEvent::received_at`) to its end: `outcome` is `succeeded` (acked) or `dead` (dead-lettered) |
+//! | `hookdock_receipt_to_done_seconds` | histogram | seconds | `source`, `outcome` | from the delivery's receipt (`RawEvent::received_at`) to its end: `outcome` is `succeeded` (acked), `dead` (dead-lettered) or `stale` (skipped as stale) |
 //! | `hookdock_purged_total` | counter | records | `what` | records forgotten past their retention: `what` is `events` (handled events) or `idempotency_keys` |
 //! | `hookdock_event_time_to_done_seconds` | histogram | seconds | `source` | from the provider's event time to the end; **recorded once ordering lands** (the event time is not read yet) |
 //! | `hookdock_stale_events_total` | counter | events | `source` | events skipped as older than one already applied for their entity; **recorded once ordering lands** |

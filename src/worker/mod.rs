@@ -160,6 +160,7 @@ mod event;
 mod report;
 mod retry;
 mod runner;
+mod stale;
 
 pub use builder::WorkerBuilder;
 pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use super::builder::Config;
 use super::report::{BatchReport, Counters, Settled, ShutdownReport, WorkerStats};
+use super::stale::Verdict;
 use super::{ErrorKind, Event, HandlerError};
 use crate::clock::SharedClock;
 use crate::metrics_shim::{EventLabels, Timer};
@@ -400,7 +401,19 @@ async fn attempt(
     lock(&in_flight).insert(slot, leased.lease);
     let labels = EventLabels::of(&leased.event);
 
-    let call = AssertUnwindSafe(shared.handler.clone().oneshot(Event::from(leased))).catch_unwind();
+    let stale = match shared.config.staleness.judge(&leased, shared.clock.now()) {
+        Verdict::Run { stale } => stale,
+        Verdict::Skip(reason) => {
+            let lease = leased.lease;
+            tracing::debug!(message = %lease.message, %reason, "skipping a stale event");
+            let result = shared.queue.skip(&lease, &reason).await;
+            let settled = finish(&shared, &in_flight, slot, &lease, result, Settled::Skipped);
+            record(&shared, &labels, &settled, None);
+            return settled;
+        }
+    };
+    let event = Event::from(leased).with_stale(stale);
+    let call = AssertUnwindSafe(shared.handler.clone().oneshot(event)).catch_unwind();
     let timer = Timer::start();
     let outcome = heartbeat(&shared, &in_flight, slot, call).await;
     labels.ran(timer);
@@ -482,6 +495,7 @@ fn record(shared: &Shared, labels: &EventLabels, settled: &Settled, cause: Optio
             labels.dead_lettered(cause.unwrap_or("permanent"));
             labels.done("dead", shared.clock.now());
         }
+        Settled::Skipped => labels.done("stale", shared.clock.now()),
         Settled::Deferred(_) | Settled::Unsettled(_) => {}
     }
 }
