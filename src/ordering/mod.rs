@@ -27,9 +27,42 @@
 //!    lease lives, since nothing else of the key runs meanwhile.
 //!
 //! An event whose position is below its key's watermark is **stale**: a newer state of the
-//! entity has been applied. [`StalePolicy`] says what the worker does with it.
+//! entity has been applied. [`StalePolicy`] says what the worker does with it
+//! ([`WorkerBuilder::stale_policy`](crate::worker::WorkerBuilder::stale_policy), and
+//! [`max_event_age`](crate::worker::WorkerBuilder::max_event_age) for events too old by
+//! their own time).
+//!
+//! # Where keys come from
+//!
+//! A route's intake reads them from the verified request with an [`ExtractOrdering`]
+//! ([`IntakeBuilder::ordering`](crate::intake::IntakeBuilder::ordering)): a closure, a
+//! [`JsonOrdering`] over the body, or a ready one: [`stripe`] (`data.object.id` at
+//! `created`), [`shopify`] (`admin_graphql_api_id` at `X-Shopify-Triggered-At`), [`square`]
+//! (`data.id` at the object's `version`), [`paddle`] (`data.id` at `occurred_at`) and
+//! [`standard_webhooks`] (your key at the payload's `timestamp`). GitHub sends no event time:
+//! key its events (a repository, an issue) without a position to run them one at a time in
+//! arrival order.
+//!
+//! ```
+//! use hookdock::intake::Intake;
+//! use hookdock::ordering;
+//! use hookdock::store::MemoryQueue;
+//!
+//! let intake = Intake::builder(MemoryQueue::new())
+//!     .ordering(ordering::stripe())
+//!     .build()?;
+//! # drop(intake);
+//! # Ok::<(), hookdock::ConfigError>(())
+//! ```
+
+mod extract;
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use extract::{
+    paddle, shopify, square, standard_webhooks, stripe, ExtractOrdering, JsonOrdering,
+    PositionFormat,
+};
 
 /// The entity an event is about and, where known, its position in that entity's history;
 /// see the [module docs](self).

@@ -50,9 +50,14 @@ pub const MAX_ORDERING_KEY_LEN: usize = 512;
 pub fn validate_event(event: &crate::RawEvent) -> Result<(), InvalidInput> {
     validate(&event.source, &event.id)?;
     match &event.ordering {
-        Some(ordering) => check(KeyPart::OrderingKey, ordering.key(), MAX_ORDERING_KEY_LEN),
+        Some(ordering) => validate_ordering(ordering),
         None => Ok(()),
     }
+}
+
+/// Checks an ordering key against the rules above, with [`MAX_ORDERING_KEY_LEN`].
+pub fn validate_ordering(ordering: &crate::ordering::OrderingKey) -> Result<(), InvalidInput> {
+    check(KeyPart::OrderingKey, ordering.key(), MAX_ORDERING_KEY_LEN)
 }
 
 /// Checks a source name against the rules above.
