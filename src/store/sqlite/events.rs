@@ -49,7 +49,7 @@ const LEASE: &str = "UPDATE hookdock_events
         ORDER BY available_at, id
         LIMIT ?4)
     RETURNING id, attempts, source, event_id, received_at, last_error, event_type, origin,
-        order_key, order_pos";
+        order_key, order_pos, order_mark";
 
 const BODY: &str = "SELECT headers, body FROM hookdock_event_bodies WHERE id = ?1";
 
@@ -293,6 +293,7 @@ impl Write for Lease {
                 r.get::<_, i64>(7)?,
                 r.get::<_, Option<String>>(8)?,
                 r.get::<_, Option<i64>>(9)?,
+                r.get::<_, Option<i64>>(10)?,
             ))
         })?;
         let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -302,7 +303,7 @@ impl Write for Lease {
         for row in rows {
             let (id, attempts, source, event_id, received_at, last_error, event_type, origin) =
                 (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
-            let (order_key, order_pos) = (row.8, row.9);
+            let (order_key, order_pos, watermark) = (row.8, row.9, row.10);
             let bytes: Option<(Vec<u8>, Vec<u8>)> = body
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
@@ -311,13 +312,9 @@ impl Write for Lease {
                     .execute(params![id, self.now])?;
                 tx.state.live -= 1;
                 if let Some(key) = &order_key {
-                    order_keys::next(conn, &source, key, self.now)?;
+                    order_keys::settled(conn, &source, key, None, self.now)?;
                 }
                 continue;
-            };
-            let watermark = match &order_key {
-                Some(key) => order_keys::watermark(conn, &source, key)?,
-                None => None,
             };
             leased.push(LeasedRow {
                 id,
@@ -355,7 +352,7 @@ fn kill_expired(tx: &mut Tx<'_>, now: i64, max_attempts: u32) -> rusqlite::Resul
     tx.state.live -= i64::try_from(killed.len()).unwrap_or(0);
     for (source, key) in killed {
         if let Some(key) = key {
-            order_keys::next(tx.conn, &source, &key, now)?;
+            order_keys::settled(tx.conn, &source, &key, None, now)?;
         }
     }
     Ok(())
@@ -479,10 +476,13 @@ impl Write for Settle {
                 Action::Retry { at, .. } | Action::Defer { at } => *at,
                 Action::Extend { expires } => *expires,
             };
-            if let (Action::Ack { .. }, Some(position)) = (&self.action, order_pos) {
-                order_keys::raise_watermark(tx.conn, &source, &key, position)?;
+            match &self.action {
+                Action::Ack { .. } => order_keys::settled(tx.conn, &source, &key, order_pos, now)?,
+                Action::Skip { .. } | Action::DeadLetter { .. } => {
+                    order_keys::settled(tx.conn, &source, &key, None, now)?
+                }
+                _ => order_keys::next(tx.conn, &source, &key, now)?,
             }
-            order_keys::next(tx.conn, &source, &key, now)?;
         }
         Ok(Ok(()))
     }

@@ -144,6 +144,7 @@
 //! | `forced_replays` | `INTEGER` | how many of those reset its completed claim |
 //! | `order_key` | `TEXT` | its [ordering key](crate::ordering), if any |
 //! | `order_pos` | `INTEGER` | its position under that key; `NULL`: none |
+//! | `order_mark` | `INTEGER` | its key's watermark when it became the key's active record (it cannot change while it is) |
 //!
 //! Indexes: `hookdock_events_key UNIQUE (source, event_id) WHERE keyed = 1` (lookups by key;
 //! query it with `AND keyed = 1`, or scan, to see the newest records too), `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the

@@ -18,10 +18,6 @@ const SET_ACTIVE: &str = "INSERT INTO hookdock_order_keys (source, order_key, ac
     VALUES (?1, ?2, ?3)
     ON CONFLICT (source, order_key) DO UPDATE SET active = excluded.active";
 
-const RAISE_WATERMARK: &str = "UPDATE hookdock_order_keys
-    SET watermark = max(coalesce(watermark, ?3), ?3)
-    WHERE source = ?1 AND order_key = ?2";
-
 const RECORD: &str = "SELECT state, order_pos FROM hookdock_events WHERE id = ?1";
 
 /// The key's first pending record by position (none first: SQLite sorts `NULL` first), then id.
@@ -31,8 +27,22 @@ const FIRST: &str = "SELECT id, order_pos FROM hookdock_events
 
 const PARK: &str = "UPDATE hookdock_events SET available_at = ?2 WHERE id = ?1 AND state = 0";
 
-const UNPARK: &str = "UPDATE hookdock_events SET available_at = ?2
+/// `?4`: the key's watermark, kept on the record while it is active.
+const UNPARK: &str = "UPDATE hookdock_events SET available_at = ?2, order_mark = ?4
     WHERE id = ?1 AND state = 0 AND available_at = ?3";
+
+const MARK: &str = "UPDATE hookdock_events SET order_mark = ?2 WHERE id = ?1";
+
+/// The key's active record was settled for good (`?3`: the position acked, if any): the
+/// watermark rises and the first pending record becomes active, in one statement; the
+/// caller unparks it.
+const SETTLED: &str = "UPDATE hookdock_order_keys
+    SET watermark = CASE WHEN ?3 IS NULL THEN watermark ELSE max(coalesce(watermark, ?3), ?3) END,
+        active = (SELECT id FROM hookdock_events
+                  WHERE source = ?1 AND order_key = ?2 AND state < 2
+                  ORDER BY order_pos, id LIMIT 1)
+    WHERE source = ?1 AND order_key = ?2
+    RETURNING active, watermark";
 
 /// Expired leases of keyed records (from the leased index).
 const EXPIRED: &str = "SELECT id, source, order_key FROM hookdock_events
@@ -89,15 +99,43 @@ pub(super) fn join(
             .filter(|(_, state, _)| *state < 2),
         None => None,
     };
-    match current {
-        None => set_active(conn, source, key, Some(id)),
-        Some((_, 1, _)) => park(conn, id),
+    let becomes_active = match current {
+        None => true,
+        Some((_, 1, _)) => false,
         Some((a, _, a_position)) if slot(position, id) < slot(a_position, a) => {
             park(conn, a)?;
-            set_active(conn, source, key, Some(id))
+            true
         }
-        Some(_) => park(conn, id),
+        Some(_) => false,
+    };
+    if !becomes_active {
+        return park(conn, id);
     }
+    set_active(conn, source, key, Some(id))?;
+    let watermark = watermark(conn, source, key)?;
+    conn.prepare_cached(MARK)?.execute(params![id, watermark])?;
+    Ok(())
+}
+
+/// The key's active record was settled for good (acked at `acked`, skipped, dead-lettered):
+/// the watermark rises by the ack, and the first pending record becomes active, waiting
+/// from `now`. Two statements, whatever the key's backlog.
+pub(super) fn settled(
+    conn: &Connection,
+    source: &str,
+    key: &str,
+    acked: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let row: Option<(Option<i64>, Option<i64>)> = conn
+        .prepare_cached(SETTLED)?
+        .query_row(params![source, key, acked], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((Some(next), watermark)) = row {
+        conn.prepare_cached(UNPARK)?
+            .execute(params![next, now, PARKED, watermark])?;
+    }
+    Ok(())
 }
 
 /// The key's active record left (settled, or waiting again after a retry or deferral): the
@@ -114,22 +152,13 @@ pub(super) fn next(conn: &Connection, source: &str, key: &str, now: i64) -> rusq
             park(conn, a)?;
         }
     }
+    set_active(conn, source, key, first)?;
     if let Some(f) = first {
+        let watermark = watermark(conn, source, key)?;
         conn.prepare_cached(UNPARK)?
-            .execute(params![f, now, PARKED])?;
+            .execute(params![f, now, PARKED, watermark])?;
+        conn.prepare_cached(MARK)?.execute(params![f, watermark])?;
     }
-    set_active(conn, source, key, first)
-}
-
-/// An ack of a record at `position` raises its key's watermark (never lowers it).
-pub(super) fn raise_watermark(
-    conn: &Connection,
-    source: &str,
-    key: &str,
-    position: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(RAISE_WATERMARK)?
-        .execute(params![source, key, position])?;
     Ok(())
 }
 
@@ -157,8 +186,9 @@ pub(super) fn give_way(conn: &Connection, now: i64) -> rusqlite::Result<()> {
         if let Some(f) = first.filter(|&f| f != id) {
             conn.prepare_cached(GIVE_WAY)?
                 .execute(params![id, PARKED])?;
+            let watermark = watermark(conn, &source, &key)?;
             conn.prepare_cached(UNPARK)?
-                .execute(params![f, now, PARKED])?;
+                .execute(params![f, now, PARKED, watermark])?;
             set_active(conn, &source, &key, Some(f))?;
         }
     }
@@ -166,14 +196,6 @@ pub(super) fn give_way(conn: &Connection, now: i64) -> rusqlite::Result<()> {
 }
 
 #[cfg(test)]
-pub(super) const ALL_SQL: [&str; 9] = [
-    KEY,
-    SET_ACTIVE,
-    RAISE_WATERMARK,
-    RECORD,
-    FIRST,
-    PARK,
-    UNPARK,
-    EXPIRED,
-    GIVE_WAY,
+pub(super) const ALL_SQL: [&str; 10] = [
+    MARK, SETTLED, KEY, SET_ACTIVE, RECORD, FIRST, PARK, UNPARK, EXPIRED, GIVE_WAY,
 ];

@@ -94,12 +94,14 @@ CREATE TABLE hookdock_replay_jobs (
 
 /// From version 4 to version 5: ordering keys. An event's key and position (`NULL` for none;
 /// version 4 records have neither), the index that finds a key's waiting events in order,
-/// and one row per key holding its watermark. A waiting event held behind its key's first
-/// one has `available_at` = [`PARKED`](super::order_keys::PARKED), so no other query changes:
+/// and one row per key holding its active record and watermark (copied onto the record that
+/// becomes active, `order_mark`, so a lease reads it with the row). A waiting event held
+/// behind its key's first one has `available_at` = [`PARKED`](super::order_keys::PARKED), so no other query changes:
 /// it is never due and counts as scheduled.
 const V4_TO_V5: &str = "
 ALTER TABLE hookdock_events ADD COLUMN order_key TEXT;
 ALTER TABLE hookdock_events ADD COLUMN order_pos INTEGER;
+ALTER TABLE hookdock_events ADD COLUMN order_mark INTEGER;
 CREATE INDEX hookdock_events_order
     ON hookdock_events (source, order_key, order_pos, id)
     WHERE order_key IS NOT NULL AND state < 2;
