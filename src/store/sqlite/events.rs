@@ -38,7 +38,7 @@ const FORGET_BODY: &str = "DELETE FROM hookdock_event_bodies WHERE id = ?1";
 const KILL_EXPIRED: &str = "UPDATE hookdock_events
     SET state = 2, dead_reason = ?1, dead_at = ?2, done_at = ?2, token = NULL
     WHERE state = 1 AND available_at <= ?2 AND attempts >= ?3
-    RETURNING source, order_key";
+    RETURNING source, order_key, order_mark";
 
 const LEASE: &str = "UPDATE hookdock_events
     SET state = 1, available_at = ?1, attempts = attempts + 1, token = ?2,
@@ -63,7 +63,7 @@ const MISSING_BODY: &str = "UPDATE hookdock_events
 /// What every settling statement but `EXTEND` returns: the record's ordering key.
 macro_rules! keyed {
     ($sql:literal) => {
-        concat!($sql, " RETURNING source, order_key, order_pos")
+        concat!($sql, " RETURNING source, order_key, order_pos, order_mark")
     };
 }
 
@@ -88,7 +88,7 @@ const SKIP: &str = keyed!(
 /// Ack by forgetting the record at once: with a retention of zero, and when a batch failed
 /// (a full disk, say), since a delete needs no new page.
 const ACK_NOW: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2
-    RETURNING source, order_key, order_pos, event_id";
+    RETURNING source, order_key, order_pos, order_mark, event_id";
 
 const RETRY: &str = keyed!(
     "UPDATE hookdock_events
@@ -312,7 +312,7 @@ impl Write for Lease {
                     .execute(params![id, self.now])?;
                 tx.state.live -= 1;
                 if let Some(key) = &order_key {
-                    order_keys::settled(conn, &source, key, None, self.now)?;
+                    order_keys::settled(conn, &source, key, None, watermark, self.now)?;
                 }
                 continue;
             };
@@ -342,17 +342,17 @@ impl Write for Lease {
 
 /// Moves leases that expired on their last allowed attempt to the dead letters.
 fn kill_expired(tx: &mut Tx<'_>, now: i64, max_attempts: u32) -> rusqlite::Result<()> {
-    let killed: Vec<(String, Option<String>)> = tx
+    let killed: Vec<(String, Option<String>, Option<i64>)> = tx
         .conn
         .prepare_cached(KILL_EXPIRED)?
         .query_map(params![EXPIRED_ON_LAST_ATTEMPT, now, max_attempts], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     tx.state.live -= i64::try_from(killed.len()).unwrap_or(0);
-    for (source, key) in killed {
+    for (source, key, mark) in killed {
         if let Some(key) = key {
-            order_keys::settled(tx.conn, &source, &key, None, now)?;
+            order_keys::settled(tx.conn, &source, &key, None, mark, now)?;
         }
     }
     Ok(())
@@ -413,14 +413,15 @@ impl Write for Settle {
                 Err(StoreError::LeaseLost)
             });
         }
-        type Keyed = (String, Option<String>, Option<i64>);
-        let read =
-            |r: &Row<'_>| -> rusqlite::Result<Keyed> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) };
+        type Keyed = (String, Option<String>, Option<i64>, Option<i64>);
+        let read = |r: &Row<'_>| -> rusqlite::Result<Keyed> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        };
         let settled: Option<Keyed> = if forget_now {
             let deleted: Option<(Keyed, String)> = tx
                 .conn
                 .prepare_cached(ACK_NOW)?
-                .query_row(params![id, token], |r| Ok((read(r)?, r.get(3)?)))
+                .query_row(params![id, token], |r| Ok((read(r)?, r.get(4)?)))
                 .optional()?;
             deleted.map(|(keyed, event_id)| {
                 tx.tail.remove(&keyed.0, &event_id);
@@ -457,7 +458,7 @@ impl Write for Settle {
                     .optional()?,
             }
         };
-        let Some((source, order_key, order_pos)) = settled else {
+        let Some((source, order_key, order_pos, order_mark)) = settled else {
             return Ok(Err(StoreError::LeaseLost));
         };
         match &self.action {
@@ -476,12 +477,15 @@ impl Write for Settle {
                 Action::Retry { at, .. } | Action::Defer { at } => *at,
                 Action::Extend { expires } => *expires,
             };
+            let mark = order_mark;
             match &self.action {
-                Action::Ack { .. } => order_keys::settled(tx.conn, &source, &key, order_pos, now)?,
-                Action::Skip { .. } | Action::DeadLetter { .. } => {
-                    order_keys::settled(tx.conn, &source, &key, None, now)?
+                Action::Ack { .. } => {
+                    order_keys::settled(tx.conn, &source, &key, order_pos, mark, now)?
                 }
-                _ => order_keys::next(tx.conn, &source, &key, now)?,
+                Action::Skip { .. } | Action::DeadLetter { .. } => {
+                    order_keys::settled(tx.conn, &source, &key, None, mark, now)?
+                }
+                _ => order_keys::requeued(tx.conn, id, &source, &key, mark, now)?,
             }
         }
         Ok(Ok(()))
