@@ -5,6 +5,7 @@
 //!
 //! `cargo bench --all-features --bench ordering`. Settings: `HOOKDOCK_ORDERING_EVENTS`
 //! (100,000), `HOOKDOCK_ORDERING_KEYS` (1,000), `HOOKDOCK_ORDERING_ROUNDS` (3),
+//! `HOOKDOCK_ORDERING_JITTER` (256, or `global`; see `fill`),
 //! `HOOKDOCK_ORDERING_CONCURRENCY` (64 handlers per process). Each round measures off then on;
 //! printed are every round, the medians, and on/off (the goal: drain ≥ 0.80×); per mode also
 //! the p99 time in queue (receipt to handled, over every event of the round: a backlog drained
@@ -57,7 +58,11 @@ struct Opened {
 async fn open() -> BoxResult<Opened> {
     let target = std::env::var(TARGET)?;
     if let Some(path) = target.strip_prefix("sqlite:") {
-        let store = SqliteStore::open(path, SqliteOptions::new())?;
+        let mut options = SqliteOptions::new();
+        if let Ok(bytes) = std::env::var("HOOKDOCK_ORDERING_PAGE_SIZE") {
+            options = options.page_size(bytes.parse()?);
+        }
+        let store = SqliteStore::open(path, options)?;
         return Ok(Opened {
             queue: Arc::new(store.queue(QueueOptions::default())),
             dedupe: Arc::new(store.idempotency()),
@@ -97,7 +102,10 @@ fn child(role: Role) -> BoxResult<()> {
     Ok(())
 }
 
-/// The backlog: every key's events, positions shuffled across the whole burst.
+/// The backlog: event `i` is key `i % keys` at position `i / keys`, sent in event-time order
+/// shuffled within windows of `HOOKDOCK_ORDERING_JITTER` sends (256: a burst sent by many
+/// concurrent connections), or shuffled across the whole burst with `global` (the worst
+/// case: a key's next event is anywhere in the backlog).
 fn fill(o: Opened) -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxResult<String>>>> {
     Box::pin(async move {
         let n = env_usize("HOOKDOCK_ORDERING_EVENTS", 100_000);
@@ -105,7 +113,17 @@ fn fill(o: Opened) -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxResu
         let keyed = std::env::var(KEYED).as_deref() == Ok("on");
         let mut order: Vec<usize> = (0..n).collect();
         fastrand::seed(7);
-        fastrand::shuffle(&mut order);
+        match std::env::var("HOOKDOCK_ORDERING_JITTER").as_deref() {
+            Ok("global") => fastrand::shuffle(&mut order),
+            other => {
+                let window = other
+                    .ok()
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or(256usize)
+                    .max(1);
+                order.chunks_mut(window).for_each(fastrand::shuffle);
+            }
+        }
         let body = Bytes::from(format!(
             "{{\"object\":\"event\",\"pad\":\"{}\"}}",
             "x".repeat(400)
