@@ -32,9 +32,9 @@
 //! | `hookdock_dead_letters_total` | counter | events | `source`, `cause` | events moved to the dead letters: `cause` is `permanent` (a permanent error, an undecodable body) or `exhausted` (the last attempt failed) |
 //! | `hookdock_receipt_to_done_seconds` | histogram | seconds | `source`, `outcome` | from the delivery's receipt (`RawEvent::received_at`) to its end: `outcome` is `succeeded` (acked), `dead` (dead-lettered) or `stale` (skipped as stale) |
 //! | `hookdock_purged_total` | counter | records | `what` | records forgotten past their retention: `what` is `events` (handled events) or `idempotency_keys` |
-//! | `hookdock_event_time_to_done_seconds` | histogram | seconds | `source` | from the provider's event time to the end; **recorded once ordering lands** (the event time is not read yet) |
-//! | `hookdock_stale_events_total` | counter | events | `source` | events skipped as older than one already applied for their entity; **recorded once ordering lands** |
-//! | `hookdock_skipped_events_total` | counter | events | `source` | events skipped by an ordering rule for another reason; **recorded once ordering lands** |
+//! | `hookdock_event_time_to_done_seconds` | histogram | seconds | `source` | from the provider's event time (the [ordering](crate::ordering) position) to the end, for workers that read positions as times (a [`max_event_age`](crate::worker::WorkerBuilder::max_event_age) is set; a position may be a version otherwise) |
+//! | `hookdock_stale_events_total` | counter | events | `source` | events skipped as older than one already applied for their [ordering key](crate::ordering) (`StalePolicy::Skip`) |
+//! | `hookdock_skipped_events_total` | counter | events | `source` | events skipped by an ordering rule for another reason: older than the worker's `max_event_age` |
 //! | `hookdock_reconcile_seen_total` | counter | events | `source` | events a reconciliation pass listed from the provider; **recorded once reconciliation lands** |
 //! | `hookdock_reconcile_recovered_total` | counter | events | `source` | of those, events the receiver had missed and stored from the pass; **recorded once reconciliation lands** |
 //! | `hookdock_reconcile_recovery_ratio` | gauge | ratio | `source` | recovered over seen in the last pass; **recorded once reconciliation lands** |

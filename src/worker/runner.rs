@@ -399,11 +399,13 @@ async fn attempt(
     let last = leased.is_last_attempt();
     let slot = (message, leased.lease.token);
     lock(&in_flight).insert(slot, leased.lease);
-    let labels = EventLabels::of(&leased.event);
+    let labels =
+        EventLabels::of(&leased.event).event_time(shared.config.staleness.event_time(&leased));
 
     let stale = match shared.config.staleness.judge(&leased, shared.clock.now()) {
         Verdict::Run { stale } => stale,
-        Verdict::Skip(reason) => {
+        Verdict::Skip(reason, why) => {
+            labels.skipped(why);
             let lease = leased.lease;
             tracing::debug!(message = %lease.message, %reason, "skipping a stale event");
             let result = shared.queue.skip(&lease, &reason).await;

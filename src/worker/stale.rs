@@ -17,42 +17,53 @@ pub(super) struct Staleness {
 /// Run the handler (marked stale or not), or skip the event with a reason.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Verdict {
-    Run { stale: bool },
-    Skip(String),
+    Run {
+        stale: bool,
+    },
+    /// The reason, and why in one word: `stale` (the watermark) or `too_old` (the age).
+    Skip(String, &'static str),
 }
 
 impl Staleness {
     /// Judges a leased event at `now`.
     pub(super) fn judge(&self, leased: &Leased, now: SystemTime) -> Verdict {
-        let Some(reason) = self.why_stale(leased, now) else {
+        let Some((reason, why)) = self.why_stale(leased, now) else {
             return Verdict::Run { stale: false };
         };
         match self.policy {
-            StalePolicy::Skip => Verdict::Skip(reason),
+            StalePolicy::Skip => Verdict::Skip(reason, why),
             StalePolicy::Mark => Verdict::Run { stale: true },
             StalePolicy::Run => Verdict::Run { stale: false },
         }
     }
 
-    fn why_stale(&self, leased: &Leased, now: SystemTime) -> Option<String> {
+    fn why_stale(&self, leased: &Leased, now: SystemTime) -> Option<(String, &'static str)> {
         let ordering = leased.event.ordering.as_ref()?;
         let position = ordering.position()?;
         if let Some(watermark) = leased.watermark.filter(|_| leased.is_stale()) {
-            return Some(format!(
+            let reason = format!(
                 "stale: position {position} is older than {watermark}, already applied for its key"
-            ));
+            );
+            return Some((reason, "stale"));
         }
         let max_age = self.max_age?;
-        let micros = u64::try_from(position).ok()?;
-        let at = UNIX_EPOCH.checked_add(Duration::from_micros(micros))?;
-        let age = now.duration_since(at).ok()?;
+        let age = now.duration_since(self.event_time(leased)?).ok()?;
         (age > max_age).then(|| {
-            format!(
+            let reason = format!(
                 "stale: the event is {}s old, over the maximum age of {}s",
                 age.as_secs(),
                 max_age.as_secs()
-            )
+            );
+            (reason, "too_old")
         })
+    }
+
+    /// The event's time, where this worker reads positions as event times (a maximum age is
+    /// set).
+    pub(super) fn event_time(&self, leased: &Leased) -> Option<SystemTime> {
+        self.max_age?;
+        let position = leased.event.ordering.as_ref()?.position()?;
+        UNIX_EPOCH.checked_add(Duration::from_micros(u64::try_from(position).ok()?))
     }
 }
 
@@ -83,7 +94,7 @@ mod tests {
         let unpositioned = leased(Some(OrderingKey::new("cus")), Some(9));
         let skip = Staleness::default();
         assert!(
-            matches!(skip.judge(&old, now), Verdict::Skip(r) if r.contains("position 5 is older than 9"))
+            matches!(skip.judge(&old, now), Verdict::Skip(r, "stale") if r.contains("position 5 is older than 9"))
         );
         for fresh in [&new, &unkeyed, &unpositioned] {
             assert_eq!(skip.judge(fresh, now), Verdict::Run { stale: false });
@@ -114,7 +125,7 @@ mod tests {
             max_age: Some(Duration::from_secs(3_600)),
         };
         assert!(
-            matches!(policy.judge(&at(1_000), now), Verdict::Skip(r) if r.contains("maximum age"))
+            matches!(policy.judge(&at(1_000), now), Verdict::Skip(r, "too_old") if r.contains("maximum age"))
         );
         assert_eq!(policy.judge(&at(9_000), now), Verdict::Run { stale: false });
         // In the future (clock skew): not stale.
