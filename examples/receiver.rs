@@ -44,6 +44,7 @@
 //! | `HOOKDOCK_DATABASE_URL` | unset: SQLite. Set: PostgreSQL at this URL (`postgres://user:password@host:5432/database`; needs the `postgres` feature). The receiver creates its tables (migrations) at start-up; an unreachable server or a bad URL stops it with exit code 1. Every receiver and worker process pointed at the same database and schema shares one queue; the worker wakes through `LISTEN/NOTIFY`. |
 //! | `HOOKDOCK_DATABASE_SCHEMA` | `public`: the PostgreSQL schema of hookdock's tables (a lowercase identifier; created if missing) |
 //! | `HOOKDOCK_MAX_DEPTH` | no limit; with a limit, deliveries beyond it get `503` + `Retry-After` |
+//! | `HOOKDOCK_RATE_LIMIT` | no limit; with `N` (built with `--features rate-limit`), each route takes `N` deliveries a second (bursts of `N`) and answers `429` + `Retry-After` above it |
 //! | `HOOKDOCK_ROUTES` | `github,stripe,standard`: the routes served (the others need no secret) |
 //! | `HOOKDOCK_GITHUB_SECRET` | unset: a development secret, printed at start-up, on a loopback address only |
 //! | `HOOKDOCK_STRIPE_SECRET` | the same, for Stripe |
@@ -88,6 +89,7 @@ use std::sync::Arc;
 use axum::routing::{post_service, MethodRouter};
 use axum::Router;
 use hmac::{KeyInit, Mac};
+use hookdock::alert::{Alert, Alerts};
 use hookdock::intake::Intake;
 use hookdock::scheme::Preset;
 use hookdock::serve::serve;
@@ -265,6 +267,7 @@ fn endpoint(
     route: &Route,
     config: &Config,
     queue: &Arc<dyn Queue>,
+    alerts: &Alerts,
 ) -> Result<MethodRouter, Box<dyn Error>> {
     let secrets = &route.secrets.values;
     let preset = match route.name {
@@ -278,25 +281,49 @@ fn endpoint(
     } else {
         preset
     };
-    let verify = VerifyLayer::new(preset);
+    let verify = VerifyLayer::new(preset).alerts(alerts.clone());
     let verify = if config.edge.limits {
         verify.body_timeout(config.edge.body_timeout)
     } else {
         verify.without_body_timeout()
     };
-    Ok(post_service(
-        ServiceBuilder::new()
-            .layer(verify)
-            .service(Intake::new(Arc::clone(queue))),
-    ))
+    let service = ServiceBuilder::new()
+        .layer(verify)
+        .service(Intake::new(Arc::clone(queue)));
+    #[cfg(feature = "rate-limit")]
+    if let Some(limit) = rate_limit()? {
+        use tower::Layer;
+        let limited = hookdock::limit::RateLimitLayer::new(limit).source(route.name);
+        return Ok(post_service(limited.layer(service)));
+    }
+    Ok(post_service(service))
+}
+
+/// `HOOKDOCK_RATE_LIMIT`: deliveries a second per route (bursts of as many), answered
+/// `429` + `Retry-After` above it; unset: no limit.
+#[cfg(feature = "rate-limit")]
+fn rate_limit() -> Result<Option<hookdock::limit::RateLimit>, Box<dyn Error>> {
+    let Some(value) = config::env("HOOKDOCK_RATE_LIMIT") else {
+        return Ok(None);
+    };
+    let per_second: u32 = value
+        .parse()
+        .map_err(|e| format!("HOOKDOCK_RATE_LIMIT {value:?} is not a whole number: {e}"))?;
+    let limit = hookdock::limit::RateLimit::per_second(per_second, per_second)
+        .map_err(|e| format!("HOOKDOCK_RATE_LIMIT: {e}"))?;
+    Ok(Some(limit))
 }
 
 /// The webhook routes.
-fn webhook_routes(config: &Config, queue: &Arc<dyn Queue>) -> Result<Router, Box<dyn Error>> {
+fn webhook_routes(
+    config: &Config,
+    queue: &Arc<dyn Queue>,
+    alerts: &Alerts,
+) -> Result<Router, Box<dyn Error>> {
     let mut router = Router::new();
     for route in &config.routes {
         let path = format!("/webhooks/{}", route.name);
-        router = router.route(&path, endpoint(route, config, queue)?);
+        router = router.route(&path, endpoint(route, config, queue, alerts)?);
     }
     Ok(router)
 }
@@ -341,7 +368,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
         closer,
     } = open_storage(&config).await?;
     let queue: Arc<dyn Queue> = log.clone();
-    let worker = worker_config.start(Arc::clone(&queue), dedupe)?;
+    // Alerts (dead letters, signature spikes, an old ready event, a busy source gone quiet)
+    // are logged; a real deployment would page someone from this hook.
+    let alerts = Alerts::new(|alert: &Alert| {
+        tracing::warn!(alert = alert.kind(), "hookdock alert: {alert}");
+    });
+    let worker = worker_config.start(Arc::clone(&queue), dedupe, alerts.clone())?;
     let admin = worker_config
         .admin_routes(
             Arc::clone(&log),
@@ -351,12 +383,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .await?;
     // For load balancers, with no token: `GET /livez`, `GET /readyz` (a cached write probe).
     let health = hookdock::admin::Health::from_dyn(Arc::clone(&queue)).router();
-    let app = webhook_routes(&config, &queue)?.merge(admin).merge(health);
+    let app = webhook_routes(&config, &queue, &alerts)?
+        .merge(admin)
+        .merge(health);
+    // One sampler of the log: the queue gauges check the alerts when metrics are on.
     #[cfg(feature = "metrics")]
     let (app, _gauges) = {
-        let (routes, gauges) = metrics_routes(Arc::clone(&log))?;
+        let (routes, gauges) = metrics_routes(Arc::clone(&log), alerts)?;
         (app.merge(routes), gauges)
     };
+    #[cfg(not(feature = "metrics"))]
+    let _watch = hookdock::alert::QueueWatch::new(Arc::clone(&log), alerts).spawn();
 
     print_banner(
         &config,
@@ -393,6 +430,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
 #[cfg(feature = "metrics")]
 fn metrics_routes(
     log: Arc<dyn hookdock::store::EventLog>,
+    alerts: Alerts,
 ) -> Result<(Router, hookdock::metrics::QueueGaugesHandle), Box<dyn Error>> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     // Seconds histograms as Prometheus histograms (not summaries), from 100 µs to 10 min.
@@ -417,6 +455,7 @@ fn metrics_routes(
     )?;
     let gauges = hookdock::metrics::QueueGauges::new(log)
         .every(every)
+        .alerts(alerts)
         .spawn();
     let routes = Router::new().route(
         "/metrics",

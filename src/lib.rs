@@ -9,6 +9,9 @@
 //! - [`scheme`]: signing rules for real providers ([`scheme::Preset`]: GitHub, Stripe,
 //!   Standard Webhooks/Svix, Shopify, Slack, Twilio, GitLab, Paddle, Square, HubSpot,
 //!   PagerDuty, and a [`scheme::GenericHmac`] builder) and the [`Scheme`] trait for your own;
+//! - `limit` (feature `rate-limit`): a tower layer mounted per route in front of the verify
+//!   layer that answers `429` + `Retry-After` above the route's rate, and the
+//!   `limit::RateLimit` the worker's rate limits take too;
 //! - [`verify`]: a tower layer that limits the body, verifies it, answers the providers'
 //!   [handshakes](verify::handshake) itself, and passes the request on with its
 //!   [`scheme::Verified`] identity, or answers `401`/`400`/`413`;
@@ -28,6 +31,8 @@
 //! - `metrics` (feature `metrics`): what each stage did, through the `metrics` facade;
 //!   tracing spans `delivery` (intake) and `attempt` (worker) carry `source`, `event_id`,
 //!   `event_type` (and `attempt`) with or without it;
+//! - [`alert`]: a hook fired on a dead letter, a spike of signature failures, a high
+//!   reconciliation recovery rate, an old ready event, and a busy source gone silent;
 //! - `testing` (feature `test-util`): a signer for every preset, a fake clock, and the
 //!   conformance suites every backend passes, yours included.
 //!
@@ -97,6 +102,7 @@
 //! | `aws-sns-https` | no | `scheme::sns::HttpsFetcher`, the default HTTPS certificate source and subscription confirmer (hyper, rustls with ring) |
 //! | `admin` | no | `admin`: mountable admin routes (axum) over the event log: stats, events, raw bodies, replay jobs, bearer tokens |
 //! | `cli` | no | the `hookdock` command-line tool and `cli` (event log, dead letters, stats, purge, export over SQLite or PostgreSQL) |
+//! | `rate-limit` | no | `limit`: token-bucket rate limits (governor): the inbound `429` layer and the worker's limits per source, type or key |
 //! | `metrics` | no | `metrics`: counters, gauges and histograms through the `metrics` facade, every name in one table; nothing recorded without it |
 //! | `test-util` | no | `testing`: test signer, fake clock, conformance suites |
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -107,6 +113,7 @@
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
+pub mod alert;
 #[cfg(feature = "cli")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
@@ -114,6 +121,9 @@ pub mod clock;
 mod error;
 pub mod event;
 pub mod intake;
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+pub mod limit;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;

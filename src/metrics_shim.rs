@@ -186,6 +186,43 @@ impl EventLabels {
     }
 }
 
+/// One decoded event's schema drift (feature `schema-drift`): which kinds it showed, and
+/// whether its shape is new to the reporter.
+#[cfg(feature = "schema-drift")]
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn drifted(
+    source: &str,
+    event_type: Option<&str>,
+    unknown: bool,
+    missing: bool,
+    new_shape: bool,
+) {
+    #[cfg(feature = "metrics")]
+    {
+        let ty = on::event_type_label(source, event_type);
+        for (kind, showed) in [("unknown", unknown), ("missing", missing)] {
+            if showed {
+                ::metrics::counter!(
+                    crate::metrics::SCHEMA_DRIFT_EVENTS,
+                    "source" => source.to_owned(),
+                    "event_type" => ty.clone(),
+                    "kind" => kind
+                )
+                .increment(1);
+            }
+        }
+        if new_shape {
+            ::metrics::counter!(
+                crate::metrics::SCHEMA_DRIFT_SHAPES,
+                "source" => source.to_owned(),
+                "event_type" => ty
+            )
+            .increment(1);
+        }
+    }
+}
+
 #[cfg(feature = "metrics")]
 mod on {
     use std::collections::HashMap;

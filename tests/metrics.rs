@@ -479,6 +479,118 @@ impl<L: hookdock::store::EventLog> CountsTotal for L {
     }
 }
 
+/// Schema drift through a real worker: `DecodeJsonLayer::report_drift` counts each drifted
+/// event per kind, and each new shape once.
+#[cfg(feature = "schema-drift")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_drift_counts_drifted_events_by_kind_and_new_shapes() {
+    use hookdock::worker::{DecodeJsonLayer, DriftReporter};
+    use tower::Layer;
+
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Push {
+        r#ref: String,
+        #[serde(default)]
+        forced: bool,
+    }
+
+    let _lock = exclusive().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir, SqliteOptions::default());
+    let queue = Arc::new(store.queue(QueueOptions::default()));
+    for (id, body) in [
+        ("exact", r#"{"ref":"main","forced":false}"#),
+        ("new-field", r#"{"ref":"main","forced":true,"pusher":"o"}"#),
+        (
+            "new-field-again",
+            r#"{"ref":"dev","forced":true,"pusher":"p"}"#,
+        ),
+        ("both", r#"{"ref":"main","pusher":"o"}"#),
+    ] {
+        let event = RawEvent::new("gh-drift", id, SystemTime::now(), body).with_event_type("push");
+        queue.enqueue(event).await.unwrap();
+    }
+    let handler = DecodeJsonLayer::<Push>::new()
+        .report_drift(DriftReporter::new())
+        .layer(service_fn(|_: Event<Push>| async {
+            Ok::<_, HandlerError>(())
+        }));
+    let worker = Worker::builder(Arc::clone(&queue)).build(handler).unwrap();
+    assert_eq!(worker.run_until_idle().await.unwrap().succeeded, 4);
+
+    let r = Recorded::take();
+    let drifted = |kind| {
+        r.counter(
+            m::SCHEMA_DRIFT_EVENTS,
+            &[
+                ("source", "gh-drift"),
+                ("event_type", "push"),
+                ("kind", kind),
+            ],
+        )
+    };
+    assert_eq!(drifted("unknown"), 3, "{r:?}");
+    assert_eq!(drifted("missing"), 1);
+    assert_eq!(
+        r.counter(
+            m::SCHEMA_DRIFT_SHAPES,
+            &[("source", "gh-drift"), ("event_type", "push")]
+        ),
+        2,
+        "`pusher` unknown; then `pusher` unknown with `forced` missing"
+    );
+    for name in [m::SCHEMA_DRIFT_EVENTS, m::SCHEMA_DRIFT_SHAPES] {
+        let labels: Vec<_> = r
+            .counters
+            .keys()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, l)| l.iter().map(|(_, v)| v.clone()))
+            .collect();
+        assert!(
+            labels.iter().all(|v| !v.contains("pusher") && v != "main"),
+            "no path or value is a label: {labels:?}"
+        );
+    }
+    store.close().await;
+}
+
+/// One sampler for both: `QueueGauges` given alerts sets the gauge and fires the alert from
+/// the same read of the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_gauges_check_the_alerts_they_are_given() {
+    use hookdock::alert::{Alert, Alerts};
+
+    let _lock = exclusive().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000));
+    let store = sqlite(&dir, SqliteOptions::default().clock(clock.clone()));
+    let queue = Arc::new(store.queue(QueueOptions::default()));
+    queue
+        .enqueue(RawEvent::new("gauged-alerts", "a-1", clock.now(), "{}"))
+        .await
+        .unwrap();
+    let fired: Arc<std::sync::Mutex<Vec<Alert>>> = Arc::default();
+    let sink = Arc::clone(&fired);
+    let alerts = Alerts::new(move |a: &Alert| sink.lock().unwrap().push(a.clone()))
+        .clock(clock.clone())
+        .oldest_ready_limit(Duration::from_secs(60));
+    let gauges = QueueGauges::new(Arc::clone(&queue))
+        .clock(clock.clone())
+        .alerts(alerts);
+    clock.advance(Duration::from_secs(90));
+    gauges.sample().await.unwrap();
+    let r = Recorded::take();
+    assert_eq!(r.gauge(m::QUEUE_OLDEST_READY_AGE_SECONDS, &[]), Some(90.0));
+    assert_eq!(
+        *fired.lock().unwrap(),
+        [Alert::OldestReady {
+            age: Duration::from_secs(90),
+            limit: Duration::from_secs(60),
+        }]
+    );
+    store.close().await;
+}
+
 /// Ordering: a stale event (older than its key's watermark) and one over the maximum event
 /// age are counted apart, and a handled event's time from its provider time to done is
 /// recorded; the handler ran only for the fresh event.

@@ -219,11 +219,12 @@ impl WorkerConfig {
     }
 
     /// Starts the worker (unless `HOOKDOCK_WORKER=off`): dedupe over `dedupe`, then the demo
-    /// handler; the queue's own signal wakes it.
+    /// handler; the queue's own signal wakes it; its dead letters go to `alerts`.
     pub fn start(
         &self,
         queue: Arc<dyn Queue>,
         dedupe: impl IdempotencyStore,
+        alerts: hookdock::alert::Alerts,
     ) -> Result<Option<WorkerHandle>, Box<dyn Error>> {
         if !self.enabled {
             return Ok(None);
@@ -237,6 +238,7 @@ impl WorkerConfig {
             )
             .lease_for(self.lease)
             .concurrency(self.concurrency)
+            .alerts(alerts)
             .build(service_fn(move |event: Event| handle(demo.clone(), event)))?;
         Ok(Some(worker.spawn()))
     }

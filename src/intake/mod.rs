@@ -23,6 +23,13 @@
 //!    sender stops retrying; `500` if the store reports a broken invariant
 //!    ([`IntakeError::StorageFault`], logged).
 //!
+//! Load shedding from queue depth is this `503`: with
+//! [`QueueOptions::max_depth`](crate::store::QueueOptions::max_depth()) set, the intake refuses
+//! new deliveries while the queue holds that many events, with `Retry-After` (the
+//! [`IntakeBuilder::retry_after`] value, 10 s by default), and stores them when the sender
+//! retries after the backlog has drained. (A rate limit per route, answering `429`, is the
+//! `limit` layer's, feature `rate-limit`.)
+//!
 //! A `2xx` is never sent for an event that is not stored. The body of every answer is one
 //! line of text: `stored`, `duplicate`, or `not stored: ...` with the reason.
 //!

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{QUEUE_EVENTS, QUEUE_OLDEST_READY_AGE_SECONDS};
+use crate::alert::Alerts;
 use crate::clock::SharedClock;
-use crate::store::{EventFilter, EventLog, EventStatus, StoreError};
+use crate::store::{EventFilter, EventLog, EventStatus, LogCounts, StoreError};
 use crate::Clock;
 
 /// How often [`QueueGauges`] samples unless told otherwise: every 15 seconds (a common
@@ -43,6 +44,8 @@ pub struct QueueGauges<L> {
     clock: SharedClock,
     /// Every source sampled so far: its states are set each time, to zero when absent.
     sources: Mutex<BTreeSet<String>>,
+    /// Checked against each sample, if given.
+    alerts: Option<Alerts>,
 }
 
 impl<L: EventLog> QueueGauges<L> {
@@ -54,6 +57,7 @@ impl<L: EventLog> QueueGauges<L> {
             every: DEFAULT_SAMPLE_INTERVAL,
             clock: SharedClock::default(),
             sources: Mutex::new(BTreeSet::new()),
+            alerts: None,
         }
     }
 
@@ -70,9 +74,27 @@ impl<L: EventLog> QueueGauges<L> {
         self
     }
 
-    /// Reads the log's counts once and sets the gauges.
+    /// Checks `alerts`' log-sampled alerts ([`OldestReady`](crate::alert::Alert::OldestReady),
+    /// [`SilentSource`](crate::alert::Alert::SilentSource)) against each sample, so one
+    /// sampler serves the gauges and the alerts (instead of a
+    /// [`QueueWatch`](crate::alert::QueueWatch) beside it).
+    pub fn alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    /// Reads the log's counts once and sets the gauges (and checks the alerts, if given).
     pub async fn sample(&self) -> Result<(), StoreError> {
         let counts = self.log.counts(&EventFilter::all()).await?;
+        self.set(&counts);
+        if let Some(alerts) = &self.alerts {
+            alerts.observe_log(&self.log, &counts).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the gauges from one sample.
+    fn set(&self, counts: &LogCounts) {
         let mut by_state: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for group in &counts.groups {
             *by_state
@@ -99,7 +121,6 @@ impl<L: EventLog> QueueGauges<L> {
             }
         }
         ::metrics::gauge!(QUEUE_OLDEST_READY_AGE_SECONDS).set(age.as_secs_f64());
-        Ok(())
     }
 
     /// Samples at once, then every interval, on a new task, until the handle is dropped or

@@ -20,14 +20,14 @@
 //!
 //! | name | type | unit | labels | meaning |
 //! |---|---|---|---|---|
-//! | `hookdock_deliveries_total` | counter | deliveries | `source`, `outcome`, `kind` | every delivery answered by the verify layer or the intake; `outcome` and `kind` below |
+//! | `hookdock_deliveries_total` | counter | deliveries | `source`, `outcome`, `kind` | every delivery answered by the verify layer, the intake or the inbound rate limit; `outcome` and `kind` below |
 //! | `hookdock_verify_seconds` | histogram | seconds | `source` | the scheme's check of one delivery, from the read body to its verdict (body reading and key loading excluded) |
 //! | `hookdock_store_commit_seconds` | histogram | seconds | `backend` | one group commit: a SQLite transaction with its fsync, or one PostgreSQL batch statement |
 //! | `hookdock_store_batch_size` | histogram | operations | `backend` | the operations one group commit carried |
 //! | `hookdock_queue_events` | gauge | events | `source`, `state` | events the log holds by state, sampled by [`QueueGauges`] |
 //! | `hookdock_queue_oldest_ready_age_seconds` | gauge | seconds | — | how long the oldest event waiting to run (pending or retrying, leased excluded) has waited; `0` when none waits; sampled by [`QueueGauges`] |
 //! | `hookdock_handler_seconds` | histogram | seconds | `source`, `event_type` | one run of the handler stack (dedupe and your service) on one attempt |
-//! | `hookdock_handler_outcomes_total` | counter | attempts | `source`, `event_type`, `outcome` | how each attempt was settled: `acked`, `duplicate` (dedupe found it completed), `retried`, `deferred` (its claim is held elsewhere), `dead_lettered`, `skipped_stale` (stale by the worker's [`StalePolicy`](crate::ordering::StalePolicy): settled without running), `unsettled` (settling failed; it returns when its lease expires) |
+//! | `hookdock_handler_outcomes_total` | counter | attempts | `source`, `event_type`, `outcome` | how each attempt was settled: `acked`, `duplicate` (dedupe found it completed), `retried`, `deferred` (its claim is held elsewhere, or the worker's flow control handed it back before it ran), `dead_lettered`, `skipped_stale` (stale by the worker's [`StalePolicy`](crate::ordering::StalePolicy): settled without running), `unsettled` (settling failed; it returns when its lease expires) |
 //! | `hookdock_retries_total` | counter | retries | `source` | retries scheduled (a failed attempt with attempts left) |
 //! | `hookdock_dead_letters_total` | counter | events | `source`, `cause` | events moved to the dead letters: `cause` is `permanent` (a permanent error, an undecodable body) or `exhausted` (the last attempt failed) |
 //! | `hookdock_receipt_to_done_seconds` | histogram | seconds | `source`, `outcome` | from the delivery's receipt (`RawEvent::received_at`) to its end: `outcome` is `succeeded` (acked), `dead` (dead-lettered) or `stale` (skipped as stale) |
@@ -39,6 +39,8 @@
 //! | `hookdock_reconcile_recovered_total` | counter | events | `source` | of those, events the receiver had missed and stored from the pass; **recorded once reconciliation lands** |
 //! | `hookdock_reconcile_recovery_ratio` | gauge | ratio | `source` | recovered over seen in the last pass; **recorded once reconciliation lands** |
 //! | `hookdock_reconcile_gaps_total` | counter | gaps | `source` | windows a pass could not cover (the provider's listing ended or failed); **recorded once reconciliation lands** |
+//! | `hookdock_schema_drift_events_total` | counter | events | `source`, `event_type`, `kind` | events whose payload drifted from the type it was decoded into (`DecodeJsonLayer::report_drift`, feature `schema-drift`): once per event and `kind`, `unknown` (fields the type did not know) or `missing` (fields it expected) |
+//! | `hookdock_schema_drift_shapes_total` | counter | shapes | `source`, `event_type` | new shapes of drift (the reporter's warning once per shape), feature `schema-drift`; field paths are never labels |
 //!
 //! `outcome` and `kind` of `hookdock_deliveries_total`:
 //!
@@ -47,12 +49,14 @@
 //! | `stored` | `2xx`, a new event | `none` |
 //! | `duplicate` | `2xx`, already stored | `none` |
 //! | `rejected` | `4xx` | the rejection's kind ([`RejectionKind::as_str`](crate::scheme::RejectionKind::as_str): `bad_signature`, `missing_header`, `timestamp_too_old`, `payload_too_large`, ...) or the intake's reason ([`IntakeError::reason`](crate::intake::IntakeError::reason): `invalid_event_id`, `invalid_source`, `body_unreadable`) |
-//! | `refused` | `503` + `Retry-After`: nothing stored, the provider retries | `queue_full`, `storage_unavailable` (intake), `key_unavailable` (verify) |
+//! | `refused` | `503` or `429` + `Retry-After`: nothing stored, the provider retries | `queue_full`, `storage_unavailable` (intake, `503`), `key_unavailable` (verify, `503`), `rate_limited` (the route's `RateLimitLayer`, feature `rate-limit`, `429`) |
 //! | `failed` | `500` | `storage_fault`, `not_verified` (the intake mounted without the verify layer; `source` is `unknown`) |
 //! | `handshake` | the provider's challenge answered by the verify layer | the handshake's kind |
 //!
-//! `429` is not answered by hookdock; the `503` of `hookdock::serve`'s in-flight limit
-//! happens before a delivery reaches the verify layer and is not counted here.
+//! A `429` of the inbound rate limit (`hookdock::limit::RateLimitLayer`) is counted under
+//! the source the layer is given (`RateLimitLayer::source`, `unknown` if none). The `503` of
+//! `hookdock::serve`'s in-flight limit happens before a delivery reaches these layers and is
+//! not counted here.
 //!
 //! # Labels
 //!
@@ -101,7 +105,7 @@ pub fn describe() {
     describe_counter!(
         DELIVERIES,
         Unit::Count,
-        "Deliveries answered by the verify layer or the intake, by source, outcome and kind."
+        "Deliveries answered by the verify layer, the intake or the inbound rate limit, by source, outcome and kind."
     );
     describe_histogram!(
         VERIFY_SECONDS,
@@ -187,5 +191,15 @@ pub fn describe() {
         RECONCILE_GAPS,
         Unit::Count,
         "Windows reconciliation could not cover (once it lands)."
+    );
+    describe_counter!(
+        SCHEMA_DRIFT_EVENTS,
+        Unit::Count,
+        "Events whose payload drifted from their typed event, by kind."
+    );
+    describe_counter!(
+        SCHEMA_DRIFT_SHAPES,
+        Unit::Count,
+        "New shapes of schema drift."
     );
 }

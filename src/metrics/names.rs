@@ -42,3 +42,9 @@ pub const RECONCILE_RECOVERY_RATIO: &str = "hookdock_reconcile_recovery_ratio";
 /// Counter: windows reconciliation could not cover, by `source`; recorded once
 /// reconciliation lands.
 pub const RECONCILE_GAPS: &str = "hookdock_reconcile_gaps_total";
+/// Counter: events whose payload drifted from their typed event, by `source`, `event_type`
+/// and `kind` (`unknown`, `missing`); recorded with feature `schema-drift`.
+pub const SCHEMA_DRIFT_EVENTS: &str = "hookdock_schema_drift_events_total";
+/// Counter: new drift shapes, by `source` and `event_type`; recorded with feature
+/// `schema-drift`.
+pub const SCHEMA_DRIFT_SHAPES: &str = "hookdock_schema_drift_shapes_total";

@@ -22,6 +22,7 @@ use super::collect::Collector;
 use super::handshake::{Answer, AnswerFuture};
 use super::outcome::{decide, Outcome};
 use super::ResponseBody;
+use crate::alert::Alerts;
 use crate::clock::SharedClock;
 use crate::metrics_shim::{self as observe, Delivery, Timer};
 use crate::scheme::{KeyLoad, Rejection, RejectionKind, Scheme, SignedRequest};
@@ -45,6 +46,7 @@ pin_project! {
         limit: usize,
         timeout: Option<Duration>,
         handshakes: bool,
+        alerts: Option<Alerts>,
     }
 }
 
@@ -86,15 +88,11 @@ where
     V: Scheme + ?Sized,
     B: Body,
 {
-    pub(super) fn new(
-        request: Request<B>,
-        inner: S,
-        scheme: Arc<V>,
-        limit: usize,
-        timeout: Option<Duration>,
-        clock: SharedClock,
-        handshakes: bool,
-    ) -> Self {
+    /// The future of one call of `service` (its settings), with the `inner` service that
+    /// was driven to readiness.
+    pub(super) fn new(request: Request<B>, inner: S, service: &super::Verify<S, V>) -> Self {
+        let scheme = Arc::clone(&service.scheme);
+        let limit = service.limit;
         let (parts, body) = request.into_parts();
         let declared = declared_length(&parts, &body);
         let state = match declared {
@@ -115,10 +113,11 @@ where
         Self {
             state,
             scheme,
-            clock,
+            clock: service.clock.clone(),
             limit,
-            timeout,
-            handshakes,
+            timeout: service.timeout,
+            handshakes: service.handshakes,
+            alerts: service.alerts.clone(),
         }
     }
 }
@@ -128,6 +127,7 @@ fn after_read<S, V, B>(
     scheme: &V,
     handshakes: bool,
     clock: &SharedClock,
+    alerts: Option<&Alerts>,
     (mut parts, mut inner, body): (Parts, S, Bytes),
     loaded: bool,
 ) -> State<S, S::Future, B>
@@ -160,6 +160,9 @@ where
         }
         Outcome::Reject(rejection) => {
             log_rejection(scheme.name(), &parts, &rejection);
+            if let (RejectionKind::BadSignature, Some(alerts)) = (rejection.kind(), alerts) {
+                alerts.bad_signature(scheme.name());
+            }
             State::Rejected {
                 rejection: Some(rejection),
             }
@@ -247,6 +250,7 @@ where
                             &**this.scheme,
                             *this.handshakes,
                             this.clock,
+                            this.alerts.as_ref(),
                             (parts, inner, collector.take()),
                             false,
                         ),
@@ -264,9 +268,14 @@ where
                         panic!("verify future polled after completion");
                     };
                     match loaded {
-                        Ok(()) => {
-                            after_read(&**this.scheme, *this.handshakes, this.clock, head, true)
-                        }
+                        Ok(()) => after_read(
+                            &**this.scheme,
+                            *this.handshakes,
+                            this.clock,
+                            this.alerts.as_ref(),
+                            head,
+                            true,
+                        ),
                         Err(rejection) => {
                             log_rejection(this.scheme.name(), &head.0, &rejection);
                             State::Rejected {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::Verify;
+use crate::alert::Alerts;
 use crate::clock::SharedClock;
 use crate::scheme::Scheme;
 use crate::Clock;
@@ -48,6 +49,7 @@ pub struct VerifyLayer<V: ?Sized> {
     pub(super) timeout: Option<Duration>,
     pub(super) clock: SharedClock,
     pub(super) handshakes: bool,
+    pub(super) alerts: Option<Alerts>,
 }
 
 impl<V: Scheme> VerifyLayer<V> {
@@ -68,6 +70,7 @@ impl<V: Scheme + ?Sized> VerifyLayer<V> {
             timeout: Some(DEFAULT_BODY_TIMEOUT),
             clock: SharedClock::default(),
             handshakes: true,
+            alerts: None,
         }
     }
 
@@ -111,6 +114,14 @@ impl<V: Scheme + ?Sized> VerifyLayer<V> {
         self
     }
 
+    /// Counts this scheme's `bad_signature` rejections for `alerts`, which fire
+    /// [`Alert::SignatureFailures`](crate::alert::Alert::SignatureFailures) when they spike
+    /// (builder style).
+    pub fn alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
     /// Stops answering the scheme's [handshake](super::handshake) (builder style): challenge
     /// requests are then verified and passed on, or refused, like any delivery. Answering is
     /// on by default for every scheme that has a handshake.
@@ -148,6 +159,7 @@ impl<V: ?Sized> Clone for VerifyLayer<V> {
             timeout: self.timeout,
             clock: self.clock.clone(),
             handshakes: self.handshakes,
+            alerts: self.alerts.clone(),
         }
     }
 }
@@ -174,6 +186,7 @@ impl<S, V: ?Sized> Layer<S> for VerifyLayer<V> {
             timeout: self.timeout,
             clock: self.clock.clone(),
             handshakes: self.handshakes,
+            alerts: self.alerts.clone(),
         }
     }
 }

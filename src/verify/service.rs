@@ -29,6 +29,7 @@ pub struct Verify<S, V: ?Sized> {
     pub(super) timeout: Option<Duration>,
     pub(super) clock: SharedClock,
     pub(super) handshakes: bool,
+    pub(super) alerts: Option<crate::alert::Alerts>,
 }
 
 impl<S, V: Scheme> Verify<S, V> {
@@ -70,6 +71,7 @@ impl<S: Clone, V: ?Sized> Clone for Verify<S, V> {
             timeout: self.timeout,
             clock: self.clock.clone(),
             handshakes: self.handshakes,
+            alerts: self.alerts.clone(),
         }
     }
 }
@@ -105,14 +107,6 @@ where
         // the next call (the usual tower idiom for calling the inner service later).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(
-            request,
-            inner,
-            Arc::clone(&self.scheme),
-            self.limit,
-            self.timeout,
-            self.clock.clone(),
-            self.handshakes,
-        )
+        ResponseFuture::new(request, inner, self)
     }
 }

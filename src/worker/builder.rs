@@ -8,9 +8,11 @@ use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
+use super::flow::{Flow, FlowConfig};
 use super::report::Counters;
 use super::runner::{Handler, Ran, Shared, Worker, DEFAULT_PURGE_INTERVAL};
 use super::{DedupeLayer, Deduped, Event, HandlerError, RetryPolicy};
+use crate::alert::Alerts;
 use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
 use crate::store::{Queue, Wake};
@@ -26,6 +28,7 @@ pub(super) struct Config {
     pub(super) poll_max: Duration,
     pub(super) shutdown_timeout: Duration,
     pub(super) staleness: super::stale::Staleness,
+    pub(super) flow: FlowConfig,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             poll_max: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(30),
             staleness: super::stale::Staleness::default(),
+            flow: FlowConfig::default(),
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct WorkerBuilder {
     config: Config,
     clock: SharedClock,
     wake: Option<Box<dyn Wake>>,
+    alerts: Option<Alerts>,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -72,6 +77,7 @@ impl Worker {
             config: Config::default(),
             clock: SharedClock::default(),
             wake: None,
+            alerts: None,
         }
     }
 }
@@ -162,12 +168,53 @@ impl WorkerBuilder {
         self
     }
 
+    /// Fires an [`Alert::DeadLetter`](crate::alert::Alert::DeadLetter) to `alerts` for each
+    /// event this worker moves to the dead letters.
+    pub fn alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
     /// Wakes an idle worker when `signal` fires, instead of waiting for the next poll. By
     /// default the worker uses the queue's own signal ([`Queue::wake_signal`]: every backend
     /// in this crate has one); this replaces it, for example with an
     /// `Arc<tokio::sync::Notify>` you notify yourself. See [`Wake`].
     pub fn wake_on(mut self, signal: impl Wake) -> Self {
         self.wake = Some(Box::new(signal));
+        self
+    }
+
+    /// Adds a rate limit (builder style; feature `rate-limit`): before the handler runs, each
+    /// event takes a token from its key's bucket ([`RateLimit::keyed`]), and over the rate
+    /// waits for it or is handed back to the queue to when it is due, without using an
+    /// attempt; a backlog is worked off at the rate, never dropped. Several limits may be
+    /// added (per source and per event type, say): an event takes a token from each that
+    /// applies. See the [worker docs](super#flow-control) for how waiting is bounded.
+    ///
+    /// The buckets are this worker's: workers in several processes each allow the rate.
+    ///
+    /// [`RateLimit::keyed`]: crate::limit::RateLimit::keyed
+    #[cfg(feature = "rate-limit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+    pub fn rate_limit(mut self, limit: crate::limit::RateLimit) -> Self {
+        self.config.flow.rates.push(limit);
+        self
+    }
+
+    /// Runs at most `n` handlers of one source at once (builder style); events of a source
+    /// at its cap wait briefly for a slot or are handed back (no attempt used), while other
+    /// sources keep running. Per worker; the default is no cap. `0` fails at build.
+    pub fn max_concurrent_per_source(mut self, n: usize) -> Self {
+        self.config.flow.per_source = Some(n);
+        self
+    }
+
+    /// The longest an event waits in its worker slot for a rate-limit token or a source's
+    /// running slot before it is handed back to the queue (builder style; default
+    /// [`DEFAULT_MAX_FLOW_WAIT`](super::DEFAULT_MAX_FLOW_WAIT), 1 s). Its lease is kept
+    /// alive while it waits.
+    pub fn max_flow_wait(mut self, wait: Duration) -> Self {
+        self.config.flow.max_wait = wait;
         self
     }
 
@@ -201,10 +248,12 @@ impl WorkerBuilder {
                 queue: self.queue,
                 handler,
                 slots: Arc::new(Semaphore::new(self.config.concurrency)),
+                flow: Flow::new(&self.config.flow),
                 config: self.config,
                 clock: self.clock,
                 wake: wake.map(|signal| Arc::new(tokio::sync::Mutex::new(signal))),
                 counters: Counters::default(),
+                alerts: self.alerts,
                 purge: self
                     .purge_every
                     .map(|every| (self.dedupe.as_ref().map(|l| l.store().clone()), every)),
@@ -226,6 +275,12 @@ impl WorkerBuilder {
         }
         if c.lease_for.is_zero() {
             return bad("worker lease", "must be positive");
+        }
+        if c.flow.per_source == Some(0) {
+            return bad("worker concurrency per source", "must be at least 1");
+        }
+        if c.flow.max_wait.is_zero() {
+            return bad("worker flow wait", "must be positive");
         }
         if c.poll_min.is_zero() || c.poll_min > c.poll_max {
             return bad(

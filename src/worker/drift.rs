@@ -243,11 +243,11 @@ pub struct DriftReport {
 /// Receives every [`DriftReport`]: to count drift as a metric, alert, or collect it in a
 /// test. Closures `Fn(&DriftReport)` are hooks.
 ///
-/// The metric hookdock's metrics expect from it: a counter
+/// With the `metrics` feature the reporter itself records the counters
 /// `hookdock_schema_drift_events_total{source, event_type, kind}` (`kind` = `unknown` or
-/// `missing`) increased once per drifted event and kind, and
-/// `hookdock_schema_drift_shapes_total{source, event_type}` once per `new_shape`; never a
-/// path as a label (paths are for logs).
+/// `missing`, once per drifted event and kind) and
+/// `hookdock_schema_drift_shapes_total{source, event_type}` (once per `new_shape`), hook or
+/// not; a path is never a label (paths are for logs).
 pub trait DriftHook: Send + Sync + 'static {
     /// Called for each event whose payload drifted, on the worker's task: keep it quick.
     fn report(&self, report: &DriftReport);
@@ -341,6 +341,13 @@ impl DriftReporter {
             return;
         }
         let new_shape = self.remember(source, event_type, target, &drift);
+        crate::metrics_shim::drifted(
+            source,
+            event_type,
+            !drift.unknown.is_empty(),
+            !drift.missing.is_empty(),
+            new_shape,
+        );
         if new_shape {
             tracing::warn!(
                 source,

@@ -43,6 +43,33 @@
 //! running worker also purges the queue and its dedupe store of what is past the store's
 //! retention, hourly by default.
 //!
+//! # Flow control
+//!
+//! `WorkerBuilder::rate_limit` (feature `rate-limit`; several allowed, each a
+//! `hookdock::limit::RateLimit` keyed per source, per source and event type, or per
+//! a key of yours) and [`WorkerBuilder::max_concurrent_per_source`] hold events back before
+//! the handler runs; a burst in the queue is worked off at the configured pace and nothing
+//! is dropped. An event first takes one of its source's running slots, then a token from
+//! each limit that applies. What waits, and for how long:
+//!
+//! - an event whose token or slot comes within [`WorkerBuilder::max_flow_wait`] (1 s by
+//!   default) waits in its worker slot, its lease kept alive by the heartbeat, but only
+//!   [`WAITERS_PER_KEY`] events per rate-limit key and as many per source as its cap allow
+//!   at once: enough to take each token the moment it is due, too few for one limited
+//!   source's backlog to fill the worker's slots while other sources wait;
+//! - every other one is handed back with [`Queue::defer`](crate::store::Queue::defer) (no
+//!   attempt used) to just before the time its token is due (one interval ahead, at most half
+//!   the longest wait, so it is back in a slot when the token comes). Those times are reserved
+//!   one interval apart
+//!   per key, so a backlog of thousands comes back as a stream at the rate rather than all at
+//!   one instant (a thundering herd of leases); events held by a source's cap come back after
+//!   about the longest wait, spread at random by half of it either way. The worker wakes for
+//!   the first of the times it handed back, without waiting for its idle poll.
+//!
+//! Buckets and caps belong to one worker: workers in several processes each allow the rate.
+//! Hand-backs are counted in [`WorkerStats::deferred`] and as `outcome="deferred"` in
+//! `hookdock_handler_outcomes_total`.
+//!
 //! # Replay
 //!
 //! [`DeadLetters`](crate::store::DeadLetters) lists dead letters (reason, attempts) and
@@ -145,8 +172,8 @@
 //!
 //! # Deferral and attempts
 //!
-//! A message handed back without being tried (its dedupe claim is held elsewhere, or the
-//! shutdown deadline passed) goes back with [`Queue::defer`](crate::store::Queue::defer),
+//! A message handed back without being tried (its dedupe claim is held elsewhere, flow
+//! control holds it, or the shutdown deadline passed) goes back with [`Queue::defer`](crate::store::Queue::defer),
 //! which gives back the attempt its lease counted: deferrals never bring an event closer to
 //! the dead letters.
 
@@ -157,6 +184,7 @@ pub mod dedupe;
 mod drift;
 mod error;
 mod event;
+mod flow;
 mod report;
 mod retry;
 mod runner;
@@ -173,6 +201,7 @@ pub use drift::{
 };
 pub use error::{ErrorKind, HandlerError};
 pub use event::Event;
+pub use flow::{DEFAULT_MAX_FLOW_WAIT, WAITERS_PER_KEY};
 pub use report::{BatchReport, ShutdownReport, WorkerStats};
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use runner::{Worker, WorkerHandle, DEFAULT_PURGE_INTERVAL, SHUTDOWN_REASON};

@@ -15,6 +15,7 @@ use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 use super::builder::Config;
+use super::flow::{Admission, Flow};
 use super::report::{BatchReport, Counters, Settled, ShutdownReport, WorkerStats};
 use super::stale::Verdict;
 use super::{ErrorKind, Event, HandlerError};
@@ -91,9 +92,12 @@ pub(super) struct Shared {
     pub(super) clock: SharedClock,
     pub(super) wake: Option<Arc<tokio::sync::Mutex<Box<dyn Wake>>>>,
     pub(super) slots: Arc<Semaphore>,
+    pub(super) flow: Flow,
     pub(super) counters: Counters,
     /// How often to purge the queue and the dedupe store (if any) of what is past retention.
     pub(super) purge: Option<(Option<Arc<dyn IdempotencyStore>>, Duration)>,
+    /// Where dead letters are reported, if anywhere.
+    pub(super) alerts: Option<crate::alert::Alerts>,
 }
 
 impl fmt::Debug for Worker {
@@ -242,6 +246,11 @@ impl Worker {
             };
             drop(slots);
             idle = (idle * 2).min(config.poll_max);
+            // Wake for the first message flow control handed back, if that comes sooner.
+            let wait = match shared.flow.next_wake() {
+                Some(at) => wait.min(at.saturating_duration_since(tokio::time::Instant::now())),
+                None => wait,
+            };
             let woken = async {
                 match &shared.wake {
                     Some(signal) => signal.lock().await.woken().await,
@@ -402,6 +411,7 @@ async fn attempt(
     let labels =
         EventLabels::of(&leased.event).event_time(shared.config.staleness.event_time(&leased));
 
+    // A stale event is settled before flow control: skipping it takes no token.
     let stale = match shared.config.staleness.judge(&leased, shared.clock.now()) {
         Verdict::Run { stale } => stale,
         Verdict::Skip(reason, why) => {
@@ -412,6 +422,19 @@ async fn attempt(
             let settled = finish(&shared, &in_flight, slot, &lease, result, Settled::Skipped);
             record(&shared, &labels, &settled, None);
             return settled;
+        }
+    };
+    // Only kept when a dead letter would be reported.
+    let named = shared
+        .alerts
+        .as_ref()
+        .map(|_| (leased.event.source.clone(), leased.event.id.to_string()));
+
+    let admitted = heartbeat(&shared, &in_flight, slot, shared.flow.admit(&leased.event)).await;
+    let _pass = match admitted {
+        Admission::Run(pass) => pass,
+        Admission::Later(after) => {
+            return hand_back(&shared, &in_flight, slot, &labels, after).await
         }
     };
     let event = Event::from(leased).with_stale(stale);
@@ -484,6 +507,42 @@ async fn attempt(
     };
     let settled = finish(&shared, &in_flight, slot, &lease, result, settled);
     record(&shared, &labels, &settled, cause);
+    if let (Settled::DeadLettered(reason), Some(alerts), Some((source, id))) =
+        (&settled, &shared.alerts, named)
+    {
+        alerts.dead_letter(source, id, reason);
+    }
+    settled
+}
+
+/// Hands a message back that flow control holds for `after` (no attempt used).
+async fn hand_back(
+    shared: &Shared,
+    in_flight: &InFlight,
+    slot: Slot,
+    labels: &EventLabels,
+    after: Duration,
+) -> Settled {
+    let Some(lease) = lock(in_flight).get(&slot).copied() else {
+        return Settled::Unsettled("lease not tracked".into());
+    };
+    let at = shared.clock.now() + after;
+    let result = give_back(
+        &*shared.queue,
+        &lease,
+        at,
+        "flow control: over a rate limit or a source's cap",
+    )
+    .await;
+    let settled = finish(
+        shared,
+        in_flight,
+        slot,
+        &lease,
+        result,
+        Settled::Deferred(at),
+    );
+    record(shared, labels, &settled, None);
     settled
 }
 
