@@ -188,7 +188,8 @@ fn drain(o: Opened) -> std::pin::Pin<Box<dyn std::future::Future<Output = BoxRes
         let handle = worker.spawn();
         let began = Instant::now();
         loop {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Not too often: each count reads the whole waiting index.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             if o.queue.stats().await?.depth() == 0 || began.elapsed() > Duration::from_secs(900) {
                 break;
             }
