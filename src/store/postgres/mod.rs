@@ -129,6 +129,7 @@ mod error;
 mod events;
 mod idempotency;
 mod log;
+mod order_keys;
 mod queue;
 mod replay_jobs;
 mod schema;
