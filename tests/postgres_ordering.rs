@@ -112,7 +112,7 @@ async fn two_processes_never_hold_one_key_at_once_and_keep_its_order() {
             .expect("a leaser panicked (two leases of one key?)")
             .expect("lease or ack");
     }
-    let applied = applied.lock().unwrap();
+    let applied = applied.lock().unwrap().clone();
     assert_eq!(applied.len(), KEYS as usize, "every key was handled");
     for (key, runs) in applied.iter() {
         let positions: Vec<i64> = runs.iter().map(|r| r.0).collect();
