@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
+use crate::ordering::OrderingKey;
 use crate::store::Origin;
 
 /// Text that is either owned or shares a request header's bytes.
@@ -244,6 +245,9 @@ pub struct RawEvent {
     /// How the event reached the store: pushed by the provider, replayed, or fetched by a
     /// reconciliation pass.
     pub origin: Origin,
+    /// The entity the event is about and its position, where the route extracts one: the
+    /// queue runs the events of one key one at a time, in order (see [`crate::ordering`]).
+    pub ordering: Option<OrderingKey>,
 }
 
 impl RawEvent {
@@ -262,6 +266,7 @@ impl RawEvent {
             body: body.into(),
             event_type: None,
             origin: Origin::Push,
+            ordering: None,
         }
     }
 
@@ -282,6 +287,12 @@ impl RawEvent {
         self.origin = origin;
         self
     }
+
+    /// Sets the ordering key (builder style).
+    pub fn with_ordering(mut self, ordering: OrderingKey) -> Self {
+        self.ordering = Some(ordering);
+        self
+    }
 }
 
 impl fmt::Debug for RawEvent {
@@ -291,6 +302,7 @@ impl fmt::Debug for RawEvent {
             .field("source", &self.source)
             .field("event_type", &self.event_type)
             .field("origin", &self.origin)
+            .field("ordering", &self.ordering)
             .field("received_at", &self.received_at)
             .field("headers", &self.headers.len())
             .field("body_len", &self.body.len())

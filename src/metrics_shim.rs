@@ -70,6 +70,9 @@ pub(crate) struct EventLabels {
     event_type: Option<String>,
     #[cfg(feature = "metrics")]
     received_at: std::time::SystemTime,
+    /// The provider's event time, where the worker reads positions as times.
+    #[cfg(feature = "metrics")]
+    event_time: Option<std::time::SystemTime>,
 }
 
 impl EventLabels {
@@ -83,6 +86,35 @@ impl EventLabels {
             event_type: event.event_type.as_ref().map(|t| t.as_str().to_owned()),
             #[cfg(feature = "metrics")]
             received_at: event.received_at,
+            #[cfg(feature = "metrics")]
+            event_time: None,
+        }
+    }
+
+    /// Adds the provider's event time (builder style).
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, unused_mut))]
+    pub(crate) fn event_time(mut self, at: Option<std::time::SystemTime>) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            self.event_time = at;
+        }
+        self
+    }
+
+    /// Skipped by the ordering rules: `stale` (older than its key's watermark) or
+    /// `too_old` (over the maximum event age).
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn skipped(&self, why: &'static str) {
+        #[cfg(feature = "metrics")]
+        {
+            let name = if why == "stale" {
+                crate::metrics::STALE_EVENTS
+            } else {
+                crate::metrics::SKIPPED_EVENTS
+            };
+            ::metrics::counter!(name, "source" => self.source.clone()).increment(1);
         }
     }
 
@@ -142,6 +174,14 @@ impl EventLabels {
                 "outcome" => outcome
             )
             .record(waited.as_secs_f64());
+            if let Some(at) = self.event_time {
+                let since = now.duration_since(at).unwrap_or_default();
+                ::metrics::histogram!(
+                    crate::metrics::EVENT_TIME_TO_DONE_SECONDS,
+                    "source" => self.source.clone()
+                )
+                .record(since.as_secs_f64());
+            }
         }
     }
 }

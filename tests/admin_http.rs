@@ -75,6 +75,9 @@ macro_rules! queue_by_field {
             async fn ack(&self, lease: &Lease) -> Result<(), StoreError> {
                 self.log.ack(lease).await
             }
+            async fn skip(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+                self.log.skip(lease, reason).await
+            }
             async fn retry(&self, l: &Lease, at: SystemTime, e: &str) -> Result<(), StoreError> {
                 self.log.retry(l, at, e).await
             }

@@ -510,6 +510,9 @@ impl Queue for BrokenQueue {
     async fn ack(&self, _lease: &Lease) -> Result<(), StoreError> {
         Err(disk_error())
     }
+    async fn skip(&self, _lease: &Lease, _reason: &str) -> Result<(), StoreError> {
+        Err(disk_error())
+    }
     async fn retry(&self, _l: &Lease, _at: SystemTime, _e: &str) -> Result<(), StoreError> {
         Err(disk_error())
     }

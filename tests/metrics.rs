@@ -590,3 +590,69 @@ async fn queue_gauges_check_the_alerts_they_are_given() {
     );
     store.close().await;
 }
+
+/// Ordering: a stale event (older than its key's watermark) and one over the maximum event
+/// age are counted apart, and a handled event's time from its provider time to done is
+/// recorded; the handler ran only for the fresh event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_and_too_old_events_are_counted_and_event_time_to_done_recorded() {
+    use hookdock::ordering::OrderingKey;
+    let _lock = exclusive().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir, SqliteOptions::default());
+    let queue = Arc::new(store.queue(QueueOptions::default()));
+    let now = SystemTime::now();
+    let keyed = |id: &str, at: SystemTime| {
+        RawEvent::new("stripe-m", id, now, "{}").with_ordering(OrderingKey::new("cus_1").at(at))
+    };
+    let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let worker = Worker::builder(Arc::clone(&queue))
+        .max_event_age(Duration::from_secs(3_600))
+        .build(service_fn(move |event: Event| {
+            let seen = Arc::clone(&seen);
+            async move {
+                seen.lock().unwrap().push(event.id().to_string());
+                Ok::<_, HandlerError>(())
+            }
+        }))
+        .unwrap();
+    queue
+        .enqueue(keyed("fresh", now - Duration::from_secs(10)))
+        .await
+        .unwrap();
+    worker.run_until_idle().await.unwrap();
+    queue
+        .enqueue(keyed("older", now - Duration::from_secs(20)))
+        .await
+        .unwrap();
+    worker.run_until_idle().await.unwrap();
+    let other = RawEvent::new("stripe-m", "ancient", now, "{}")
+        .with_ordering(OrderingKey::new("cus_2").at(now - Duration::from_secs(7_200)));
+    queue.enqueue(other).await.unwrap();
+    worker.run_until_idle().await.unwrap();
+
+    let r = Recorded::take();
+    assert_eq!(*ran.lock().unwrap(), ["fresh"]);
+    assert_eq!(r.counter(m::STALE_EVENTS, &[("source", "stripe-m")]), 1);
+    assert_eq!(r.counter(m::SKIPPED_EVENTS, &[("source", "stripe-m")]), 1);
+    let outcome = |o: &str| {
+        r.counter(
+            m::HANDLER_OUTCOMES,
+            &[
+                ("source", "stripe-m"),
+                ("event_type", "none"),
+                ("outcome", o),
+            ],
+        )
+    };
+    assert_eq!((outcome("acked"), outcome("skipped_stale")), (1, 2));
+    let since = r.histogram(m::EVENT_TIME_TO_DONE_SECONDS, &[("source", "stripe-m")]);
+    assert_eq!(
+        since.len(),
+        3,
+        "every event with an event time that ended: {since:?}"
+    );
+    assert!(since.iter().all(|s| *s >= 10.0), "{since:?}");
+    store.close().await;
+}

@@ -196,6 +196,8 @@ async fn the_log_adds_no_index_to_the_tables_enqueue_writes() {
     assert_eq!(
         indexes,
         [
+            // Ordering's (migration 5), partial: written only for events with a key.
+            "hookdock_events_order",
             "hookdock_events_pkey",
             "hookdock_events_source_event_id_key",
             "hookdock_queue_dead",

@@ -472,6 +472,7 @@ async fn migrations_are_idempotent_concurrent_and_checked() {
             "hookdock_events",
             "hookdock_health",
             "hookdock_migrations",
+            "hookdock_order_keys",
             "hookdock_queue",
             "hookdock_replay_jobs"
         ]

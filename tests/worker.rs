@@ -617,6 +617,9 @@ impl Queue for Watched {
     async fn ack(&self, lease: &Lease) -> Result<(), StoreError> {
         self.inner.ack(lease).await
     }
+    async fn skip(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+        self.inner.skip(lease, reason).await
+    }
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
         self.inner.retry(lease, at, error).await
     }

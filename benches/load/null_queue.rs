@@ -104,6 +104,9 @@ impl Queue for NullQueue {
     async fn ack(&self, _: &Lease) -> Result<(), StoreError> {
         Err(StoreError::LeaseLost)
     }
+    async fn skip(&self, _: &Lease, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::LeaseLost)
+    }
     async fn retry(&self, _: &Lease, _: SystemTime, _: &str) -> Result<(), StoreError> {
         Err(StoreError::LeaseLost)
     }

@@ -20,6 +20,7 @@ use crate::clock::SharedClock;
 use crate::error::ConfigError;
 use crate::event::RawEvent;
 use crate::metrics_shim::{self as observe, Delivery};
+use crate::ordering::ExtractOrdering;
 use crate::scheme::Verified;
 use crate::store::{key, Enqueued, ErrorKind, Origin, Queue, StoreError};
 use crate::Clock;
@@ -43,6 +44,7 @@ struct Shared<Q> {
     retry_after: HeaderValue,
     policy: Box<dyn HeaderPolicy>,
     clock: SharedClock,
+    ordering: Option<Box<dyn ExtractOrdering>>,
 }
 
 impl<Q: Queue> Intake<Q> {
@@ -61,6 +63,7 @@ impl<Q: Queue> Intake<Q> {
             retry_after: DEFAULT_RETRY_AFTER,
             policy: Box::new(DefaultHeaderPolicy::new()),
             clock: SharedClock::default(),
+            ordering: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl<Q: Queue> Intake<Q> {
                 retry_after: HeaderValue::from(secs.max(1)),
                 policy: b.policy,
                 clock: b.clock,
+                ordering: b.ordering,
             }),
         }
     }
@@ -130,6 +134,7 @@ pub struct IntakeBuilder<Q> {
     retry_after: Duration,
     policy: Box<dyn HeaderPolicy>,
     clock: SharedClock,
+    ordering: Option<Box<dyn ExtractOrdering>>,
 }
 
 impl<Q: Queue> IntakeBuilder<Q> {
@@ -158,6 +163,16 @@ impl<Q: Queue> IntakeBuilder<Q> {
     /// Which request headers are stored with the event (default [`DefaultHeaderPolicy`]).
     pub fn header_policy(mut self, policy: impl HeaderPolicy) -> Self {
         self.policy = Box::new(policy);
+        self
+    }
+
+    /// Gives each event the [ordering key](crate::ordering) `extract` reads from its verified
+    /// headers and body, so the queue runs the events of one key one at a time and in order
+    /// (default: none). An event it finds no key for is stored without one; a key that breaks
+    /// the [key rules](crate::store::key) is dropped with a warning (the event is stored
+    /// unordered rather than refused).
+    pub fn ordering(mut self, extract: impl ExtractOrdering) -> Self {
+        self.ordering = Some(Box::new(extract));
         self
     }
 
@@ -267,6 +282,20 @@ where
                 tracing::info!(%source, id = ?verified.id, error = %invalid, "invalid event identity: answered 400");
                 return refusal(source, IntakeError::InvalidEvent(invalid), None);
             }
+            let ordering = shared.ordering.as_ref().and_then(|extract| {
+                let found = extract.extract(&parts.headers, &body);
+                if found.is_none() {
+                    tracing::debug!(%source, id = ?verified.id, "no ordering key found: stored unordered");
+                }
+                found
+            });
+            let ordering = ordering.filter(|o| match key::validate_ordering(o) {
+                Ok(()) => true,
+                Err(invalid) => {
+                    tracing::warn!(%source, id = ?verified.id, error = %invalid, "ordering key breaks the key rules: stored unordered");
+                    false
+                }
+            });
             // For the log lines below; the event itself moves into the queue.
             let id = verified.id.clone();
             let event = RawEvent {
@@ -277,6 +306,7 @@ where
                 body,
                 event_type: verified.event_type,
                 origin: Origin::Push,
+                ordering,
             };
             match shared.queue.enqueue(event).await {
                 Ok(enqueued) => {

@@ -136,7 +136,7 @@ pub(crate) fn window_detail(kind: RejectionKind) -> &'static str {
 /// (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`, `T` and `Z` in either case, from year
 /// 1970 on); digits of the fraction past milliseconds are dropped. `None` for anything else,
 /// including out-of-range fields (month 13, February 30, hour 24).
-fn parse_rfc3339(raw: &[u8]) -> Option<i64> {
+pub(crate) fn parse_rfc3339(raw: &[u8]) -> Option<i64> {
     let s = raw.trim_ascii();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = s.get(range)?;

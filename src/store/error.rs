@@ -118,6 +118,8 @@ pub enum KeyPart {
     Source,
     /// The event's id within its source.
     EventId,
+    /// The event's [ordering key](crate::ordering::OrderingKey).
+    OrderingKey,
 }
 
 impl KeyPart {
@@ -125,6 +127,7 @@ impl KeyPart {
         match self {
             Self::Source => "source",
             Self::EventId => "event id",
+            Self::OrderingKey => "ordering key",
         }
     }
 }
@@ -192,12 +195,13 @@ impl InvalidInput {
         self.problem
     }
 
-    /// A stable snake_case name for the rejection: `"invalid_event_id"` or
-    /// `"invalid_source"`, as intake answers it.
+    /// A stable snake_case name for the rejection: `"invalid_event_id"`, `"invalid_source"`
+    /// or `"invalid_ordering_key"`, as intake answers it.
     pub fn reason(&self) -> &'static str {
         match self.part {
             KeyPart::Source => "invalid_source",
             KeyPart::EventId => "invalid_event_id",
+            KeyPart::OrderingKey => "invalid_ordering_key",
         }
     }
 }

@@ -42,6 +42,24 @@ pub fn validate(source: &str, id: &EventId) -> Result<(), InvalidInput> {
     check(KeyPart::EventId, id.as_str(), MAX_EVENT_ID_LEN)
 }
 
+/// The longest [ordering key](crate::ordering::OrderingKey) accepted, in bytes.
+pub const MAX_ORDERING_KEY_LEN: usize = 512;
+
+/// Checks everything of `event` a store keys on: its source, its id and its ordering key
+/// (the same rules, with [`MAX_ORDERING_KEY_LEN`]). Every backend's enqueue calls it.
+pub fn validate_event(event: &crate::RawEvent) -> Result<(), InvalidInput> {
+    validate(&event.source, &event.id)?;
+    match &event.ordering {
+        Some(ordering) => validate_ordering(ordering),
+        None => Ok(()),
+    }
+}
+
+/// Checks an ordering key against the rules above, with [`MAX_ORDERING_KEY_LEN`].
+pub fn validate_ordering(ordering: &crate::ordering::OrderingKey) -> Result<(), InvalidInput> {
+    check(KeyPart::OrderingKey, ordering.key(), MAX_ORDERING_KEY_LEN)
+}
+
 /// Checks a source name against the rules above.
 pub fn validate_source(source: &str) -> Result<(), InvalidInput> {
     check(KeyPart::Source, source, MAX_SOURCE_LEN)

@@ -92,6 +92,13 @@
 //! 6. **Stats** ([`Queue::stats`]) count messages by state; an expired lease counts as ready,
 //!    or as dead if it expired on the last allowed attempt. Handled messages are not counted.
 //! 7. **Times round-trip** to the microsecond at least (a received-at time, a retry time).
+//! 8. **Ordering keys.** Events with an [ordering key](crate::ordering) (the key rules of
+//!    [`key`] apply to it too) are leased one at a time per `(source, key)` and in order,
+//!    late arrivals go first unless their key's first event is already leased, the key's
+//!    watermark moves only forward and only by `ack`, and each [`Leased`] carries its key's
+//!    watermark; the [`crate::ordering`] module docs state each promise. [`Queue::skip`]
+//!    settles a stale event: like `ack`, without moving the watermark, recorded as stale.
+//!    A key's order survives restarts and holds across every process sharing the store.
 //!
 //! # The idempotency contract
 //!

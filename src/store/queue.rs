@@ -51,6 +51,11 @@ pub struct Leased {
     pub max_attempts: u32,
     /// The error recorded by the previous attempt's `retry`, if any.
     pub last_error: Option<String>,
+    /// For an event with an [ordering key](crate::ordering): the largest position of its key
+    /// acked so far, as it was when this lease was taken (it cannot move while the lease
+    /// lives). `None` without a key, or before the key's first ack of an event with a
+    /// position.
+    pub watermark: Option<i64>,
 }
 
 impl Leased {
@@ -62,6 +67,7 @@ impl Leased {
             attempt,
             max_attempts,
             last_error: None,
+            watermark: None,
         }
     }
 
@@ -69,6 +75,21 @@ impl Leased {
     pub fn with_last_error(mut self, error: Option<String>) -> Self {
         self.last_error = error;
         self
+    }
+
+    /// Sets the key's watermark (builder style); for backend implementors.
+    pub fn with_watermark(mut self, watermark: Option<i64>) -> Self {
+        self.watermark = watermark;
+        self
+    }
+
+    /// True if the event is older than one of its ordering key already applied (see
+    /// [`OrderingKey::is_stale`](crate::ordering::OrderingKey::is_stale)).
+    pub fn is_stale(&self) -> bool {
+        self.event
+            .ordering
+            .as_ref()
+            .is_some_and(|k| k.is_stale(self.watermark))
     }
 
     /// True if no further attempt is allowed after this one: a failure now should go to the
@@ -321,6 +342,14 @@ pub trait Queue: Send + Sync + 'static {
     /// [`Enqueued::Duplicate`]) until [`purge_expired`](Self::purge_expired) removes it.
     async fn ack(&self, lease: &Lease) -> Result<(), StoreError>;
 
+    /// Settles a message without handling it, as [`EventStatus::Stale`](super::EventStatus):
+    /// an older event of its [ordering key](crate::ordering) than one already applied, by the
+    /// worker's [`StalePolicy::Skip`](crate::ordering::StalePolicy). Like an ack it is never
+    /// leased again and its id stays known for the retention period, and its key's next event
+    /// may run; unlike an ack it does not move the key's watermark. `reason` is kept as the
+    /// entry's last error.
+    async fn skip(&self, lease: &Lease, reason: &str) -> Result<(), StoreError>;
+
     /// Makes a message ready again at `at`, recording `error`.
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError>;
 
@@ -384,6 +413,9 @@ impl<Q: Queue + ?Sized> Queue for std::sync::Arc<Q> {
     }
     async fn ack(&self, lease: &Lease) -> Result<(), StoreError> {
         (**self).ack(lease).await
+    }
+    async fn skip(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+        (**self).skip(lease, reason).await
     }
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
         (**self).retry(lease, at, error).await

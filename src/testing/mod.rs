@@ -31,6 +31,7 @@ pub use crate::clock::FakeClock;
 mod harness;
 pub mod idempotency_suite;
 pub mod log_suite;
+pub mod ordering_suite;
 pub mod queue_suite;
 pub mod record_suite;
 #[cfg(feature = "schema-drift")]
@@ -76,6 +77,11 @@ macro_rules! store_conformance {
             #[allow(unused_imports)]
             use super::*;
             $crate::__log_checks!($harness);
+        }
+        mod ordering {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__ordering_checks!($harness);
         }
     };
 }

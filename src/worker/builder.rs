@@ -27,6 +27,7 @@ pub(super) struct Config {
     pub(super) poll_min: Duration,
     pub(super) poll_max: Duration,
     pub(super) shutdown_timeout: Duration,
+    pub(super) staleness: super::stale::Staleness,
     pub(super) flow: FlowConfig,
 }
 
@@ -40,6 +41,7 @@ impl Default for Config {
             poll_min: Duration::from_millis(50),
             poll_max: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(30),
+            staleness: super::stale::Staleness::default(),
             flow: FlowConfig::default(),
         }
     }
@@ -81,6 +83,23 @@ impl Worker {
 }
 
 impl WorkerBuilder {
+    /// What to do with a stale event: one whose [ordering](crate::ordering) position is
+    /// below its key's watermark, or older than [`max_event_age`](Self::max_event_age).
+    /// Default [`StalePolicy::Skip`](crate::ordering::StalePolicy::Skip).
+    pub fn stale_policy(mut self, policy: crate::ordering::StalePolicy) -> Self {
+        self.config.staleness.policy = policy;
+        self
+    }
+
+    /// Treats an event whose position, read as an event time (as
+    /// [`OrderingKey::at`](crate::ordering::OrderingKey::at) writes it), is older than `age`
+    /// as stale, under the [`stale_policy`](Self::stale_policy). For routes whose positions
+    /// are versions, leave it unset (the default).
+    pub fn max_event_age(mut self, age: Duration) -> Self {
+        self.config.staleness.max_age = Some(age);
+        self
+    }
+
     /// Puts a [`DedupeLayer`] over the handler, so it sees each event once in effect: an
     /// [`IdempotencyStore`](crate::store::IdempotencyStore) as it is (the default claim lease), or a layer from
     /// [`DedupeLayer::builder`].

@@ -37,6 +37,7 @@ pub struct Event<T = Bytes> {
     max_attempts: u32,
     last_error: Option<String>,
     claim: Option<HeldClaim>,
+    stale: bool,
     payload: T,
 }
 
@@ -51,8 +52,15 @@ impl Event<Bytes> {
             max_attempts,
             last_error: None,
             claim: None,
+            stale: false,
             payload,
         }
+    }
+
+    /// Marks the event stale (builder style); see [`is_stale`](Event::is_stale).
+    pub fn with_stale(mut self, stale: bool) -> Self {
+        self.stale = stale;
+        self
     }
 
     /// Records the previous attempt's error (builder style).
@@ -103,6 +111,19 @@ impl<T> Event<T> {
     /// When the receiver got the delivery.
     pub fn received_at(&self) -> SystemTime {
         self.raw.received_at
+    }
+
+    /// True if the event is older than one of its [ordering key](crate::ordering) already
+    /// applied, handed to the handler because the worker's
+    /// [`StalePolicy`](crate::ordering::StalePolicy) is `Mark`: a handler that merges can
+    /// keep the newer state. Always false under the other policies (`Skip` never runs it).
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// The event's ordering key and position, if its route extracts one.
+    pub fn ordering(&self) -> Option<&crate::ordering::OrderingKey> {
+        self.raw.ordering.as_ref()
     }
 
     /// The queue's id for the message carrying this event.
@@ -178,6 +199,7 @@ impl<T> Event<T> {
                 max_attempts: self.max_attempts,
                 last_error: self.last_error,
                 claim: self.claim,
+                stale: self.stale,
                 payload,
             },
             self.payload,

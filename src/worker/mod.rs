@@ -188,6 +188,7 @@ mod flow;
 mod report;
 mod retry;
 mod runner;
+mod stale;
 
 pub use builder::WorkerBuilder;
 pub use decode::{DecodeError, DecodeFuture, DecodeJson, DecodeJsonLayer};

@@ -19,6 +19,8 @@ pub(super) enum Settled {
     Deferred(SystemTime),
     /// Moved to the dead letters with this reason.
     DeadLettered(String),
+    /// Settled without running the handler: stale by the worker's policy.
+    Skipped,
     /// Settling failed (the lease was lost, or the queue failed); the message comes back
     /// when its lease expires.
     Unsettled(String),
@@ -33,6 +35,7 @@ impl Settled {
             Settled::Retried(_) => "retried",
             Settled::Deferred(_) => "deferred",
             Settled::DeadLettered(_) => "dead_lettered",
+            Settled::Skipped => "skipped_stale",
             Settled::Unsettled(_) => "unsettled",
         }
     }
@@ -54,6 +57,8 @@ pub struct BatchReport {
     pub deferred: u64,
     /// Moved to the dead letters.
     pub dead_lettered: u64,
+    /// Stale events settled without running the handler.
+    pub skipped_stale: u64,
     /// Could not be settled (they come back when their lease expires).
     pub unsettled: u64,
 }
@@ -66,6 +71,7 @@ impl BatchReport {
             Settled::Retried(_) => self.retried += 1,
             Settled::Deferred(_) => self.deferred += 1,
             Settled::DeadLettered(_) => self.dead_lettered += 1,
+            Settled::Skipped => self.skipped_stale += 1,
             Settled::Unsettled(_) => self.unsettled += 1,
         }
     }
@@ -77,6 +83,7 @@ impl BatchReport {
         self.retried += other.retried;
         self.deferred += other.deferred;
         self.dead_lettered += other.dead_lettered;
+        self.skipped_stale += other.skipped_stale;
         self.unsettled += other.unsettled;
     }
 }
@@ -111,6 +118,8 @@ pub struct WorkerStats {
     pub deferred: u64,
     /// Moved to the dead letters.
     pub dead_lettered: u64,
+    /// Stale events settled without running the handler.
+    pub skipped_stale: u64,
     /// Handlers that panicked (counted in `retried` or `dead_lettered` too).
     pub panicked: u64,
     /// Messages that could not be settled.
@@ -134,6 +143,7 @@ pub(super) struct Counters {
     pub(super) retried: AtomicU64,
     pub(super) deferred: AtomicU64,
     pub(super) dead_lettered: AtomicU64,
+    pub(super) skipped_stale: AtomicU64,
     pub(super) panicked: AtomicU64,
     pub(super) unsettled: AtomicU64,
     pub(super) given_back: AtomicU64,
@@ -154,6 +164,7 @@ impl Counters {
             Settled::Retried(_) => &self.retried,
             Settled::Deferred(_) => &self.deferred,
             Settled::DeadLettered(_) => &self.dead_lettered,
+            Settled::Skipped => &self.skipped_stale,
             Settled::Unsettled(_) => &self.unsettled,
         };
         Self::bump(counter, 1);
@@ -169,6 +180,7 @@ impl Counters {
             retried: get(&self.retried),
             deferred: get(&self.deferred),
             dead_lettered: get(&self.dead_lettered),
+            skipped_stale: get(&self.skipped_stale),
             panicked: get(&self.panicked),
             unsettled: get(&self.unsettled),
             given_back: get(&self.given_back),

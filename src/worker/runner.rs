@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use super::builder::Config;
 use super::flow::{Admission, Flow};
 use super::report::{BatchReport, Counters, Settled, ShutdownReport, WorkerStats};
+use super::stale::Verdict;
 use super::{ErrorKind, Event, HandlerError};
 use crate::clock::SharedClock;
 use crate::metrics_shim::{EventLabels, Timer};
@@ -407,7 +408,22 @@ async fn attempt(
     let last = leased.is_last_attempt();
     let slot = (message, leased.lease.token);
     lock(&in_flight).insert(slot, leased.lease);
-    let labels = EventLabels::of(&leased.event);
+    let labels =
+        EventLabels::of(&leased.event).event_time(shared.config.staleness.event_time(&leased));
+
+    // A stale event is settled before flow control: skipping it takes no token.
+    let stale = match shared.config.staleness.judge(&leased, shared.clock.now()) {
+        Verdict::Run { stale } => stale,
+        Verdict::Skip(reason, why) => {
+            labels.skipped(why);
+            let lease = leased.lease;
+            tracing::debug!(message = %lease.message, %reason, "skipping a stale event");
+            let result = shared.queue.skip(&lease, &reason).await;
+            let settled = finish(&shared, &in_flight, slot, &lease, result, Settled::Skipped);
+            record(&shared, &labels, &settled, None);
+            return settled;
+        }
+    };
     // Only kept when a dead letter would be reported.
     let named = shared
         .alerts
@@ -421,7 +437,8 @@ async fn attempt(
             return hand_back(&shared, &in_flight, slot, &labels, after).await
         }
     };
-    let call = AssertUnwindSafe(shared.handler.clone().oneshot(Event::from(leased))).catch_unwind();
+    let event = Event::from(leased).with_stale(stale);
+    let call = AssertUnwindSafe(shared.handler.clone().oneshot(event)).catch_unwind();
     let timer = Timer::start();
     let outcome = heartbeat(&shared, &in_flight, slot, call).await;
     labels.ran(timer);
@@ -539,6 +556,7 @@ fn record(shared: &Shared, labels: &EventLabels, settled: &Settled, cause: Optio
             labels.dead_lettered(cause.unwrap_or("permanent"));
             labels.done("dead", shared.clock.now());
         }
+        Settled::Skipped => labels.done("stale", shared.clock.now()),
         Settled::Deferred(_) | Settled::Unsettled(_) => {}
     }
 }

@@ -26,6 +26,7 @@ fn entry(id: MessageId, m: &Message) -> LogEntry {
         Status::Waiting => EventStatus::Pending,
         Status::Leased(_) => EventStatus::Leased,
         Status::Dead { .. } => EventStatus::Dead,
+        Status::Done if m.stale => EventStatus::Stale,
         Status::Done => EventStatus::Succeeded,
     };
     e.attempts = m.attempts;

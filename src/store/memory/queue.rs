@@ -50,6 +50,8 @@ pub(super) struct State {
     done: BTreeSet<(i64, MessageId)>,
     pub(super) live: u64,
     last_id: i64,
+    /// Ordering keys by `(source, key)`.
+    keys: HashMap<(String, String), KeyState>,
     /// Replay jobs by id (the event log's).
     pub(super) jobs: std::collections::BTreeMap<i64, crate::store::ReplayJob>,
 }
@@ -68,6 +70,29 @@ pub(super) struct Message {
     pub(super) done_at: Option<i64>,
     pub(super) replays: u32,
     pub(super) forced_replays: u32,
+    /// Settled by [`Queue::skip`] (the event log's `stale`), not handled.
+    pub(super) stale: bool,
+}
+
+/// One ordering key's state: only its leased message, or else the first of its waiting
+/// ones, is on the timeline; the others wait off it (parked) and count as scheduled.
+#[derive(Debug, Default)]
+struct KeyState {
+    /// The largest position acked.
+    watermark: Option<i64>,
+    /// The waiting messages in order: position (none first), then arrival.
+    waiting: BTreeSet<(i64, MessageId)>,
+    /// The message under a lease (live or expired), if any.
+    leased: Option<MessageId>,
+    /// The waiting message now on the timeline, if any.
+    scheduled: Option<MessageId>,
+}
+
+/// Where a message sorts among its key's: its position (none first), then its id.
+fn order_slot(m: &Message, id: MessageId) -> Option<((String, String), (i64, MessageId))> {
+    let ordering = m.event.ordering.as_ref()?;
+    let key = (m.event.source.clone(), ordering.key().to_owned());
+    Some((key, (ordering.position().unwrap_or(i64::MIN), id)))
 }
 
 #[derive(Debug, Clone)]
@@ -123,10 +148,48 @@ impl MemoryQueue {
             None => m.attempts = m.attempts.saturating_sub(1),
         }
         s.move_to(lease.message, from, to);
+        s.release(lease.message, true);
         drop(s);
         if to <= self.store.now() {
             self.store.inner.signal.notify();
         }
+        Ok(())
+    }
+}
+
+impl MemoryQueue {
+    /// Acks (`skipped` is `None`) or skips a leased message.
+    fn settle_done(&self, lease: &Lease, skipped: Option<&str>) -> Result<(), StoreError> {
+        let now = self.store.now();
+        let mut s = self.state();
+        let m = s.current(lease)?;
+        let from = m.at;
+        m.at = now;
+        m.status = Status::Done;
+        m.done_at = Some(now);
+        m.stale = skipped.is_some();
+        if let Some(reason) = skipped {
+            m.last_error = Some(reason.to_owned());
+        }
+        let position = m.event.ordering.as_ref().and_then(|o| o.position());
+        let key = m
+            .event
+            .ordering
+            .as_ref()
+            .map(|o| (m.event.source.clone(), o.key().to_owned()));
+        s.timeline.remove(&(from, lease.message));
+        s.done.insert((now, lease.message));
+        s.live -= 1;
+        if let (Some(key), Some(position), None) = (key, position, skipped) {
+            let state = s.keys.entry(key).or_default();
+            state.watermark = Some(state.watermark.map_or(position, |w| w.max(position)));
+        }
+        s.release(lease.message, false);
+        if self.store.retention() == 0 {
+            s.forget(lease.message);
+        }
+        drop(s);
+        self.store.inner.signal.notify();
         Ok(())
     }
 }
@@ -145,6 +208,90 @@ impl State {
         self.timeline.insert((to, id));
     }
 
+    /// Puts a new or replayed waiting message (already on the timeline) in its key's order.
+    fn join_key(&mut self, id: MessageId) {
+        let Some(m) = self.messages.get(&id) else {
+            return;
+        };
+        let Some((key, slot)) = order_slot(m, id) else {
+            return;
+        };
+        // Off the timeline until `schedule` finds it first of its key.
+        self.timeline.remove(&(m.at, id));
+        self.keys
+            .entry(key.clone())
+            .or_default()
+            .waiting
+            .insert(slot);
+        self.schedule(&key);
+    }
+
+    /// A keyed message leaves its lease: `waiting` if it waits again (a retry, a deferral,
+    /// an expired lease giving way), else it is settled. Its key's next message is scheduled.
+    fn release(&mut self, id: MessageId, waiting: bool) {
+        let Some((key, slot)) = self.messages.get(&id).and_then(|m| order_slot(m, id)) else {
+            return;
+        };
+        let state = self.keys.entry(key.clone()).or_default();
+        if state.leased == Some(id) {
+            state.leased = None;
+        }
+        state.waiting.remove(&slot);
+        if state.scheduled == Some(id) {
+            state.scheduled = None;
+        }
+        if waiting {
+            // Still on the timeline at its time; `schedule` takes it off if it is not first.
+            state.waiting.insert(slot);
+            state.scheduled = Some(id);
+        }
+        self.schedule(&key);
+    }
+
+    /// Keeps exactly one of a key's messages on the timeline: the leased one, else the
+    /// first waiting one.
+    fn schedule(&mut self, key: &(String, String)) {
+        let Some(state) = self.keys.get_mut(key) else {
+            return;
+        };
+        let first = if state.leased.is_some() {
+            None
+        } else {
+            state.waiting.first().map(|&(_, id)| id)
+        };
+        if state.scheduled == first {
+            return;
+        }
+        let (off, on) = (state.scheduled, first);
+        state.scheduled = first;
+        for (id, put) in [(off, false), (on, true)] {
+            let Some(id) = id else { continue };
+            let Some(at) = self.messages.get(&id).map(|m| m.at) else {
+                continue;
+            };
+            if put {
+                self.timeline.insert((at, id));
+            } else {
+                self.timeline.remove(&(at, id));
+            }
+        }
+    }
+
+    /// True if a waiting keyed message is held off the timeline behind its key's first.
+    fn parked(&self, id: MessageId, m: &Message) -> bool {
+        matches!(m.status, Status::Waiting)
+            && m.event.ordering.is_some()
+            && !self.timeline.contains(&(m.at, id))
+    }
+
+    /// The watermark of a keyed message's key.
+    fn watermark(&self, m: &Message) -> Option<i64> {
+        let ordering = m.event.ordering.as_ref()?;
+        self.keys
+            .get(&(m.event.source.clone(), ordering.key().to_owned()))
+            .and_then(|k| k.watermark)
+    }
+
     fn kill(&mut self, id: MessageId, reason: String, now: i64) {
         if let Some(m) = self.messages.get_mut(&id) {
             if matches!(m.status, Status::Waiting | Status::Leased(_)) {
@@ -152,6 +299,7 @@ impl State {
                 m.status = Status::Dead { reason, at: now };
                 m.done_at = Some(now);
                 self.live -= 1;
+                self.release(id, false);
             }
         }
     }
@@ -178,9 +326,11 @@ impl State {
         m.last_attempt_at = None;
         m.done_at = None;
         m.replays += 1;
+        m.stale = false;
         m.event.origin = crate::store::Origin::Replay;
         self.timeline.insert((now, id));
         self.live += 1;
+        self.join_key(id);
         true
     }
 
@@ -200,7 +350,7 @@ impl Queue for MemoryQueue {
     }
 
     async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
-        key::validate(&event.source, &event.id)?;
+        key::validate_event(&event)?;
         let now = self.store.now();
         let retention = self.store.retention();
         let mut s = self.state();
@@ -236,8 +386,10 @@ impl Queue for MemoryQueue {
                 done_at: None,
                 replays: 0,
                 forced_replays: 0,
+                stale: false,
             },
         );
+        s.join_key(id);
         drop(s);
         self.store.inner.signal.notify();
         Ok(Enqueued::New(id))
@@ -263,6 +415,24 @@ impl Queue for MemoryQueue {
                 s.kill(id, EXPIRED_ON_LAST_ATTEMPT.to_owned(), now);
                 continue;
             }
+            if m.event.ordering.is_some() {
+                if matches!(m.status, Status::Leased(_)) {
+                    // An expired lease waits again, so that an earlier event of its key that
+                    // arrived meanwhile goes first.
+                    if let Some(m) = s.messages.get_mut(&id) {
+                        m.status = Status::Waiting;
+                    }
+                    s.release(id, true);
+                    continue;
+                }
+                if let Some((key, slot)) = order_slot(m, id) {
+                    let state = s.keys.entry(key).or_default();
+                    state.waiting.remove(&slot);
+                    state.scheduled = None;
+                    state.leased = Some(id);
+                }
+            }
+            let watermark = s.messages.get(&id).and_then(|m| s.watermark(m));
             let token = self.store.token();
             s.move_to(id, at, expires);
             let Some(m) = s.messages.get_mut(&id) else {
@@ -285,7 +455,8 @@ impl Queue for MemoryQueue {
                     m.attempts,
                     self.options.max_attempts,
                 )
-                .with_last_error(m.last_error.clone()),
+                .with_last_error(m.last_error.clone())
+                .with_watermark(watermark),
             );
         }
         Ok(out)
@@ -305,20 +476,11 @@ impl Queue for MemoryQueue {
     }
 
     async fn ack(&self, lease: &Lease) -> Result<(), StoreError> {
-        let now = self.store.now();
-        let mut s = self.state();
-        let m = s.current(lease)?;
-        let from = m.at;
-        m.at = now;
-        m.status = Status::Done;
-        m.done_at = Some(now);
-        s.timeline.remove(&(from, lease.message));
-        s.done.insert((now, lease.message));
-        s.live -= 1;
-        if self.store.retention() == 0 {
-            s.forget(lease.message);
-        }
-        Ok(())
+        self.settle_done(lease, None)
+    }
+
+    async fn skip(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+        self.settle_done(lease, Some(reason))
     }
 
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
@@ -390,10 +552,11 @@ impl Queue for MemoryQueue {
         let now = self.store.now();
         let s = self.state();
         let mut stats = QueueStats::default();
-        for m in s.messages.values() {
+        for (id, m) in &s.messages {
             match m.status {
                 Status::Done => {}
                 Status::Dead { .. } => stats.dead += 1,
+                Status::Waiting if s.parked(*id, m) => stats.scheduled += 1,
                 Status::Waiting if m.at <= now => stats.ready += 1,
                 Status::Waiting => stats.scheduled += 1,
                 Status::Leased(_) if m.at > now => stats.leased += 1,

@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::batch::{fail_all, BatchOp};
 use super::error::blames_input;
+use super::order_keys;
 use super::schema::{Schema, Sql};
 use crate::clock::SharedClock;
 use crate::event::RawEvent;
@@ -38,21 +39,27 @@ impl Shared {
 }
 
 /// `$1..$5` the events' keys, times and bytes, `$6` now, `$7` the wake channel, `$8` their
-/// types, `$9` their origin codes.
+/// types, `$9` their origin codes, `$10` their ordering keys, `$11` their positions. A
+/// keyed event is stored parked: it joins its key in the same transaction.
 const INSERT: &str = "
 WITH input AS (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::bytea[], $5::bytea[],
-                         $8::text[], $9::int2[])
-        WITH ORDINALITY AS t(source, event_id, received_at, headers, body, event_type, origin, ord)
+                         $8::text[], $9::int2[], $10::text[], $11::int8[])
+        WITH ORDINALITY AS t(source, event_id, received_at, headers, body, event_type, origin,
+                             order_key, order_pos, ord)
 ), ins AS (
     INSERT INTO {schema}.hookdock_events
-        (source, event_id, received_at, headers, body, enqueued_at, event_type)
-    SELECT source, event_id, received_at, headers, body, $6, event_type FROM input ORDER BY ord
+        (source, event_id, received_at, headers, body, enqueued_at, event_type, order_key,
+         order_pos)
+    SELECT source, event_id, received_at, headers, body, $6, event_type, order_key, order_pos
+    FROM input ORDER BY ord
     ON CONFLICT (source, event_id) DO NOTHING
     RETURNING id, source, event_id
 ), queued AS (
     INSERT INTO {schema}.hookdock_queue (id, available_at, origin)
-    SELECT ins.id, $6, input.origin
+    SELECT ins.id,
+           CASE WHEN input.order_key IS NULL THEN $6 ELSE 9223372036854775807 END,
+           input.origin
     FROM ins JOIN input ON input.source = ins.source AND input.event_id = ins.event_id
 ), wake AS (
     SELECT pg_notify($7, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_new
@@ -68,15 +75,18 @@ JOIN UNNEST($1::text[], $2::text[]) AS k(source, event_id)
 JOIN {schema}.hookdock_queue q ON q.id = e.id";
 
 /// Stores events on records that held only a claim: `$1..$4` ids, times and bytes, `$5`
-/// now, `$6` the wake channel, `$7` types, `$8` origin codes. The record starts a history of
-/// its own (a claim-only record may be what a forgotten event left).
+/// now, `$6` the wake channel, `$7` types, `$8` origin codes, `$9` ordering keys, `$10`
+/// positions (a keyed one parked, as by [`INSERT`]). The record starts a history of its own
+/// (a claim-only record may be what a forgotten event left).
 const ATTACH: &str = "
 WITH input AS (
     SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], $7::text[],
-                         $8::int2[])
-        AS t(id, received_at, headers, body, event_type, origin)
+                         $8::int2[], $9::text[], $10::int8[])
+        AS t(id, received_at, headers, body, event_type, origin, order_key, order_pos)
 ), q AS (
-    UPDATE {schema}.hookdock_queue q SET state = 0, available_at = $5, attempts = 0,
+    UPDATE {schema}.hookdock_queue q SET state = 0,
+        available_at = CASE WHEN input.order_key IS NULL THEN $5 ELSE 9223372036854775807 END,
+        attempts = 0,
         origin = input.origin, last_error = NULL, dead_reason = NULL, dead_at = NULL,
         first_attempt_at = NULL, last_attempt_at = NULL, done_at = NULL, replays = 0,
         forced_replays = 0
@@ -85,7 +95,8 @@ WITH input AS (
 ), e AS (
     UPDATE {schema}.hookdock_events e
     SET received_at = input.received_at, headers = input.headers, body = input.body,
-        enqueued_at = $5, event_type = input.event_type
+        enqueued_at = $5, event_type = input.event_type, order_key = input.order_key,
+        order_pos = input.order_pos
     FROM input JOIN q ON q.id = input.id
     WHERE e.id = input.id
     RETURNING e.id
@@ -126,6 +137,7 @@ pub(super) struct Statements {
     pub(super) claims: super::idempotency::Statements,
     pub(super) log: super::log::Statements,
     pub(super) jobs: super::replay_jobs::Statements,
+    pub(super) order: super::order_keys::Statements,
 }
 
 impl Statements {
@@ -140,6 +152,7 @@ impl Statements {
             claims: super::idempotency::Statements::new(schema),
             log: super::log::Statements::new(schema),
             jobs: super::replay_jobs::Statements::new(schema),
+            order: super::order_keys::Statements::new(schema),
         }
     }
 }
@@ -275,12 +288,29 @@ impl EnqueueOp {
     /// duplicate, a claim-only record takes the event, a forgotten record is deleted and the
     /// event inserted again. Goes round while records change under it.
     async fn store(&self, events: &[&RawEvent]) -> Result<Vec<Stored>, sqlx::Error> {
-        let mut conn = self.shared.pool.acquire().await?;
+        if events.iter().all(|e| e.ordering.is_none()) {
+            let mut conn = self.shared.pool.acquire().await?;
+            return self.store_on(&mut conn, events).await;
+        }
+        // Keyed events are stored parked and join their keys before anything commits.
+        let mut tx = self.shared.pool.begin().await?;
+        let out = self.store_on(&mut tx, events).await?;
+        self.join_new(&mut tx, events, &out).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`store`](Self::store) on one connection (or in one transaction).
+    async fn store_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        events: &[&RawEvent],
+    ) -> Result<Vec<Stored>, sqlx::Error> {
         let mut out: Vec<Option<Stored>> = vec![None; events.len()];
         let mut pending: Vec<usize> = (0..events.len()).collect();
         for _round in 0..8 {
             let batch: Vec<&RawEvent> = pending.iter().map(|&i| events[i]).collect();
-            for (slot, id) in self.insert(&mut conn, &batch).await? {
+            for (slot, id) in self.insert(conn, &batch).await? {
                 out[pending[slot]] = Some(Ok(Enqueued::New(id)));
             }
             pending.retain(|&i| out[i].is_none());
@@ -288,7 +318,7 @@ impl EnqueueOp {
                 break;
             }
             let batch: Vec<&RawEvent> = pending.iter().map(|&i| events[i]).collect();
-            let known = self.find(&mut conn, &batch).await?;
+            let known = self.find(conn, &batch).await?;
             let (mut attach, mut forget) = (Vec::new(), Vec::new());
             for (slot, record) in known {
                 match record {
@@ -297,10 +327,10 @@ impl EnqueueOp {
                     Known::Forgotten(id) => forget.push(id),
                 }
             }
-            for (slot, id) in self.attach(&mut conn, &batch, &attach).await? {
+            for (slot, id) in self.attach(conn, &batch, &attach).await? {
                 out[pending[slot]] = Some(Ok(Enqueued::New(id)));
             }
-            self.forget(&mut conn, &forget).await?;
+            self.forget(conn, &forget).await?;
             pending.retain(|&i| out[i].is_none());
             if pending.is_empty() {
                 break;
@@ -360,9 +390,38 @@ impl EnqueueOp {
         for (slot, id) in self.insert(&mut tx, &batch).await? {
             out[insert[slot]] = Some(Ok(Enqueued::New(id)));
         }
+        self.join_new(&mut tx, events, &out_stored(&out)).await?;
         tx.commit().await?;
         let full = depth + admit.len() as u64;
         Ok(out.into_iter().map(|o| o.unwrap_or(Err(full))).collect())
+    }
+
+    /// The keyed events just stored (parked) join their keys, a key at a time in key order
+    /// (the order every transaction locks keys in), in batch order within a key.
+    async fn join_new(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        events: &[&RawEvent],
+        stored: &[Stored],
+    ) -> Result<(), sqlx::Error> {
+        let mut joins: Vec<(&str, &str, usize, i64, Option<i64>)> = events
+            .iter()
+            .zip(stored)
+            .enumerate()
+            .filter_map(|(i, (e, s))| match (s, &e.ordering) {
+                (Ok(Enqueued::New(id)), Some(o)) => {
+                    Some((e.source.as_str(), o.key(), i, id.0, o.position()))
+                }
+                _ => None,
+            })
+            .collect();
+        joins.sort_unstable();
+        let now = self.shared.now();
+        let sql = &self.shared.sql.order;
+        for (source, key, _, id, position) in joins {
+            order_keys::join(conn, sql, id, (source, key), position, now).await?;
+        }
+        Ok(())
     }
 
     /// Inserts; returns `(index in events, id)` for each record stored.
@@ -381,6 +440,8 @@ impl EnqueueOp {
         let bodies: Vec<&[u8]> = events.iter().map(|e| &e.body[..]).collect();
         let types: Vec<Option<&str>> = events.iter().map(|e| type_of(e)).collect();
         let origins: Vec<i16> = events.iter().map(|e| origin_of(e)).collect();
+        let (order_keys, order_pos): (Vec<Option<&str>>, Vec<Option<i64>>) =
+            events.iter().map(|e| ordering_of(e)).unzip();
         let rows = sqlx::query(self.shared.sql.insert.q())
             .bind(&sources)
             .bind(&ids)
@@ -391,6 +452,8 @@ impl EnqueueOp {
             .bind(&self.shared.channel)
             .bind(&types)
             .bind(&origins)
+            .bind(&order_keys)
+            .bind(&order_pos)
             .fetch_all(&mut *conn)
             .await?;
         match_keys(events, &rows)
@@ -457,6 +520,8 @@ impl EnqueueOp {
         let bodies: Vec<&[u8]> = targets.iter().map(|&(i, _)| &events[i].body[..]).collect();
         let types: Vec<Option<&str>> = targets.iter().map(|&(i, _)| type_of(events[i])).collect();
         let origins: Vec<i16> = targets.iter().map(|&(i, _)| origin_of(events[i])).collect();
+        let (order_keys, order_pos): (Vec<Option<&str>>, Vec<Option<i64>>) =
+            targets.iter().map(|&(i, _)| ordering_of(events[i])).unzip();
         let rows = sqlx::query(self.shared.sql.attach.q())
             .bind(&ids)
             .bind(&received)
@@ -466,6 +531,8 @@ impl EnqueueOp {
             .bind(&self.shared.channel)
             .bind(&types)
             .bind(&origins)
+            .bind(&order_keys)
+            .bind(&order_pos)
             .fetch_all(&mut *conn)
             .await?;
         let stored: std::collections::HashSet<i64> =
@@ -500,6 +567,20 @@ impl EnqueueOp {
 /// The event's type as stored.
 fn type_of(e: &RawEvent) -> Option<&str> {
     e.event_type.as_ref().map(|t| t.as_str())
+}
+
+/// The event's ordering key and position as stored.
+fn ordering_of(e: &RawEvent) -> (Option<&str>, Option<i64>) {
+    match &e.ordering {
+        Some(o) => (Some(o.key()), o.position()),
+        None => (None, None),
+    }
+}
+
+/// What [`EnqueueOp::store_limited`] decided so far, for [`EnqueueOp::join_new`]: an
+/// undecided event (refused as full) stored nothing.
+fn out_stored(out: &[Option<Stored>]) -> Vec<Stored> {
+    out.iter().map(|o| o.unwrap_or(Err(0))).collect()
 }
 
 /// The event's origin code as stored.

@@ -92,7 +92,8 @@ SELECT q.id, e.source, e.event_id, e.event_type, e.received_at, q.origin,
        (CASE WHEN q.state = 1 AND q.available_at <= $3 THEN 0 ELSE q.state END)::int2,
        q.attempts, q.last_error, q.dead_reason, q.first_attempt_at, q.last_attempt_at,
        q.done_at, q.replays, q.forced_replays, octet_length(e.body),
-       e.source, e.event_id, e.received_at, e.headers, e.body, e.event_type, q.origin
+       e.source, e.event_id, e.received_at, e.headers, e.body, e.event_type, q.origin,
+       e.order_key, e.order_pos
 FROM {schema}.hookdock_events e
 JOIN {schema}.hookdock_queue q ON q.id = e.id
 WHERE e.source = $1 AND e.event_id = $2 AND q.state <> 4";

@@ -31,8 +31,9 @@
 //!
 //! | table | one row per | key columns |
 //! |---|---|---|
-//! | `hookdock_events` | key `(source, event_id)`, from enqueue until forgotten; never updated but to store an event on a record that held only a claim | `id` (the [`MessageId`](crate::store::MessageId)), `(source, event_id)` unique, `received_at`, `headers`, `body` (the raw bytes), `event_type` |
+//! | `hookdock_events` | key `(source, event_id)`, from enqueue until forgotten; never updated but to store an event on a record that held only a claim | `id` (the [`MessageId`](crate::store::MessageId)), `(source, event_id)` unique, `received_at`, `headers`, `body` (the raw bytes), `event_type`, `order_key` and `order_pos` (the [ordering key](crate::ordering) and position, migration 5) |
 //! | `hookdock_queue` | the state of the record with the same `id` | `state` (0 waiting, 1 leased, 2 dead, 3 handled, 4 holds only a claim, 5 stale), `available_at` (retry time, lease expiry, or when a handled record is forgotten), `attempts`, `lease_token`, `last_error`, `dead_reason`; the dedupe claim: `claim_token`, `claim_done`, `claim_until`, `fingerprint`, `result`; the log's history: `origin` (0 push, 1 replay, 2 reconciliation), `first_attempt_at`, `last_attempt_at`, `done_at`, `replays`, `forced_replays` |
+//! | `hookdock_order_keys` | [ordering key](crate::ordering) seen, kept after its events are forgotten (migration 5) | `(source, order_key)` primary key, `active` (the id of its one pending record that is leased or waiting at its own time), `watermark` (the largest position acked) |
 //! | `hookdock_replay_jobs` | durable replay job | `filter` (JSON), `forced`, `state` (0 running, 1 finished, 2 cancelled), `through`, `after` (the cursor), `total`, `replayed`, `skipped` |
 //! | `hookdock_health` | nothing: one row, rewritten by [`check_writable`](crate::store::Queue::check_writable) (migration 4) | `probed_at` (the last probe) |
 //! | `hookdock_migrations` | applied migration | `version`, `checksum` |
@@ -90,6 +91,20 @@
 //!   them) and made ready as replays (in forced mode with the claim reset), and the cursor
 //!   moved, all in one commit, which also sends the `NOTIFY`. A job killed at any point is
 //!   stepped again from the cursor it committed, so no event is replayed twice by one job.
+//! - **Ordering keys** (migration 5): of a key's pending records one is active, the others
+//!   wait parked at `available_at` = `i64::MAX`, so the lease query is unchanged and
+//!   parked records count as scheduled. The key's row in `hookdock_order_keys` is its lock,
+//!   taken in the transaction of each change that moves the key: a keyed event is inserted
+//!   parked and joins its key before the enqueue commits; an ack (raising the watermark), a
+//!   skip, a retry, a deferral or a dead letter of a keyed record makes the key's first
+//!   pending record (by `order_pos NULLS FIRST, id`, from the partial index
+//!   `hookdock_events_order`) active in the same commit; replays join. One key's changes
+//!   take turns; other keys run in parallel, and no global lock exists. Unkeyed records keep
+//!   their one-statement paths: the batched ack and the settling statements exclude keyed
+//!   records, which then take the keyed path. A lease leaves an expired keyed lease locked
+//!   but unchanged and settles it under its key right after: dead-lettered on its last
+//!   attempt, made to wait behind an earlier record that arrived while it was leased, or
+//!   leased again. Each lease of a keyed event returns its key's watermark.
 //! - [`PgIdempotencyStore::complete_in`] completes a claim inside the application's own
 //!   transaction, so a handler whose effect is in the same database applies it exactly once
 //!   even if its process dies at any point.
@@ -129,6 +144,7 @@ mod error;
 mod events;
 mod idempotency;
 mod log;
+mod order_keys;
 mod queue;
 mod replay_jobs;
 mod schema;

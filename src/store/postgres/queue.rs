@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::batch::{fail_all, on_conflict_retry, BatchOp};
 use super::events::{self, EnqueueReq, Shared};
+use super::order_keys;
 use super::schema::{Schema, Sql};
 use super::PgStore;
 use crate::event::RawEvent;
@@ -23,11 +24,15 @@ use crate::store::{
 /// $1 now, $2 max, $3 expiry, $4 max attempts, $5 reason for expired last attempts.
 const LEASE: &str = "
 WITH picked AS (
-    SELECT id, available_at FROM {schema}.hookdock_queue
-    WHERE state < 2 AND available_at <= $1
-    ORDER BY available_at, id
+    SELECT q.id, q.available_at,
+           CASE WHEN q.state = 1 THEN EXISTS (
+               SELECT 1 FROM {schema}.hookdock_events h
+               WHERE h.id = q.id AND h.order_key IS NOT NULL) ELSE false END AS hold
+    FROM {schema}.hookdock_queue q
+    WHERE q.state < 2 AND q.available_at <= $1
+    ORDER BY q.available_at, q.id
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF q SKIP LOCKED
 ), leased AS (
     UPDATE {schema}.hookdock_queue q SET
         state        = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN 2 ELSE 1 END,
@@ -42,14 +47,86 @@ WITH picked AS (
         last_attempt_at  = CASE WHEN q.state = 1 AND q.attempts >= $4 THEN q.last_attempt_at
                                 ELSE $1 END
     FROM picked
-    WHERE q.id = picked.id
+    WHERE q.id = picked.id AND NOT picked.hold
     RETURNING q.id, q.state, picked.available_at AS was_available, q.attempts, q.lease_token,
               q.last_error, q.origin
 )
 SELECT l.id, l.state, l.was_available, e.source, e.event_id, e.received_at, e.headers,
-       e.body, l.attempts, l.lease_token, l.last_error, e.event_type, l.origin
+       e.body, l.attempts, l.lease_token, l.last_error, e.event_type, l.origin, e.order_key,
+       e.order_pos, k.watermark
 FROM leased l
-LEFT JOIN {schema}.hookdock_events e ON e.id = l.id AND l.state = 1";
+LEFT JOIN {schema}.hookdock_events e ON e.id = l.id AND l.state = 1
+LEFT JOIN {schema}.hookdock_order_keys k ON k.source = e.source AND k.order_key = e.order_key
+UNION ALL
+SELECT id, (-1)::int2, available_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL
+FROM picked WHERE hold";
+
+/// What [`LEASE`] returns as the state of an expired keyed lease it left alone (locked,
+/// unchanged): its key decides what happens to it, in [`PgQueue::expired_keyed`].
+const HELD: i16 = -1;
+
+/// Excludes records with an ordering key: the one-statement paths settle only unkeyed
+/// records; a keyed one goes through [`PgQueue::settle_keyed`], in a transaction with its
+/// key.
+macro_rules! unkeyed {
+    () => {
+        "
+  AND NOT EXISTS (SELECT 1 FROM {schema}.hookdock_events g
+                  WHERE g.id = q.id AND g.order_key IS NOT NULL)"
+    };
+}
+
+/// A settling statement of one record, returning its key.
+macro_rules! keyed {
+    ($update:expr) => {
+        concat!(
+            "WITH u AS (",
+            $update,
+            " RETURNING q.id)
+SELECT e.source, e.order_key, e.order_pos FROM u JOIN {schema}.hookdock_events e ON e.id = u.id"
+        )
+    };
+}
+
+/// $1 ids (`NULL`: any), $2 now: expired keyed leases, locked (skipping locked ones).
+const EXPIRED_KEYED: &str = "
+SELECT q.id, q.attempts, e.source, e.order_key, q.available_at
+FROM {schema}.hookdock_queue q JOIN {schema}.hookdock_events e ON e.id = q.id
+WHERE ($1::int8[] IS NULL OR q.id = ANY($1)) AND q.state = 1 AND q.available_at <= $2
+  AND e.order_key IS NOT NULL
+ORDER BY q.id
+FOR UPDATE OF q SKIP LOCKED";
+
+/// $1 id, $2 reason, $3 now.
+const KILL: &str = "
+UPDATE {schema}.hookdock_queue SET state = 2, dead_reason = $2, dead_at = $3, done_at = $3
+WHERE id = $1 AND state = 1";
+
+/// $1 id: an expired lease making way, waiting again (its attempt stays counted), parked.
+const GIVE_WAY: &str = "
+UPDATE {schema}.hookdock_queue SET state = 0, available_at = 9223372036854775807
+WHERE id = $1 AND state = 1";
+
+/// $1 id, $2 now, $3 expiry, $4 when it was available: leases an expired keyed lease again;
+/// columns as [`LEASE`].
+const RELEASE: &str = "
+WITH l AS (
+    UPDATE {schema}.hookdock_queue q SET state = 1, available_at = $3,
+        attempts = q.attempts + 1, lease_token = q.lease_token + 1,
+        first_attempt_at = COALESCE(q.first_attempt_at, $2), last_attempt_at = $2
+    WHERE q.id = $1 AND q.state = 1
+    RETURNING q.id, q.state, q.attempts, q.lease_token, q.last_error, q.origin
+)
+SELECT l.id, l.state, $4::int8, e.source, e.event_id, e.received_at, e.headers,
+       e.body, l.attempts, l.lease_token, l.last_error, e.event_type, l.origin, e.order_key,
+       e.order_pos, k.watermark
+FROM l
+JOIN {schema}.hookdock_events e ON e.id = l.id
+LEFT JOIN {schema}.hookdock_order_keys k ON k.source = e.source AND k.order_key = e.order_key";
+
+/// $1 channel.
+const NOTIFY: &str = "SELECT pg_notify($1, '')";
 
 const EXTEND: &str = "
 UPDATE {schema}.hookdock_queue SET available_at = $3
@@ -57,48 +134,110 @@ WHERE id = $1 AND lease_token = $2 AND state = 1
 RETURNING id";
 
 /// $1 ids, $2 tokens, $3 when the handled records are forgotten, $4 now.
-const ACK: &str = "
+const ACK: &str = concat!(
+    "
 UPDATE {schema}.hookdock_queue q SET state = 3, available_at = $3, done_at = $4
 FROM UNNEST($1::int8[], $2::int8[]) AS a(id, token)
-WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1
-RETURNING q.id";
+WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1",
+    unkeyed!(),
+    "
+RETURNING q.id"
+);
 
-/// The ack of a store that retains nothing: forgets the records at once. $1 ids, $2 tokens.
-const ACK_FORGET: &str = "
+/// [`ACK`] of keyed records: returns their keys.
+const ACK_KEYED: &str = "
+WITH u AS (
+    UPDATE {schema}.hookdock_queue q SET state = 3, available_at = $3, done_at = $4
+    FROM UNNEST($1::int8[], $2::int8[]) AS a(id, token)
+    WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1
+    RETURNING q.id
+)
+SELECT u.id, e.source, e.order_key, e.order_pos
+FROM u JOIN {schema}.hookdock_events e ON e.id = u.id";
+
+/// [`ACK_FORGET`] of keyed records: returns their keys.
+const ACK_FORGET_KEYED: &str = "
 WITH acked AS (
     DELETE FROM {schema}.hookdock_queue q
     USING UNNEST($1::int8[], $2::int8[]) AS a(id, token)
     WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1
     RETURNING q.id
+)
+DELETE FROM {schema}.hookdock_events e USING acked WHERE e.id = acked.id
+RETURNING e.id, e.source, e.order_key, e.order_pos";
+
+/// The ack of a store that retains nothing: forgets the records at once. $1 ids, $2 tokens.
+const ACK_FORGET: &str = concat!(
+    r#"
+WITH acked AS (
+    DELETE FROM {schema}.hookdock_queue q
+    USING UNNEST($1::int8[], $2::int8[]) AS a(id, token)
+    WHERE q.id = a.id AND q.lease_token = a.token AND q.state = 1"#,
+    unkeyed!(),
+    r#"
+    RETURNING q.id
 ), gone AS (
     DELETE FROM {schema}.hookdock_events e USING acked WHERE e.id = acked.id
 )
-SELECT id FROM acked";
+SELECT id FROM acked"#
+);
 
 /// $1 id, $2 token, $3 at, $4 error (NULL: a deferral, which gives the attempt back and
 /// records no error), $5 now, $6 channel.
-const RETRY: &str = "
-WITH u AS (
-    UPDATE {schema}.hookdock_queue
-    SET state = 0, available_at = $3, last_error = COALESCE($4, last_error),
-        attempts = CASE WHEN $4::text IS NULL THEN GREATEST(attempts - 1, 0) ELSE attempts END
-    WHERE id = $1 AND lease_token = $2 AND state = 1
+macro_rules! retry_update {
+    () => {
+        "
+    UPDATE {schema}.hookdock_queue q
+    SET state = 0, available_at = $3, last_error = COALESCE($4, q.last_error),
+        attempts = CASE WHEN $4::text IS NULL THEN GREATEST(q.attempts - 1, 0) ELSE q.attempts END
+    WHERE q.id = $1 AND q.lease_token = $2 AND q.state = 1"
+    };
+}
+
+const RETRY: &str = concat!(
+    "
+WITH u AS (",
+    retry_update!(),
+    unkeyed!(),
+    "
     RETURNING id
 ), wake AS (
     SELECT pg_notify($6, '') FROM u WHERE $3 <= $5
 )
-SELECT id, (SELECT count(*) FROM wake) AS woke FROM u";
+SELECT id, (SELECT count(*) FROM wake) AS woke FROM u"
+);
 
-const DEAD_LETTER: &str = "
-UPDATE {schema}.hookdock_queue SET state = 2, dead_reason = $3, dead_at = $4, done_at = $4
-WHERE id = $1 AND lease_token = $2 AND state = 1
-RETURNING id";
+/// [`RETRY`] of a keyed record, $1..$4.
+const RETRY_KEYED: &str = keyed!(retry_update!());
 
-/// Moves leases that expired on their last attempt to the dead letters.
-const REAP: &str = "
-UPDATE {schema}.hookdock_queue
+macro_rules! dead_letter_update {
+    () => {
+        "
+UPDATE {schema}.hookdock_queue q SET state = 2, dead_reason = $3, dead_at = $4, done_at = $4
+WHERE q.id = $1 AND q.lease_token = $2 AND q.state = 1"
+    };
+}
+
+const DEAD_LETTER: &str = concat!(dead_letter_update!(), unkeyed!(), " RETURNING q.id");
+
+const DEAD_LETTER_KEYED: &str = keyed!(dead_letter_update!());
+
+/// $1 id, $2 token, $3 when it is forgotten, $4 now, $5 the reason: settled as stale.
+const SKIP: &str = keyed!(
+    "
+UPDATE {schema}.hookdock_queue q SET state = 5, available_at = $3, done_at = $4, last_error = $5
+WHERE q.id = $1 AND q.lease_token = $2 AND q.state = 1"
+);
+
+/// Moves leases that expired on their last attempt to the dead letters (keyed ones in
+/// [`PgQueue::expired_keyed`]).
+const REAP: &str = concat!(
+    "
+UPDATE {schema}.hookdock_queue q
 SET state = 2, dead_reason = $3, dead_at = $1, done_at = $1
-WHERE state = 1 AND available_at <= $1 AND attempts >= $2";
+WHERE q.state = 1 AND q.available_at <= $1 AND q.attempts >= $2",
+    unkeyed!()
+);
 
 /// The dead letters a [`DeadFilter`] picks, oldest first: $1 id, $2 source, $3 event id,
 /// $4 text in the reason, $5 after id, $6 limit (each `NULL` for "any"). Listing and
@@ -122,11 +261,12 @@ LIMIT $6"
 const DEAD_LETTERS: &str = concat!(
     "
 SELECT q.id, e.source, e.event_id, e.received_at, e.headers, e.body, q.attempts,
-       q.dead_reason, q.dead_at, e.event_type, q.origin",
+       q.dead_reason, q.dead_at, e.event_type, q.origin, e.order_key, e.order_pos",
     dead_letter_pick!()
 );
 
-/// $1-$6 as for [`DEAD_LETTERS`], $7 now, $8 the wake channel.
+/// $1-$6 as for [`DEAD_LETTERS`], $7 now, $8 the wake channel; returns each replayed
+/// record's key (the keyed ones join their keys in the same transaction).
 const REPLAY: &str = concat!(
     "
 WITH picked AS (
@@ -144,7 +284,8 @@ FOR UPDATE OF q
 ), wake AS (
     SELECT pg_notify($8, '') FROM (SELECT 1 FROM u LIMIT 1) AS any_replayed
 )
-SELECT count(*), (SELECT count(*) FROM wake) FROM u"
+SELECT u.id, e.source, e.order_key, e.order_pos, (SELECT count(*) FROM wake)
+FROM u JOIN {schema}.hookdock_events e ON e.id = u.id"
 );
 
 /// $1 now, $2 max attempts.
@@ -168,8 +309,17 @@ pub(super) struct Statements {
     extend: Sql,
     ack: Sql,
     ack_forget: Sql,
+    ack_keyed: Sql,
+    ack_forget_keyed: Sql,
     retry: Sql,
+    retry_keyed: Sql,
     dead_letter: Sql,
+    dead_letter_keyed: Sql,
+    skip: Sql,
+    expired_keyed: Sql,
+    kill: Sql,
+    give_way: Sql,
+    release: Sql,
     reap: Sql,
     dead_letters: Sql,
     replay: Sql,
@@ -184,8 +334,17 @@ impl Statements {
             extend: s.sql(EXTEND),
             ack: s.sql(ACK),
             ack_forget: s.sql(ACK_FORGET),
+            ack_keyed: s.sql(ACK_KEYED),
+            ack_forget_keyed: s.sql(ACK_FORGET_KEYED),
             retry: s.sql(RETRY),
+            retry_keyed: s.sql(RETRY_KEYED),
             dead_letter: s.sql(DEAD_LETTER),
+            dead_letter_keyed: s.sql(DEAD_LETTER_KEYED),
+            skip: s.sql(SKIP),
+            expired_keyed: s.sql(EXPIRED_KEYED),
+            kill: s.sql(KILL),
+            give_way: s.sql(GIVE_WAY),
+            release: s.sql(RELEASE),
             reap: s.sql(REAP),
             dead_letters: s.sql(DEAD_LETTERS),
             replay: s.sql(REPLAY),
@@ -238,6 +397,134 @@ impl PgQueue {
             .bind(EXPIRED_ON_LAST_ATTEMPT)
             .execute(self.store.pool())
             .await?;
+        self.expired_keyed(None, None).await?;
+        Ok(())
+    }
+
+    /// Expired leases of keyed records (these `ids`, or any), each in turn under its key's
+    /// lock, in one transaction: one on its last attempt goes to the dead letters and its
+    /// key moves on; with `lease` (the expiry of new leases) one that an earlier record of
+    /// its key arrived behind makes way for it, and the others are leased again. Returns
+    /// the records leased and how many were dead-lettered or made way.
+    pub(super) async fn expired_keyed(
+        &self,
+        ids: Option<&[i64]>,
+        lease: Option<i64>,
+    ) -> Result<(Vec<LeasedRow>, usize), StoreError> {
+        let shared = &self.store.inner.shared;
+        let (sql, order) = (self.sql(), &shared.sql.order);
+        let now = self.store.now();
+        let mut tx = self.store.pool().begin().await?;
+        let rows = sqlx::query(sql.expired_keyed.q())
+            .bind(ids)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut expired = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(2)?,
+                    r.try_get::<String, _>(3)?,
+                    r.try_get::<i64, _>(0)?,
+                    r.try_get::<i32, _>(1)?,
+                    r.try_get::<i64, _>(4)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // Keys locked in key order, as every transaction does.
+        expired.sort_unstable();
+        let (mut leased, mut moved) = (Vec::new(), 0);
+        for (source, key, id, attempts, was_available) in expired {
+            let key = (source.as_str(), key.as_str());
+            if attempts >= self.max_attempts() {
+                sqlx::query(sql.kill.q())
+                    .bind(id)
+                    .bind(EXPIRED_ON_LAST_ATTEMPT)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                order_keys::next(&mut tx, order, key, now).await?;
+                moved += 1;
+                continue;
+            }
+            let Some(expires) = lease else { continue };
+            if order_keys::must_give_way(&mut tx, order, id, key).await? {
+                sqlx::query(sql.give_way.q())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                order_keys::next(&mut tx, order, key, now).await?;
+                moved += 1;
+                continue;
+            }
+            let row = sqlx::query(sql.release.q())
+                .bind(id)
+                .bind(now)
+                .bind(expires)
+                .bind(was_available)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = row {
+                leased.push(leased_row(&row, expires)?);
+            }
+        }
+        if moved > 0 {
+            sqlx::query(NOTIFY)
+                .bind(&shared.channel)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((leased, moved))
+    }
+
+    /// Settles a keyed record (or one that may be) in a transaction with its key: the
+    /// change, then the key's next record (and for a retry due now, the wake-up).
+    async fn settle_keyed(&self, lease: &Lease, action: Settle<'_>) -> Result<(), StoreError> {
+        let shared = &self.store.inner.shared;
+        let (sql, order) = (self.sql(), &shared.sql.order);
+        let (id, token) = (lease.message.0, lease_token(lease.token)?);
+        let now = self.store.now();
+        let mut tx = self.store.pool().begin().await?;
+        let q = match action {
+            Settle::Retry { at, error } => sqlx::query(sql.retry_keyed.q())
+                .bind(id)
+                .bind(token)
+                .bind(at)
+                .bind(error),
+            Settle::DeadLetter { reason } => sqlx::query(sql.dead_letter_keyed.q())
+                .bind(id)
+                .bind(token)
+                .bind(reason)
+                .bind(now),
+            Settle::Skip { reason } => sqlx::query(sql.skip.q())
+                .bind(id)
+                .bind(token)
+                .bind(now.saturating_add(shared.retention))
+                .bind(now)
+                .bind(reason),
+        };
+        let Some(row) = q.fetch_optional(&mut *tx).await? else {
+            return Err(StoreError::LeaseLost);
+        };
+        let source: String = row.try_get(0)?;
+        let key: Option<String> = row.try_get(1)?;
+        let at = match action {
+            Settle::Retry { at, .. } => at,
+            _ => now,
+        };
+        let keyed = key.is_some();
+        if let Some(key) = key {
+            order_keys::next(&mut tx, order, (&source, &key), at).await?;
+        }
+        if keyed || at <= now {
+            sqlx::query(NOTIFY)
+                .bind(&shared.channel)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -259,12 +546,40 @@ impl PgQueue {
             .bind(self.store.inner.schema.channel())
             .fetch_optional(self.store.pool())
             .await?;
-        row.map(|_| ()).ok_or(StoreError::LeaseLost)
+        match row {
+            Some(_) => Ok(()),
+            // Keyed, or lost.
+            None => {
+                let at = to_micros(at);
+                self.settle_keyed(lease, Settle::Retry { at, error }).await
+            }
+        }
     }
 }
 
+/// A settle of [`PgQueue::settle_keyed`].
+#[derive(Clone, Copy)]
+enum Settle<'a> {
+    Retry { at: i64, error: Option<&'a str> },
+    DeadLetter { reason: &'a str },
+    Skip { reason: &'a str },
+}
+
+/// A row of [`LEASE`] (or [`RELEASE`]) of a leased record.
+fn leased_row(row: &PgRow, expires: i64) -> Result<LeasedRow, sqlx::Error> {
+    Ok(LeasedRow {
+        id: row.try_get(0)?,
+        event: event_row(row, 3, 11)?,
+        attempts: i64::from(row.try_get::<i32, _>(8)?),
+        token: row.try_get(9)?,
+        last_error: row.try_get(10)?,
+        expires,
+        watermark: row.try_get(15)?,
+    })
+}
+
 /// The columns `source, event_id, received_at, headers, body` starting at `at`, and
-/// `event_type, origin` starting at `tail`.
+/// `event_type, origin, order_key, order_pos` starting at `tail`.
 pub(super) fn event_row(row: &PgRow, at: usize, tail: usize) -> Result<EventRow, sqlx::Error> {
     Ok(EventRow {
         source: row.try_get(at)?,
@@ -274,6 +589,8 @@ pub(super) fn event_row(row: &PgRow, at: usize, tail: usize) -> Result<EventRow,
         body: row.try_get(at + 4)?,
         event_type: row.try_get(tail)?,
         origin: i64::from(row.try_get::<i16, _>(tail + 1)?),
+        order_key: row.try_get(tail + 2)?,
+        order_pos: row.try_get(tail + 3)?,
     })
 }
 
@@ -298,6 +615,58 @@ pub(super) struct AckOp {
 impl AckOp {
     pub(super) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
+    }
+}
+
+impl AckOp {
+    /// Acks keyed records (sorted by id) in one transaction: each key's watermark raised,
+    /// then its next record made active. Returns the ids acked.
+    async fn ack_keyed(
+        &self,
+        leases: &[(i64, i64)],
+        now: i64,
+        forget_at: i64,
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
+        let tokens: Vec<i64> = leases.iter().map(|l| l.1).collect();
+        let sql = &self.shared.sql;
+        let mut tx = self.shared.pool.begin().await?;
+        let q = if self.shared.retention == 0 {
+            sqlx::query(sql.queue.ack_forget_keyed.q())
+                .bind(&ids)
+                .bind(&tokens)
+        } else {
+            sqlx::query(sql.queue.ack_keyed.q())
+                .bind(&ids)
+                .bind(&tokens)
+                .bind(forget_at)
+                .bind(now)
+        };
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut acked = Vec::with_capacity(rows.len());
+        let mut keys: Vec<(String, String, Option<i64>)> = Vec::new();
+        for row in &rows {
+            acked.push(row.try_get::<i64, _>(0)?);
+            if let Some(key) = row.try_get::<Option<String>, _>(2)? {
+                keys.push((row.try_get(1)?, key, row.try_get(3)?));
+            }
+        }
+        keys.sort_unstable();
+        for (source, key, position) in &keys {
+            let key = (source.as_str(), key.as_str());
+            if let Some(position) = position {
+                order_keys::raise_watermark(&mut tx, &sql.order, key, *position).await?;
+            }
+            order_keys::next(&mut tx, &sql.order, key, now).await?;
+        }
+        if !keys.is_empty() {
+            sqlx::query(NOTIFY)
+                .bind(&self.shared.channel)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(acked)
     }
 }
 
@@ -336,6 +705,30 @@ impl BatchOp for AckOp {
             .iter()
             .filter_map(|r| r.try_get::<i64, _>(0).ok())
             .collect();
+        // The rest are keyed (or lost): acked in a transaction with their keys.
+        let rest: Vec<(i64, i64)> = sorted
+            .iter()
+            .filter(|(id, _)| !done.contains(id))
+            .copied()
+            .collect();
+        if !rest.is_empty() {
+            match on_conflict_retry(|| self.ack_keyed(&rest, now, forget_at)).await {
+                Ok(acked) => done.extend(acked),
+                Err(e) => {
+                    let e = std::sync::Arc::new(e);
+                    return leases
+                        .iter()
+                        .map(|(id, _)| {
+                            if done.remove(id) {
+                                Ok(())
+                            } else {
+                                Err(super::error::PgError::Shared(e.clone()).into())
+                            }
+                        })
+                        .collect();
+                }
+            }
+        }
         leases
             .iter()
             // The same lease acked twice in one batch: the second finds it settled.
@@ -357,7 +750,7 @@ impl Queue for PgQueue {
     }
 
     async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
-        key::validate(&event.source, &event.id)?;
+        key::validate_event(&event)?;
         self.store.check_open()?;
         let req = EnqueueReq {
             event,
@@ -383,22 +776,26 @@ impl Queue for PgQueue {
                 .await?;
             let mut killed = 0;
             let mut got = Vec::with_capacity(rows.len());
+            let mut held = Vec::new();
             for row in &rows {
                 let state: i16 = row.try_get(1)?;
+                if state == HELD {
+                    held.push(row.try_get::<i64, _>(0)?);
+                    continue;
+                }
                 if i64::from(state) == DEAD {
                     killed += 1;
                     continue;
                 }
                 let was_available: i64 = row.try_get(2)?;
-                let leased = LeasedRow {
-                    id: row.try_get(0)?,
-                    event: event_row(row, 3, 11)?,
-                    attempts: i64::from(row.try_get::<i32, _>(8)?),
-                    token: row.try_get(9)?,
-                    last_error: row.try_get(10)?,
-                    expires,
-                };
+                let leased = leased_row(row, expires)?;
                 got.push(((was_available, leased.id), leased));
+            }
+            if !held.is_empty() {
+                let (again, moved) = self.expired_keyed(Some(&held), Some(expires)).await?;
+                killed += moved;
+                // The sort key of a lease taken again: when it expired.
+                got.extend(again.into_iter().map(|l| ((l.expires, l.id), l)));
             }
             got.sort_by_key(|(k, _)| *k);
             out.extend(
@@ -437,6 +834,11 @@ impl Queue for PgQueue {
         self.store.inner.acks.call(req).await
     }
 
+    async fn skip(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+        self.store.check_open()?;
+        self.settle_keyed(lease, Settle::Skip { reason }).await
+    }
+
     async fn retry(&self, lease: &Lease, at: SystemTime, error: &str) -> Result<(), StoreError> {
         self.requeue(lease, at, Some(error)).await
     }
@@ -454,7 +856,14 @@ impl Queue for PgQueue {
             .bind(self.store.now())
             .fetch_optional(self.store.pool())
             .await?;
-        row.map(|_| ()).ok_or(StoreError::LeaseLost)
+        match row {
+            Some(_) => Ok(()),
+            // Keyed, or lost.
+            None => {
+                self.settle_keyed(lease, Settle::DeadLetter { reason })
+                    .await
+            }
+        }
     }
 
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
@@ -483,13 +892,23 @@ impl Queue for PgQueue {
         self.store.check_open()?;
         self.reap().await?;
         let filter = DeadFilter::from(filter);
-        let row = bind_filter(sqlx::query(self.sql().replay.q()), &filter)
-            .bind(self.store.now())
+        let now = self.store.now();
+        let mut tx = self.store.pool().begin().await?;
+        let rows = bind_filter(sqlx::query(self.sql().replay.q()), &filter)
+            .bind(now)
             .bind(self.store.inner.schema.channel())
-            .fetch_one(self.store.pool())
+            .fetch_all(&mut *tx)
             .await?;
-        let n: i64 = row.try_get(0)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let mut keyed = Vec::new();
+        for row in &rows {
+            if let Some(key) = row.try_get::<Option<String>, _>(2)? {
+                let source: String = row.try_get(1)?;
+                keyed.push((source, key, row.try_get::<i64, _>(0)?, row.try_get(3)?));
+            }
+        }
+        join_all(&mut tx, &self.store.inner.shared.sql.order, keyed, now).await?;
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     async fn stats(&self) -> Result<QueueStats, StoreError> {
@@ -540,6 +959,20 @@ impl Queue for PgQueue {
     fn wake_signal(&self) -> Option<Box<dyn Wake>> {
         Some(Box::new(self.store.inner.wake.subscribe()))
     }
+}
+
+/// Records that became waiting again (replays) join their keys, in key order.
+pub(super) async fn join_all(
+    conn: &mut sqlx::PgConnection,
+    order: &order_keys::Statements,
+    mut keyed: Vec<(String, String, i64, Option<i64>)>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    keyed.sort_unstable();
+    for (source, key, id, position) in &keyed {
+        order_keys::join(conn, order, *id, (source, key), *position, now).await?;
+    }
+    Ok(())
 }
 
 impl PgStore {

@@ -76,7 +76,7 @@ LIMIT $13"
 );
 
 /// $1 ids, $2 now, $3 forced, $4 the wake channel: makes the settled ones of these records
-/// ready now as replays (in forced mode with their claim reset), locking them in id order
+/// ready now as replays (returning each one's key, to join it) (in forced mode with their claim reset), locking them in id order
 /// (as acks do). A record that changed since it was picked is checked again on its newest
 /// version: one no longer settled (replayed meanwhile, say) is left alone.
 const RESET: &str = "
@@ -102,7 +102,8 @@ WITH picked AS (
 ), wake AS (
     SELECT pg_notify($4, '') FROM (SELECT 1 FROM u LIMIT 1) AS any_replayed
 )
-SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM wake)";
+SELECT u.id, e.source, e.order_key, e.order_pos, (SELECT count(*) FROM wake)
+FROM u JOIN {schema}.hookdock_events e ON e.id = u.id";
 
 /// $1 id, $2 after, $3 state, $4 replayed now, $5 skipped now, $6 now.
 const ADVANCE: &str = concat!(
@@ -275,14 +276,23 @@ pub(super) async fn step(
     let replayed = if picked.is_empty() {
         0
     } else {
-        let row = sqlx::query(statements.reset.q())
+        let rows = sqlx::query(statements.reset.q())
             .bind(&picked)
             .bind(now)
             .bind(current.mode == ReplayMode::Forced)
             .bind(store.inner.schema.channel())
-            .fetch_one(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-        row.try_get::<i64, _>(0)?
+        // Keyed records join their keys in the same transaction.
+        let mut keyed = Vec::new();
+        for row in &rows {
+            if let Some(key) = row.try_get::<Option<String>, _>(2)? {
+                let source: String = row.try_get(1)?;
+                keyed.push((source, key, row.try_get::<i64, _>(0)?, row.try_get(3)?));
+            }
+        }
+        super::queue::join_all(&mut tx, &store.inner.shared.sql.order, keyed, now).await?;
+        i64::try_from(rows.len()).unwrap_or(i64::MAX)
     };
     let skipped = i64::try_from(picked.len()).unwrap_or(i64::MAX) - replayed;
     // A short batch means nothing is left up to `through`.

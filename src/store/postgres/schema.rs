@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_hookdock_health.sql",
         sql: include_str!("../../../migrations/postgres/0004_hookdock_health.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_hookdock_ordering.sql",
+        sql: include_str!("../../../migrations/postgres/0005_hookdock_ordering.sql"),
+    },
 ];
 
 /// The longest schema name accepted: the notification channel `hookdock_<schema>` must fit

@@ -94,6 +94,9 @@ pub(crate) struct EventRow {
     pub(crate) event_type: Option<String>,
     /// The [`Origin`](crate::store::Origin) code.
     pub(crate) origin: i64,
+    /// The ordering key and position, if the event has a key.
+    pub(crate) order_key: Option<String>,
+    pub(crate) order_pos: Option<i64>,
 }
 
 impl EventRow {
@@ -106,6 +109,13 @@ impl EventRow {
             body: Bytes::from(self.body),
             event_type: self.event_type.map(crate::event::EventType::from),
             origin: crate::store::Origin::from_code(self.origin),
+            ordering: self.order_key.map(|key| {
+                let key = crate::ordering::OrderingKey::new(key);
+                match self.order_pos {
+                    Some(position) => key.version(position),
+                    None => key,
+                }
+            }),
         }
     }
 }
@@ -119,6 +129,8 @@ pub(crate) struct LeasedRow {
     pub(crate) last_error: Option<String>,
     pub(crate) token: i64,
     pub(crate) expires: i64,
+    /// The watermark of the event's ordering key when leased.
+    pub(crate) watermark: Option<i64>,
 }
 
 impl LeasedRow {
@@ -135,6 +147,7 @@ impl LeasedRow {
             max_attempts,
         )
         .with_last_error(self.last_error)
+        .with_watermark(self.watermark)
     }
 }
 

@@ -612,6 +612,8 @@ mod tests {
                 body: body.into(),
                 now: 1,
                 max_depth: None,
+                order_key: None,
+                order_pos: None,
             };
             batch.push(Box::new(Call {
                 write,

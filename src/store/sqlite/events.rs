@@ -4,6 +4,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::engine::{Answer, Tx, Write};
+use super::order_keys;
 use super::tail::locate;
 use crate::store::sql::{
     DeadFilter, DeadRow, EventRow, LeasedRow, StateCounts, CLAIM_ONLY, DONE, PURGE_CHUNK,
@@ -11,12 +12,12 @@ use crate::store::sql::{
 use crate::store::{Enqueued, MessageId, StoreError, EXPIRED_ON_LAST_ATTEMPT};
 
 /// The columns an enqueue fills; `?1` id, `?2` source, `?3` event id, `?4` now, `?5`
-/// received at, `?6` event type, `?7` origin code. The key waits in the
-/// [`Tail`](super::tail) until the next merge.
+/// received at, `?6` event type, `?7` origin code, `?8` ordering key, `?9` position. The
+/// key waits in the [`Tail`](super::tail) until the next merge.
 const INSERT_EVENT: &str = "INSERT INTO hookdock_events
     (id, source, event_id, state, available_at, attempts, received_at, enqueued_at, keyed,
-     event_type, origin)
-    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, 0, ?6, ?7)";
+     event_type, origin, order_key, order_pos)
+    VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?4, 0, ?6, ?7, ?8, ?9)";
 
 /// The bytes live apart from the state, written once: leases and acks rewrite small rows
 /// (many to a page) instead of pages (or overflow chains) full of bodies.
@@ -28,7 +29,7 @@ const FIND: &str = "SELECT state, available_at FROM hookdock_events WHERE id = ?
 /// Stores an event on a record that held only a claim.
 const ATTACH: &str = "UPDATE hookdock_events
     SET state = 0, available_at = ?2, attempts = 0, received_at = ?3, enqueued_at = ?2,
-        event_type = ?4, origin = ?5
+        event_type = ?4, origin = ?5, order_key = ?6, order_pos = ?7
     WHERE id = ?1 AND state = 4";
 
 const FORGET: &str = "DELETE FROM hookdock_events WHERE id = ?1";
@@ -36,7 +37,8 @@ const FORGET_BODY: &str = "DELETE FROM hookdock_event_bodies WHERE id = ?1";
 
 const KILL_EXPIRED: &str = "UPDATE hookdock_events
     SET state = 2, dead_reason = ?1, dead_at = ?2, done_at = ?2, token = NULL
-    WHERE state = 1 AND available_at <= ?2 AND attempts >= ?3";
+    WHERE state = 1 AND available_at <= ?2 AND attempts >= ?3
+    RETURNING source, order_key, order_mark";
 
 const LEASE: &str = "UPDATE hookdock_events
     SET state = 1, available_at = ?1, attempts = attempts + 1, token = ?2,
@@ -46,7 +48,8 @@ const LEASE: &str = "UPDATE hookdock_events
         WHERE state < 2 AND available_at <= ?3
         ORDER BY available_at, id
         LIMIT ?4)
-    RETURNING id, attempts, source, event_id, received_at, last_error, event_type, origin";
+    RETURNING id, attempts, source, event_id, received_at, last_error, event_type, origin,
+        order_key, order_pos, order_mark";
 
 const BODY: &str = "SELECT headers, body FROM hookdock_event_bodies WHERE id = ?1";
 
@@ -57,31 +60,53 @@ const MISSING_BODY: &str = "UPDATE hookdock_events
         token = NULL
     WHERE id = ?1";
 
+/// What every settling statement but `EXTEND` returns: the record's ordering key.
+macro_rules! keyed {
+    ($sql:literal) => {
+        concat!($sql, " RETURNING source, order_key, order_pos, order_mark")
+    };
+}
+
 /// Every settling statement: `?1` id, `?2` token, then its own parameters.
 const EXTEND: &str = "UPDATE hookdock_events SET available_at = ?3
     WHERE id = ?1 AND state = 1 AND token = ?2";
 
 /// `?3`: when the handled event is forgotten, `?4` now.
-const ACK: &str = "UPDATE hookdock_events
+const ACK: &str = keyed!(
+    "UPDATE hookdock_events
     SET state = 3, token = NULL, available_at = ?3, done_at = ?4
-    WHERE id = ?1 AND state = 1 AND token = ?2";
+    WHERE id = ?1 AND state = 1 AND token = ?2"
+);
+
+/// `?3`: when the skipped event is forgotten, `?4` now, `?5` the reason.
+const SKIP: &str = keyed!(
+    "UPDATE hookdock_events
+    SET state = 5, token = NULL, available_at = ?3, done_at = ?4, last_error = ?5
+    WHERE id = ?1 AND state = 1 AND token = ?2"
+);
 
 /// Ack by forgetting the record at once: with a retention of zero, and when a batch failed
 /// (a full disk, say), since a delete needs no new page.
 const ACK_NOW: &str = "DELETE FROM hookdock_events WHERE id = ?1 AND state = 1 AND token = ?2
-    RETURNING source, event_id";
+    RETURNING source, order_key, order_pos, order_mark, event_id";
 
-const RETRY: &str = "UPDATE hookdock_events
+const RETRY: &str = keyed!(
+    "UPDATE hookdock_events
     SET state = 0, available_at = ?3, last_error = ?4, token = NULL
-    WHERE id = ?1 AND state = 1 AND token = ?2";
+    WHERE id = ?1 AND state = 1 AND token = ?2"
+);
 
-const DEFER: &str = "UPDATE hookdock_events
+const DEFER: &str = keyed!(
+    "UPDATE hookdock_events
     SET state = 0, available_at = ?3, attempts = MAX(attempts - 1, 0), token = NULL
-    WHERE id = ?1 AND state = 1 AND token = ?2";
+    WHERE id = ?1 AND state = 1 AND token = ?2"
+);
 
-const DEAD_LETTER: &str = "UPDATE hookdock_events
+const DEAD_LETTER: &str = keyed!(
+    "UPDATE hookdock_events
     SET state = 2, dead_reason = ?3, dead_at = ?4, done_at = ?4, token = NULL
-    WHERE id = ?1 AND state = 1 AND token = ?2";
+    WHERE id = ?1 AND state = 1 AND token = ?2"
+);
 
 /// The dead letters a [`DeadFilter`] picks, parameters `?1`..`?6`, oldest first; shared by
 /// listing (reader) and replay (writer), so they always pick the same rows.
@@ -156,6 +181,9 @@ pub(super) struct Enqueue {
     pub(super) body: Bytes,
     pub(super) now: i64,
     pub(super) max_depth: Option<u64>,
+    /// The ordering key and position.
+    pub(super) order_key: Option<String>,
+    pub(super) order_pos: Option<i64>,
 }
 
 impl Enqueue {
@@ -168,7 +196,9 @@ impl Enqueue {
             self.now,
             self.received_at,
             self.event_type,
-            self.origin
+            self.origin,
+            self.order_key,
+            self.order_pos
         ])?;
         tx.tail.insert(&self.source, &self.event_id, id);
         tx.state.next_id += 1;
@@ -180,6 +210,9 @@ impl Enqueue {
             .prepare_cached(INSERT_BODY)?
             .execute(params![id, self.headers, &self.body[..]])?;
         tx.state.live += 1;
+        if let Some(key) = &self.order_key {
+            order_keys::join(tx.conn, id, &self.source, key, self.order_pos)?;
+        }
         Ok(Ok(Enqueued::New(MessageId(id))))
     }
 }
@@ -215,7 +248,9 @@ impl Write for Enqueue {
                     self.now,
                     self.received_at,
                     self.event_type,
-                    self.origin
+                    self.origin,
+                    self.order_key,
+                    self.order_pos
                 ])?;
                 self.store_body(tx, id)
             }
@@ -241,6 +276,7 @@ impl Write for Lease {
             return Ok(Ok(Vec::new()));
         }
         kill_expired(tx, self.now, self.max_attempts)?;
+        order_keys::give_way(tx.conn, self.now)?;
         let token = tx.state.token();
         let conn = tx.conn;
         let mut stmt = conn.prepare_cached(LEASE)?;
@@ -255,13 +291,19 @@ impl Write for Lease {
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, i64>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<i64>>(9)?,
+                r.get::<_, Option<i64>>(10)?,
             ))
         })?;
         let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         rows.sort_unstable_by_key(|row| row.0);
         let mut leased = Vec::with_capacity(rows.len());
         let mut body = conn.prepare_cached(BODY)?;
-        for (id, attempts, source, event_id, received_at, last_error, event_type, origin) in rows {
+        for row in rows {
+            let (id, attempts, source, event_id, received_at, last_error, event_type, origin) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+            let (order_key, order_pos, watermark) = (row.8, row.9, row.10);
             let bytes: Option<(Vec<u8>, Vec<u8>)> = body
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
@@ -269,6 +311,9 @@ impl Write for Lease {
                 conn.prepare_cached(MISSING_BODY)?
                     .execute(params![id, self.now])?;
                 tx.state.live -= 1;
+                if let Some(key) = &order_key {
+                    order_keys::settled(conn, &source, key, None, watermark, self.now)?;
+                }
                 continue;
             };
             leased.push(LeasedRow {
@@ -281,11 +326,14 @@ impl Write for Lease {
                     body,
                     event_type,
                     origin,
+                    order_key,
+                    order_pos,
                 },
                 attempts,
                 last_error,
                 token,
                 expires: self.expires,
+                watermark,
             });
         }
         Ok(Ok(leased))
@@ -294,12 +342,19 @@ impl Write for Lease {
 
 /// Moves leases that expired on their last allowed attempt to the dead letters.
 fn kill_expired(tx: &mut Tx<'_>, now: i64, max_attempts: u32) -> rusqlite::Result<()> {
-    let killed = tx.conn.prepare_cached(KILL_EXPIRED)?.execute(params![
-        EXPIRED_ON_LAST_ATTEMPT,
-        now,
-        max_attempts
-    ])?;
-    tx.state.live -= i64::try_from(killed).unwrap_or(0);
+    let killed: Vec<(String, Option<String>, Option<i64>)> = tx
+        .conn
+        .prepare_cached(KILL_EXPIRED)?
+        .query_map(params![EXPIRED_ON_LAST_ATTEMPT, now, max_attempts], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.state.live -= i64::try_from(killed.len()).unwrap_or(0);
+    for (source, key, mark) in killed {
+        if let Some(key) = key {
+            order_keys::settled(tx.conn, &source, &key, None, mark, now)?;
+        }
+    }
     Ok(())
 }
 
@@ -313,6 +368,13 @@ pub(super) enum Action {
         forget_at: i64,
         now: i64,
         forget: bool,
+    },
+    /// Settled without handling (stale), like an ack that does not move the watermark.
+    Skip {
+        forget_at: i64,
+        now: i64,
+        forget: bool,
+        reason: String,
     },
     /// Ready again at `at`, recording the error.
     Retry { at: i64, error: String },
@@ -334,47 +396,97 @@ impl Write for Settle {
 
     fn apply(&self, tx: &mut Tx<'_>) -> rusqlite::Result<Answer<()>> {
         let (id, token) = (self.id, self.token);
-        let mut stmt = match &self.action {
-            Action::Extend { .. } => tx.conn.prepare_cached(EXTEND)?,
-            Action::Ack { forget, .. } if tx.degraded || *forget => {
-                tx.conn.prepare_cached(ACK_NOW)?
-            }
-            Action::Ack { .. } => tx.conn.prepare_cached(ACK)?,
-            Action::Retry { .. } => tx.conn.prepare_cached(RETRY)?,
-            Action::Defer { .. } => tx.conn.prepare_cached(DEFER)?,
-            Action::DeadLetter { .. } => tx.conn.prepare_cached(DEAD_LETTER)?,
+        // Acks and skips forget the record at once with a retention of zero, and when a
+        // batch failed (a full disk, say), since a delete needs no new page.
+        let forget_now = match &self.action {
+            Action::Ack { forget, .. } | Action::Skip { forget, .. } => tx.degraded || *forget,
+            _ => false,
         };
-        let n = match &self.action {
-            Action::Extend { expires } => stmt.execute(params![id, token, expires])?,
-            Action::Ack { forget, .. } if tx.degraded || *forget => {
-                let deleted: Option<(String, String)> = stmt
-                    .query_row(params![id, token], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                match deleted {
-                    Some((source, event_id)) => {
-                        tx.tail.remove(&source, &event_id);
-                        1
-                    }
-                    None => 0,
-                }
-            }
-            Action::Ack { forget_at, now, .. } => {
-                stmt.execute(params![id, token, forget_at, now])?
-            }
-            Action::Retry { at, error } => stmt.execute(params![id, token, at, error])?,
-            Action::Defer { at } => stmt.execute(params![id, token, at])?,
-            Action::DeadLetter { reason, now } => stmt.execute(params![id, token, reason, now])?,
-        };
-        drop(stmt);
-        if n != 1 {
-            return Ok(Err(StoreError::LeaseLost));
+        if let Action::Extend { expires } = &self.action {
+            let n = tx
+                .conn
+                .prepare_cached(EXTEND)?
+                .execute(params![id, token, expires])?;
+            return Ok(if n == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::LeaseLost)
+            });
         }
+        type Keyed = (String, Option<String>, Option<i64>, Option<i64>);
+        let read = |r: &Row<'_>| -> rusqlite::Result<Keyed> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        };
+        let settled: Option<Keyed> = if forget_now {
+            let deleted: Option<(Keyed, String)> = tx
+                .conn
+                .prepare_cached(ACK_NOW)?
+                .query_row(params![id, token], |r| Ok((read(r)?, r.get(4)?)))
+                .optional()?;
+            deleted.map(|(keyed, event_id)| {
+                tx.tail.remove(&keyed.0, &event_id);
+                keyed
+            })
+        } else {
+            let conn = tx.conn;
+            match &self.action {
+                Action::Extend { .. } => None,
+                Action::Ack { forget_at, now, .. } => conn
+                    .prepare_cached(ACK)?
+                    .query_row(params![id, token, forget_at, now], read)
+                    .optional()?,
+                Action::Skip {
+                    forget_at,
+                    now,
+                    reason,
+                    ..
+                } => conn
+                    .prepare_cached(SKIP)?
+                    .query_row(params![id, token, forget_at, now, reason], read)
+                    .optional()?,
+                Action::Retry { at, error } => conn
+                    .prepare_cached(RETRY)?
+                    .query_row(params![id, token, at, error], read)
+                    .optional()?,
+                Action::Defer { at } => conn
+                    .prepare_cached(DEFER)?
+                    .query_row(params![id, token, at], read)
+                    .optional()?,
+                Action::DeadLetter { reason, now } => conn
+                    .prepare_cached(DEAD_LETTER)?
+                    .query_row(params![id, token, reason, now], read)
+                    .optional()?,
+            }
+        };
+        let Some((source, order_key, order_pos, order_mark)) = settled else {
+            return Ok(Err(StoreError::LeaseLost));
+        };
         match &self.action {
-            Action::Ack { .. } | Action::DeadLetter { .. } => tx.state.live -= 1,
+            Action::Ack { .. } | Action::Skip { .. } | Action::DeadLetter { .. } => {
+                tx.state.live -= 1
+            }
             _ => {}
         }
-        if matches!(self.action, Action::Ack { forget, .. } if tx.degraded || forget) {
+        if forget_now {
             tx.conn.prepare_cached(FORGET_BODY)?.execute(params![id])?;
+        }
+        if let Some(key) = order_key {
+            let now = match &self.action {
+                Action::Ack { now, .. } | Action::Skip { now, .. } => *now,
+                Action::DeadLetter { now, .. } => *now,
+                Action::Retry { at, .. } | Action::Defer { at } => *at,
+                Action::Extend { expires } => *expires,
+            };
+            let mark = order_mark;
+            match &self.action {
+                Action::Ack { .. } => {
+                    order_keys::settled(tx.conn, &source, &key, order_pos, mark, now)?
+                }
+                Action::Skip { .. } | Action::DeadLetter { .. } => {
+                    order_keys::settled(tx.conn, &source, &key, None, mark, now)?
+                }
+                _ => order_keys::requeued(tx.conn, id, &source, &key, mark, now)?,
+            }
         }
         Ok(Ok(()))
     }
@@ -395,12 +507,24 @@ impl Write for Replay {
         let sql = format!(
             "UPDATE hookdock_events
              SET {REPLAYED}, available_at = ?7
-             WHERE id IN (SELECT id FROM hookdock_events WHERE {DEAD_PICK})"
+             WHERE id IN (SELECT id FROM hookdock_events WHERE {DEAD_PICK})
+             RETURNING id, source, order_key, order_pos"
         );
         let f = &self.filter;
-        let n = tx.conn.prepare_cached(&sql)?.execute(params![
-            f.message, f.source, f.event_id, f.reason, f.after, f.limit, self.now
-        ])?;
+        let replayed: Vec<(i64, String, Option<String>, Option<i64>)> = tx
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![f.message, f.source, f.event_id, f.reason, f.after, f.limit, self.now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        let n = replayed.len();
+        for (id, source, key, position) in replayed {
+            if let Some(key) = key {
+                order_keys::join(tx.conn, id, &source, &key, position)?;
+            }
+        }
         tx.state.live += i64::try_from(n).unwrap_or(0);
         Ok(Ok(n as u64))
     }
@@ -443,7 +567,8 @@ impl Write for Purge {
 pub(super) fn dead_letters(conn: &Connection, f: &DeadFilter) -> rusqlite::Result<Vec<DeadRow>> {
     let sql = format!(
         "SELECT e.id, e.source, e.event_id, e.received_at, b.headers, b.body,
-                e.dead_reason, e.attempts, e.dead_at, e.event_type, e.origin
+                e.dead_reason, e.attempts, e.dead_at, e.event_type, e.origin,
+                e.order_key, e.order_pos
          FROM (SELECT * FROM hookdock_events WHERE {DEAD_PICK}) AS e
          LEFT JOIN hookdock_event_bodies AS b ON b.id = e.id
          ORDER BY e.id"
@@ -462,6 +587,8 @@ pub(super) fn dead_letters(conn: &Connection, f: &DeadFilter) -> rusqlite::Resul
                     body: r.get::<_, Option<_>>(5)?.unwrap_or_default(),
                     event_type: r.get(9)?,
                     origin: r.get(10)?,
+                    order_key: r.get(11)?,
+                    order_pos: r.get(12)?,
                 },
                 reason: r.get(6)?,
                 attempts: r.get(7)?,

@@ -79,7 +79,7 @@ pub(super) const KEY_ID: &str = "
 /// One entry with its bytes, by id (`?1`).
 fn get_sql() -> String {
     format!(
-        "SELECT {ENTRY}, b.headers, b.body FROM hookdock_events AS e
+        "SELECT {ENTRY}, b.headers, b.body, e.order_key, e.order_pos FROM hookdock_events AS e
          LEFT JOIN hookdock_event_bodies AS b ON b.id = e.id
          WHERE e.id = ?1 AND e.state <> 4"
     )
@@ -182,6 +182,8 @@ fn get(
                     .unwrap_or_default(),
                 event_type: entry.event_type.clone(),
                 origin: entry.origin,
+                order_key: r.get(ENTRY_COLUMNS + 2)?,
+                order_pos: r.get(ENTRY_COLUMNS + 3)?,
             };
             Ok((entry, event))
         })

@@ -107,10 +107,10 @@
 //!
 //! # Schema
 //!
-//! Schema version 4, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
-//! empty file, migrates a version 1 file (hookdock 0.1), a version 2 or a version 3 file in
-//! one transaction (version 3 to 4 only adds columns and a table: no row is rewritten), and
-//! refuses a file with a newer version. Times are Unix microseconds.
+//! Schema version 5, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
+//! empty file, migrates a version 1 file (hookdock 0.1), a version 2, 3 or 4 file in one
+//! transaction (versions 3 to 5 only add columns, an index and tables: no row is rewritten),
+//! and refuses a file with a newer version. Times are Unix microseconds.
 //!
 //! `hookdock_events`: one record per key, `(source, event_id)`: the stored event with its
 //! delivery state, and the claim of the worker's dedupe layer on it.
@@ -120,8 +120,8 @@
 //! | `id` | `INTEGER PRIMARY KEY` | the [`MessageId`](crate::store::MessageId); never reused |
 //! | `source` | `TEXT` | the event's source, such as `github` |
 //! | `event_id` | `TEXT` | the provider's delivery id (or the body hash); unique with `source` |
-//! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter, `3` handled, `4` holds only a claim |
-//! | `available_at` | `INTEGER` | waiting: when it may be leased; leased: when the lease expires; `3`, `4`: when the record is forgotten |
+//! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter, `3` handled, `4` holds only a claim, `5` skipped as stale |
+//! | `available_at` | `INTEGER` | waiting: when it may be leased (`9223372036854775807` while held behind its ordering key's active record); leased: when the lease expires; `3`..`5`: when the record is forgotten |
 //! | `attempts` | `INTEGER` | leases so far (reset to 0 by replay) |
 //! | `token` | `INTEGER` | the current lease's fencing token while leased |
 //! | `last_error` | `TEXT` | the error recorded by the last retry |
@@ -142,12 +142,26 @@
 //! | `done_at` | `INTEGER` | when it was acked or dead-lettered |
 //! | `replays` | `INTEGER` | how many times it was replayed |
 //! | `forced_replays` | `INTEGER` | how many of those reset its completed claim |
+//! | `order_key` | `TEXT` | its [ordering key](crate::ordering), if any |
+//! | `order_pos` | `INTEGER` | its position under that key; `NULL`: none |
+//! | `order_mark` | `INTEGER` | its key's watermark when it became the key's active record (it cannot change while it is) |
 //!
 //! Indexes: `hookdock_events_key UNIQUE (source, event_id) WHERE keyed = 1` (lookups by key;
 //! query it with `AND keyed = 1`, or scan, to see the newest records too), `hookdock_events_available (available_at, id) WHERE state < 2` (leasing takes the
 //! oldest available rows from its front), `hookdock_events_leased (available_at) WHERE
 //! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters),
-//! `hookdock_events_forget (available_at) WHERE state >= 3` (what to forget next).
+//! `hookdock_events_forget (available_at) WHERE state >= 3` (what to forget next),
+//! `hookdock_events_order (source, order_key, order_pos, id) WHERE order_key IS NOT NULL AND
+//! state < 2` (an ordering key's pending records in order).
+//!
+//! `hookdock_order_keys`: one row per [ordering key](crate::ordering) seen, kept after its
+//! events are forgotten (the watermark must outlive them).
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `source`, `order_key` | `TEXT` | the key (primary key) |
+//! | `active` | `INTEGER` | the id of its one record that is leased or waiting at its own time; the others are held |
+//! | `watermark` | `INTEGER` | the largest position acked |
 //!
 //! `hookdock_event_bodies`: the bytes of each event, written once and deleted with its
 //! record. They live apart from the state so that a lease or an ack rewrites a small row
@@ -192,6 +206,7 @@ mod idempotency;
 mod lock;
 mod log;
 mod options;
+mod order_keys;
 mod probe;
 mod queue;
 mod reader;

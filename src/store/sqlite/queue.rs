@@ -93,7 +93,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn enqueue(&self, event: RawEvent) -> Result<Enqueued, StoreError> {
-        key::validate(&event.source, &event.id)?;
+        key::validate_event(&event)?;
         let headers = encode_headers(&event.headers);
         let RawEvent {
             id,
@@ -102,8 +102,13 @@ impl Queue for SqliteQueue {
             body,
             event_type,
             origin,
+            ordering,
             ..
         } = event;
+        let (order_key, order_pos) = match ordering {
+            Some(o) => (Some(o.key().to_owned()), o.position()),
+            None => (None, None),
+        };
         let enqueue = Enqueue {
             source,
             event_id: id.into_string(),
@@ -114,6 +119,8 @@ impl Queue for SqliteQueue {
             body,
             now: self.store.now(),
             max_depth: self.options.max_depth,
+            order_key,
+            order_pos,
         };
         let outcome = self.store.call(enqueue).await?;
         if matches!(outcome, Enqueued::New(_)) {
@@ -156,6 +163,18 @@ impl Queue for SqliteQueue {
             forget_at: now.saturating_add(retention),
             now,
             forget: retention == 0,
+        };
+        self.settle(lease, action).await
+    }
+
+    async fn skip(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+        let now = self.store.now();
+        let retention = self.store.retention();
+        let action = Action::Skip {
+            forget_at: now.saturating_add(retention),
+            now,
+            forget: retention == 0,
+            reason: reason.to_owned(),
         };
         self.settle(lease, action).await
     }

@@ -68,7 +68,10 @@ fn replay_sql(forced: bool) -> String {
     } else {
         String::new()
     };
-    format!("UPDATE hookdock_events SET {REPLAYED}, available_at = ?2{reset} WHERE id = ?1")
+    format!(
+        "UPDATE hookdock_events SET {REPLAYED}, available_at = ?2{reset} WHERE id = ?1
+         RETURNING source, order_key, order_pos"
+    )
 }
 
 /// `?1` id, `?2` after, `?3` state, `?4` replayed more, `?5` skipped more, `?6` now.
@@ -212,7 +215,14 @@ impl Write for StepJob {
         let (mut replayed, mut skipped) = (0u64, 0u64);
         for (id, state) in picked {
             if is_settled(state) {
-                replay.execute(params![id, self.now])?;
+                let keyed: Option<(String, Option<String>, Option<i64>)> = replay
+                    .query_row(params![id, self.now], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                if let Some((source, Some(key), position)) = keyed {
+                    super::order_keys::join(tx.conn, id, &source, &key, position)?;
+                }
                 replayed += 1;
             } else {
                 skipped += 1;

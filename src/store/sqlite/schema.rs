@@ -9,7 +9,7 @@ use super::SqliteOptions;
 use crate::store::codec::duration_micros;
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// `hookdock_events` under the name `{table}`: version 3 (version 2 without `keyed`, with
 /// `UNIQUE (source, event_id)` on every record). Version 4 adds the event log's columns to it
@@ -92,6 +92,28 @@ CREATE TABLE hookdock_replay_jobs (
 );
 ";
 
+/// From version 4 to version 5: ordering keys. An event's key and position (`NULL` for none;
+/// version 4 records have neither), the index that finds a key's waiting events in order,
+/// and one row per key holding its active record and watermark (copied onto the record that
+/// becomes active, `order_mark`, so a lease reads it with the row). A waiting event held
+/// behind its key's first one has `available_at` = [`PARKED`](super::order_keys::PARKED), so no other query changes:
+/// it is never due and counts as scheduled.
+const V4_TO_V5: &str = "
+ALTER TABLE hookdock_events ADD COLUMN order_key TEXT;
+ALTER TABLE hookdock_events ADD COLUMN order_pos INTEGER;
+ALTER TABLE hookdock_events ADD COLUMN order_mark INTEGER;
+CREATE INDEX hookdock_events_order
+    ON hookdock_events (source, order_key, order_pos, id)
+    WHERE order_key IS NOT NULL AND state < 2;
+CREATE TABLE hookdock_order_keys (
+    source    TEXT NOT NULL,
+    order_key TEXT NOT NULL,
+    active    INTEGER,
+    watermark INTEGER,
+    PRIMARY KEY (source, order_key)
+) WITHOUT ROWID;
+";
+
 /// The columns version 2 and version 3 of `hookdock_events` share.
 const V2_COLUMNS: &str = "id, source, event_id, state, available_at, attempts, token,
     last_error, dead_reason, dead_at, received_at, enqueued_at, claim_token, claim_done,
@@ -100,7 +122,7 @@ const V2_COLUMNS: &str = "id, source, event_id, state, available_at, attempts, t
 /// The schema of a new database.
 fn create() -> String {
     format!(
-        "{};{EVENT_INDEXES}{OTHER_TABLES}{V3_TO_V4}",
+        "{};{EVENT_INDEXES}{OTHER_TABLES}{V3_TO_V4}{V4_TO_V5}",
         EVENTS.replace("{table}", "hookdock_events")
     )
 }
@@ -253,7 +275,9 @@ fn migrate_in_transaction(
                 conn.execute_batch(&v2_to_v3())?;
             }
             conn.execute_batch(V3_TO_V4)?;
+            conn.execute_batch(V4_TO_V5)?;
         }
+        4 => conn.execute_batch(V4_TO_V5)?,
         SCHEMA_VERSION => {}
         found => {
             return Err(SqliteError::SchemaTooNew {

@@ -127,6 +127,7 @@ async fn schema_is_as_documented() {
         [
             "hookdock_event_bodies",
             "hookdock_events",
+            "hookdock_order_keys",
             "hookdock_replay_jobs",
             "hookdock_state"
         ]
@@ -494,6 +495,7 @@ async fn every_statement_uses_an_index() {
         .iter()
         .chain(idempotency::ALL_SQL.iter())
         .chain(tail::ALL_SQL.iter())
+        .chain(order_keys::ALL_SQL.iter())
         .map(|s| (*s).to_owned())
         .collect();
     all.extend(log::all_sql());
