@@ -129,6 +129,7 @@ pub mod limit;
 pub mod metrics;
 mod metrics_shim;
 pub mod ordering;
+mod periodic;
 pub mod scheme;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]

@@ -211,15 +211,11 @@ impl<L: EventLog> QueueWatch<L> {
     where
         L: 'static,
     {
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(self.every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if let Err(error) = self.sample().await {
-                    tracing::warn!(%error, "queue watch: reading the event log's counts failed");
-                }
-            }
+        let every = self.every;
+        let watch = std::sync::Arc::new(self);
+        let task = crate::periodic::spawn(every, "queue watch", move || {
+            let watch = std::sync::Arc::clone(&watch);
+            async move { watch.sample().await }
         });
         QueueWatchHandle { task }
     }

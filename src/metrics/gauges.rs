@@ -130,15 +130,11 @@ impl<L: EventLog> QueueGauges<L> {
     where
         L: 'static,
     {
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(self.every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if let Err(error) = self.sample().await {
-                    tracing::warn!(%error, "queue gauges: reading the event log's counts failed");
-                }
-            }
+        let every = self.every;
+        let gauges = std::sync::Arc::new(self);
+        let task = crate::periodic::spawn(every, "queue gauges", move || {
+            let gauges = std::sync::Arc::clone(&gauges);
+            async move { gauges.sample().await }
         });
         QueueGaugesHandle { task }
     }
