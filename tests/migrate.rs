@@ -1,8 +1,8 @@
 //! Databases written by earlier schemas are migrated when a store opens them, and everything
 //! in them keeps its meaning: the same checks on hookdock 0.1's SQLite file and PostgreSQL dump
-//! (schema version 1, `tests/data/v1/`) and on SQLite files of schema versions 2 and 3
-//! (`tests/data/v2/`, `tests/data/v3/`). On SQLite, the migrated records are also read
-//! through the event log (schema version 4).
+//! (schema version 1, `tests/data/v1/`) and on SQLite files of schema versions 2, 3 and 4
+//! (`tests/data/v2/` to `tests/data/v4/`). On SQLite, the migrated records are also read
+//! through the event log (schema version 4), and ordering keys work on them (version 5).
 //!
 //! The PostgreSQL half needs `HOOKDOCK_TEST_POSTGRES_URL` (see `tests/postgres_support`).
 
@@ -164,12 +164,29 @@ async fn migrate_sqlite_fixture(fixture: &str) {
     let queue = store.queue(QueueOptions::default().max_attempts(3));
     check_the_log(&queue).await;
     check_the_fixture(&queue, &store.idempotency(), hookdock::Clock::now(&clock)).await;
+    // Ordering keys work on a migrated file: one of the key at a time, the first position.
+    for position in [2, 1] {
+        let e = RawEvent::new("ordered", format!("o-{position}"), UNIX_EPOCH, "{}")
+            .with_ordering(hookdock::ordering::OrderingKey::new("k").version(position));
+        queue.enqueue(e).await.unwrap();
+    }
+    let leased = queue.lease(100, Duration::from_secs(30)).await.unwrap();
+    let ordered: Vec<&str> = leased
+        .iter()
+        .filter(|l| l.event.source == "ordered")
+        .map(|l| l.event.id.as_str())
+        .collect();
+    assert_eq!(
+        ordered,
+        ["o-1"],
+        "one event of the key, the earlier position"
+    );
     store.close().await;
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let unkeyed: i64 = conn
         .query_row(
             "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
@@ -210,6 +227,15 @@ async fn a_version_3_sqlite_file_is_migrated() {
     migrate_sqlite_fixture(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/v3/hookdock.db"
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_version_4_sqlite_file_is_migrated() {
+    migrate_sqlite_fixture(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/v4/hookdock.db"
     ))
     .await;
 }
@@ -294,7 +320,7 @@ async fn a_version_1_postgres_schema_is_migrated() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     // Version 4's health row is there: the readiness probe writes on a migrated schema.
     queue
         .check_writable()
