@@ -148,7 +148,7 @@ impl Flow {
         }
     }
 
-    fn is_off(&self) -> bool {
+    pub(super) fn is_off(&self) -> bool {
         #[cfg(feature = "rate-limit")]
         if !self.rates.is_empty() {
             return false;

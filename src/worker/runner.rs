@@ -430,7 +430,13 @@ async fn attempt(
         .as_ref()
         .map(|_| (leased.event.source.clone(), leased.event.id.to_string()));
 
-    let admitted = heartbeat(&shared, &in_flight, slot, shared.flow.admit(&leased.event)).await;
+    // Without limits admission is immediate: no heartbeat (a lock and a timer) around it.
+    let admission = shared.flow.admit(&leased.event);
+    let admitted = if shared.flow.is_off() {
+        admission.await
+    } else {
+        heartbeat(&shared, &in_flight, slot, admission).await
+    };
     let _pass = match admitted {
         Admission::Run(pass) => pass,
         Admission::Later(after) => {

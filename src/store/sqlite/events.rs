@@ -471,21 +471,19 @@ impl Write for Settle {
             tx.conn.prepare_cached(FORGET_BODY)?.execute(params![id])?;
         }
         if let Some(key) = order_key {
-            let now = match &self.action {
-                Action::Ack { now, .. } | Action::Skip { now, .. } => *now,
-                Action::DeadLetter { now, .. } => *now,
-                Action::Retry { at, .. } | Action::Defer { at } => *at,
-                Action::Extend { expires } => *expires,
-            };
-            let mark = order_mark;
+            let (conn, mark) = (tx.conn, order_mark);
             match &self.action {
-                Action::Ack { .. } => {
-                    order_keys::settled(tx.conn, &source, &key, order_pos, mark, now)?
+                Action::Ack { now, .. } => {
+                    order_keys::settled(conn, &source, &key, order_pos, mark, *now)?
                 }
-                Action::Skip { .. } | Action::DeadLetter { .. } => {
-                    order_keys::settled(tx.conn, &source, &key, None, mark, now)?
+                Action::Skip { now, .. } | Action::DeadLetter { now, .. } => {
+                    order_keys::settled(conn, &source, &key, None, mark, *now)?
                 }
-                _ => order_keys::requeued(tx.conn, id, &source, &key, mark, now)?,
+                Action::Retry { at, .. } | Action::Defer { at } => {
+                    order_keys::requeued(conn, id, &source, &key, mark, *at)?
+                }
+                // Returned above.
+                Action::Extend { .. } => {}
             }
         }
         Ok(Ok(()))
