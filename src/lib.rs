@@ -130,6 +130,7 @@ pub mod metrics;
 mod metrics_shim;
 pub mod ordering;
 mod periodic;
+pub mod reconcile;
 pub mod scheme;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]

@@ -223,6 +223,25 @@ pub(crate) fn drifted(
     }
 }
 
+/// A finished reconciliation pass: what it listed and recovered, its recovery ratio and
+/// its gaps, by source.
+#[inline]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn reconcile_pass(report: &crate::reconcile::PassReport) {
+    #[cfg(feature = "metrics")]
+    {
+        let source = report.source.clone();
+        ::metrics::counter!(crate::metrics::RECONCILE_SEEN, "source" => source.clone())
+            .increment(report.seen);
+        ::metrics::counter!(crate::metrics::RECONCILE_RECOVERED, "source" => source.clone())
+            .increment(report.recovered + report.redeliveries);
+        ::metrics::gauge!(crate::metrics::RECONCILE_RECOVERY_RATIO, "source" => source.clone())
+            .set(report.recovery_rate());
+        ::metrics::counter!(crate::metrics::RECONCILE_GAPS, "source" => source)
+            .increment(report.gaps.len() as u64);
+    }
+}
+
 #[cfg(feature = "metrics")]
 mod on {
     use std::collections::HashMap;

@@ -35,10 +35,10 @@
 //! | `hookdock_event_time_to_done_seconds` | histogram | seconds | `source` | from the provider's event time (the [ordering](crate::ordering) position) to the end, for workers that read positions as times (a [`max_event_age`](crate::worker::WorkerBuilder::max_event_age) is set; a position may be a version otherwise) |
 //! | `hookdock_stale_events_total` | counter | events | `source` | events skipped as older than one already applied for their [ordering key](crate::ordering) (`StalePolicy::Skip`) |
 //! | `hookdock_skipped_events_total` | counter | events | `source` | events skipped by an ordering rule for another reason: older than the worker's `max_event_age` |
-//! | `hookdock_reconcile_seen_total` | counter | events | `source` | events a reconciliation pass listed from the provider; **recorded once reconciliation lands** |
-//! | `hookdock_reconcile_recovered_total` | counter | events | `source` | of those, events the receiver had missed and stored from the pass; **recorded once reconciliation lands** |
-//! | `hookdock_reconcile_recovery_ratio` | gauge | ratio | `source` | recovered over seen in the last pass; **recorded once reconciliation lands** |
-//! | `hookdock_reconcile_gaps_total` | counter | gaps | `source` | windows a pass could not cover (the provider's listing ended or failed); **recorded once reconciliation lands** |
+//! | `hookdock_reconcile_seen_total` | counter | events | `source` | changes reconciliation passes listed from the provider |
+//! | `hookdock_reconcile_recovered_total` | counter | events | `source` | of those, events the receiver had missed: stored from the pass, or redelivered by the provider on request |
+//! | `hookdock_reconcile_recovery_ratio` | gauge | ratio | `source` | recovered over seen in the last pass |
+//! | `hookdock_reconcile_gaps_total` | counter | gaps | `source` | stretches a pass could not cover: older than the provider keeps |
 //! | `hookdock_schema_drift_events_total` | counter | events | `source`, `event_type`, `kind` | events whose payload drifted from the type it was decoded into (`DecodeJsonLayer::report_drift`, feature `schema-drift`): once per event and `kind`, `unknown` (fields the type did not know) or `missing` (fields it expected) |
 //! | `hookdock_schema_drift_shapes_total` | counter | shapes | `source`, `event_type` | new shapes of drift (the reporter's warning once per shape), feature `schema-drift`; field paths are never labels |
 //!
@@ -176,21 +176,21 @@ pub fn describe() {
     describe_counter!(
         RECONCILE_SEEN,
         Unit::Count,
-        "Events listed by reconciliation (once it lands)."
+        "Changes listed by reconciliation passes."
     );
     describe_counter!(
         RECONCILE_RECOVERED,
         Unit::Count,
-        "Missed events recovered by reconciliation (once it lands)."
+        "Missed events recovered by reconciliation."
     );
     describe_gauge!(
         RECONCILE_RECOVERY_RATIO,
-        "Recovered over seen in the last reconciliation pass (once it lands)."
+        "Recovered over seen in the last reconciliation pass."
     );
     describe_counter!(
         RECONCILE_GAPS,
         Unit::Count,
-        "Windows reconciliation could not cover (once it lands)."
+        "Stretches reconciliation could not cover."
     );
     describe_counter!(
         SCHEMA_DRIFT_EVENTS,

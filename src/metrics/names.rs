@@ -31,16 +31,15 @@ pub const EVENT_TIME_TO_DONE_SECONDS: &str = "hookdock_event_time_to_done_second
 pub const STALE_EVENTS: &str = "hookdock_stale_events_total";
 /// Counter: events skipped by an ordering rule, by `source`; recorded once ordering lands.
 pub const SKIPPED_EVENTS: &str = "hookdock_skipped_events_total";
-/// Counter: events listed by reconciliation, by `source`; recorded once reconciliation lands.
+/// Counter: changes listed by reconciliation passes, by `source`.
 pub const RECONCILE_SEEN: &str = "hookdock_reconcile_seen_total";
-/// Counter: missed events recovered by reconciliation, by `source`; recorded once
-/// reconciliation lands.
+/// Counter: missed events recovered by reconciliation (stored, or redelivered by the
+/// provider on request), by `source`.
 pub const RECONCILE_RECOVERED: &str = "hookdock_reconcile_recovered_total";
-/// Gauge (ratio): recovered over seen in the last pass, by `source`; recorded once
-/// reconciliation lands.
+/// Gauge (ratio): recovered over seen in the last pass, by `source`.
 pub const RECONCILE_RECOVERY_RATIO: &str = "hookdock_reconcile_recovery_ratio";
-/// Counter: windows reconciliation could not cover, by `source`; recorded once
-/// reconciliation lands.
+/// Counter: stretches reconciliation could not cover (older than the provider keeps), by
+/// `source`.
 pub const RECONCILE_GAPS: &str = "hookdock_reconcile_gaps_total";
 /// Counter: events whose payload drifted from their typed event, by `source`, `event_type`
 /// and `kind` (`unknown`, `missing`); recorded with feature `schema-drift`.

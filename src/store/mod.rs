@@ -13,6 +13,7 @@
 //! | [`EventLog`] | every stored event with its status and history: list, get, count, replay jobs |
 //! | [`Replayer`] | runs replay jobs in paced batches and resumes them after a restart |
 //! | [`DeadLetters`] | lists and replays dead letters, for admin routes and tools |
+//! | [`CheckpointStore`] | reconciliation's checkpoints, last reports and leadership, per source |
 //! | [`codec`] | how times and headers are encoded, for backend implementors |
 //!
 //! Every backend has the same shape: open it (`SqliteStore::open(path, options)`,
@@ -169,6 +170,7 @@
 //! ([`ErrorKind::Fenced`]), or report a bug ([`ErrorKind::Internal`]). Intake answers them
 //! `503` + `Retry-After`, `400` with a reason, and `500`.
 
+mod checkpoints;
 pub mod codec;
 mod dead_letters;
 mod error;
@@ -191,6 +193,7 @@ pub mod sqlite;
 
 use std::time::Duration;
 
+pub use checkpoints::{CheckpointStore, Leadership};
 pub use dead_letters::{DeadLetterInfo, DeadLetters};
 pub use error::{BoxError, ErrorKind, InvalidInput, KeyPart, KeyProblem, StoreError};
 pub use idempotency::{Claim, ClaimToken, Fingerprint, IdempotencyKey, IdempotencyStore};

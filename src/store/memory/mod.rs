@@ -1,6 +1,7 @@
 //! The in-memory backend: [`MemoryStore`], its [`MemoryQueue`] and
 //! [`MemoryIdempotencyStore`]. For tests, examples, and as the reference for the contracts.
 
+mod checkpoints;
 mod idempotency;
 mod log;
 mod queue;
@@ -48,6 +49,7 @@ struct Inner {
     retention: Duration,
     queue: Mutex<queue::State>,
     claims: Mutex<idempotency::State>,
+    checkpoints: Mutex<checkpoints::State>,
     /// Fencing tokens of leases and claims, never reused.
     next_token: AtomicU64,
     signal: Signal,
@@ -73,6 +75,7 @@ impl MemoryStore {
                 retention,
                 queue: Mutex::new(queue::State::default()),
                 claims: Mutex::new(idempotency::State::default()),
+                checkpoints: Mutex::new(checkpoints::State::default()),
                 next_token: AtomicU64::new(1),
                 signal: Signal::default(),
             }),
