@@ -38,6 +38,9 @@ mod pass;
 mod reconciler;
 mod report;
 mod source;
+#[cfg(feature = "reconcile")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reconcile")))]
+pub mod sources;
 
 pub use reconciler::{
     PassOutcome, ReconcileError, Reconciler, ReconcilerBuilder, ReconcilerHandle, DEFAULT_EVERY,

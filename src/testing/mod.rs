@@ -28,6 +28,7 @@
 
 pub use crate::clock::FakeClock;
 
+pub mod fake;
 mod harness;
 pub mod idempotency_suite;
 pub mod log_suite;
