@@ -76,7 +76,11 @@ impl ApiClient {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("hookdock/", env!("CARGO_PKG_VERSION"), " (reconciliation)"))
+            .user_agent(concat!(
+                "hookdock/",
+                env!("CARGO_PKG_VERSION"),
+                " (reconciliation)"
+            ))
             .build()
             .map_err(|_| ConfigError::InvalidValue {
                 what: "HTTP client",
@@ -92,7 +96,11 @@ impl ApiClient {
     }
 
     /// Sends `value` as header `name` on every request, marked sensitive (never logged).
-    pub(crate) fn with_auth(mut self, name: http::HeaderName, value: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn with_auth(
+        mut self,
+        name: http::HeaderName,
+        value: &str,
+    ) -> Result<Self, ConfigError> {
         let mut value = HeaderValue::from_str(value).map_err(|_| ConfigError::InvalidValue {
             what: "API credential",
             reason: "not a valid header value",
@@ -112,7 +120,10 @@ impl ApiClient {
     pub(crate) fn url(&self, path: &str) -> Result<Url, PollError> {
         self.base
             .join(path.trim_start_matches('/'))
-            .map_err(|e| PollError::Rejected { status: None, message: format!("bad API path: {e}") })
+            .map_err(|e| PollError::Rejected {
+                status: None,
+                message: format!("bad API path: {e}"),
+            })
     }
 
     /// A `GET` of `url`.
@@ -125,7 +136,12 @@ impl ApiClient {
         self.send(Method::POST, url, json).await
     }
 
-    async fn send(&self, method: Method, url: Url, json: Option<Bytes>) -> Result<Answer, PollError> {
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<Bytes>,
+    ) -> Result<Answer, PollError> {
         let pause = *self.pause_until.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(until) = pause {
             tokio::time::sleep_until(until).await;
@@ -139,10 +155,16 @@ impl ApiClient {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = request.send().await.map_err(|e| PollError::transient(strip_url(e)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| PollError::transient(strip_url(e)))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| PollError::transient(strip_url(e)))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| PollError::transient(strip_url(e)))?;
         self.note_budget(&headers);
         classify(status, headers, body)
     }
@@ -168,19 +190,26 @@ fn strip_url(e: reqwest::Error) -> reqwest::Error {
 }
 
 /// Maps an answer to success or the [`PollError`] it means.
-pub(crate) fn classify(status: StatusCode, headers: HeaderMap, body: Bytes) -> Result<Answer, PollError> {
+pub(crate) fn classify(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Answer, PollError> {
     if status.is_success() {
         return Ok(Answer { headers, body });
     }
     let limited = status == StatusCode::TOO_MANY_REQUESTS
-        || (status == StatusCode::FORBIDDEN && header_u64(&headers, "x-ratelimit-remaining") == Some(0));
+        || (status == StatusCode::FORBIDDEN
+            && header_u64(&headers, "x-ratelimit-remaining") == Some(0));
     if limited {
         return Err(PollError::RateLimited {
             retry_after: retry_after(&headers).or_else(|| reset_in(&headers)),
         });
     }
     if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-        return Err(PollError::transient(format!("the provider answered {status}")));
+        return Err(PollError::transient(format!(
+            "the provider answered {status}"
+        )));
     }
     Err(PollError::Rejected {
         status: Some(status.as_u16()),
@@ -190,12 +219,19 @@ pub(crate) fn classify(status: StatusCode, headers: HeaderMap, body: Bytes) -> R
 
 /// `Retry-After` as seconds or an HTTP date.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The wait until `x-ratelimit-reset` (Unix seconds, as GitHub sends it).
@@ -213,7 +249,13 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 /// `detail`, `error.detail`), else the first 200 bytes.
 fn error_message(body: &[u8]) -> String {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
-        for pointer in ["/error/message", "/message", "/error/detail", "/detail", "/error"] {
+        for pointer in [
+            "/error/message",
+            "/message",
+            "/error/detail",
+            "/detail",
+            "/error",
+        ] {
             if let Some(text) = value.pointer(pointer).and_then(|v| v.as_str()) {
                 return text.chars().take(200).collect();
             }
@@ -265,8 +307,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert("retry-after", HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
-        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a past date waits nothing");
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::ZERO),
+            "a past date waits nothing"
+        );
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
@@ -283,9 +332,14 @@ mod tests {
             classify(StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::new()),
             Err(PollError::Transient(_))
         ));
-        let body = Bytes::from_static(br#"{"error":{"message":"Invalid API Key provided","type":"invalid_request_error"}}"#);
+        let body = Bytes::from_static(
+            br#"{"error":{"message":"Invalid API Key provided","type":"invalid_request_error"}}"#,
+        );
         match classify(StatusCode::UNAUTHORIZED, HeaderMap::new(), body) {
-            Err(PollError::Rejected { status: Some(401), message }) => assert_eq!(message, "Invalid API Key provided"),
+            Err(PollError::Rejected {
+                status: Some(401),
+                message,
+            }) => assert_eq!(message, "Invalid API Key provided"),
             other => panic!("{other:?}"),
         }
         let mut h = HeaderMap::new();

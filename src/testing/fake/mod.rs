@@ -35,7 +35,10 @@ impl Faults {
         let body = body.into();
         let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..n {
-            queued.push(Fault::RateLimited { retry_after, body: body.clone() });
+            queued.push(Fault::RateLimited {
+                retry_after,
+                body: body.clone(),
+            });
         }
     }
 
@@ -73,10 +76,13 @@ impl Faults {
             Fault::RateLimited { retry_after, body } => {
                 let mut response = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
                 let secs = HeaderValue::from(retry_after.as_secs().max(1));
-                response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs);
                 response
                     .headers_mut()
-                    .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    .insert(axum::http::header::RETRY_AFTER, secs);
+                response.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 response
             }
             Fault::Status(status) => status.into_response(),
