@@ -197,27 +197,33 @@ impl Pass<'_> {
         page: &Page,
         redelivered: &mut HashSet<String>,
     ) -> Result<(), String> {
-        for change in &page.changes {
+        // The page's events are stored together: the backend's group commit makes them one
+        // transaction rather than a commit each.
+        let events = page.changes.iter().filter_map(|c| match c {
+            Change::Event(event) => Some(self.store(event)),
+            _ => None,
+        });
+        for stored in futures_util::future::join_all(events).await {
             report.seen += 1;
-            match change {
-                Change::Event(event) => match self.store(event).await? {
-                    Stored::New => report.recovered += 1,
-                    Stored::Known => report.known += 1,
-                    Stored::Refused => report.seen -= 1,
-                },
-                Change::Redeliver { id, handle } => {
-                    let known = self
-                        .retrying(|| self.log.get(self.source.name(), id))
-                        .await?;
-                    if known.is_some() {
-                        report.known += 1;
-                    } else if redelivered.insert(id.to_string()) {
-                        self.redeliver(report, handle).await?;
-                        report.redeliveries += 1;
-                    } else {
-                        report.seen -= 1;
-                    }
-                }
+            match stored? {
+                Stored::New => report.recovered += 1,
+                Stored::Known => report.known += 1,
+                Stored::Refused => report.seen -= 1,
+            }
+        }
+        for change in &page.changes {
+            let Change::Redeliver { id, handle } = change else {
+                continue;
+            };
+            report.seen += 1;
+            let known = self.retrying(|| self.log.get(self.source.name(), id)).await?;
+            if known.is_some() {
+                report.known += 1;
+            } else if redelivered.insert(id.to_string()) {
+                self.redeliver(report, handle).await?;
+                report.redeliveries += 1;
+            } else {
+                report.seen -= 1;
             }
         }
         Ok(())
