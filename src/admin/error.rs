@@ -28,6 +28,8 @@ pub(super) enum ApiError {
     /// Refused for this caller: a read-only token on a write route, or a browser request to
     /// open admin routes.
     Forbidden(&'static str),
+    /// The request clashes with the current state (another process leads the work).
+    Conflict(String),
     /// The store failed.
     Store(StoreError),
 }
@@ -92,6 +94,9 @@ impl IntoResponse for ApiError {
             }
             Self::Forbidden(why) => {
                 (StatusCode::FORBIDDEN, Json(body(why.into(), "forbidden"))).into_response()
+            }
+            Self::Conflict(why) => {
+                (StatusCode::CONFLICT, Json(body(why, "conflict"))).into_response()
             }
             Self::Store(error) => store_error(error),
         }

@@ -52,7 +52,7 @@
 //!
 //! | route | token | answer |
 //! |---|---|---|
-//! | `GET /stats?<filter>` | read | `{"log": LogCounts, "oldest_pending_age_ms", "queue": QueueStats, "worker"?}`: counts by source, type and status of the matching events (page parameters ignored), the queue's counts (`ready`, `leased`, `scheduled`, `dead`), and the worker's totals when [given](AdminBuilder::worker) |
+//! | `GET /stats?<filter>` | read | `{"log": LogCounts, "oldest_pending_age_ms", "queue": QueueStats, "worker"?, "reconciliation"?}`: counts by source, type and status of the matching events (page parameters ignored), the queue's counts (`ready`, `leased`, `scheduled`, `dead`), the worker's totals when [given](AdminBuilder::worker), and the last reconciliation report of each source with its `recovery_rate` when [given](AdminBuilder::reconciler) |
 //! | `GET /events?<filter>` | read | one page, newest first: `{"entries": [LogEntry], "next", "limit"}` |
 //! | `GET /events/{source}/{id}` | read | `{"entry": LogEntry, "headers": [{"name", "value"}], "body_bytes"}`; `404` if unknown |
 //! | `GET /events/{source}/{id}/body` | read | the raw body, byte for byte, under its stored `content-type` (else `application/octet-stream`), as an attachment with `nosniff` and a sandboxing CSP: a browser never renders it |
@@ -62,6 +62,7 @@
 //! | `POST /events/{source}/{id}/replay?mode=dedupe\|forced` | write | replays one event now (a job of one, run to its end) and answers the job: `replayed: 1`, or `skipped: 1` if the event was not settled |
 //! | `POST /replays` | write | body `{"filter": EventFilter, "mode": "dedupe"\|"forced"}`: creates a durable job, runs it in the background, answers `202` with the job |
 //! | `POST /dead/replay` | write | the same for dead letters: body optional (`{"filter": ..., "mode": ...}`; every dead letter, through dedupe, without one) |
+//! | `POST /reconcile/{source}` | write | runs a reconciliation pass over `source` now (when a [reconciler](AdminBuilder::reconciler) is given) and answers its report with `recovery_rate`; `404` for an unknown source, `409` when another process leads it |
 //! | `POST /replays/{id}/cancel` | write | stops a job; answers it |
 //!
 //! `<filter>` is any of `source`, `type`, `status` (`pending`, `leased`, `succeeded`,
@@ -139,6 +140,7 @@ use axum::Router;
 
 use crate::clock::{Clock, SharedClock};
 use crate::error::ConfigError;
+use crate::reconcile::Reconciler;
 use crate::store::{EventLog, ReplayJobId, Replayer, StoreError};
 use crate::worker::Worker;
 
@@ -173,6 +175,7 @@ impl Admin {
         AdminBuilder {
             log: Arc::new(log),
             worker: None,
+            reconciliation: None,
             read: Vec::new(),
             write: Vec::new(),
             token_error: None,
@@ -209,6 +212,7 @@ impl From<Admin> for Router {
 pub struct AdminBuilder {
     log: Arc<dyn EventLog>,
     worker: Option<Worker>,
+    reconciliation: Option<Reconciler>,
     read: Vec<TokenDigest>,
     write: Vec<TokenDigest>,
     token_error: Option<ConfigError>,
@@ -261,6 +265,14 @@ impl AdminBuilder {
     /// Adds the worker, whose [running totals](Worker::stats) `GET /stats` shows.
     pub fn worker(mut self, worker: Worker) -> Self {
         self.worker = Some(worker);
+        self
+    }
+
+    /// Adds the reconciler: `GET /stats` shows the last [report](crate::reconcile::PassReport)
+    /// of each source (whichever process ran it) with its recovery rate, and
+    /// `POST /reconcile/{source}` runs a pass now.
+    pub fn reconciler(mut self, reconciler: Reconciler) -> Self {
+        self.reconciliation = Some(reconciler);
         self
     }
 
@@ -383,6 +395,7 @@ impl AdminBuilder {
         let ctx = Ctx {
             log: self.log,
             worker: self.worker,
+            reconciliation: self.reconciliation,
             replayer,
             clock: self.clock,
             running: Arc::new(Mutex::new(HashSet::new())),
@@ -408,6 +421,7 @@ impl AdminBuilder {
                 .route("/replays", post(routes::start_replay))
                 .route("/replays/{id}/cancel", post(routes::cancel_job))
                 .route("/dead/replay", post(routes::dead_replay))
+                .route("/reconcile/{source}", post(routes::reconcile))
                 .route_layer(axum::middleware::from_fn_with_state(
                     Arc::clone(&access),
                     auth::require_write,

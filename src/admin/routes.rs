@@ -13,6 +13,7 @@ use axum::Json;
 use super::error::ApiError;
 use super::query;
 use crate::clock::SharedClock;
+use crate::reconcile::{PassOutcome, PassReport, ReconcileError, Reconciler};
 use crate::store::{
     EventFilter, EventLog, EventStatus, LogCounts, LogEntry, LogPage, Queue, QueueStats, ReplayJob,
     ReplayJobId, Replayer, StoreError,
@@ -24,6 +25,7 @@ use crate::worker::{Worker, WorkerStats};
 pub(super) struct Ctx {
     pub(super) log: Arc<dyn EventLog>,
     pub(super) worker: Option<Worker>,
+    pub(super) reconciliation: Option<Reconciler>,
     pub(super) replayer: Replayer,
     pub(super) clock: SharedClock,
     /// Jobs a task of this process is running now (so a resume does not start a second one).
@@ -52,6 +54,16 @@ struct StatsBody<'a> {
     queue: QueueStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<WorkerStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconciliation: Option<Vec<SourceReport>>,
+}
+
+/// A source's last reconciliation report and its recovery rate.
+#[derive(serde::Serialize)]
+struct SourceReport {
+    #[serde(flatten)]
+    report: PassReport,
+    recovery_rate: f64,
 }
 
 /// `GET /stats?<filter>`: the log's counts (by source, type and status) of the matching
@@ -69,6 +81,20 @@ pub(super) async fn stats(State(ctx): State<Ctx>, RawQuery(q): RawQuery) -> Answ
         oldest_pending_age_ms: age,
         queue,
         worker: ctx.worker.as_ref().map(Worker::stats),
+        reconciliation: match &ctx.reconciliation {
+            Some(reconciler) => Some(
+                reconciler
+                    .stored_reports()
+                    .await?
+                    .into_iter()
+                    .map(|report| SourceReport {
+                        recovery_rate: report.recovery_rate(),
+                        report,
+                    })
+                    .collect(),
+            ),
+            None => None,
+        },
     })
     .into_response())
 }
@@ -215,6 +241,33 @@ pub(super) async fn replay_one(
     let job = ctx.replayer.run(job.id, &mut |_| {}).await?;
     tracing::info!(%source, id = %id, mode = mode.as_str(), job = %job.id, replayed = job.replayed, "admin: event replayed");
     Ok(Json(job).into_response())
+}
+
+/// `POST /reconcile/{source}`: runs a reconciliation pass over `source` now and answers its
+/// report; `404` for a source the reconciler does not have (or no reconciler), `409` when
+/// another process leads the source.
+pub(super) async fn reconcile(
+    State(ctx): State<Ctx>,
+    source: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let source = path(source)?;
+    let Some(reconciler) = &ctx.reconciliation else {
+        return Err(ApiError::NotFound("no reconciler is configured".into()));
+    };
+    match reconciler.run_once(&source).await {
+        Ok(PassOutcome::Ran(report)) => {
+            tracing::info!(%source, recovered = report.recovered, "admin: reconciliation pass run");
+            Ok(Json(SourceReport { recovery_rate: report.recovery_rate(), report }).into_response())
+        }
+        Ok(_) => Err(ApiError::Conflict(format!(
+            "another process leads the reconciliation of {source:?}"
+        ))),
+        Err(ReconcileError::UnknownSource(name)) => {
+            Err(ApiError::NotFound(format!("no reconciliation source named {name:?}")))
+        }
+        Err(ReconcileError::Store(error)) => Err(error.into()),
+        Err(error) => Err(ApiError::BadRequest(error.to_string())),
+    }
 }
 
 /// Starts a durable job and runs it in the background; `202` with the job as created.

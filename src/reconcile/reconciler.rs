@@ -161,6 +161,11 @@ impl ReconcilerBuilder {
         if settings.first_window.is_zero() {
             settings.first_window = settings.every;
         }
+        let passes = self
+            .sources
+            .iter()
+            .map(|s| (s.name().to_owned(), Arc::new(tokio::sync::Mutex::new(()))))
+            .collect();
         Reconciler {
             inner: Arc::new(Inner {
                 log: self.log,
@@ -170,6 +175,7 @@ impl ReconcilerBuilder {
                 alerts: self.alerts,
                 leaders: Mutex::new(HashMap::new()),
                 last: Mutex::new(HashMap::new()),
+                passes,
             }),
         }
     }
@@ -198,6 +204,8 @@ struct Inner {
     alerts: Option<Alerts>,
     leaders: Mutex<HashMap<String, Arc<dyn Leadership>>>,
     last: Mutex<HashMap<String, PassReport>>,
+    /// One pass of a source at a time in this process (the schedule and an admin request).
+    passes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The reconciliation poll: walks each [`ChangeSource`] every interval and stores what the
@@ -295,7 +303,14 @@ impl Reconciler {
         reports
     }
 
-    /// Runs one pass over the source `name` now, if this process leads it.
+    /// The last report of each source as stored, whichever process ran it (the admin stats
+    /// show these).
+    pub async fn stored_reports(&self) -> Result<Vec<PassReport>, StoreError> {
+        self.inner.checkpoints.reports().await
+    }
+
+    /// Runs one pass over the source `name` now, if this process leads it (after the pass
+    /// under way, if one is).
     pub async fn run_once(&self, name: &str) -> Result<PassOutcome, ReconcileError> {
         let source = self
             .inner
@@ -304,6 +319,10 @@ impl Reconciler {
             .find(|s| s.name() == name)
             .cloned()
             .ok_or_else(|| ReconcileError::UnknownSource(name.to_owned()))?;
+        let _one_at_a_time = match self.inner.passes.get(name) {
+            Some(lock) => Some(Arc::clone(lock).lock_owned().await),
+            None => None,
+        };
         let Some(leadership) = self.lead(name).await? else {
             return Ok(PassOutcome::NotLeader);
         };
