@@ -7,9 +7,9 @@ use std::time::SystemTime;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::reconciler::Settings;
 use super::report::{Gap, PassReport};
 use super::source::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
-use super::reconciler::Settings;
 use crate::event::RawEvent;
 use crate::store::{
     codec, CheckpointStore, Enqueued, ErrorKind, EventLog, Leadership, Origin, StoreError,
@@ -59,14 +59,21 @@ impl Pass<'_> {
             Some(text) => match Mark::parse(&text) {
                 Some(mark) => Some(mark),
                 None => {
-                    tracing::warn!(source = name, "unreadable reconciliation checkpoint; starting a new window");
+                    tracing::warn!(
+                        source = name,
+                        "unreadable reconciliation checkpoint; starting a new window"
+                    );
                     None
                 }
             },
             None => None,
         };
         let (mut since, until, mut cursor) = match mark {
-            Some(m) if !m.done => (codec::from_micros(m.since), codec::from_micros(m.until), m.cursor),
+            Some(m) if !m.done => (
+                codec::from_micros(m.since),
+                codec::from_micros(m.until),
+                m.cursor,
+            ),
             Some(m) => {
                 let since = codec::from_micros(m.until)
                     .checked_sub(self.settings.overlap)
@@ -74,15 +81,21 @@ impl Pass<'_> {
                 (since, now.max(codec::from_micros(m.until)), m.cursor)
             }
             None => (
-                now.checked_sub(self.settings.first_window).unwrap_or(SystemTime::UNIX_EPOCH),
+                now.checked_sub(self.settings.first_window)
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
                 now,
                 None,
             ),
         };
         let mut report = PassReport::start(name, now, since, until);
-        let oldest = now.checked_sub(self.source.horizon()).unwrap_or(SystemTime::UNIX_EPOCH);
+        let oldest = now
+            .checked_sub(self.source.horizon())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         if since < oldest {
-            report.gaps.push(Gap { from: since, to: oldest });
+            report.gaps.push(Gap {
+                from: since,
+                to: oldest,
+            });
             since = oldest;
             cursor = None;
             report.since = since;
@@ -104,10 +117,18 @@ impl Pass<'_> {
                 report.error = Some("lost the leadership".into());
                 break;
             }
-            let request = PollRequest::new(since, until, mark.cursor.as_deref(), self.settings.page_size);
+            let request = PollRequest::new(
+                since,
+                until,
+                mark.cursor.as_deref(),
+                self.settings.page_size,
+            );
             let page = match self.source.poll(request).await {
                 Ok(page) => page,
-                Err(error) => match self.handle_error(&mut report, error, &mut failures, &mut rate_waits).await {
+                Err(error) => match self
+                    .handle_error(&mut report, error, &mut failures, &mut rate_waits)
+                    .await
+                {
                     Next::Again => continue,
                     Next::Restart => {
                         // The provider dropped what lay before its horizon: report the stretch
@@ -118,11 +139,17 @@ impl Pass<'_> {
                             .now()
                             .checked_sub(self.source.horizon())
                             .unwrap_or(SystemTime::UNIX_EPOCH);
-                        if report.gaps.iter().any(|g| g.to >= oldest) || mark.cursor.is_none() && since >= oldest {
-                            report.error = Some("the provider reports a gap it keeps reporting".into());
+                        if report.gaps.iter().any(|g| g.to >= oldest)
+                            || mark.cursor.is_none() && since >= oldest
+                        {
+                            report.error =
+                                Some("the provider reports a gap it keeps reporting".into());
                             break;
                         }
-                        report.gaps.push(Gap { from: since, to: oldest.max(since) });
+                        report.gaps.push(Gap {
+                            from: since,
+                            to: oldest.max(since),
+                        });
                         since = oldest.max(since);
                         report.since = since;
                         mark.since = codec::to_micros(since);
@@ -176,7 +203,9 @@ impl Pass<'_> {
                     Stored::Refused => report.seen -= 1,
                 },
                 Change::Redeliver { id, handle } => {
-                    let known = self.retrying(|| self.log.get(self.source.name(), id)).await?;
+                    let known = self
+                        .retrying(|| self.log.get(self.source.name(), id))
+                        .await?;
                     if known.is_some() {
                         report.known += 1;
                     } else if redelivered.insert(id.to_string()) {
@@ -193,7 +222,10 @@ impl Pass<'_> {
 
     async fn store(&self, fetched: &FetchedEvent) -> Result<Stored, String> {
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         let event = RawEvent {
             id: fetched.id.clone(),
             source: self.source.name().to_owned(),
@@ -202,7 +234,11 @@ impl Pass<'_> {
             body: fetched.body.clone(),
             event_type: fetched.event_type.clone(),
             origin: Origin::Reconciliation,
-            ordering: self.settings.ordering.as_ref().and_then(|extract| extract(fetched)),
+            ordering: self
+                .settings
+                .ordering
+                .as_ref()
+                .and_then(|extract| extract(fetched)),
         };
         let mut attempt = 0u32;
         loop {
@@ -228,9 +264,14 @@ impl Pass<'_> {
         loop {
             match self.source.redeliver(handle).await {
                 Ok(()) => return Ok(()),
-                Err(error) => match self.handle_error(report, error, &mut failures, &mut rate_waits).await {
+                Err(error) => match self
+                    .handle_error(report, error, &mut failures, &mut rate_waits)
+                    .await
+                {
                     Next::Again => continue,
-                    Next::Restart => return Err("a redelivery was refused as beyond the horizon".into()),
+                    Next::Restart => {
+                        return Err("a redelivery was refused as beyond the horizon".into())
+                    }
                     Next::Stop(message) => return Err(message),
                 },
             }
@@ -273,7 +314,11 @@ impl Pass<'_> {
                 let wait = retry_after
                     .unwrap_or_else(|| self.settings.backoff(*rate_waits))
                     .min(self.settings.max_wait);
-                tracing::info!(source = self.source.name(), ?wait, "rate limited by the provider; waiting as told");
+                tracing::info!(
+                    source = self.source.name(),
+                    ?wait,
+                    "rate limited by the provider; waiting as told"
+                );
                 tokio::time::sleep(wait).await;
                 Next::Again
             }
@@ -312,9 +357,18 @@ mod tests {
 
     #[test]
     fn a_mark_round_trips_and_a_foreign_one_is_ignored() {
-        let mark = Mark { v: 1, since: 1, until: 2, cursor: Some("c".into()), done: true };
+        let mark = Mark {
+            v: 1,
+            since: 1,
+            until: 2,
+            cursor: Some("c".into()),
+            done: true,
+        };
         let back = Mark::parse(&mark.text()).expect("parses");
-        assert_eq!((back.since, back.until, back.cursor.as_deref(), back.done), (1, 2, Some("c"), true));
+        assert_eq!(
+            (back.since, back.until, back.cursor.as_deref(), back.done),
+            (1, 2, Some("c"), true)
+        );
         assert!(Mark::parse("{\"v\":9}").is_none());
         assert!(Mark::parse("not json").is_none());
     }

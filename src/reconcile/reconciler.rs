@@ -87,7 +87,11 @@ impl ReconcilerBuilder {
 
     /// The share of the interval a wait may be shortened by, `0.0..=0.5` (default `0.1`).
     pub fn jitter(mut self, jitter: f64) -> Self {
-        self.settings.jitter = if jitter.is_finite() { jitter.clamp(0.0, 0.5) } else { 0.1 };
+        self.settings.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 0.5)
+        } else {
+            0.1
+        };
         self
     }
 
@@ -174,7 +178,14 @@ impl ReconcilerBuilder {
 impl fmt::Debug for ReconcilerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReconcilerBuilder")
-            .field("sources", &self.sources.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>())
+            .field(
+                "sources",
+                &self
+                    .sources
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -242,7 +253,10 @@ impl Reconciler {
     /// A reconciler storing into `log` (the push path's queue) with its checkpoints in
     /// `checkpoints` (usually the same backend's queue: every backend's queue type
     /// implements both).
-    pub fn builder(log: Arc<dyn EventLog>, checkpoints: Arc<dyn CheckpointStore>) -> ReconcilerBuilder {
+    pub fn builder(
+        log: Arc<dyn EventLog>,
+        checkpoints: Arc<dyn CheckpointStore>,
+    ) -> ReconcilerBuilder {
         ReconcilerBuilder {
             log,
             checkpoints,
@@ -266,7 +280,11 @@ impl Reconciler {
 
     /// The names of the sources, in the order they were added.
     pub fn source_names(&self) -> Vec<String> {
-        self.inner.sources.iter().map(|s| s.name().to_owned()).collect()
+        self.inner
+            .sources
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect()
     }
 
     /// The last report of each source this reconciler ran, by source name.
@@ -317,7 +335,11 @@ impl Reconciler {
                 return Ok(Some(leadership));
             }
             tracing::warn!(source = name, "reconciliation leadership lost");
-            self.inner.leaders.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+            self.inner
+                .leaders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
         }
         let Some(leadership) = self.inner.checkpoints.try_lead(name).await? else {
             return Ok(None);
@@ -380,7 +402,11 @@ impl Reconciler {
         shutdown.await;
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-        self.inner.leaders.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inner
+            .leaders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     async fn schedule(&self, name: String) {
@@ -394,7 +420,10 @@ impl Reconciler {
                 Ok(PassOutcome::NotLeader) => self.inner.settings.next_in(),
                 Ok(PassOutcome::Ran(_)) | Err(_) => {
                     failures += 1;
-                    self.inner.settings.backoff(failures).min(self.inner.settings.every)
+                    self.inner
+                        .settings
+                        .backoff(failures)
+                        .min(self.inner.settings.every)
                 }
             };
             tokio::time::sleep(wait).await;
@@ -408,7 +437,11 @@ impl Reconciler {
         let join = tokio::spawn(self.run(async move {
             let _ = stopped.await;
         }));
-        ReconcilerHandle { stop: Some(stop), join, reconciler }
+        ReconcilerHandle {
+            stop: Some(stop),
+            join,
+            reconciler,
+        }
     }
 }
 

@@ -48,7 +48,12 @@ pub struct PassReport {
 }
 
 impl PassReport {
-    pub(crate) fn start(source: &str, started_at: SystemTime, since: SystemTime, until: SystemTime) -> Self {
+    pub(crate) fn start(
+        source: &str,
+        started_at: SystemTime,
+        since: SystemTime,
+        until: SystemTime,
+    ) -> Self {
         Self {
             source: source.to_owned(),
             started_at,

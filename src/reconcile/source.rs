@@ -68,8 +68,18 @@ pub struct PollRequest<'a> {
 
 impl<'a> PollRequest<'a> {
     /// A request for the window `[since, until]` from `cursor`.
-    pub fn new(since: SystemTime, until: SystemTime, cursor: Option<&'a str>, limit: usize) -> Self {
-        Self { since, until, cursor, limit }
+    pub fn new(
+        since: SystemTime,
+        until: SystemTime,
+        cursor: Option<&'a str>,
+        limit: usize,
+    ) -> Self {
+        Self {
+            since,
+            until,
+            cursor,
+            limit,
+        }
     }
 }
 
@@ -88,12 +98,20 @@ pub struct Page {
 impl Page {
     /// A page of `changes` continued at `cursor`.
     pub fn more(changes: Vec<Change>, cursor: impl Into<String>) -> Self {
-        Self { changes, cursor: Some(cursor.into()), done: false }
+        Self {
+            changes,
+            cursor: Some(cursor.into()),
+            done: false,
+        }
     }
 
     /// The last page of a window, carrying `cursor` to the next window.
     pub fn last(changes: Vec<Change>, cursor: Option<String>) -> Self {
-        Self { changes, cursor, done: true }
+        Self {
+            changes,
+            cursor,
+            done: true,
+        }
     }
 }
 
@@ -130,7 +148,12 @@ pub struct FetchedEvent {
 impl FetchedEvent {
     /// An event `id` with `body`.
     pub fn new(id: impl Into<EventId>, body: impl Into<Bytes>) -> Self {
-        Self { id: id.into(), event_type: None, occurred_at: None, body: body.into() }
+        Self {
+            id: id.into(),
+            event_type: None,
+            occurred_at: None,
+            body: body.into(),
+        }
     }
 
     /// Sets the event type.

@@ -76,6 +76,9 @@ impl CheckpointStore for MemoryQueue {
         if !lock(&leaders).insert(name.to_owned()) {
             return Ok(None);
         }
-        Ok(Some(Box::new(Held { name: name.to_owned(), leaders })))
+        Ok(Some(Box::new(Held {
+            name: name.to_owned(),
+            leaders,
+        })))
     }
 }
