@@ -280,6 +280,8 @@ struct Inner {
     completions: Batcher<idempotency::CompleteOp>,
     wake: wake::WakeSource,
     closed: AtomicBool,
+    /// Reconciliation leaderships being released.
+    releases: reconcile_sources::Releases,
 }
 
 impl PgStore {
@@ -323,6 +325,7 @@ impl PgStore {
                 shared,
                 schema,
                 closed: AtomicBool::new(false),
+                releases: reconcile_sources::Releases::default(),
             }),
         })
     }

@@ -25,13 +25,18 @@
 //! [`holds`](Leadership::holds) runs `SELECT 1` on that connection (a session never loses a
 //! session lock it did not release, so a live session is a held lock), answering `false` if
 //! it fails or takes longer than [`HOLDS_TIMEOUT`]; a connection that failed once is closed,
-//! so the lock is surely released. Dropping the leadership closes its connection, which ends
-//! the session on the server and releases the lock; a process that dies (even by `SIGKILL`)
-//! loses its connection the same way, and the next `try_lead` of another process takes the
-//! source over.
+//! so the lock is surely released. Dropping the leadership releases the lock and closes its
+//! connection: on a task that runs `pg_advisory_unlock` and then closes the connection
+//! (without a runtime, the connection is simply dropped, which ends the session and its
+//! lock). Until that task is done, a `try_lead` of the same name in this process waits for it
+//! (at most [`HOLDS_TIMEOUT`]), so the next try after a drop takes the source. A process that
+//! dies (even by `SIGKILL`) loses its connection, the server ends its session and the lock,
+//! and the next `try_lead` of another process takes the source over.
 //!
 //! [`PoolConnection::detach`]: sqlx::pool::PoolConnection::detach
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,6 +74,28 @@ const REPORTS: &str = "SELECT name, report FROM {schema}.hookdock_reconcile_sour
 /// $1 the lock's name: whether this session took it.
 const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
 
+/// $1 the lock's name.
+const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
+
+/// The releases under way in this process, by lock name: each resolves (its sender is
+/// dropped) once the lock is released.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Releases(Arc<Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>>);
+
+impl Releases {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::sync::watch::Receiver<()>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits (at most [`HOLDS_TIMEOUT`]) for a release of `lock` under way.
+    async fn wait(&self, lock: &str) {
+        let pending = self.map().get(lock).cloned();
+        if let Some(mut rx) = pending {
+            let _ = tokio::time::timeout(HOLDS_TIMEOUT, rx.changed()).await;
+        }
+    }
+}
+
 /// The statements of reconciliation for one schema.
 #[derive(Debug, Clone)]
 pub(super) struct Statements {
@@ -100,8 +127,42 @@ fn sql(queue: &PgQueue) -> &Statements {
 #[derive(Debug)]
 struct Held {
     name: String,
+    /// The advisory lock's name.
+    lock: String,
     /// `None` once a check failed and the connection was closed.
     conn: tokio::sync::Mutex<Option<PgConnection>>,
+    releases: Releases,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.get_mut().take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Dropping the connection ends the session, and the lock with it.
+            return;
+        };
+        let (done, pending) = tokio::sync::watch::channel(());
+        self.releases
+            .map()
+            .insert(self.lock.clone(), pending.clone());
+        let (lock, releases) = (self.lock.clone(), self.releases.clone());
+        runtime.spawn(async move {
+            let unlock = sqlx::query(UNLOCK).bind(&lock).execute(&mut conn);
+            if tokio::time::timeout(HOLDS_TIMEOUT, unlock)
+                .await
+                .is_ok_and(|r| r.is_ok())
+            {
+                let _ = tokio::time::timeout(HOLDS_TIMEOUT, sqlx::Connection::close(conn)).await;
+            }
+            let mut map = releases.map();
+            if map.get(&lock).is_some_and(|rx| rx.same_channel(&pending)) {
+                map.remove(&lock);
+            }
+            drop(done);
+        });
+    }
 }
 
 #[async_trait]
@@ -193,6 +254,8 @@ impl CheckpointStore for PgQueue {
         key::validate_source(name)?;
         self.store().check_open()?;
         let lock = format!("{}{name}", sql(self).lock_prefix);
+        let releases = &self.store().inner.releases;
+        releases.wait(&lock).await;
         let mut conn = self.store().pool().acquire().await?;
         let taken = sqlx::query_scalar::<_, bool>(TRY_LOCK)
             .bind(&lock)
@@ -203,7 +266,9 @@ impl CheckpointStore for PgQueue {
             Ok(false) => Ok(None),
             Ok(true) => Ok(Some(Box::new(Held {
                 name: name.to_owned(),
+                lock,
                 conn: tokio::sync::Mutex::new(Some(conn.detach())),
+                releases: releases.clone(),
             }))),
             Err(e) => {
                 // Whether the lock was taken is unknown: close the session, so it is not.
