@@ -65,7 +65,10 @@ impl ChangeSource for Generated {
 
     async fn poll(&self, request: PollRequest<'_>) -> Result<Page, PollError> {
         // Newest first: index 0 is the newest; the cursor is the next index.
-        let start: usize = request.cursor.map_or(Ok(0), str::parse).map_err(PollError::transient)?;
+        let start: usize = request
+            .cursor
+            .map_or(Ok(0), str::parse)
+            .map_err(PollError::transient)?;
         let end = (start + request.limit).min(self.n);
         let changes = (start..end)
             .map(|i| {
@@ -110,7 +113,10 @@ fn child() -> BoxResult<()> {
         let queue = Arc::new(store.queue(QueueOptions::default()));
         let now = SystemTime::now();
         let reconciler = Reconciler::builder(queue.clone(), queue.clone())
-            .source(Generated { n, end: now - Duration::from_secs(1) })
+            .source(Generated {
+                n,
+                end: now - Duration::from_secs(1),
+            })
             // The whole generated history is inside the first window.
             .first_window(Duration::from_millis(n as u64) + Duration::from_secs(60))
             .build();
@@ -118,7 +124,9 @@ fn child() -> BoxResult<()> {
         let outcome = reconciler.run_once("stripe").await?;
         let secs = started.elapsed().as_secs_f64();
         let PassOutcome::Ran(report) = outcome else {
-            return Err::<String, Box<dyn std::error::Error + Send + Sync>>("not the leader".into());
+            return Err::<String, Box<dyn std::error::Error + Send + Sync>>(
+                "not the leader".into(),
+            );
         };
         if report.recovered != n as u64 || !report.completed() {
             return Err(format!("the pass stored {} of {n}: {report:?}", report.recovered).into());
@@ -158,7 +166,8 @@ fn driver() -> BoxResult<()> {
     let large = env_usize("HOOKDOCK_RECONCILE_LARGE", 1_000_000);
     let rounds = env_usize("HOOKDOCK_RECONCILE_ROUNDS", 3).max(1);
     println!("reconcile: one pass of {small} and of {large} generated changes into SQLite, {rounds} round(s)");
-    let (mut small_rate, mut small_rss, mut large_rate, mut large_rss) = (vec![], vec![], vec![], vec![]);
+    let (mut small_rate, mut small_rss, mut large_rate, mut large_rss) =
+        (vec![], vec![], vec![], vec![]);
     for round in 1..=rounds {
         let (sr, sm) = run(small)?;
         let (lr, lm) = run(large)?;
@@ -170,9 +179,17 @@ fn driver() -> BoxResult<()> {
         large_rate.push(lr);
         large_rss.push(lm);
     }
-    let (sr, sm, lr, lm) = (median(small_rate), median(small_rss), median(large_rate), median(large_rss));
+    let (sr, sm, lr, lm) = (
+        median(small_rate),
+        median(small_rss),
+        median(large_rate),
+        median(large_rss),
+    );
     println!("median: {small}: {sr:.0} changes/s, peak RSS {sm:.0} KiB");
     println!("median: {large}: {lr:.0} changes/s, peak RSS {lm:.0} KiB");
-    println!("peak RSS {large} over {small}: {:.3}x (goal: <= 1.10x)", lm / sm);
+    println!(
+        "peak RSS {large} over {small}: {:.3}x (goal: <= 1.10x)",
+        lm / sm
+    );
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! in them keeps its meaning: the same checks on hookdock 0.1's SQLite file and PostgreSQL dump
 //! (schema version 1, `tests/data/v1/`) and on SQLite files of schema versions 2, 3 and 4
 //! (`tests/data/v2/` to `tests/data/v4/`). On SQLite, the migrated records are also read
-//! through the event log (schema version 4), and ordering keys work on them (version 5).
+//! through the event log (schema version 4), ordering keys work on them (version 5), and so
+//! does reconciliation's checkpoint store (version 6), also on a version 5 file.
 //!
 //! The PostgreSQL half needs `HOOKDOCK_TEST_POSTGRES_URL` (see `tests/postgres_support`).
 
@@ -181,12 +182,13 @@ async fn migrate_sqlite_fixture(fixture: &str) {
         ["o-1"],
         "one event of the key, the earlier position"
     );
+    check_checkpoints(&queue).await;
     store.close().await;
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let unkeyed: i64 = conn
         .query_row(
             "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
@@ -238,6 +240,44 @@ async fn a_version_4_sqlite_file_is_migrated() {
         "/tests/data/v4/hookdock.db"
     ))
     .await;
+}
+
+/// Reconciliation's checkpoints and leadership work on a migrated file.
+async fn check_checkpoints(queue: &hookdock::store::sqlite::SqliteQueue) {
+    use hookdock::store::CheckpointStore;
+    assert_eq!(queue.checkpoint("stripe").await.unwrap(), None);
+    queue.save_checkpoint("stripe", "{\"at\":1}").await.unwrap();
+    assert_eq!(
+        queue.checkpoint("stripe").await.unwrap().as_deref(),
+        Some("{\"at\":1}")
+    );
+    assert!(queue.reports().await.unwrap().is_empty());
+    let held = queue.try_lead("stripe").await.unwrap();
+    assert!(held.is_some(), "nobody leads a source on a fresh open");
+}
+
+/// A version 5 file (the version 4 fixture as version 5 code left it: the migration to 6
+/// only adds `hookdock_reconcile_sources`, so dropping that table and setting the version
+/// back gives the same file) is migrated, and checked like the others.
+#[tokio::test]
+async fn a_version_5_sqlite_file_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v4/hookdock.db"),
+        &path,
+    )
+    .unwrap();
+    SqliteStore::open(&path, SqliteOptions::new().clock(clock()))
+        .unwrap()
+        .close()
+        .await;
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE hookdock_reconcile_sources; PRAGMA user_version = 5;")
+            .unwrap();
+    }
+    migrate_sqlite_fixture(path.to_str().unwrap()).await;
 }
 
 /// The migration to version 4 only adds columns and a table: the records keep their ids
@@ -320,7 +360,7 @@ async fn a_version_1_postgres_schema_is_migrated() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     // Version 4's health row is there: the readiness probe writes on a migrated schema.
     queue
         .check_writable()

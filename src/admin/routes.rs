@@ -257,14 +257,18 @@ pub(super) async fn reconcile(
     match reconciler.run_once(&source).await {
         Ok(PassOutcome::Ran(report)) => {
             tracing::info!(%source, recovered = report.recovered, "admin: reconciliation pass run");
-            Ok(Json(SourceReport { recovery_rate: report.recovery_rate(), report }).into_response())
+            Ok(Json(SourceReport {
+                recovery_rate: report.recovery_rate(),
+                report,
+            })
+            .into_response())
         }
         Ok(_) => Err(ApiError::Conflict(format!(
             "another process leads the reconciliation of {source:?}"
         ))),
-        Err(ReconcileError::UnknownSource(name)) => {
-            Err(ApiError::NotFound(format!("no reconciliation source named {name:?}")))
-        }
+        Err(ReconcileError::UnknownSource(name)) => Err(ApiError::NotFound(format!(
+            "no reconciliation source named {name:?}"
+        ))),
         Err(ReconcileError::Store(error)) => Err(error.into()),
         Err(error) => Err(ApiError::BadRequest(error.to_string())),
     }

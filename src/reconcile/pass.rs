@@ -216,7 +216,9 @@ impl Pass<'_> {
                 continue;
             };
             report.seen += 1;
-            let known = self.retrying(|| self.log.get(self.source.name(), id)).await?;
+            let known = self
+                .retrying(|| self.log.get(self.source.name(), id))
+                .await?;
             if known.is_some() {
                 report.known += 1;
             } else if redelivered.insert(id.to_string()) {

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use crate::clock::FakeClock;
 use crate::store::{
-    EventLog, IdempotencyStore, MemoryIdempotencyStore, MemoryQueue, MemoryStore, QueueOptions,
-    StoreError,
+    CheckpointStore, EventLog, IdempotencyStore, MemoryIdempotencyStore, MemoryQueue, MemoryStore,
+    QueueOptions, StoreError,
 };
 
 /// What a check opens a store with: the clock it reads (a [`FakeClock`] the check moves by
@@ -67,8 +67,8 @@ pub struct Settings {
 /// ```
 #[async_trait]
 pub trait StoreHarness: Send + Sync + 'static {
-    /// The queue under test, with its event log.
-    type Queue: EventLog;
+    /// The queue under test, with its event log and reconciliation's checkpoint store.
+    type Queue: EventLog + CheckpointStore;
     /// The idempotency store under test.
     type Idempotency: IdempotencyStore;
     /// What a store is opened on: a temporary file, a fresh schema or table prefix on a
@@ -100,7 +100,15 @@ pub trait StoreHarness: Send + Sync + 'static {
     }
 }
 
-/// Runs another harness's backend behind `Arc<dyn EventLog>` (a [`Queue`](crate::store::Queue)) and
+/// An [`EventLog`] (a [`Queue`](crate::store::Queue)) that is also a [`CheckpointStore`], as
+/// one trait object: what [`DynHarness`] runs a backend's queue behind. Implemented for every
+/// type that is both.
+pub trait LogAndCheckpoints: EventLog + CheckpointStore {}
+
+impl<T: EventLog + CheckpointStore + ?Sized> LogAndCheckpoints for T {}
+
+/// Runs another harness's backend behind `Arc<dyn LogAndCheckpoints>` (its
+/// [`EventLog`], [`Queue`](crate::store::Queue) and [`CheckpointStore`]) and
 /// `Arc<dyn IdempotencyStore>`,
 /// to check that the trait objects (and the `Arc` forwarding) keep the contracts too.
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,7 +116,7 @@ pub struct DynHarness<H>(pub H);
 
 #[async_trait]
 impl<H: StoreHarness> StoreHarness for DynHarness<H> {
-    type Queue = Arc<dyn EventLog>;
+    type Queue = Arc<dyn LogAndCheckpoints>;
     type Idempotency = Arc<dyn IdempotencyStore>;
     type Storage = H::Storage;
 

@@ -21,13 +21,16 @@
 //!
 //! The suites: [`queue_suite`] (the queue contract), [`idempotency_suite`] (the idempotency
 //! contract), [`record_suite`] (what the two share: one record per key, retention, the
-//! key rules, times) and [`log_suite`] (the event log contract: listing, history, counts,
-//! retention, replay jobs). Each check is also a plain `pub async fn` you can call from a test of
+//! key rules, times), [`log_suite`] (the event log contract: listing, history, counts,
+//! retention, replay jobs), [`ordering_suite`] (ordering keys) and [`checkpoint_suite`] (the
+//! [`CheckpointStore`](crate::store::CheckpointStore) contract: checkpoints, reports,
+//! leadership). Each check is also a plain `pub async fn` you can call from a test of
 //! your own; a check panics (fails the test) with a message naming the clause it found
 //! broken. The macro is generated from the suites, so every check runs.
 
 pub use crate::clock::FakeClock;
 
+pub mod checkpoint_suite;
 pub mod fake;
 mod harness;
 pub mod idempotency_suite;
@@ -43,14 +46,14 @@ mod sign;
 mod sns;
 mod suite;
 
-pub use harness::{DynHarness, MemoryHarness, Settings, StoreHarness};
+pub use harness::{DynHarness, LogAndCheckpoints, MemoryHarness, Settings, StoreHarness};
 pub use sign::{DeliveryBuilder, SignedDelivery, Signer};
 #[cfg(feature = "aws-sns")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-sns")))]
 pub use sns::{RecordingConfirmer, SnsSigner, StaticCertificates};
 
 /// Expands every check of every conformance suite into a `#[tokio::test]`, in one module per
-/// suite (`queue`, `idempotency`, `records`, `log`), each evaluating `$harness` (an expression giving
+/// suite (`queue`, `idempotency`, `records`, `log`, `ordering`, `checkpoints`), each evaluating `$harness` (an expression giving
 /// a [`StoreHarness`]; items of the calling module are in scope).
 ///
 /// The calling crate needs `tokio` (with the `macros` and `rt-multi-thread` features) among
@@ -83,6 +86,11 @@ macro_rules! store_conformance {
             #[allow(unused_imports)]
             use super::*;
             $crate::__ordering_checks!($harness);
+        }
+        mod checkpoints {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__checkpoint_checks!($harness);
         }
     };
 }

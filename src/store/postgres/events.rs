@@ -138,6 +138,7 @@ pub(super) struct Statements {
     pub(super) log: super::log::Statements,
     pub(super) jobs: super::replay_jobs::Statements,
     pub(super) order: super::order_keys::Statements,
+    pub(super) reconcile: super::reconcile_sources::Statements,
 }
 
 impl Statements {
@@ -153,6 +154,7 @@ impl Statements {
             log: super::log::Statements::new(schema),
             jobs: super::replay_jobs::Statements::new(schema),
             order: super::order_keys::Statements::new(schema),
+            reconcile: super::reconcile_sources::Statements::new(schema),
         }
     }
 }

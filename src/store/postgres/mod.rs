@@ -35,6 +35,7 @@
 //! | `hookdock_queue` | the state of the record with the same `id` | `state` (0 waiting, 1 leased, 2 dead, 3 handled, 4 holds only a claim, 5 stale), `available_at` (retry time, lease expiry, or when a handled record is forgotten), `attempts`, `lease_token`, `last_error`, `dead_reason`; the dedupe claim: `claim_token`, `claim_done`, `claim_until`, `fingerprint`, `result`; the log's history: `origin` (0 push, 1 replay, 2 reconciliation), `first_attempt_at`, `last_attempt_at`, `done_at`, `replays`, `forced_replays` |
 //! | `hookdock_order_keys` | [ordering key](crate::ordering) seen, kept after its events are forgotten (migration 5) | `(source, order_key)` primary key, `active` (the id of its one pending record that is leased or waiting at its own time), `watermark` (the largest position acked) |
 //! | `hookdock_replay_jobs` | durable replay job | `filter` (JSON), `forced`, `state` (0 running, 1 finished, 2 cancelled), `through`, `after` (the cursor), `total`, `replayed`, `skipped` |
+//! | `hookdock_reconcile_sources` | [reconciliation](crate::reconcile) source (migration 6) | `name` primary key, `checkpoint` (`BYTEA`: the reconciler's opaque checkpoint, byte for byte), `checkpoint_at`, `report` (the last [`PassReport`](crate::reconcile::PassReport) as JSON), `report_at` |
 //! | `hookdock_health` | nothing: one row, rewritten by [`check_writable`](crate::store::Queue::check_writable) (migration 4) | `probed_at` (the last probe) |
 //! | `hookdock_migrations` | applied migration | `version`, `checksum` |
 //!
@@ -105,6 +106,15 @@
 //!   but unchanged and settles it under its key right after: dead-lettered on its last
 //!   attempt, made to wait behind an earlier record that arrived while it was leased, or
 //!   leased again. Each lease of a keyed event returns its key's watermark.
+//! - **Reconciliation** ([`CheckpointStore`](crate::store::CheckpointStore) for
+//!   [`PgQueue`]): a checkpoint or a report is one upsert into `hookdock_reconcile_sources`.
+//!   The leadership of a source is a session-level advisory lock,
+//!   `pg_try_advisory_lock(hashtextextended('hookdock.reconcile:<schema>:<name>', 0))`, held
+//!   by a connection taken out of the pool for the leader alone; its
+//!   [`holds`](crate::store::Leadership::holds) is a `SELECT 1` on that connection. Dropping
+//!   the leadership closes the connection, and a leader that dies loses it: either way the
+//!   server releases the lock and another process's next try takes the source over. One
+//!   pooled connection per source led is out of the pool for as long as it is led.
 //! - [`PgIdempotencyStore::complete_in`] completes a claim inside the application's own
 //!   transaction, so a handler whose effect is in the same database applies it exactly once
 //!   even if its process dies at any point.
@@ -146,6 +156,7 @@ mod idempotency;
 mod log;
 mod order_keys;
 mod queue;
+mod reconcile_sources;
 mod replay_jobs;
 mod schema;
 mod wake;
@@ -269,6 +280,8 @@ struct Inner {
     completions: Batcher<idempotency::CompleteOp>,
     wake: wake::WakeSource,
     closed: AtomicBool,
+    /// Reconciliation leaderships being released.
+    releases: reconcile_sources::Releases,
 }
 
 impl PgStore {
@@ -312,6 +325,7 @@ impl PgStore {
                 shared,
                 schema,
                 closed: AtomicBool::new(false),
+                releases: reconcile_sources::Releases::default(),
             }),
         })
     }

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_hookdock_ordering.sql",
         sql: include_str!("../../../migrations/postgres/0005_hookdock_ordering.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_hookdock_reconcile_sources.sql",
+        sql: include_str!("../../../migrations/postgres/0006_hookdock_reconcile_sources.sql"),
+    },
 ];
 
 /// The longest schema name accepted: the notification channel `hookdock_<schema>` must fit

@@ -107,9 +107,9 @@
 //!
 //! # Schema
 //!
-//! Schema version 5, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
-//! empty file, migrates a version 1 file (hookdock 0.1), a version 2, 3 or 4 file in one
-//! transaction (versions 3 to 5 only add columns, an index and tables: no row is rewritten),
+//! Schema version 6, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
+//! empty file, migrates a version 1 file (hookdock 0.1), a version 2, 3, 4 or 5 file in one
+//! transaction (versions 3 to 6 only add columns, an index and tables: no row is rewritten),
 //! and refuses a file with a newer version. Times are Unix microseconds.
 //!
 //! `hookdock_events`: one record per key, `(source, event_id)`: the stored event with its
@@ -186,6 +186,22 @@
 //! | `total`, `replayed`, `skipped` | `INTEGER` | matching events at creation; made ready; left alone |
 //! | `created_at`, `updated_at` | `INTEGER` | times |
 //!
+//! `hookdock_reconcile_sources` (version 6): where [reconciliation](crate::reconcile) is,
+//! one row per source; [`SqliteQueue`] is its
+//! [`CheckpointStore`](crate::store::CheckpointStore). Both saves go through the writer
+//! and its group commit like any write. Leadership of a source needs no row: this process is
+//! the file's only writer (see *One store per file*), so the store keeps the names led in
+//! memory, one leader per name among all of its queues, released when the
+//! [`Leadership`](crate::store::Leadership) is dropped.
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `name` | `TEXT PRIMARY KEY` | the source's name |
+//! | `checkpoint` | `TEXT` | the reconciler's checkpoint, opaque, byte for byte; `NULL` before the first |
+//! | `checkpoint_at` | `INTEGER` | when it was saved |
+//! | `report` | `TEXT` | the last [`PassReport`](crate::reconcile::PassReport), as JSON |
+//! | `report_at` | `INTEGER` | when it was saved |
+//!
 //! `hookdock_state`: a single row with the next message id, the next fencing token and the
 //! number of waiting messages (what the depth limit counts), read and written inside each
 //! write transaction, and recomputed from the records at every open; and `keyed_through`,
@@ -210,6 +226,7 @@ mod order_keys;
 mod probe;
 mod queue;
 mod reader;
+mod reconcile_sources;
 mod replay_jobs;
 mod schema;
 mod tail;
@@ -260,6 +277,8 @@ struct Inner {
     closed: AtomicBool,
     counters: Arc<engine::Counters>,
     signal: Signal,
+    /// The reconciliation sources led in this process.
+    leaders: reconcile_sources::Leaders,
 }
 
 impl SqliteStore {
@@ -312,6 +331,7 @@ impl SqliteStore {
                 closed: AtomicBool::new(false),
                 counters,
                 signal: Signal::default(),
+                leaders: reconcile_sources::Leaders::default(),
             }),
         })
     }
@@ -350,6 +370,11 @@ impl SqliteStore {
 
     fn retention(&self) -> i64 {
         self.inner.retention
+    }
+
+    /// The set of reconciliation sources led in this process, shared by every queue.
+    fn leaders(&self) -> reconcile_sources::Leaders {
+        Arc::clone(&self.inner.leaders)
     }
 
     /// Wakes this process's idle workers.

@@ -500,6 +500,7 @@ async fn every_statement_uses_an_index() {
         .collect();
     all.extend(log::all_sql());
     all.extend(replay_jobs::all_sql());
+    all.extend(reconcile_sources::all_sql());
     for sql in &all {
         let plan = query_plan(&conn, sql);
         for step in &plan {
@@ -553,6 +554,7 @@ async fn event_log_reads_take_their_documented_paths() {
     for sql in log::scanning_sql()
         .into_iter()
         .chain(replay_jobs::scanning_sql())
+        .chain(reconcile_sources::scanning_sql())
     {
         assert!(!query_plan(&conn, &sql).is_empty(), "{sql}");
     }
