@@ -35,6 +35,14 @@
 //! `HOOKDOCK_WORKER_CONCURRENCY`, `HOOKDOCK_ADMIN`, `HOOKDOCK_ADMIN_TOKEN`,
 //! `HOOKDOCK_ADMIN_READ_TOKEN`) are listed in `examples/demo/worker.rs`.
 //!
+//! Built with `--features reconcile`, it also reconciles: with `HOOKDOCK_STRIPE_API_KEY`
+//! (and `HOOKDOCK_STRIPE_API_BASE`), or `HOOKDOCK_GITHUB_TOKEN` with `HOOKDOCK_GITHUB_HOOK`
+//! (`owner/repo/hook_id`, and `HOOKDOCK_GITHUB_API_BASE`), a pass every
+//! `HOOKDOCK_RECONCILE_EVERY` seconds (default 900) stores what the push routes missed into
+//! the same queue (GitHub: asks for it again); `GET /admin/stats` shows each source's last
+//! report and recovery rate, `POST /admin/reconcile/{source}` runs a pass now. The variables
+//! are listed in `examples/demo/reconcile.rs`.
+//!
 //! Configuration, from the environment:
 //!
 //! | variable | default |
@@ -82,6 +90,9 @@
 mod config;
 #[path = "demo/worker.rs"]
 mod demo;
+#[cfg(feature = "reconcile")]
+#[path = "demo/reconcile.rs"]
+mod reconcile;
 
 use std::error::Error;
 use std::sync::Arc;
@@ -95,7 +106,7 @@ use hookdock::scheme::Preset;
 use hookdock::serve::serve;
 use hookdock::store::sqlite::{SqliteOptions, SqliteStore};
 use hookdock::store::IdempotencyStore;
-use hookdock::store::{EventLog, Queue, QueueOptions};
+use hookdock::store::{CheckpointStore, EventLog, Queue, QueueOptions};
 use hookdock::verify::VerifyLayer;
 use tower::ServiceBuilder;
 
@@ -108,6 +119,9 @@ use config::{Config, Route};
 struct Storage {
     log: Arc<dyn EventLog>,
     dedupe: Arc<dyn IdempotencyStore>,
+    /// Reconciliation's checkpoints, reports and leadership (used with `reconcile`).
+    #[cfg_attr(not(feature = "reconcile"), allow(dead_code))]
+    checkpoints: Arc<dyn CheckpointStore>,
     /// What the banner says about it.
     describe: String,
     closer: Closer,
@@ -171,6 +185,7 @@ fn open_sqlite(config: &Config) -> Result<Storage, Box<dyn Error>> {
     Ok(Storage {
         log: Arc::new(store.queue(queue_options(config))),
         dedupe: Arc::new(store.idempotency()),
+        checkpoints: Arc::new(store.queue(queue_options(config))),
         describe: format!("SQLite {}", config.db),
         closer: Closer::Sqlite(store),
     })
@@ -224,6 +239,7 @@ async fn open_postgres(config: &Config, url: &str) -> Result<Storage, Box<dyn Er
     Ok(Storage {
         log: Arc::new(store.queue(queue_options(config))),
         dedupe: Arc::new(store.idempotency()),
+        checkpoints: Arc::new(store.queue(queue_options(config))),
         describe: format!("PostgreSQL {shown}, schema {}", config.database_schema),
         closer: Closer::Postgres(store),
     })
@@ -361,9 +377,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .await
         .map_err(|e| format!("cannot listen on HOOKDOCK_ADDR {addr}: {e}"))?;
     let addr = listener.local_addr()?;
+    #[cfg(feature = "reconcile")]
+    let reconcile_config = reconcile::ReconcileConfig::from_env()?;
     let Storage {
         log,
         dedupe,
+        checkpoints,
         describe,
         closer,
     } = open_storage(&config).await?;
@@ -374,10 +393,24 @@ async fn run() -> Result<(), Box<dyn Error>> {
         tracing::warn!(alert = alert.kind(), "hookdock alert: {alert}");
     });
     let worker = worker_config.start(Arc::clone(&queue), dedupe, alerts.clone())?;
+    // Reconciliation, when a provider's API is configured: the same queue, dedupe and
+    // handler as the pushed events.
+    #[cfg(feature = "reconcile")]
+    let (reconciler, reconcile_lines) = {
+        let lines = reconcile_config.describe();
+        let reconciler = reconcile_config.reconciler(Arc::clone(&log), checkpoints, alerts.clone());
+        (reconciler, lines)
+    };
+    #[cfg(not(feature = "reconcile"))]
+    let (reconciler, reconcile_lines): (Option<hookdock::reconcile::Reconciler>, Vec<String>) = {
+        drop(checkpoints);
+        (None, Vec::new())
+    };
     let admin = worker_config
         .admin_routes(
             Arc::clone(&log),
             worker.as_ref().map(|w| w.worker().clone()),
+            reconciler.clone(),
             addr,
         )
         .await?;
@@ -402,6 +435,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         queue.durability(),
         &worker_config.describe(),
     );
+    for line in reconcile_lines {
+        println!("{line}");
+    }
+    let reconciling = reconciler.map(hookdock::reconcile::Reconciler::spawn);
 
     if config.edge.limits {
         let report = serve(listener, app, config.edge.serve.clone(), shutdown_signal()).await;
@@ -410,6 +447,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+    }
+    if let Some(reconciling) = reconciling {
+        // A pass under way stops where it is; its checkpoint keeps its place.
+        reconciling.shutdown().await;
     }
     if let Some(worker) = worker {
         let report = worker.shutdown().await;

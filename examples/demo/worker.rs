@@ -250,6 +250,7 @@ impl WorkerConfig {
         &self,
         log: Arc<dyn EventLog>,
         worker: Option<Worker>,
+        reconciler: Option<hookdock::reconcile::Reconciler>,
         addr: SocketAddr,
     ) -> Result<Router, Box<dyn Error>> {
         let mut admin = Admin::builder(log).served_on(addr);
@@ -267,6 +268,9 @@ impl WorkerConfig {
         }
         if let Some(worker) = worker {
             admin = admin.worker(worker);
+        }
+        if let Some(reconciler) = reconciler {
+            admin = admin.reconciler(reconciler);
         }
         let admin = admin.build().map_err(|e| format!("admin routes: {e}"))?;
         let resumed = admin.resume_replays().await?;

@@ -270,7 +270,6 @@ pub(super) async fn reconcile(
             "no reconciliation source named {name:?}"
         ))),
         Err(ReconcileError::Store(error)) => Err(error.into()),
-        Err(error) => Err(ApiError::BadRequest(error.to_string())),
     }
 }
 

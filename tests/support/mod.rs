@@ -22,6 +22,7 @@ pub fn receiver_binary() -> &'static Path {
             ("postgres", cfg!(feature = "postgres")),
             ("ed25519", cfg!(feature = "ed25519")),
             ("test-util", cfg!(feature = "test-util")),
+            ("reconcile", cfg!(feature = "reconcile")),
         ]
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))
