@@ -69,7 +69,9 @@ impl Proxy {
             log: Mutex::new(Vec::new()),
             client: reqwest::Client::new(),
         });
-        let app = axum::Router::new().fallback(forward).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -94,7 +96,9 @@ impl Proxy {
     }
 
     fn hold_from(&self, n: usize) {
-        self.state.hold_from.store(self.state.seq.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+        self.state
+            .hold_from
+            .store(self.state.seq.load(Ordering::SeqCst) + n, Ordering::SeqCst);
     }
 
     fn release(&self) {
@@ -113,11 +117,19 @@ impl Proxy {
 
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
     let n = state.seq.fetch_add(1, Ordering::SeqCst);
-    let path = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     state.log.lock().unwrap().push(path.clone());
     if state.drop.lock().unwrap().contains(&n) {
         state.dropped.fetch_add(1, Ordering::SeqCst);
-        return (axum::http::StatusCode::BAD_GATEWAY, "dropped by the test proxy").into_response();
+        return (
+            axum::http::StatusCode::BAD_GATEWAY,
+            "dropped by the test proxy",
+        )
+            .into_response();
     }
     if n >= state.hold_from.load(Ordering::SeqCst) {
         let mut released = state.release.subscribe();
@@ -125,7 +137,9 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     }
     let target = state.target.lock().unwrap().clone();
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     let mut headers = parts.headers.clone();
     headers.remove(axum::http::header::HOST);
     let sent = state
@@ -150,7 +164,10 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// How often each event id was applied, from the effects file.
@@ -177,8 +194,16 @@ async fn applied(path: &Path, n: usize) -> BTreeMap<String, usize> {
 fn assert_each_once(counts: &BTreeMap<String, usize>, source: &str, ids: &[String]) {
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "applied more than once: {twice:?}");
-    let missing: Vec<_> = ids.iter().filter(|id| !counts.contains_key(&format!("{source}/{id}"))).collect();
-    assert!(missing.is_empty(), "{} never applied, e.g. {:?}", missing.len(), missing.first());
+    let missing: Vec<_> = ids
+        .iter()
+        .filter(|id| !counts.contains_key(&format!("{source}/{id}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} never applied, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     assert_eq!(counts.len(), ids.len(), "nothing else applied");
 }
 
@@ -224,7 +249,10 @@ async fn startup_pass(receiver: &Receiver, source: &str, since: i64) -> serde_js
 }
 
 fn micros_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
 }
 
 struct StripeRun {
@@ -242,7 +270,14 @@ impl StripeRun {
         let api = Proxy::start(fake.url()).await;
         let push = Proxy::start("http://127.0.0.1:1".into()).await;
         let signer = Signer::new(&Preset::stripe([STRIPE_SECRET]).unwrap()).unwrap();
-        Self { fake, api, push, signer, dir: tempfile::tempdir().unwrap(), ids: Vec::new() }
+        Self {
+            fake,
+            api,
+            push,
+            signer,
+            dir: tempfile::tempdir().unwrap(),
+            ids: Vec::new(),
+        }
     }
 
     fn effects(&self) -> std::path::PathBuf {
@@ -286,15 +321,21 @@ impl StripeRun {
         let url = format!("{}/webhooks/stripe", self.push.url());
         let client = reqwest::Client::new();
         let ok = Arc::new(AtomicUsize::new(0));
+        let mut groups: Vec<Vec<_>> = (0..16).map(|_| Vec::new()).collect();
+        for (i, body) in bodies.into_iter().enumerate() {
+            groups[i % 16].push(self.signer.sign(body));
+        }
         let mut tasks = tokio::task::JoinSet::new();
-        let work = Arc::new(Mutex::new(bodies));
-        for _ in 0..16 {
-            let (work, client, url, ok) = (work.clone(), client.clone(), url.clone(), ok.clone());
-            let signed: Vec<_> = std::iter::from_fn(|| work.lock().unwrap().pop()).map(|b| self.signer.sign(b)).collect();
-            let _ = work;
+        for group in groups {
+            let (client, url, ok) = (client.clone(), url.clone(), ok.clone());
             tasks.spawn(async move {
-                for delivery in signed {
-                    let answer = client.post(&url).headers(delivery.headers).body(delivery.body).send().await;
+                for delivery in group {
+                    let answer = client
+                        .post(&url)
+                        .headers(delivery.headers)
+                        .body(delivery.body)
+                        .send()
+                        .await;
                     if matches!(answer, Ok(a) if a.status() == 200) {
                         ok.fetch_add(1, Ordering::SeqCst);
                     }
@@ -321,15 +362,24 @@ async fn stripe_a_pass_recovers_what_a_lossy_proxy_dropped() {
     assert_eq!(first["recovered"], 100);
     assert_eq!(first["known"], 900);
     let rate = first["recovery_rate"].as_f64().unwrap();
-    assert!((rate - 0.10).abs() <= 0.01, "recovery rate {rate} within a point of the drop rate");
+    assert!(
+        (rate - 0.10).abs() <= 0.01,
+        "recovery rate {rate} within a point of the drop rate"
+    );
     let counts = applied(&run.effects(), EVENTS).await;
     assert_each_once(&counts, "stripe", &run.ids);
 
     let second = reconcile(&receiver, "stripe").await;
     println!("second pass: {second}");
-    assert_eq!(second["recovered"], 0, "the overlapping pass recovers nothing");
+    assert_eq!(
+        second["recovered"], 0,
+        "the overlapping pass recovers nothing"
+    );
     assert_eq!(second["seen"], second["known"]);
-    assert!(second["seen"].as_u64().unwrap() > 0, "it overlaps the first");
+    assert!(
+        second["seen"].as_u64().unwrap() > 0,
+        "it overlaps the first"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_each_once(&effects(&run.effects()), "stripe", &run.ids);
     receiver.stop();
@@ -373,7 +423,10 @@ async fn stripe_a_pass_killed_midway_resumes_from_its_checkpoint() {
     let before = run.api.requests();
     let addr = receiver.addr;
     let pass = tokio::spawn(async move {
-        reqwest::Client::new().post(format!("http://{addr}/admin/reconcile/stripe")).send().await
+        reqwest::Client::new()
+            .post(format!("http://{addr}/admin/reconcile/stripe"))
+            .send()
+            .await
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     while run.api.requests() < before + 41 {
@@ -381,7 +434,10 @@ async fn stripe_a_pass_killed_midway_resumes_from_its_checkpoint() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     receiver.kill();
-    assert!(pass.await.unwrap().is_err(), "the pass died with the process");
+    assert!(
+        pass.await.unwrap().is_err(),
+        "the pass died with the process"
+    );
     let held = run.api.log()[before + 40].clone();
     run.api.release();
 
@@ -392,9 +448,20 @@ async fn stripe_a_pass_killed_midway_resumes_from_its_checkpoint() {
     let resumed = startup_pass(&receiver, "stripe", restarted).await;
     println!("resumed pass: {resumed}");
     let first_after = run.api.log()[logged].clone();
-    assert!(first_after.contains("starting_after="), "resumed with a cursor: {first_after}");
-    let cursor = |p: &str| p.split("starting_after=").nth(1).map(|c| c.split('&').next().unwrap().to_owned());
-    assert_eq!(cursor(&first_after), cursor(&held), "the request the kill interrupted, again");
+    assert!(
+        first_after.contains("starting_after="),
+        "resumed with a cursor: {first_after}"
+    );
+    let cursor = |p: &str| {
+        p.split("starting_after=")
+            .nth(1)
+            .map(|c| c.split('&').next().unwrap().to_owned())
+    };
+    assert_eq!(
+        cursor(&first_after),
+        cursor(&held),
+        "the request the kill interrupted, again"
+    );
     assert_eq!(resumed["pages"], 60, "the 60 pages left, not the 100");
     let counts = applied(&run.effects(), EVENTS).await;
     assert_each_once(&counts, "stripe", &run.ids);
@@ -404,7 +471,9 @@ async fn stripe_a_pass_killed_midway_resumes_from_its_checkpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_a_pass_asks_for_exactly_the_missed_deliveries_again() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeGithub::start("octo-org", "hello-world", 12345678, GITHUB_TOKEN).await.unwrap();
+    let fake = FakeGithub::start("octo-org", "hello-world", 12345678, GITHUB_TOKEN)
+        .await
+        .unwrap();
     let api = fake.url();
     let effects_file = dir.path().join("effects.log");
     let started = micros_now();
@@ -428,9 +497,20 @@ async fn github_a_pass_asks_for_exactly_the_missed_deliveries_again() {
     let mut bodies = BTreeMap::new();
     let mut guids = Vec::new();
     for i in 0..EVENTS {
-        let guid = format!("{:08x}-cc78-11e3-81ab-{:012x}", 0x72d3_0000u32 + i as u32, i);
-        let body = format!(r#"{{"ref":"refs/heads/main","after":"{i:040x}","repository":{{"full_name":"octo-org/hello-world"}}}}"#);
-        let delivery = signer.delivery(body.clone()).id(&guid).event_type("push").sign().unwrap();
+        let guid = format!(
+            "{:08x}-cc78-11e3-81ab-{:012x}",
+            0x72d3_0000u32 + i as u32,
+            i
+        );
+        let body = format!(
+            r#"{{"ref":"refs/heads/main","after":"{i:040x}","repository":{{"full_name":"octo-org/hello-world"}}}}"#
+        );
+        let delivery = signer
+            .delivery(body.clone())
+            .id(&guid)
+            .event_type("push")
+            .sign()
+            .unwrap();
         let answer = client
             .post(format!("{}/webhooks/github", push.url()))
             .headers(delivery.headers)
@@ -439,7 +519,12 @@ async fn github_a_pass_asks_for_exactly_the_missed_deliveries_again() {
             .await
             .unwrap();
         // GitHub records each delivery with the status it got.
-        fake.add_delivery(guid.clone(), "push", SystemTime::now(), answer.status().as_u16());
+        fake.add_delivery(
+            guid.clone(),
+            "push",
+            SystemTime::now(),
+            answer.status().as_u16(),
+        );
         bodies.insert(guid.clone(), body);
         guids.push(guid);
     }
@@ -472,6 +557,9 @@ async fn github_a_pass_asks_for_exactly_the_missed_deliveries_again() {
     let counts = applied(&effects_file, EVENTS).await;
     assert_each_once(&counts, "github", &guids);
     let again = reconcile(&receiver, "github").await;
-    assert_eq!(again["redeliveries"], 0, "nothing missing any more: {again}");
+    assert_eq!(
+        again["redeliveries"], 0,
+        "nothing missing any more: {again}"
+    );
     receiver.stop();
 }

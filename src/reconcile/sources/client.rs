@@ -136,12 +136,39 @@ impl ApiClient {
         self.send(Method::POST, url, json).await
     }
 
+    /// A `GET` of `url` whose failed answers `refine` sees first: a provider's error code
+    /// can mean more than its status (Stripe's `resource_missing` for an aged-out cursor).
+    pub(crate) async fn get_refined(
+        &self,
+        url: Url,
+        refine: impl FnOnce(StatusCode, &[u8]) -> Option<PollError>,
+    ) -> Result<Answer, PollError> {
+        let (status, headers, body) = self.exchange(Method::GET, url, None).await?;
+        if !status.is_success() {
+            if let Some(error) = refine(status, &body) {
+                return Err(error);
+            }
+        }
+        classify(status, headers, body)
+    }
+
     async fn send(
         &self,
         method: Method,
         url: Url,
         json: Option<Bytes>,
     ) -> Result<Answer, PollError> {
+        let (status, headers, body) = self.exchange(method, url, json).await?;
+        classify(status, headers, body)
+    }
+
+    /// Sends one request and reads the whole answer, noting the rate-limit budget.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), PollError> {
         let pause = *self.pause_until.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(until) = pause {
             tokio::time::sleep_until(until).await;
@@ -166,7 +193,7 @@ impl ApiClient {
             .await
             .map_err(|e| PollError::transient(strip_url(e)))?;
         self.note_budget(&headers);
-        classify(status, headers, body)
+        Ok((status, headers, body))
     }
 
     /// Pauses the next request when the provider says the budget is spent
