@@ -1,6 +1,7 @@
-//! What every HTTP source shares: one `reqwest` client with rustls, the provider's auth
-//! header (never shown in `Debug`), the mapping of answers to [`PollError`]s, `Retry-After`
-//! and `x-ratelimit-*` handling, and `Link` header cursors.
+//! What every HTTP source shares: one HTTPS client (hyper with rustls: the `ring` provider and
+//! the Mozilla roots, as the SNS fetcher), the provider's auth header (never shown in
+//! `Debug`), a timeout and an answer size limit, the mapping of answers to [`PollError`]s,
+//! `Retry-After` and `x-ratelimit-*` handling, and `Link` header cursors.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -8,13 +9,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use reqwest::Url;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use url::Url;
 
 use crate::error::ConfigError;
 use crate::reconcile::PollError;
 
-/// How long one API request may take by default.
+/// How long one API request may take, answer included.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest answer read (a page of 100 Stripe events is well under 2 MiB).
+pub(crate) const MAX_ANSWER: usize = 32 * 1024 * 1024;
+
+const USER_AGENT: &str = concat!("hookdock/", env!("CARGO_PKG_VERSION"), " (reconciliation)");
 
 /// The answer to an API request that succeeded (`2xx`).
 #[derive(Debug)]
@@ -27,7 +37,7 @@ pub(crate) struct Answer {
 /// rate-limit state.
 #[derive(Clone)]
 pub(crate) struct ApiClient {
-    http: reqwest::Client,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: Url,
     auth: Option<(http::HeaderName, HeaderValue)>,
     extra: HeaderMap,
@@ -61,31 +71,17 @@ impl ApiClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|_| ConfigError::InvalidValue {
-            what: "TLS",
-            reason: "no protocol version available",
-        })?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!(
-                "hookdock/",
-                env!("CARGO_PKG_VERSION"),
-                " (reconciliation)"
-            ))
-            .build()
+        // `http` as well as `https`: a base URL may point at a local proxy or a test fake.
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .map_err(|_| ConfigError::InvalidValue {
-                what: "HTTP client",
-                reason: "could not be built",
-            })?;
+                what: "TLS configuration",
+                reason: "the ring provider supports no default protocol version",
+            })?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Self {
             http,
             base,
@@ -173,25 +169,56 @@ impl ApiClient {
         if let Some(until) = pause {
             tokio::time::sleep_until(until).await;
         }
-        let mut request = self.http.request(method, url).headers(self.extra.clone());
-        if let Some((name, value)) = &self.auth {
-            request = request.header(name, value);
+        let uri: http::Uri = url.as_str().parse().map_err(|_| PollError::Rejected {
+            status: None,
+            message: "the API URL is not a valid URI".into(),
+        })?;
+        let mut request = http::Request::builder().method(method).uri(uri);
+        if let Some(headers) = request.headers_mut() {
+            headers.extend(self.extra.clone());
+            headers.insert(
+                http::header::USER_AGENT,
+                HeaderValue::from_static(USER_AGENT),
+            );
+            if let Some((name, value)) = &self.auth {
+                headers.insert(name.clone(), value.clone());
+            }
+            if json.is_some() {
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
         }
-        if let Some(body) = json {
-            request = request
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let response = request
-            .send()
+        let request = request
+            .body(Full::new(json.unwrap_or_default()))
+            .map_err(PollError::transient)?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(PollError::transient)?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        PollError::Rejected {
+                            status: Some(parts.status.as_u16()),
+                            message: format!("the answer is larger than {MAX_ANSWER} bytes"),
+                        }
+                    } else {
+                        PollError::Transient(e)
+                    }
+                })?
+                .to_bytes();
+            Ok::<_, PollError>((parts.status, parts.headers, body))
+        };
+        let (status, headers, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|e| PollError::transient(strip_url(e)))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| PollError::transient(strip_url(e)))?;
+            .map_err(|_| PollError::transient(format!("no answer within {REQUEST_TIMEOUT:?}")))??;
         self.note_budget(&headers);
         Ok((status, headers, body))
     }
@@ -208,12 +235,6 @@ impl ApiClient {
             *self.pause_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
-}
-
-/// Drops the URL from a client error (it may carry a query with ids; never a secret, but
-/// keep errors short).
-fn strip_url(e: reqwest::Error) -> reqwest::Error {
-    e.without_url()
 }
 
 /// Maps an answer to success or the [`PollError`] it means.

@@ -113,7 +113,7 @@ impl GithubDeliveries {
         }
     }
 
-    fn list_url(&self, per_page: usize, cursor: Option<&str>) -> Result<reqwest::Url, PollError> {
+    fn list_url(&self, per_page: usize, cursor: Option<&str>) -> Result<url::Url, PollError> {
         let mut url = self.client.url(&self.path)?;
         {
             let mut query = url.query_pairs_mut();
@@ -204,7 +204,7 @@ fn delivered_at(text: &str) -> Option<SystemTime> {
 
 /// The `cursor` parameter of a `Link` header's next URL.
 fn next_cursor(link: &str) -> Option<String> {
-    let url = reqwest::Url::parse(link).ok()?;
+    let url = url::Url::parse(link).ok()?;
     let cursor = url
         .query_pairs()
         .find(|(k, _)| k == "cursor")

@@ -1,5 +1,5 @@
 //! Ready [`ChangeSource`](super::ChangeSource)s for providers' APIs (feature `reconcile`),
-//! over one HTTPS client (`reqwest` with rustls).
+//! over one HTTPS client (hyper with rustls).
 //!
 //! | source | API | horizon | what it returns |
 //! |---|---|---|---|
