@@ -44,8 +44,11 @@ fn micros(t: SystemTime) -> i64 {
     i64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros()).unwrap_or(i64::MAX)
 }
 
-/// The passes recorded so far: (pid, started, finished), by start.
-async fn passes(pool: &PgPool, schema: &str) -> Vec<(i64, i64, i64)> {
+/// One recorded pass: (pid, started, finished), times in Unix microseconds.
+type Pass = (i64, i64, i64);
+
+/// The passes recorded so far, by start.
+async fn passes(pool: &PgPool, schema: &str) -> Vec<Pass> {
     sqlx::query(AssertSqlSafe(format!(
         "SELECT pid, started, finished FROM \"{schema}\".passes ORDER BY started"
     )))
@@ -58,7 +61,7 @@ async fn passes(pool: &PgPool, schema: &str) -> Vec<(i64, i64, i64)> {
 }
 
 /// Pairs of passes of different processes whose intervals overlap.
-fn overlaps(passes: &[(i64, i64, i64)]) -> Vec<((i64, i64, i64), (i64, i64, i64))> {
+fn overlaps(passes: &[Pass]) -> Vec<(Pass, Pass)> {
     let mut found = Vec::new();
     for (i, a) in passes.iter().enumerate() {
         for b in &passes[i + 1..] {
