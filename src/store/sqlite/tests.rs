@@ -128,6 +128,7 @@ async fn schema_is_as_documented() {
             "hookdock_event_bodies",
             "hookdock_events",
             "hookdock_order_keys",
+            "hookdock_reconcile_sources",
             "hookdock_replay_jobs",
             "hookdock_state"
         ]
