@@ -13,7 +13,7 @@
 //! | [`EventLog`] | every stored event with its status and history: list, get, count, replay jobs |
 //! | [`Replayer`] | runs replay jobs in paced batches and resumes them after a restart |
 //! | [`DeadLetters`] | lists and replays dead letters, for admin routes and tools |
-//! | [`CheckpointStore`] | reconciliation's checkpoints, last reports and leadership, per source |
+//! | [`CheckpointStore`] | reconciliation's checkpoints, last reports and leadership, per source; every backend's queue is one (leadership in process on memory and SQLite, a session advisory lock on PostgreSQL) |
 //! | [`codec`] | how times and headers are encoded, for backend implementors |
 //!
 //! Every backend has the same shape: open it (`SqliteStore::open(path, options)`,

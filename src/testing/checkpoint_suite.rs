@@ -150,7 +150,11 @@ pub async fn names_are_independent<H: StoreHarness>(h: &H) {
     assert_eq!(load(s, "paddle").await, None);
     // A report saved under a name leaves its checkpoint alone, and the other way round.
     ok("save_report", s.save_report(&report("github", 0)).await);
-    assert_eq!(load(s, "github").await.as_deref(), Some("g"), "a report must not clear the checkpoint");
+    assert_eq!(
+        load(s, "github").await.as_deref(),
+        Some("g"),
+        "a report must not clear the checkpoint"
+    );
     save(s, "github", "g2").await;
     assert_eq!(reports(s).await, [report("github", 0)], "a checkpoint must not clear the report");
     assert!(
@@ -174,7 +178,11 @@ pub async fn invalid_names_are_refused<H: StoreHarness>(h: &H) {
     assert!(reports(s).await.is_empty(), "nothing is stored for an invalid name");
     let longest = "s".repeat(crate::store::key::MAX_SOURCE_LEN);
     save(s, &longest, "ok").await;
-    assert_eq!(load(s, &longest).await.as_deref(), Some("ok"), "a name of the longest length is valid");
+    assert_eq!(
+        load(s, &longest).await.as_deref(),
+        Some("ok"),
+        "a name of the longest length is valid"
+    );
 }
 
 /// Promise 3: the last report of each source, every field as saved (times to the
@@ -183,13 +191,27 @@ pub async fn reports_keep_the_last_per_source_by_name<H: StoreHarness>(h: &H) {
     let f = fixture(h, QueueOptions::default()).await;
     let s = &*f.queue;
     assert!(reports(s).await.is_empty(), "no report before any is saved");
-    for (source, n) in [("stripe", 0), ("github", 0), ("stripe", 1), ("Zeta", 0), ("äpfel", 0), ("github", 2), ("a-b", 0), ("a", 0)] {
+    let saves = [
+        ("stripe", 0),
+        ("github", 0),
+        ("stripe", 1),
+        ("Zeta", 0),
+        ("äpfel", 0),
+        ("github", 2),
+        ("a-b", 0),
+        ("a", 0),
+    ];
+    for (source, n) in saves {
         ok("save_report", s.save_report(&report(source, n)).await);
     }
     let got = reports(s).await;
     // Byte order, as Rust orders strings: upper case before lower case, ASCII before 'ä'.
     let names: Vec<&str> = got.iter().map(|r| r.source.as_str()).collect();
-    assert_eq!(names, ["Zeta", "a", "a-b", "github", "stripe", "äpfel"], "one report per source, by name");
+    assert_eq!(
+        names,
+        ["Zeta", "a", "a-b", "github", "stripe", "äpfel"],
+        "one report per source, by name"
+    );
     let expected = [
         report("Zeta", 0),
         report("a", 0),
@@ -284,7 +306,10 @@ pub async fn checkpoints_survive_reopen<H: StoreHarness>(h: &H) {
     drop(held);
     let f = f.reopen(h).await;
     let s = &*f.queue;
-    assert!(load(s, "stripe").await.as_deref() == Some(large_value().as_str()), "the checkpoint must survive a reopen");
+    assert!(
+        load(s, "stripe").await.as_deref() == Some(large_value().as_str()),
+        "the checkpoint must survive a reopen"
+    );
     assert_eq!(load(s, "github").await.as_deref(), Some("{\"at\":\"ü\"}"));
     assert_eq!(reports(s).await, [report("stripe", 1)], "the report must survive a reopen");
     assert!(ok("try_lead", s.try_lead("stripe").await).is_some(), "a reopened store leads afresh");

@@ -176,7 +176,7 @@ impl Leadership for Held {
             .await
             .is_ok_and(|r| r.is_ok());
         if !alive {
-            tracing::warn!(source = %self.name, "the session holding the reconciliation lock is gone");
+            tracing::warn!(source = %self.name, "reconciliation lock session gone");
             // Closing it makes sure the server ends the session and its lock.
             *conn = None;
         }

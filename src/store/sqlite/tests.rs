@@ -128,6 +128,7 @@ async fn schema_is_as_documented() {
             "hookdock_event_bodies",
             "hookdock_events",
             "hookdock_order_keys",
+            "hookdock_reconcile_sources",
             "hookdock_replay_jobs",
             "hookdock_state"
         ]
@@ -881,4 +882,75 @@ async fn zero_retention_deletes_at_ack_and_expired_leases_are_done() {
         Some(crate::store::EXPIRED_ON_LAST_ATTEMPT)
     );
     store.close().await;
+}
+
+/// Reconciliation's checkpoint and report are on disk once saved: after a close and a
+/// reopen they are there, in `hookdock_reconcile_sources`, the report as JSON.
+#[tokio::test]
+async fn checkpoints_and_reports_survive_a_reopen() {
+    use crate::store::CheckpointStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    let now = crate::Clock::now(&clock());
+    let mut report = crate::reconcile::PassReport::start("stripe", now, now, now);
+    report.seen = 12;
+    report
+        .gaps
+        .push(crate::reconcile::Gap { from: now, to: now });
+    queue
+        .save_checkpoint("stripe", "{\"cursor\":\"evt_1\"}")
+        .await
+        .unwrap();
+    queue.save_report(&report).await.unwrap();
+    store.close().await;
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+        let (checkpoint, json): (String, String) = conn
+            .query_row(
+                "SELECT checkpoint, report FROM hookdock_reconcile_sources WHERE name = 'stripe'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(checkpoint, "{\"cursor\":\"evt_1\"}");
+        assert!(json.contains("\"seen\":12"), "{json}");
+    }
+    let store = open(&dir, SqliteOptions::new());
+    let queue = store.queue(QueueOptions::default());
+    assert_eq!(
+        queue.checkpoint("stripe").await.unwrap().as_deref(),
+        Some("{\"cursor\":\"evt_1\"}")
+    );
+    assert_eq!(queue.reports().await.unwrap(), [report]);
+    store.close().await;
+}
+
+/// One leader per name among every queue (and clone) of one store; a closed store refuses.
+#[tokio::test]
+async fn leadership_is_shared_by_the_queues_of_one_store() {
+    use crate::store::CheckpointStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, SqliteOptions::new());
+    let a = store.queue(QueueOptions::default());
+    let b = store.clone().queue(QueueOptions::default().max_depth(10));
+    let held = a
+        .try_lead("stripe")
+        .await
+        .unwrap()
+        .expect("nobody leads yet");
+    assert!(held.holds().await);
+    assert!(b.try_lead("stripe").await.unwrap().is_none());
+    assert!(b.try_lead("github").await.unwrap().is_some());
+    drop(held);
+    assert!(b.try_lead("stripe").await.unwrap().is_some());
+    store.close().await;
+    assert!(matches!(
+        a.save_checkpoint("stripe", "x").await,
+        Err(StoreError::Closed)
+    ));
+    assert!(matches!(
+        a.checkpoint("stripe").await,
+        Err(StoreError::Closed)
+    ));
 }
