@@ -3,9 +3,20 @@
 //!
 //! | source | API | horizon | what it returns |
 //! |---|---|---|---|
+//! | [`SvixMessages`] | Svix `GET /api/v1/app/{app_id}/msg` (Standard Webhooks senders on Svix) | 90 days (the sender's retention) | each message's `payload`, under the message id (`webhook-id`) |
+//! | [`PaddleEvents`] | Paddle Billing `GET /events` | 90 days | each event object, under its `event_id` |
+//! | [`JsonSource`] | any paginated JSON API, from configuration | configured | each item (or a part of it), under the id a JSON pointer names |
 //!
 //! Each source takes its API base URL (the provider's public one by default), so tests and
 //! proxies can point it elsewhere; credentials are sent as sensitive headers and never
 //! appear in `Debug` output, logs or errors.
 
 mod client;
+mod datetime;
+mod generic;
+mod paddle;
+mod svix;
+
+pub use generic::{AuthHeader, CursorFrom, JsonSource, JsonSourceBuilder, JsonSourceConfig};
+pub use paddle::{PaddleEvents, PaddleEventsBuilder, PADDLE_API, PADDLE_HORIZON};
+pub use svix::{SvixMessages, SvixMessagesBuilder, SVIX_API, SVIX_HORIZON};
