@@ -12,7 +12,6 @@
 //! appear in `Debug` output, logs or errors.
 
 mod client;
-mod datetime;
 mod generic;
 mod paddle;
 mod svix;

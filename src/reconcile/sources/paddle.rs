@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::client::ApiClient;
-use super::datetime::parse_rfc3339;
+use crate::reconcile::datetime::parse_rfc3339;
 use crate::error::ConfigError;
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
 

@@ -6,6 +6,12 @@
 //! base URL with `url()`, and shares [`Faults`]: answers injected ahead of the real ones
 //! (`429` with a `Retry-After`, `5xx`), and counters of requests and of faults served.
 
+pub mod paddle;
+pub mod svix;
+
+pub use paddle::FakePaddle;
+pub use svix::FakeSvix;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
