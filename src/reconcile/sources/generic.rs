@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::client::{next_link, to_unix_seconds, unix_seconds, ApiClient};
-use crate::reconcile::datetime::{format_rfc3339, parse_rfc3339};
 use crate::error::ConfigError;
+use crate::reconcile::datetime::{format_rfc3339, parse_rfc3339};
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
 
 /// How far back a [`JsonSource`] looks unless told: 30 days.

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::client::ApiClient;
-use crate::reconcile::datetime::parse_rfc3339;
 use crate::error::ConfigError;
+use crate::reconcile::datetime::parse_rfc3339;
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
 
 /// Paddle Billing's API (live); the sandbox is `https://sandbox-api.paddle.com`.
