@@ -33,8 +33,9 @@ const MAX_LIMIT: usize = 250;
 /// Each message becomes a [`FetchedEvent`] with the message's `id` as event id (the
 /// `webhook-id` header the push path stores Standard Webhooks deliveries under), `eventType`
 /// as event type, `timestamp` as the time it happened, and the `payload` object as body,
-/// byte for byte as the API returned it. The walk asks for messages before the window's end
-/// and stops at the first message older than its start; pages follow Svix's `iterator` until
+/// byte for byte as the API returned it. The walk asks for messages `before` the window's
+/// end (Svix documents that `before` and `after` cannot be combined) and stops at the first
+/// message older than its start; pages follow Svix's `iterator` until
 /// a page says `done`. A message listed without its payload (expunged) is skipped with a
 /// warning: there is no body to store.
 ///
