@@ -7,10 +7,14 @@
 //! (`429` with a `Retry-After`, `5xx`), and counters of requests and of faults served.
 
 pub mod github;
+pub mod paddle;
 pub mod stripe;
+pub mod svix;
 
 pub use github::{FakeDelivery, FakeGithub};
+pub use paddle::FakePaddle;
 pub use stripe::FakeStripe;
+pub use svix::FakeSvix;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
