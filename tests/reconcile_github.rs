@@ -184,6 +184,18 @@ async fn a_bad_token_is_rejected_with_githubs_message_and_never_shown() {
         "{error:?}"
     );
     assert!(self::source(&fake).redeliver("1/../2").await.is_err());
+
+    // A cursor GitHub refuses restarts the window's walk.
+    let error = self::source(&fake)
+        .poll(PollRequest::new(
+            ago(60),
+            SystemTime::now(),
+            Some("v1_bogus"),
+            10,
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PollError::BeyondHorizon), "{error:?}");
 }
 
 #[tokio::test]

@@ -318,3 +318,81 @@ async fn a_pass_stores_missing_events_and_counts_known_ones() {
     assert_eq!(report.known, report.seen);
     assert!(report.seen >= 10, "every event lies in the overlap");
 }
+
+#[tokio::test]
+async fn the_fake_follows_stripes_list_format() {
+    let fake = FakeStripe::start(KEY).await.unwrap();
+    let now = now_secs();
+    for i in 0..6 {
+        fake.add_event(event(&format!("evt_{i}"), "invoice.paid", now - 60 + i));
+    }
+    // A plain-HTTP client for the fake; reqwest is built without a default TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let get = |query: &str| {
+        http.get(format!("{}/v1/events?{query}", fake.url()))
+            .bearer_auth(KEY)
+            .send()
+    };
+    let read = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        (status, body)
+    };
+
+    let (status, body) = read(get("limit=2").await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["object"].as_str(), body["url"].as_str()),
+        (Some("list"), Some("/v1/events"))
+    );
+    assert_eq!(body["has_more"], true);
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_5", "evt_4"]);
+
+    // `ending_before` gives the page just newer than the id, still newest first.
+    let (_, body) = read(get("limit=2&ending_before=evt_1").await.unwrap()).await;
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt_3", "evt_2"]);
+    assert_eq!(body["has_more"], true);
+
+    for bad in ["limit=0", "limit=101"] {
+        let (status, body) = read(get(bad).await.unwrap()).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"], "limit");
+    }
+    let (status, body) = read(get("starting_after=evt_gone").await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("resource_missing"))
+    );
+
+    let response = http
+        .get(format!("{}/v1/events", fake.url()))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("You did not provide an API key"));
+    assert_eq!(
+        fake.list_requests(),
+        5,
+        "the unauthenticated request is not counted"
+    );
+}

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::client::{next_link, ApiClient};
@@ -41,6 +41,10 @@ const MAX_PER_PAGE: usize = 100;
 /// `2xx` may still have been lost before it was stored. Entries with `redelivery: true` are
 /// attempts of a delivery listed on its own and are skipped. The walk stops at the first
 /// page that reaches deliveries older than the window, or at the last page.
+///
+/// A cursor GitHub refuses (`400`, `422`) when a walk resumes is reported as
+/// [`PollError::BeyondHorizon`], so the reconciler walks the window again from its newest
+/// delivery rather than retrying the cursor forever.
 ///
 /// GitHub keeps deliveries for 3 days ([`GITHUB_HORIZON`]). The token needs read and write
 /// access to the repository's hooks (a fine-grained token with "Webhooks: write", or a
@@ -202,6 +206,15 @@ fn delivered_at(text: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).ok()?))
 }
 
+/// `at` without its fraction of a second.
+fn whole_seconds(at: SystemTime) -> SystemTime {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
 /// The `cursor` parameter of a `Link` header's next URL.
 fn next_cursor(link: &str) -> Option<String> {
     let url = url::Url::parse(link).ok()?;
@@ -224,7 +237,18 @@ impl ChangeSource for GithubDeliveries {
 
     async fn poll(&self, request: PollRequest<'_>) -> Result<Page, PollError> {
         let url = self.list_url(request.limit.clamp(1, MAX_PER_PAGE), request.cursor)?;
-        let answer = self.client.get(url).await?;
+        let answer = if request.cursor.is_some() {
+            // A cursor GitHub no longer takes: the walk starts the window again.
+            let refused = |status: StatusCode, _: &[u8]| {
+                (status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY)
+                    .then_some(PollError::BeyondHorizon)
+            };
+            self.client.get_refined(url, refused).await?
+        } else {
+            self.client.get(url).await?
+        };
+        // GitHub lists whole seconds: a delivery in the window's first second is in it.
+        let since = whole_seconds(request.since);
         let deliveries: Vec<Delivery> = serde_json::from_slice(&answer.body).map_err(|e| {
             PollError::transient(format!("GitHub's deliveries list could not be read: {e}"))
         })?;
@@ -237,7 +261,7 @@ impl ChangeSource for GithubDeliveries {
                     delivery.id
                 )));
             };
-            if at < request.since {
+            if at < since {
                 reached_older = true;
                 continue;
             }

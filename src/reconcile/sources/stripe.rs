@@ -245,13 +245,14 @@ impl ChangeSource for StripeEvents {
                 query.append_pair("delivery_success", "false");
             }
         }
-        let with_cursor = request.cursor.is_some();
-        let answer = self
-            .client
-            .get_refined(url, |status, body| {
-                (with_cursor && cursor_aged_out(status, body)).then_some(PollError::BeyondHorizon)
-            })
-            .await?;
+        let answer = if request.cursor.is_some() {
+            let aged_out = |status, body: &[u8]| {
+                cursor_aged_out(status, body).then_some(PollError::BeyondHorizon)
+            };
+            self.client.get_refined(url, aged_out).await?
+        } else {
+            self.client.get(url).await?
+        };
         let body = answer.body;
         let list: ListPage<'_> = serde_json::from_slice(&body).map_err(|e| {
             PollError::transient(format!("Stripe's events list could not be read: {e}"))

@@ -189,7 +189,7 @@ impl FakeGithub {
 /// Newest first: by delivery time, then by id.
 fn sorted(deliveries: &[FakeDelivery]) -> Vec<FakeDelivery> {
     let mut all = deliveries.to_vec();
-    all.sort_by(|a, b| (b.delivered_at, b.id).cmp(&(a.delivered_at, a.id)));
+    all.sort_by_key(|d| std::cmp::Reverse((d.delivered_at, d.id)));
     all
 }
 
@@ -214,14 +214,14 @@ async fn not_found(State(state): State<Arc<GithubState>>) -> Response {
     message(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// Checks the token, the API version and the hook a request names.
-fn admit(
+/// Checks the token, the API version and the hook a request names: the refusal, if any.
+fn refusal(
     state: &GithubState,
     headers: &HeaderMap,
     owner: &str,
     repo: &str,
     hook: &str,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -231,17 +231,17 @@ fn admit(
         })
         .map(str::trim);
     if token != Some(state.token.as_str()) {
-        return Err(message(StatusCode::UNAUTHORIZED, "Bad credentials"));
+        return Some(message(StatusCode::UNAUTHORIZED, "Bad credentials"));
     }
     if let Some(version) = headers.get("x-github-api-version") {
         if version.as_bytes() != API_VERSION.as_bytes() {
-            return Err(message(StatusCode::BAD_REQUEST, "Unsupported API version"));
+            return Some(message(StatusCode::BAD_REQUEST, "Unsupported API version"));
         }
     }
     if owner != state.owner || repo != state.repo || hook != state.hook_id.to_string() {
-        return Err(message(StatusCode::NOT_FOUND, "Not Found"));
+        return Some(message(StatusCode::NOT_FOUND, "Not Found"));
     }
-    Ok(())
+    None
 }
 
 async fn list(
@@ -253,7 +253,7 @@ async fn list(
     if let Some(fault) = state.faults.take() {
         return fault;
     }
-    if let Err(response) = admit(&state, &headers, &owner, &repo, &hook) {
+    if let Some(response) = refusal(&state, &headers, &owner, &repo, &hook) {
         return response;
     }
     state.list_requests.fetch_add(1, Ordering::SeqCst);
@@ -336,7 +336,7 @@ async fn redeliver(
     if let Some(fault) = state.faults.take() {
         return fault;
     }
-    if let Err(response) = admit(&state, &headers, &owner, &repo, &hook) {
+    if let Some(response) = refusal(&state, &headers, &owner, &repo, &hook) {
         return response;
     }
     let Ok(id) = delivery_id.parse::<u64>() else {

@@ -287,13 +287,13 @@ async fn list(
     for (name, value) in &params {
         let int = |param: &str| {
             value.parse::<i64>().map_err(|_| {
-                error(
+                Box::new(error(
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",
                     Some("parameter_invalid_integer"),
                     Some(param),
                     &format!("Invalid integer: {value}"),
-                )
+                ))
             })
         };
         let parsed = match name.as_str() {
@@ -319,16 +319,16 @@ async fn list(
                 ending_before = Some(value.clone());
                 Ok(())
             }
-            _ => Err(error(
+            _ => Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 Some("parameter_unknown"),
                 Some(name),
                 &format!("Received unknown parameter: {name}"),
-            )),
+            ))),
         };
         if let Err(response) = parsed {
-            return response;
+            return *response;
         }
     }
     if !(1..=100).contains(&limit) {
@@ -356,7 +356,7 @@ async fn list(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    all.sort_by(|a, b| (b.created, b.seq).cmp(&(a.created, a.seq)));
+    all.sort_by_key(|e| std::cmp::Reverse((e.created, e.seq)));
     let position = |id: &str| all.iter().position(|e| e.id == id);
     let (chosen, has_more): (Vec<&StoredEvent>, bool) = match (&starting_after, &ending_before) {
         (Some(id), _) | (_, Some(id)) if position(id).is_none() => {
