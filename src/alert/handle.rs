@@ -208,8 +208,9 @@ impl Alerts {
 
     /// Reports a reconciliation pass over `source` that recovered `rate` (recovered over
     /// seen, `0.0..=1.0`) of the events it listed: fires [`Alert::RecoveryRate`] if the rate
-    /// is over the threshold. For a reconciler to call after each pass; nothing in hookdock
-    /// calls it until reconciliation lands. A `NaN` rate (nothing seen) fires nothing.
+    /// is over the threshold. The [`Reconciler`](crate::reconcile::Reconciler) calls it after
+    /// each pass that saw something; a reconciler of your own may too. A `NaN` rate fires
+    /// nothing.
     pub fn recovery_rate(&self, source: &str, rate: f64) {
         let threshold = self.inner.limits.recovery_threshold;
         if rate > threshold {

@@ -16,8 +16,10 @@
 //! a dead letter's alert names its event id and the recorded reason, which are for people
 //! (never use them as a metric label).
 //!
-//! Reconciliation has not landed: nothing in hookdock calls [`Alerts::recovery_rate`] yet;
-//! it is there for a reconciler (yours, or hookdock's once it lands) to report each pass.
+//! The [`Reconciler`](crate::reconcile::Reconciler) given these alerts
+//! ([`ReconcilerBuilder::alerts`](crate::reconcile::ReconcilerBuilder::alerts)) calls
+//! [`Alerts::recovery_rate`] after each pass that saw something; a reconciler of your own
+//! can call it too.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
