@@ -656,3 +656,61 @@ async fn stale_and_too_old_events_are_counted_and_event_time_to_done_recorded() 
     assert!(since.iter().all(|s| *s >= 10.0), "{since:?}");
     store.close().await;
 }
+
+/// A source of ten events, of which the store already has some, and a stretch beyond its
+/// one-day horizon on the second pass.
+struct TenEvents;
+
+#[async_trait::async_trait]
+impl hookdock::reconcile::ChangeSource for TenEvents {
+    fn name(&self) -> &str {
+        "stripe"
+    }
+
+    fn horizon(&self) -> Duration {
+        Duration::from_secs(86_400)
+    }
+
+    async fn poll(
+        &self,
+        _request: hookdock::reconcile::PollRequest<'_>,
+    ) -> Result<hookdock::reconcile::Page, hookdock::reconcile::PollError> {
+        use hookdock::reconcile::{Change, FetchedEvent, Page};
+        let changes = (0..10)
+            .map(|i| Change::Event(FetchedEvent::new(format!("evt_{i}"), "{}")))
+            .collect();
+        Ok(Page::last(changes, None))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_counts_what_it_saw_recovered_and_could_not_cover() {
+    let _guard = exclusive().await;
+    let clock = FakeClock::new(SystemTime::now());
+    let store = hookdock::store::MemoryStore::new().with_clock(clock.clone());
+    let queue = Arc::new(store.queue(QueueOptions::default()));
+    for i in 0..8 {
+        let event = RawEvent::new("stripe", format!("evt_{i}"), clock.now(), "{}");
+        queue.enqueue(event).await.unwrap();
+    }
+    let reconciler = hookdock::reconcile::Reconciler::builder(queue.clone(), queue.clone())
+        .source(TenEvents)
+        .clock(clock.clone())
+        .build();
+    reconciler.run_once("stripe").await.unwrap();
+    let first = Recorded::take();
+    let source = [("source", "stripe")];
+    assert_eq!(first.counter(m::RECONCILE_SEEN, &source), 10);
+    assert_eq!(first.counter(m::RECONCILE_RECOVERED, &source), 2);
+    assert_eq!(first.gauge(m::RECONCILE_RECOVERY_RATIO, &source), Some(0.2));
+    assert_eq!(first.counter(m::RECONCILE_GAPS, &source), 0);
+
+    // Two days later: the day before the horizon is a gap; everything is known now.
+    clock.advance(Duration::from_secs(2 * 86_400));
+    reconciler.run_once("stripe").await.unwrap();
+    let second = Recorded::take();
+    assert_eq!(second.counter(m::RECONCILE_SEEN, &source), 10);
+    assert_eq!(second.counter(m::RECONCILE_RECOVERED, &source), 0);
+    assert_eq!(second.gauge(m::RECONCILE_RECOVERY_RATIO, &source), Some(0.0));
+    assert_eq!(second.counter(m::RECONCILE_GAPS, &source), 1);
+}

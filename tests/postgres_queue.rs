@@ -474,6 +474,7 @@ async fn migrations_are_idempotent_concurrent_and_checked() {
             "hookdock_migrations",
             "hookdock_order_keys",
             "hookdock_queue",
+            "hookdock_reconcile_sources",
             "hookdock_replay_jobs"
         ]
     );
