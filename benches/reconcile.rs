@@ -8,7 +8,7 @@
 //! the key index (`SqliteOptions::key_merge_batch`, 262,144 by default): a pass that stores a
 //! million new events fills that buffer, a pass of 10,000 does not. So each round runs the
 //! two passes twice: with the store's default buffer (the process as deployed), and with
-//! the buffer at 8,192 keys, so that what is left to grow is the pass's own memory.
+//! the buffer at 1,024 keys, so that what is left to grow is the pass's own memory.
 //!
 //! `cargo bench --all-features --bench reconcile`. Settings: `HOOKDOCK_RECONCILE_SMALL`
 //! (10,000), `HOOKDOCK_RECONCILE_LARGE` (1,000,000), `HOOKDOCK_RECONCILE_ROUNDS` (3; each
@@ -183,7 +183,7 @@ fn driver() -> BoxResult<()> {
     println!(
         "reconcile: one pass of {small} and of {large} generated changes into SQLite, {rounds} round(s)"
     );
-    for (label, merge_batch) in [("store defaults", None), ("key buffer 8,192", Some(8192))] {
+    for (label, merge_batch) in [("store defaults", None), ("key buffer 1,024", Some(1024))] {
         let (mut small_rate, mut small_rss, mut large_rate, mut large_rss) =
             (vec![], vec![], vec![], vec![]);
         for round in 1..=rounds {
