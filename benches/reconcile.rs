@@ -201,7 +201,10 @@ fn driver() -> BoxResult<()> {
         let (lr, lm) = (median(large_rate), median(large_rss));
         println!("{label}, median: {small}: {sr:.0} changes/s, peak RSS {sm:.0} KiB");
         println!("{label}, median: {large}: {lr:.0} changes/s, peak RSS {lm:.0} KiB");
-        println!("{label}: peak RSS {large} over {small}: {:.3}x (goal: <= 1.10x)", lm / sm);
+        println!(
+            "{label}: peak RSS {large} over {small}: {:.3}x (goal: <= 1.10x)",
+            lm / sm
+        );
     }
     Ok(())
 }

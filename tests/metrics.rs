@@ -711,6 +711,9 @@ async fn reconciliation_counts_what_it_saw_recovered_and_could_not_cover() {
     let second = Recorded::take();
     assert_eq!(second.counter(m::RECONCILE_SEEN, &source), 10);
     assert_eq!(second.counter(m::RECONCILE_RECOVERED, &source), 0);
-    assert_eq!(second.gauge(m::RECONCILE_RECOVERY_RATIO, &source), Some(0.0));
+    assert_eq!(
+        second.gauge(m::RECONCILE_RECOVERY_RATIO, &source),
+        Some(0.0)
+    );
     assert_eq!(second.counter(m::RECONCILE_GAPS, &source), 1);
 }
