@@ -131,6 +131,8 @@ mod metrics_shim;
 pub mod ordering;
 mod periodic;
 pub mod reconcile;
+#[cfg(any(feature = "admin", feature = "reconcile", feature = "test-util"))]
+mod rfc3339;
 pub mod scheme;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]

@@ -34,8 +34,6 @@
 //! [`Origin::Reconciliation`]: crate::store::Origin::Reconciliation
 //! [`CheckpointStore`]: crate::store::CheckpointStore
 
-#[cfg(any(feature = "reconcile", feature = "test-util"))]
-pub(crate) mod datetime;
 mod pass;
 mod reconciler;
 mod report;

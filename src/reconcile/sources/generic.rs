@@ -12,8 +12,8 @@ use url::Url;
 
 use super::client::{next_link, to_unix_seconds, unix_seconds, ApiClient};
 use crate::error::ConfigError;
-use crate::reconcile::datetime::{format_rfc3339, parse_rfc3339};
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
+use crate::rfc3339::{format as format_rfc3339, parse as parse_rfc3339};
 
 /// How far back a [`JsonSource`] looks unless told: 30 days.
 const DEFAULT_HORIZON_DAYS: u32 = 30;

@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 
 use super::client::ApiClient;
 use crate::error::ConfigError;
-use crate::reconcile::datetime::parse_rfc3339;
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
+use crate::rfc3339::parse as parse_rfc3339;
 
 /// Paddle Billing's API (live); the sandbox is `https://sandbox-api.paddle.com`.
 pub const PADDLE_API: &str = "https://api.paddle.com";

@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 
 use super::client::ApiClient;
 use crate::error::ConfigError;
-use crate::reconcile::datetime::{format_rfc3339, parse_rfc3339};
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
+use crate::rfc3339::{format as format_rfc3339, parse as parse_rfc3339};
 
 /// Svix's API.
 pub const SVIX_API: &str = "https://api.svix.com";

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{Faults, Server};
-use crate::reconcile::datetime::format_rfc3339;
+use crate::rfc3339::format as format_rfc3339;
 
 /// The most events Paddle lists in one page.
 const MAX_PER_PAGE: usize = 200;

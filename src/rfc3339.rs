@@ -1,11 +1,11 @@
-//! RFC 3339 times as the sources' APIs write and read them: parsed to a `SystemTime`
-//! (any offset, any fraction) and written in UTC with a `Z`.
+//! RFC 3339 times, for the admin routes' query parameters and the reconciliation sources'
+//! APIs: parsed to a `SystemTime` (any offset, any fraction) and written in UTC with a `Z`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (a `t`, `z` or space accepted as
 /// their upper-case forms); `None` for anything else or a time before 1970.
-pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+pub(crate) fn parse(text: &str) -> Option<SystemTime> {
     let b = text.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;
@@ -72,7 +72,11 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 }
 
 /// `at` in UTC, `YYYY-MM-DDTHH:MM:SSZ`, with milliseconds when it has a fraction of a second.
-pub(crate) fn format_rfc3339(at: SystemTime) -> String {
+#[cfg_attr(
+    not(any(feature = "reconcile", feature = "test-util")),
+    allow(dead_code)
+)]
+pub(crate) fn format(at: SystemTime) -> String {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 2);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
@@ -110,6 +114,10 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// The inverse of [`days_from_civil`].
+#[cfg_attr(
+    not(any(feature = "reconcile", feature = "test-util")),
+    allow(dead_code)
+)]
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -148,7 +156,7 @@ mod tests {
             ("2026-01-01T00:00:00.250123456789Z", 1_767_225_600_250),
             ("2024-02-29T12:00:00Z", 1_709_208_000_000),
         ] {
-            assert_eq!(parse_rfc3339(text).map(ms), Some(expected), "{text}");
+            assert_eq!(parse(text).map(ms), Some(expected), "{text}");
         }
         for text in [
             "",
@@ -159,21 +167,21 @@ mod tests {
             "2026-01-01T00:00:00+0100",
             "1969-12-31T23:59:59Z",
         ] {
-            assert_eq!(parse_rfc3339(text), None, "{text}");
+            assert_eq!(parse(text), None, "{text}");
         }
     }
 
     #[test]
     fn formats_in_utc_and_round_trips() {
         let at = UNIX_EPOCH + Duration::from_millis(1_767_225_600_250);
-        assert_eq!(format_rfc3339(at), "2026-01-01T00:00:00.250Z");
+        assert_eq!(format(at), "2026-01-01T00:00:00.250Z");
         assert_eq!(
-            format_rfc3339(UNIX_EPOCH + Duration::from_secs(1_709_208_000)),
+            format(UNIX_EPOCH + Duration::from_secs(1_709_208_000)),
             "2024-02-29T12:00:00Z"
         );
         for secs in [0u64, 951_868_800, 1_709_208_000, 4_102_444_799] {
             let at = UNIX_EPOCH + Duration::from_secs(secs);
-            assert_eq!(parse_rfc3339(&format_rfc3339(at)), Some(at));
+            assert_eq!(parse(&format(at)), Some(at));
         }
     }
 }
