@@ -237,6 +237,34 @@ impl ApiClient {
     }
 }
 
+/// The client every source's builder starts from: the checks they share (a credential and
+/// a source name given), the API at `base`, `credential` sent as `Authorization: Bearer`.
+pub(crate) fn bearer(
+    base: &str,
+    credential: &str,
+    what: &'static str,
+    name: &str,
+) -> Result<ApiClient, ConfigError> {
+    if credential.is_empty() {
+        return Err(ConfigError::Missing(what));
+    }
+    if name.is_empty() {
+        return Err(ConfigError::Missing("source name"));
+    }
+    ApiClient::new(base)?.with_auth(http::header::AUTHORIZATION, &format!("Bearer {credential}"))
+}
+
+/// A horizon must be positive.
+pub(crate) fn check_horizon(horizon: Duration) -> Result<(), ConfigError> {
+    if horizon.is_zero() {
+        return Err(ConfigError::InvalidValue {
+            what: "horizon",
+            reason: "must be positive",
+        });
+    }
+    Ok(())
+}
+
 /// Maps an answer to success or the [`PollError`] it means.
 pub(crate) fn classify(
     status: StatusCode,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::client::{next_link, ApiClient};
+use super::client::{self, next_link, ApiClient};
 use crate::error::ConfigError;
 use crate::reconcile::{Change, ChangeSource, Page, PollError, PollRequest};
 use crate::scheme::timestamp::parse_rfc3339;
@@ -147,12 +147,7 @@ impl GithubDeliveriesBuilder {
 
     /// The source.
     pub fn build(self) -> Result<GithubDeliveries, ConfigError> {
-        if self.token.is_empty() {
-            return Err(ConfigError::Missing("GitHub token"));
-        }
-        if self.name.is_empty() {
-            return Err(ConfigError::Missing("source name"));
-        }
+        let client = client::bearer(&self.base_url, &self.token, "GitHub token", &self.name)?;
         let segment_ok = |s: &str| {
             !s.is_empty()
                 && s != "."
@@ -166,11 +161,7 @@ impl GithubDeliveriesBuilder {
                 reason: "owner and name must be GitHub names (letters, digits, '-', '_', '.')",
             });
         }
-        let client = ApiClient::new(&self.base_url)?
-            .with_auth(
-                http::header::AUTHORIZATION,
-                &format!("Bearer {}", self.token),
-            )?
+        let client = client
             .with_header(
                 http::header::ACCEPT,
                 HeaderValue::from_static("application/vnd.github+json"),

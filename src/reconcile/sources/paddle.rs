@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::ApiClient;
+use super::client::{self, ApiClient};
 use crate::error::ConfigError;
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
 use crate::rfc3339::parse as parse_rfc3339;
@@ -119,23 +119,8 @@ impl PaddleEventsBuilder {
 
     /// The source, or what is wrong with the settings.
     pub fn build(self) -> Result<PaddleEvents, ConfigError> {
-        if self.api_key.is_empty() {
-            return Err(ConfigError::Missing("Paddle API key"));
-        }
-        if self.name.is_empty() {
-            return Err(ConfigError::Missing("source name"));
-        }
-        if self.horizon.is_zero() {
-            return Err(ConfigError::InvalidValue {
-                what: "horizon",
-                reason: "must be positive",
-            });
-        }
-        let client = ApiClient::new(&self.base_url)?
-            .with_auth(
-                http::header::AUTHORIZATION,
-                &format!("Bearer {}", self.api_key),
-            )?
+        client::check_horizon(self.horizon)?;
+        let client = client::bearer(&self.base_url, &self.api_key, "Paddle API key", &self.name)?
             .with_header(
                 http::header::ACCEPT,
                 http::HeaderValue::from_static("application/json"),

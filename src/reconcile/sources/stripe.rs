@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::{to_unix_seconds, unix_seconds, ApiClient};
+use super::client::{self, to_unix_seconds, unix_seconds, ApiClient};
 use crate::error::ConfigError;
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
 
@@ -143,12 +143,7 @@ impl StripeEventsBuilder {
 
     /// The source.
     pub fn build(self) -> Result<StripeEvents, ConfigError> {
-        if self.api_key.is_empty() {
-            return Err(ConfigError::Missing("Stripe API key"));
-        }
-        if self.name.is_empty() {
-            return Err(ConfigError::Missing("source name"));
-        }
+        let client = client::bearer(&self.base_url, &self.api_key, "Stripe API key", &self.name)?;
         if self.types.len() > MAX_TYPES {
             return Err(ConfigError::InvalidValue {
                 what: "Stripe event types",
@@ -161,10 +156,6 @@ impl StripeEventsBuilder {
                 reason: "a type is empty",
             });
         }
-        let client = ApiClient::new(&self.base_url)?.with_auth(
-            http::header::AUTHORIZATION,
-            &format!("Bearer {}", self.api_key),
-        )?;
         Ok(StripeEvents {
             client,
             name: self.name,

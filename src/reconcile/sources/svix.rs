@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::ApiClient;
+use super::client::{self, ApiClient};
 use crate::error::ConfigError;
 use crate::reconcile::{Change, ChangeSource, FetchedEvent, Page, PollError, PollRequest};
 use crate::rfc3339::{format as format_rfc3339, parse as parse_rfc3339};
@@ -121,26 +121,11 @@ impl SvixMessagesBuilder {
 
     /// The source, or what is wrong with the settings.
     pub fn build(self) -> Result<SvixMessages, ConfigError> {
-        if self.token.is_empty() {
-            return Err(ConfigError::Missing("Svix API token"));
-        }
         if self.app_id.is_empty() {
             return Err(ConfigError::Missing("Svix application id"));
         }
-        if self.name.is_empty() {
-            return Err(ConfigError::Missing("source name"));
-        }
-        if self.horizon.is_zero() {
-            return Err(ConfigError::InvalidValue {
-                what: "horizon",
-                reason: "must be positive",
-            });
-        }
-        let client = ApiClient::new(&self.base_url)?
-            .with_auth(
-                http::header::AUTHORIZATION,
-                &format!("Bearer {}", self.token),
-            )?
+        client::check_horizon(self.horizon)?;
+        let client = client::bearer(&self.base_url, &self.token, "Svix API token", &self.name)?
             .with_header(
                 http::header::ACCEPT,
                 http::HeaderValue::from_static("application/json"),
