@@ -208,7 +208,7 @@ impl Pass<'_> {
             match stored? {
                 Stored::New => report.recovered += 1,
                 Stored::Known => report.known += 1,
-                Stored::Refused => report.seen -= 1,
+                Stored::Refused => report.refused += 1,
             }
         }
         for change in &page.changes {

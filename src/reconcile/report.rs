@@ -43,6 +43,10 @@ pub struct PassReport {
     pub rate_limited: u64,
     /// Failed requests tried again.
     pub retries: u64,
+    /// Fetched events the store refused as never storable (an id that breaks the
+    /// [key rules](crate::store::key)); logged, counted in `seen`, not stored.
+    #[serde(default)]
+    pub refused: u64,
     /// Why the pass stopped early, if it did (the checkpoint keeps its place).
     pub error: Option<String>,
 }
@@ -68,6 +72,7 @@ impl PassReport {
             gaps: Vec::new(),
             rate_limited: 0,
             retries: 0,
+            refused: 0,
             error: None,
         }
     }

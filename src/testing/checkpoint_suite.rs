@@ -47,6 +47,7 @@ fn report(source: &str, n: u64) -> PassReport {
         ],
         rate_limited: 4,
         retries: 1 + n,
+        refused: 5 + n,
         error: (n % 2 == 1).then(|| format!("page {n}: upstream said 503 — «try later» ✗")),
     }
 }
