@@ -186,7 +186,7 @@ async fn migrate_sqlite_fixture(fixture: &str) {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let unkeyed: i64 = conn
         .query_row(
             "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
