@@ -303,8 +303,12 @@ pub(super) fn join(
     let park_joining = |conn: &Connection| -> rusqlite::Result<()> {
         park(conn, id)?;
         if lowered {
-            conn.prepare_cached(SET_FLOOR)?
-                .execute(params![source, key, floor.position, floor.id])?;
+            conn.prepare_cached(SET_FLOOR)?.execute(params![
+                source,
+                key,
+                floor.position,
+                floor.id
+            ])?;
         }
         Ok(())
     };
