@@ -2,8 +2,9 @@
 //! in them keeps its meaning: the same checks on hookdock 0.1's SQLite file and PostgreSQL dump
 //! (schema version 1, `tests/data/v1/`) and on SQLite files of schema versions 2, 3 and 4
 //! (`tests/data/v2/` to `tests/data/v4/`). On SQLite, the migrated records are also read
-//! through the event log (schema version 4), ordering keys work on them (version 5), and so
-//! does reconciliation's checkpoint store (version 6), also on a version 5 file.
+//! through the event log (schema version 4), ordering keys work on them (version 5 and the
+//! ordering index of version 7), and so does reconciliation's checkpoint store (version 6),
+//! also on version 5 and 6 files.
 //!
 //! The PostgreSQL half needs `HOOKDOCK_TEST_POSTGRES_URL` (see `tests/postgres_support`).
 
@@ -188,7 +189,7 @@ async fn migrate_sqlite_fixture(fixture: &str) {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let unkeyed: i64 = conn
         .query_row(
             "SELECT count(*) FROM hookdock_events WHERE keyed = 0",
@@ -256,9 +257,42 @@ async fn check_checkpoints(queue: &hookdock::store::sqlite::SqliteQueue) {
     assert!(held.is_some(), "nobody leads a source on a fresh open");
 }
 
-/// A version 5 file (the version 4 fixture as version 5 code left it: the migration to 6
-/// only adds `hookdock_reconcile_sources`, so dropping that table and setting the version
-/// back gives the same file) is migrated, and checked like the others.
+/// The version 7 ordering index and key floors undone, and the version as given: what
+/// version 6 code (and, without `hookdock_reconcile_sources`, version 5 code) left.
+const BACK_TO_V6: &str = "
+    DROP INDEX hookdock_events_order;
+    CREATE INDEX hookdock_events_order
+        ON hookdock_events (source, order_key, order_pos, id)
+        WHERE order_key IS NOT NULL AND state < 2;
+    ALTER TABLE hookdock_order_keys DROP COLUMN floor_pos;
+    ALTER TABLE hookdock_order_keys DROP COLUMN floor_id;";
+
+/// A version 6 file (the version 4 fixture migrated, with the version 7 changes undone) is
+/// migrated, and checked like the others.
+#[tokio::test]
+async fn a_version_6_sqlite_file_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v4/hookdock.db"),
+        &path,
+    )
+    .unwrap();
+    SqliteStore::open(&path, SqliteOptions::new().clock(clock()))
+        .unwrap()
+        .close()
+        .await;
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("{BACK_TO_V6} PRAGMA user_version = 6;"))
+            .unwrap();
+    }
+    migrate_sqlite_fixture(path.to_str().unwrap()).await;
+}
+
+/// A version 5 file (the version 4 fixture as version 5 code left it: version 6 only adds
+/// `hookdock_reconcile_sources`, so undoing version 7 and dropping that table gives the same
+/// file) is migrated, and checked like the others.
 #[tokio::test]
 async fn a_version_5_sqlite_file_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,8 +308,10 @@ async fn a_version_5_sqlite_file_is_migrated() {
         .await;
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE hookdock_reconcile_sources; PRAGMA user_version = 5;")
-            .unwrap();
+        conn.execute_batch(&format!(
+            "{BACK_TO_V6} DROP TABLE hookdock_reconcile_sources; PRAGMA user_version = 5;"
+        ))
+        .unwrap();
     }
     migrate_sqlite_fixture(path.to_str().unwrap()).await;
 }

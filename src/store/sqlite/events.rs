@@ -38,7 +38,7 @@ const FORGET_BODY: &str = "DELETE FROM hookdock_event_bodies WHERE id = ?1";
 const KILL_EXPIRED: &str = "UPDATE hookdock_events
     SET state = 2, dead_reason = ?1, dead_at = ?2, done_at = ?2, token = NULL
     WHERE state = 1 AND available_at <= ?2 AND attempts >= ?3
-    RETURNING source, order_key, order_mark";
+    RETURNING source, order_key, order_mark, id, order_pos";
 
 const LEASE: &str = "UPDATE hookdock_events
     SET state = 1, available_at = ?1, attempts = attempts + 1, token = ?2,
@@ -312,7 +312,8 @@ impl Write for Lease {
                     .execute(params![id, self.now])?;
                 tx.state.live -= 1;
                 if let Some(key) = &order_key {
-                    order_keys::settled(conn, &source, key, None, watermark, self.now)?;
+                    let slot = order_keys::Slot::of(order_pos, id);
+                    order_keys::settled(conn, &source, key, slot, None, watermark, self.now)?;
                 }
                 continue;
             };
@@ -342,17 +343,19 @@ impl Write for Lease {
 
 /// Moves leases that expired on their last allowed attempt to the dead letters.
 fn kill_expired(tx: &mut Tx<'_>, now: i64, max_attempts: u32) -> rusqlite::Result<()> {
-    let killed: Vec<(String, Option<String>, Option<i64>)> = tx
+    type Killed = (String, Option<String>, Option<i64>, i64, Option<i64>);
+    let killed: Vec<Killed> = tx
         .conn
         .prepare_cached(KILL_EXPIRED)?
         .query_map(params![EXPIRED_ON_LAST_ATTEMPT, now, max_attempts], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     tx.state.live -= i64::try_from(killed.len()).unwrap_or(0);
-    for (source, key, mark) in killed {
+    for (source, key, mark, id, position) in killed {
         if let Some(key) = key {
-            order_keys::settled(tx.conn, &source, &key, None, mark, now)?;
+            let slot = order_keys::Slot::of(position, id);
+            order_keys::settled(tx.conn, &source, &key, slot, None, mark, now)?;
         }
     }
     Ok(())
@@ -472,12 +475,13 @@ impl Write for Settle {
         }
         if let Some(key) = order_key {
             let (conn, mark) = (tx.conn, order_mark);
+            let slot = order_keys::Slot::of(order_pos, id);
             match &self.action {
                 Action::Ack { now, .. } => {
-                    order_keys::settled(conn, &source, &key, order_pos, mark, *now)?
+                    order_keys::settled(conn, &source, &key, slot, order_pos, mark, *now)?
                 }
                 Action::Skip { now, .. } | Action::DeadLetter { now, .. } => {
-                    order_keys::settled(conn, &source, &key, None, mark, *now)?
+                    order_keys::settled(conn, &source, &key, slot, None, mark, *now)?
                 }
                 Action::Retry { at, .. } | Action::Defer { at } => {
                     order_keys::requeued(conn, id, &source, &key, mark, *at)?

@@ -107,9 +107,9 @@
 //!
 //! # Schema
 //!
-//! Schema version 6, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
-//! empty file, migrates a version 1 file (hookdock 0.1), a version 2, 3, 4 or 5 file in one
-//! transaction (versions 3 to 6 only add columns, an index and tables: no row is rewritten),
+//! Schema version 7, kept in `PRAGMA user_version`. [`SqliteStore::open`] creates it in an
+//! empty file, migrates a version 1 file (hookdock 0.1), a version 2 to 6 file in one
+//! transaction (versions 3 to 7 only add columns, indexes and tables: no row is rewritten),
 //! and refuses a file with a newer version. Times are Unix microseconds.
 //!
 //! `hookdock_events`: one record per key, `(source, event_id)`: the stored event with its
@@ -121,7 +121,7 @@
 //! | `source` | `TEXT` | the event's source, such as `github` |
 //! | `event_id` | `TEXT` | the provider's delivery id (or the body hash); unique with `source` |
 //! | `state` | `INTEGER` | `0` waiting (ready or scheduled), `1` leased, `2` dead letter, `3` handled, `4` holds only a claim, `5` skipped as stale |
-//! | `available_at` | `INTEGER` | waiting: when it may be leased (`9223372036854775807` while held behind its ordering key's active record); leased: when the lease expires; `3`..`5`: when the record is forgotten |
+//! | `available_at` | `INTEGER` | waiting: when it may be leased (`9223372036854775807` while held behind its ordering key's active record; once its turn comes, when it was stored); leased: when the lease expires; `3`..`5`: when the record is forgotten |
 //! | `attempts` | `INTEGER` | leases so far (reset to 0 by replay) |
 //! | `token` | `INTEGER` | the current lease's fencing token while leased |
 //! | `last_error` | `TEXT` | the error recorded by the last retry |
@@ -151,8 +151,9 @@
 //! oldest available rows from its front), `hookdock_events_leased (available_at) WHERE
 //! state = 1` (expired leases), `hookdock_events_dead (id) WHERE state = 2` (dead letters),
 //! `hookdock_events_forget (available_at) WHERE state >= 3` (what to forget next),
-//! `hookdock_events_order (source, order_key, order_pos, id) WHERE order_key IS NOT NULL AND
-//! state < 2` (an ordering key's pending records in order).
+//! `hookdock_events_order (source, order_key, order_pos, id) WHERE order_key IS NOT NULL` (an
+//! ordering key's records in order, whatever their state, so that leases and settles do not
+//! rewrite it; walked from the key's floor).
 //!
 //! `hookdock_order_keys`: one row per [ordering key](crate::ordering) seen, kept after its
 //! events are forgotten (the watermark must outlive them).
@@ -162,6 +163,7 @@
 //! | `source`, `order_key` | `TEXT` | the key (primary key) |
 //! | `active` | `INTEGER` | the id of its one record that is leased or waiting at its own time; the others are held |
 //! | `watermark` | `INTEGER` | the largest position acked |
+//! | `floor_pos`, `floor_id` | `INTEGER` | no pending record of the key sorts before this position and id (`floor_id` `NULL`: the key's first record); where a walk over its records starts |
 //!
 //! `hookdock_event_bodies`: the bytes of each event, written once and deleted with its
 //! record. They live apart from the state so that a lease or an ack rewrites a small row

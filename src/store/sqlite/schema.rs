@@ -9,7 +9,7 @@ use super::SqliteOptions;
 use crate::store::codec::duration_micros;
 
 /// The schema version this code reads and writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// `hookdock_events` under the name `{table}`: version 3 (version 2 without `keyed`, with
 /// `UNIQUE (source, event_id)` on every record). Version 4 adds the event log's columns to it
@@ -126,6 +126,22 @@ CREATE TABLE hookdock_reconcile_sources (
 ) WITHOUT ROWID;
 ";
 
+/// From version 6 to version 7: the ordering index holds every keyed record, whatever its
+/// state, so that leasing, settling and claiming a keyed record no longer rewrite an entry of
+/// it (one page per key touched in each group commit); it changes only when a record is
+/// stored or forgotten. A key's pending records are found by walking its entries from the
+/// key's *floor* (`floor_pos`, `floor_id`: no pending record of the key sorts before it;
+/// `floor_id` `NULL`: the key's first entry), so the walk steps over few settled records.
+/// Rebuilding the index reads the table once; no row is rewritten.
+const V6_TO_V7: &str = "
+DROP INDEX hookdock_events_order;
+CREATE INDEX hookdock_events_order
+    ON hookdock_events (source, order_key, order_pos, id)
+    WHERE order_key IS NOT NULL;
+ALTER TABLE hookdock_order_keys ADD COLUMN floor_pos INTEGER;
+ALTER TABLE hookdock_order_keys ADD COLUMN floor_id INTEGER;
+";
+
 /// The columns version 2 and version 3 of `hookdock_events` share.
 const V2_COLUMNS: &str = "id, source, event_id, state, available_at, attempts, token,
     last_error, dead_reason, dead_at, received_at, enqueued_at, claim_token, claim_done,
@@ -134,7 +150,7 @@ const V2_COLUMNS: &str = "id, source, event_id, state, available_at, attempts, t
 /// The schema of a new database.
 fn create() -> String {
     format!(
-        "{};{EVENT_INDEXES}{OTHER_TABLES}{V3_TO_V4}{V4_TO_V5}{V5_TO_V6}",
+        "{};{EVENT_INDEXES}{OTHER_TABLES}{V3_TO_V4}{V4_TO_V5}{V5_TO_V6}{V6_TO_V7}",
         EVENTS.replace("{table}", "hookdock_events")
     )
 }
@@ -289,12 +305,18 @@ fn migrate_in_transaction(
             conn.execute_batch(V3_TO_V4)?;
             conn.execute_batch(V4_TO_V5)?;
             conn.execute_batch(V5_TO_V6)?;
+            conn.execute_batch(V6_TO_V7)?;
         }
         4 => {
             conn.execute_batch(V4_TO_V5)?;
             conn.execute_batch(V5_TO_V6)?;
+            conn.execute_batch(V6_TO_V7)?;
         }
-        5 => conn.execute_batch(V5_TO_V6)?,
+        5 => {
+            conn.execute_batch(V5_TO_V6)?;
+            conn.execute_batch(V6_TO_V7)?;
+        }
+        6 => conn.execute_batch(V6_TO_V7)?,
         SCHEMA_VERSION => {}
         found => {
             return Err(SqliteError::SchemaTooNew {
